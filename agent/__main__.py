@@ -1,0 +1,3 @@
+from dnnprof.agent.cli import main
+
+main()

@@ -1,0 +1,36 @@
+"""The inference-backend protocol: prepare a model at one fixed batch size, then run batches back to back."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from dnnprof.agent.models.onnxfile import ModelFile
+
+
+class Runner(ABC):
+    """A model prepared for one batch size, with its (seeded random) input already in place."""
+
+    threads: int | None = None  # CPU threads the backend uses, where it has that knob
+    device: str = "cpu"
+
+    @abstractmethod
+    def infer(self) -> None:
+        """Run one batch and return only when its outputs are complete."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Free the model's memory."""
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]]
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Version of the underlying inference library."""
+
+    @abstractmethod
+    def prepare(self, model: ModelFile, batch: int, precision: str, *, seed: int = 0) -> Runner:
+        """Load ``model`` for ``batch`` images at ``precision``; raise UserError for what cannot run."""

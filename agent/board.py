@@ -1,0 +1,68 @@
+"""Facts about the machine the agent runs on, read under an injectable root so tests use recorded trees."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from importlib import metadata
+from pathlib import Path
+
+from dnnprof.shared import schema, topics
+
+
+def agent_version() -> str:
+    try:
+        return metadata.version("dnnprof")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def cpu_model(root: str | Path = "/") -> str | None:
+    """``model name`` (x86) or ``Hardware``/``Model`` (Arm) from ``<root>/proc/cpuinfo``."""
+    try:
+        text = (Path(root) / "proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for key in ("model name", "Model", "Hardware"):
+        for line in text.splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip() == key and value.strip():
+                return value.strip()
+    return None
+
+
+def memory_total_bytes(root: str | Path = "/") -> int | None:
+    try:
+        for line in (Path(root) / "proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024  # the file says kB and means KiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def default_board_id() -> str:
+    return topics.slug(socket.gethostname())
+
+
+def info(board: str, *, backends: dict[str, str], power_source: str | None, power_boundary: str | None,
+         power_estimated: bool, session: int = 0, root: str | Path = "/") -> schema.BoardInfo:
+    return schema.BoardInfo(
+        board=board,
+        ts=time.time(),
+        hostname=socket.gethostname(),
+        os=platform.platform(),
+        arch=platform.machine(),
+        cpu_model=cpu_model(root),
+        cpu_count=os.cpu_count() or 1,
+        memory_total_bytes=memory_total_bytes(root),
+        python=platform.python_version(),
+        agent_version=agent_version(),
+        backends=backends,
+        power_source=power_source,
+        power_boundary=power_boundary,
+        power_estimated=power_estimated,
+        session=session,
+    )

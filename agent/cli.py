@@ -1,0 +1,227 @@
+"""``dnnagent``: profile ONNX models on this machine and send the results to the host."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dnnprof.agent import board as board_facts
+from dnnprof.agent import profiler
+from dnnprof.agent.backends import get_backend
+from dnnprof.agent.link import JsonlSink, MqttLink, Sink
+from dnnprof.agent.models import onnxfile
+from dnnprof.agent.power import open_source
+from dnnprof.agent.sweep import Sweep, new_run_id
+from dnnprof.shared import cli, schema, topics, units
+from dnnprof.shared.errors import UserError
+
+app = cli.app("dnnagent", "Profile ONNX image classifiers on this machine: latency, throughput, power and energy "
+              "per inference at fixed batch sizes. Results go to an MQTT broker (the host's `dnnhost collect`) "
+              "or to a JSONL file.")
+models_app = cli.app("models", "Generate and list the reference networks (real architectures, random weights).")
+app.add_typer(models_app, name="models")
+err = Console(stderr=True)
+out = Console()
+
+
+def _mark(estimated: bool) -> str:
+    return "~" if estimated else ""
+
+
+def _result_line(r: schema.Result) -> str:
+    est = _mark(r.provenance.estimated)
+    epi = r.energy_per_inference_j.gross if r.energy_per_inference_j else None
+    return (f"{r.network:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
+            f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi) + '/img' + est:>13}")
+
+
+class _Tee:
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.sinks = sinks
+
+    def send(self, message: schema.Message) -> None:
+        for sink in self.sinks:
+            sink.send(message)
+
+    def close(self) -> list[schema.Message]:
+        return [m for sink in self.sinks for m in sink.close()]
+
+
+@app.command()
+def run(
+    models: Annotated[list[Path], typer.Argument(help="ONNX files, or directories of them (`dnnagent models "
+                                                      "generate` makes some). The file name is the network name.")],
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, comma separated.")] = "1,2,4,8",
+    broker: Annotated[Optional[str], typer.Option(help="MQTT broker HOST[:PORT]. Default 127.0.0.1:1883, "
+                                                       "unless --output is given.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append results to this JSONL file "
+                                                   "(load it on the host with `dnnhost import`).")] = None,
+    board: Annotated[Optional[str], typer.Option(help="Board id ([a-z0-9-]); default: the hostname.")] = None,
+    backend: Annotated[str, typer.Option(help="Inference backend: auto, onnxruntime.")] = "auto",
+    precision: Annotated[str, typer.Option(help="Precision to build/run: fp32 (fp16, int8 on TensorRT).")] = "fp32",
+    power_source: Annotated[str, typer.Option(help="auto, none, rapl[:ROOT], estimate[:ROOT]. auto uses the "
+                                                   "best real sensor, else a labelled estimate.")] = "auto",
+    tdp_w: Annotated[Optional[float], typer.Option(help="TDP in watts for the estimate source.")] = None,
+    warmup: Annotated[str, typer.Option(help="Minimum warm-up time per point, e.g. 500ms.")] = "500ms",
+    duration: Annotated[str, typer.Option(help="Minimum timed window per point, e.g. 2s.")] = "2s",
+    min_iterations: Annotated[int, typer.Option(help="Minimum batches in the timed window.")] = 10,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend (default: all).")] = None,
+    run_id: Annotated[Optional[str], typer.Option(help="Run id ([a-z0-9-]); default: time-based.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random input data.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table on the terminal.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list on stdout.")] = False,
+) -> None:
+    """Profile MODELS at each batch size and send one result per (model, batch).
+
+    Example: [bold]dnnagent run models/ --batch 1,8 --broker 192.168.1.10[/bold]
+    """
+    # Everything that can be wrong with the input is checked before any profiling time is spent.
+    batches = cli.parse_batches(batch)
+    settings = profiler.Settings(warmup_s=units.parse_time(warmup), window_s=units.parse_time(duration),
+                                 min_iterations=max(1, min_iterations))
+    board_id = topics.check_id(board) if board else board_facts.default_board_id()
+    run_id = topics.check_id(run_id, "run id") if run_id else new_run_id()
+    files = [onnxfile.load(p) for p in onnxfile.collect(models)]
+    engine = get_backend(backend, threads=threads)
+    selection = open_source(power_source, tdp_w=tdp_w)
+    sweep = Sweep(board=board_id, run_id=run_id, models=files, batches=batches, backend=engine,
+                  power=selection.source, settings=settings, precision=precision, seed=seed)
+    if precision not in engine.precisions:
+        raise UserError(f"backend {engine.name} runs {', '.join(engine.precisions)}, not {precision!r}")
+    source = selection.source
+    if not quiet:
+        for note in selection.notes:
+            err.print(f"[yellow]power:[/] {note}")
+        if source is not None:
+            err.print(f"power: {source.name} ({source.boundary}){' [bold yellow]ESTIMATED[/]' if source.estimated else ''}"
+                      f"{' — ' + source.method if source.method else ''}")
+    session = int(time.time() * 1000)
+    sinks: list[Sink] = []
+    if output is not None:
+        sinks.append(JsonlSink(output))
+    if broker is not None or output is None:
+        link = MqttLink(broker or f"127.0.0.1:{topics.DEFAULT_PORT}", board_id, session=session)
+        sinks.append(link)
+        if not quiet:
+            err.print(f"broker: {link.host}:{link.port} as board {board_id!r}, run {run_id}")
+    sink = _Tee(sinks)
+    facts = board_facts.info(board_id, backends={engine.name: engine.version},
+                             power_source=source.name if source else None,
+                             power_boundary=source.boundary if source else None,
+                             power_estimated=bool(source and source.estimated), session=session)
+    sink.send(schema.Status(board=board_id, ts=time.time(), state="online", session=session))
+    sink.send(facts)
+    results: list[schema.Result] = []
+    try:
+        if quiet:
+            results = sweep.run(sink)
+        else:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TimeRemainingColumn(), console=err, transient=True) as progress:
+                task = progress.add_task("profiling", total=sweep.points)
+
+                def done(r: schema.Result) -> None:
+                    progress.console.print(_result_line(r))
+                    progress.advance(task)
+
+                results = sweep.run(sink, on_point=done)
+    finally:
+        unsent = sink.close()
+        if unsent:
+            rescue = Path(f"dnnprof-unsent-{run_id}.jsonl")
+            saver = JsonlSink(rescue)
+            for message in unsent:
+                saver.send(message)
+            saver.close()
+            raise UserError(f"{len(unsent)} messages were not acknowledged by the broker; they are saved in "
+                            f"{rescue} — load them with `dnnhost import {rescue}`", exit_code=1)
+    if as_json:
+        print(json.dumps([schema.to_builtins(r) for r in results], indent=2))
+    elif not quiet:
+        err.print(f"{len(results)} results" + (f" written to {output}" if output else "") + ".")
+        if any(r.provenance.estimated for r in results):
+            err.print("~ estimated: energy and power come from a model of CPU power, not a sensor.")
+
+
+@app.command()
+def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+         power_source: Annotated[str, typer.Option(help="Power source spec to probe.")] = "auto") -> None:
+    """Show what the agent knows about this machine and which power source it would use."""
+    selection = open_source(power_source)
+    engines = {}
+    try:
+        engine = get_backend("auto")
+        engines[engine.name] = engine.version
+    except UserError as exc:
+        engines["none"] = str(exc)
+    source = selection.source
+    facts = board_facts.info(board_facts.default_board_id(), backends=engines,
+                             power_source=source.name if source else None,
+                             power_boundary=source.boundary if source else None,
+                             power_estimated=bool(source and source.estimated))
+    data = schema.to_builtins(facts)
+    data["power_notes"] = selection.notes
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in data.items():
+        if key not in ("kind", "schema", "ts"):
+            table.add_row(key, str(value))
+    out.print(table)
+
+
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the networks `models generate` can build, with their reference accuracy."""
+    from dnnprof.agent.models import zoo
+    from dnnprof.shared import catalog
+
+    rows = []
+    for name in zoo.names():
+        entry = catalog.lookup(name)
+        rows.append({"name": name, "demo": name in zoo.DEMO_SET, "top1": entry.top1 if entry else None,
+                     "gmacs": entry.gmacs if entry else None, "params_m": entry.params_m if entry else None})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("network", "top-1 %", "GMACs", "params (M)", "in demo set")
+    for r in rows:
+        table.add_row(r["name"], f"{r['top1']:.2f}" if r["top1"] else "—", str(r["gmacs"] or "—"),
+                      str(r["params_m"] or "—"), "yes" if r["demo"] else "")
+    out.print(table)
+
+
+@models_app.command("generate")
+def models_generate(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Networks to build (default: the demo set).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory to write NAME.onnx into.")] = Path("models"),
+    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Write real architectures with seeded random weights as ONNX files (no downloads)."""
+    from dnnprof.agent.models import zoo
+
+    try:
+        paths = zoo.generate(names or list(zoo.DEMO_SET), out_dir, seed=seed)
+    except OSError as exc:
+        raise UserError(f"cannot write models to {out_dir}: {exc.strerror or exc}") from None
+    if not quiet:
+        for p in paths:
+            err.print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+
+
+def main() -> None:
+    cli.run(app, "dnnagent")
+
+
+if __name__ == "__main__":
+    main()

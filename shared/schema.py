@@ -1,0 +1,172 @@
+"""Versioned message types, validated strictly on decode (msgspec).
+
+Every payload is a JSON object with ``kind`` (which message it is) and ``schema`` (the major version; a payload of
+another major version is rejected). Fields are SI base units named with their unit: ``_ms``, ``_w``, ``_j``, ``_s``.
+``None`` means *not measured* — never zero.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class SchemaError(ValueError):
+    """A payload that is not a valid message of this schema version."""
+
+
+class _Message(msgspec.Struct, kw_only=True, tag_field="kind"):
+    schema: int = SCHEMA_VERSION
+    board: Id
+    ts: float  # wall-clock time the message was produced, Unix seconds
+
+    def __post_init__(self) -> None:
+        if self.schema != SCHEMA_VERSION:
+            raise ValueError(f"unsupported schema version {self.schema}; this dnnprof speaks {SCHEMA_VERSION}")
+
+
+class Status(_Message, tag="status", kw_only=True):
+    """Presence: retained ``online`` at connect, ``offline`` on a clean stop, ``lost`` as the last will.
+
+    ``session`` is the agent's connection counter (Sparkplug's bdSeq): a will whose session is older than the
+    latest birth is stale.
+    """
+
+    state: Literal["online", "offline", "lost"]
+    session: Count
+
+
+class BoardInfo(_Message, tag="info", kw_only=True):
+    """Retained facts about the machine the agent runs on."""
+
+    hostname: str
+    os: str
+    arch: str
+    cpu_model: str | None = None
+    cpu_count: Positive
+    memory_total_bytes: Count | None = None
+    python: str
+    agent_version: str
+    backends: dict[str, str] = {}  # backend name -> library version
+    power_source: str | None = None  # what `auto` picks on this machine; None = no energy
+    power_boundary: str | None = None
+    power_estimated: bool = False
+    session: Count = 0
+
+
+class RunEvent(_Message, tag="run", kw_only=True):
+    """Progress of a sweep: ``started``, ``progress`` (after each point), ``finished`` or ``failed``."""
+
+    run_id: Id
+    seq: Count
+    event: Literal["started", "progress", "finished", "failed"]
+    points_total: Count
+    points_done: Count
+    network: str | None = None
+    batch: Positive | None = None
+    message: str | None = None
+
+
+class Latency(msgspec.Struct, kw_only=True):
+    """Per-batch latency statistics over the timed window, milliseconds."""
+
+    mean: NonNegative
+    stdev: NonNegative
+    p50: NonNegative
+    p90: NonNegative
+    p95: NonNegative
+    p99: NonNegative
+    min: NonNegative
+    max: NonNegative
+
+
+class EnergyPerInference(msgspec.Struct, kw_only=True):
+    """Energy per image (one inference = one image of a batch), joules. ``net`` subtracts idle power."""
+
+    gross: NonNegative
+    net: float | None = None
+
+
+class Provenance(msgspec.Struct, kw_only=True):
+    """Where the power numbers come from and how far to trust them."""
+
+    power_source: str | None  # "rapl", "estimate", ... ; None = no power source, so no energy
+    boundary: str | None  # what the source measures: "cpu_package", "estimate", "input_rail", "sum_of_rails"
+    estimated: bool  # True whenever any number in the result comes from a model rather than a sensor
+    sample_rate_hz: NonNegative | None = None  # achieved power sample rate in the window
+    samples: Count = 0
+    rails: list[str] = []
+    method: str | None = None  # how an estimate was made, or other notes a reader needs
+    power_mode: str | None = None
+    clocks: str | None = None
+
+
+class Result(_Message, tag="result", kw_only=True):
+    """One measured configuration: (network, backend, precision, batch) on a board."""
+
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
+    run_id: Id
+    network: str
+    model_sha256: str
+    input_shape: list[int]  # per-image shape, without the batch dimension
+    backend: str
+    backend_version: str
+    device: str  # e.g. "cpu", "gpu", "dla0"
+    precision: str  # "fp32", "fp16", "int8"
+    batch: Positive
+    threads: Count | None = None
+    warmup_s: NonNegative
+    warmup_iterations: Count
+    window_s: NonNegative
+    iterations: Positive
+    images: Positive
+    latency_ms: Latency
+    throughput_ips: NonNegative  # images (not batches) per second
+    power_w: NonNegative | None = None  # average power over the timed window
+    energy_j: NonNegative | None = None  # energy over the timed window
+    energy_per_inference_j: EnergyPerInference | None = None
+    provenance: Provenance
+
+
+class Telemetry(_Message, tag="telemetry", kw_only=True):
+    """A batch of power samples (rather than one message per reading)."""
+
+    seq: Count
+    t0: float  # Unix seconds of the first sample
+    dt_s: NonNegative  # spacing of the samples
+    power_w: list[NonNegative]
+    power_source: str | None = None
+    estimated: bool = False
+
+
+Message = Union[Status, BoardInfo, RunEvent, Result, Telemetry]
+KIND_OF = {Status: "status", BoardInfo: "info", RunEvent: "run", Result: "result", Telemetry: "telemetry"}
+
+_decoder = msgspec.json.Decoder(Message)
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: Message) -> bytes:
+    """JSON bytes of a message, ``kind`` and ``schema`` included."""
+    return _encoder.encode(message)
+
+
+def decode(payload: bytes | str) -> Message:
+    """Validate and decode any message; raises SchemaError with a one-line reason."""
+    try:
+        return _decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SchemaError(str(exc).splitlines()[0]) from None
+
+
+def to_builtins(message: Message) -> dict:
+    """A plain dict of the message (for --json output and storage)."""
+    return msgspec.to_builtins(message)

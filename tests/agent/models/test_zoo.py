@@ -1,0 +1,108 @@
+"""The model zoo builds torchvision-faithful, runnable, deterministic ONNX graphs."""
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from dnnprof.agent.models import zoo
+from dnnprof.shared.errors import UserError
+
+# torchvision parameter counts, and the BN scale elements lost by folding BN into the convs
+REFERENCE_PARAMS = {
+    "resnet18": (11_689_512, 4_800),
+    "mobilenet_v2": (3_504_872, 17_056),
+    "squeezenet1_1": (1_235_496, 0),
+    "shufflenet_v2_x0_5": (1_366_792, 3_976),
+}
+
+# (Conv, Gemm) node counts of the torchvision networks
+REFERENCE_OPS = {
+    "resnet18": (20, 1),
+    "mobilenet_v2": (52, 1),
+    "squeezenet1_1": (26, 0),
+    "shufflenet_v2_x0_5": (56, 1),
+}
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, onnx.ModelProto]:
+    return {name: zoo.build(name) for name in zoo.names()}
+
+
+def test_registry_matches_references():
+    assert set(zoo.names()) == set(REFERENCE_PARAMS) == set(zoo.ARCHITECTURES)
+    assert set(zoo.DEMO_SET) <= set(zoo.names())
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_builds_and_passes_checker(models, name):
+    model = models[name]
+    onnx.checker.check_model(model, full_check=True)
+    assert model.ir_version == 7
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", 13)]
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert inp.name == "input" and out.name == "logits"
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    assert dims(inp) == ["N", 3, 224, 224]
+    assert dims(out) == ["N", 1000]
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_parameter_count_matches_torchvision(models, name):
+    reference, folded_bn = REFERENCE_PARAMS[name]
+    count = zoo.count_params(models[name])
+    assert abs(count - reference) <= 0.01 * reference
+    assert count == reference - folded_bn
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_OPS))
+def test_op_counts_match_torchvision(models, name):
+    ops = Counter(node.op_type for node in models[name].graph.node)
+    assert (ops["Conv"], ops["Gemm"]) == REFERENCE_OPS[name]
+    assert "BatchNormalization" not in ops and "Dropout" not in ops
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
+def test_runs_on_onnxruntime(models, name):
+    session = ort.InferenceSession(models[name].SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    (y,) = session.run(None, {"input": x})
+    assert y.shape == (2, 1000) and y.dtype == np.float32
+    assert np.isfinite(y).all()
+    assert y.std() > 0
+    nonzero = np.abs(y[y != 0])
+    assert nonzero.min() >= np.finfo(np.float32).tiny  # no denormals
+
+
+def test_unknown_name_raises_user_error():
+    with pytest.raises(UserError) as info:
+        zoo.build("alexnet")
+    message = str(info.value)
+    assert "alexnet" in message and "\n" not in message
+    assert all(name in message for name in zoo.names())
+
+
+def test_generate_writes_files(tmp_path):
+    out_dir = tmp_path / "models" / "nested"
+    paths = zoo.generate(["squeezenet1_1", "shufflenet_v2_x0_5"], out_dir, seed=3)
+    assert paths == [out_dir / "squeezenet1_1.onnx", out_dir / "shufflenet_v2_x0_5.onnx"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["shufflenet_v2_x0_5.onnx", "squeezenet1_1.onnx"]
+    for path in paths:
+        onnx.checker.check_model(str(path))
+    assert paths[0].read_bytes() == zoo.build("squeezenet1_1", seed=3).SerializeToString()
+
+
+def test_generate_rejects_unknown_before_writing(tmp_path):
+    out_dir = tmp_path / "out"
+    with pytest.raises(UserError):
+        zoo.generate(["squeezenet1_1", "nope"], out_dir)
+    assert not out_dir.exists()
+
+
+def test_same_seed_is_byte_identical():
+    for name in zoo.names():
+        assert zoo.build(name, seed=7).SerializeToString() == zoo.build(name, seed=7).SerializeToString()
+    assert zoo.build("squeezenet1_1", seed=1).SerializeToString() != zoo.build("squeezenet1_1", seed=2).SerializeToString()
