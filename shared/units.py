@@ -105,3 +105,16 @@ def format_power(watts: float | None, digits: int = 3) -> str:
 
 def format_time(seconds: float | None, digits: int = 3) -> str:
     return format_quantity(seconds, "time", digits)
+
+
+def common_unit(values: list[float | None], dimension: str) -> tuple[float, str]:
+    """One (factor, unit) for a column of values, chosen from their median: ``[0.012, 0.05]`` → (1e-3, "mJ")."""
+    present = sorted(abs(v) for v in values if v is not None and v == v and v != 0)
+    base = _BASE[dimension]
+    if not present:
+        return 1.0, base
+    median = present[len(present) // 2]
+    for factor, prefix in _SCALE:
+        if median >= factor * 0.9995:
+            return factor, prefix + base
+    return _SCALE[-1][0], _SCALE[-1][1] + base

@@ -1,0 +1,3 @@
+from dnnprof.host.cli import main
+
+main()

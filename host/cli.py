@@ -1,0 +1,255 @@
+"""``dnnhost``: collect results from the fleet, store them, and answer the energy question."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dnnprof.shared import cli, schema, topics, units
+from dnnprof.shared.errors import UserError
+
+from . import report as report_mod
+from .broker import EmbeddedBroker
+from .collector import Collector
+from .store import Store, default_path
+
+app = cli.app("dnnhost", "Collect profiling results from dnnprof agents and report the best accuracy each board "
+              "reaches within an energy budget.")
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[Optional[Path], typer.Option("--db", help=f"Result store (SQLite). Default: {default_path()}")]
+
+
+def _broker_or_embedded(broker: str | None, bind: str, port: int) -> tuple[str, EmbeddedBroker | None]:
+    if broker:
+        host, p = topics.parse_broker(broker)
+        return f"{host}:{p}", None
+    embedded = EmbeddedBroker(bind, port).start()
+    return embedded.address, embedded
+
+
+@app.command()
+def collect(
+    broker: Annotated[Optional[str], typer.Option(help="Connect to this broker HOST[:PORT] instead of running the "
+                                                       "embedded one.")] = None,
+    bind: Annotated[str, typer.Option(help="Address the embedded broker listens on (0.0.0.0 for a fleet).")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = topics.DEFAULT_PORT,
+    db: DbOption = None,
+    duration: Annotated[Optional[str], typer.Option(help="Stop after this long, e.g. 10min (default: Ctrl-C).")]
+    = None,
+) -> None:
+    """Store every result the agents publish until Ctrl-C (or --duration).
+
+    Without --broker it runs the embedded broker, so agents can publish straight to this machine:
+    [bold]dnnagent run models/ --broker THIS-HOST[/bold]
+    """
+    stop_after = units.parse_time(duration) if duration else math.inf
+    store_path = Path(db) if db else default_path()
+    address, embedded = _broker_or_embedded(broker, bind, port)
+    collector = Collector(address, store_path)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stopping.set())
+    try:
+        collector.start()
+        err.print(f"collecting from {address} into {store_path} — Ctrl-C to stop")
+        started = time.monotonic()
+        with Live(console=err, refresh_per_second=4, transient=True) as live:
+            while not stopping.is_set() and time.monotonic() - started < stop_after:
+                c = collector.counts
+                live.update(f"{'connected' if collector.connected else '[red]broker unreachable, retrying[/]'} · "
+                            f"results {c['result']} · stored {c['stored']} · duplicates {c['duplicate']} · "
+                            f"rejected {c['rejected']}")
+                stopping.wait(0.25)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        collector.stop()
+        if embedded:
+            embedded.stop()
+    c = collector.counts
+    err.print(f"stored {c['stored']} messages ({c['result']} results, {c['duplicate']} duplicates, "
+              f"{c['rejected']} rejected) in {store_path}")
+    if collector.last_rejection:
+        err.print(f"last rejected: {collector.last_rejection}")
+
+
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="JSONL files written by `dnnagent run --output`.")],
+    db: DbOption = None,
+) -> None:
+    """Load results an agent wrote to a file (no broker needed). Re-importing a file adds nothing twice."""
+    for path in files:
+        if not path.is_file():
+            raise UserError(f"{path} is not a file")
+    new = dup = bad = 0
+    with Store(db) as store:
+        for path in files:
+            with path.open("rb") as fh, store.db:
+                store.db.execute("BEGIN")
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        message = schema.decode(line)
+                    except schema.SchemaError as exc:
+                        store.reject(f"import:{path}:{lineno}", str(exc), line[:65536])
+                        err.print(f"{path}:{lineno}: rejected: {exc}")
+                        bad += 1
+                        continue
+                    if store.add(message):
+                        new += 1
+                    else:
+                        dup += 1
+        err.print(f"imported {new} new messages ({dup} already stored, {bad} rejected) into {store.path}")
+    if bad:
+        raise UserError(f"{bad} lines were rejected (kept in the store for inspection); the rest were imported",
+                        exit_code=1)
+
+
+@app.command()
+def report(
+    energy_budget: Annotated[Optional[str], typer.Option(help="Energy per image, e.g. 10J or 50mJ: report the "
+                                                              "best accuracy reachable within it.")] = None,
+    board: Annotated[Optional[str], typer.Option(help="Only this board.")] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Per board: every configuration's latency, throughput, power and energy, and the ceiling at the budget."""
+    budget = units.parse_energy(energy_budget) if energy_budget else None
+    if board:
+        topics.check_id(board)
+    path = Path(db) if db else default_path()
+    if db is None and not path.exists():
+        raise UserError(f"no result store at {path} yet: run `dnnhost demo`, `dnnhost collect` or `dnnhost import`")
+    with Store(path) as store:
+        data = report_mod.build(store, budget, board)
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        report_mod.render(out, data)
+
+
+def _nice_budget(values: list[float]) -> float:
+    """A round number (1, 2 or 5 × 10^k J) near the median of ``values``."""
+    values = sorted(values)
+    median = values[len(values) // 2]
+    exponent = math.floor(math.log10(median))
+    return min((m * 10 ** exponent for m in (1, 2, 5, 10)), key=lambda b: abs(math.log(b / median)))
+
+
+def _agent(*args: str) -> list[str]:
+    # The agent is a separate program (host and agent share only the wire format), run from this environment.
+    return [sys.executable, "-m", "dnnprof.agent", *args]
+
+
+@app.command()
+def demo(
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes.")] = "1,2,4,8",
+    duration: Annotated[str, typer.Option(help="Timed window per point.")] = "2s",
+    energy_budget: Annotated[Optional[str], typer.Option(help="Budget for the ceiling (default: a round number "
+                                                              "near the median measured energy).")] = None,
+    models: Annotated[Optional[Path], typer.Option(help="Profile these ONNX files instead of generating the "
+                                                        "demo set.")] = None,
+    power_source: Annotated[str, typer.Option(help="Agent power source (auto, none, rapl, estimate).")] = "auto",
+    db: DbOption = None,
+) -> None:
+    """The whole loop on this machine: embedded broker, agent, collector, store, report.
+
+    Generates four small real networks (ShuffleNetV2 x0.5, SqueezeNet 1.1, MobileNetV2, ResNet-18), profiles
+    them at batch 1, 2, 4 and 8 with ONNX Runtime, and reports the energy-bounded accuracy ceiling.
+    """
+    began = time.monotonic()
+    batches = cli.parse_batches(batch)
+    units.parse_time(duration)
+    budget = units.parse_energy(energy_budget) if energy_budget else None
+    board = topics.slug(socket.gethostname())
+    run_id = time.strftime("demo-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
+    store_path = Path(db) if db else default_path()
+    with tempfile.TemporaryDirectory(prefix="dnnprof-demo-") as tmp:
+        model_dir = models or Path(tmp) / "models"
+        if models is None:
+            err.print("generating the demo networks (real architectures, random weights) …")
+            _check(subprocess.run(_agent("models", "generate", "--out", str(model_dir), "--quiet"),
+                                  capture_output=True, text=True), "generating models")
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=err)
+        task = progress.add_task("starting the agent", total=None)
+
+        def on_stored(message: schema.Message) -> None:
+            if isinstance(message, schema.RunEvent) and message.run_id == run_id:
+                progress.update(task, total=message.points_total, completed=message.points_done,
+                                description=f"{message.network or ''} batch {message.batch or ''}".strip()
+                                if message.event == "progress" else message.event)
+            elif isinstance(message, schema.Result) and message.run_id == run_id:
+                epi = message.energy_per_inference_j
+                est = "~" if message.provenance.estimated else ""
+                progress.console.print(
+                    f"  {message.network:<20} batch {message.batch:<3} {message.throughput_ips:8.1f} img/s  "
+                    f"{units.format_energy(epi.gross if epi else None)}{est} per image")
+
+        with EmbeddedBroker(port=0) as broker, Collector(broker.address, store_path, on_stored=on_stored) as col:
+            err.print(f"embedded broker on {broker.address}; storing into {store_path}")
+            with progress, tempfile.TemporaryFile("w+") as agent_log:
+                proc = subprocess.Popen(
+                    _agent("run", str(model_dir), "--broker", broker.address, "--board", board, "--run-id", run_id,
+                           "--batch", ",".join(map(str, batches)), "--duration", duration,
+                           "--power-source", power_source, "--quiet"),
+                    stdout=subprocess.DEVNULL, stderr=agent_log, text=True)
+                try:
+                    rc = proc.wait()
+                except KeyboardInterrupt:
+                    proc.send_signal(signal.SIGINT)
+                    proc.wait(30)
+                    raise
+                agent_log.seek(0)
+                _check(subprocess.CompletedProcess(proc.args, rc, "", agent_log.read()), "the agent")
+                with Store(store_path) as store:
+                    done = col.wait_until(lambda: store.run_finished(board, run_id) is not None
+                                          and store.count(board=board, run_id=run_id)
+                                          >= store.run_finished(board, run_id).points_done, 15)
+            if not done:
+                raise UserError("the agent finished but not all its results reached the collector", exit_code=1)
+    with Store(store_path) as store:
+        energies = [r.energy_per_inference_j.gross for r in store.results(board)
+                    if r.run_id == run_id and r.energy_per_inference_j]
+        if budget is None and energies:
+            budget = _nice_budget(energies)
+            err.print(f"energy budget: {units.format_energy(budget)} per image (a round number near the median; "
+                      "set --energy-budget)")
+        data = report_mod.build(store, budget, board)
+    report_mod.render(out, data)
+    err.print(f"demo took {time.monotonic() - began:.0f} s · explore further: dnnhost report --energy-budget 50mJ"
+              f"{' --db ' + str(store_path) if db else ''}")
+
+
+def _check(proc: subprocess.CompletedProcess, what: str) -> None:
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
+        detail = lines[-1] if lines else f"exit code {proc.returncode}"
+        raise UserError(f"{what} failed: {detail}", exit_code=1)
+
+
+def main() -> None:
+    cli.run(app, "dnnhost")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""MQTT → store: subscribe to every board, validate each message, store it idempotently, count what is rejected.
+
+The paho network thread only queues messages; a writer thread owns the SQLite connection and commits in
+batches, so a slow disk never blocks the MQTT session (blocking inside paho callbacks stalls its keepalive).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from dnnprof.shared import schema, topics
+from dnnprof.shared.errors import UserError
+
+from .store import Store
+
+
+def validate(topic_name: str, payload: bytes) -> schema.Message:
+    """Decode ``payload`` received on ``topic_name``; raises ValueError naming what is wrong."""
+    where = topics.parse(topic_name)
+    message = schema.decode(payload)
+    kind = schema.KIND_OF[type(message)]
+    if kind != where.kind:
+        raise ValueError(f"a {kind!r} message on a {where.kind!r} topic")
+    if message.board != where.board:
+        raise ValueError(f"board {message.board!r} in the payload differs from {where.board!r} in the topic")
+    if where.run_id is not None and message.run_id != where.run_id:
+        raise ValueError(f"run {message.run_id!r} in the payload differs from {where.run_id!r} in the topic")
+    return message
+
+
+class Collector:
+    """Subscribes to ``dnnprof/v1/+/#`` on ``broker`` and stores into the SQLite file ``db``."""
+
+    def __init__(self, broker: str, db: str | Path | None = None, *, batch: int = 200,
+                 on_stored: Callable[[schema.Message], None] | None = None) -> None:
+        self.host, self.port = topics.parse_broker(broker)
+        self.db = db
+        self.batch = batch
+        self.on_stored = on_stored
+        self.counts: Counter[str] = Counter()  # received, stored, duplicate, rejected, and per kind
+        self.last_rejection: str | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._subscribed = threading.Event()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._store_ready = threading.Event()
+        self._store_error: Exception | None = None
+        self.connected = False
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dnnhost-{uuid.uuid4().hex[:10]}")
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = lambda *a: self._subscribed.set()
+        client.on_message = lambda c, u, msg: self._queue.put((msg.topic, msg.payload))
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._client = client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            return
+        self.connected = True
+        # With a clean session the subscription dies with the connection: renew it on every connect.
+        client.subscribe(topics.ALL_BOARDS, qos=1)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected = False
+
+    def start(self, timeout_s: float = 10.0) -> Collector:
+        self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
+        self._writer.start()
+        self._store_ready.wait(timeout_s)
+        if self._store_error:
+            raise self._store_error
+        try:
+            self._client.connect(self.host, self.port, keepalive=30)
+        except (OSError, ValueError) as exc:
+            self._stop.set()
+            reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+            raise UserError(f"cannot reach the MQTT broker at {self.host}:{self.port} ({reason}): start one, or "
+                            "let `dnnhost collect` run its embedded broker (leave out --broker)") from None
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout_s):
+            self.stop()
+            raise UserError(f"the MQTT broker at {self.host}:{self.port} did not confirm the subscription")
+        return self
+
+    def stop(self, drain_timeout_s: float = 10.0) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(drain_timeout_s)
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _write_loop(self) -> None:
+        try:
+            store = Store(self.db)
+        except UserError as exc:
+            self._store_error = exc
+            self._store_ready.set()
+            return
+        self._store_ready.set()
+        with store:
+            while True:
+                try:
+                    first = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    if self._stop.is_set():
+                        return
+                    continue
+                items = [first]
+                while len(items) < self.batch:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                self._ingest(store, items)
+
+    def _ingest(self, store: Store, items: list[tuple[str, bytes]]) -> None:
+        stored = []
+        with store.db:
+            store.db.execute("BEGIN")
+            for topic_name, payload in items:
+                self.counts["received"] += 1
+                if not payload:
+                    continue  # an empty retained payload clears a topic; nothing to store
+                try:
+                    message = validate(topic_name, payload)
+                except ValueError as exc:
+                    reason = str(exc).splitlines()[0]
+                    store.reject(f"mqtt:{topic_name}", reason, payload[:65536])
+                    self.counts["rejected"] += 1
+                    self.last_rejection = f"{topic_name}: {reason}"
+                    continue
+                kind = schema.KIND_OF[type(message)]
+                self.counts[kind] += 1
+                if store.add(message):
+                    self.counts["stored"] += 1
+                    stored.append(message)
+                else:
+                    self.counts["duplicate"] += 1
+        with self._changed:
+            self._changed.notify_all()
+        if self.on_stored:
+            for message in stored:
+                self.on_stored(message)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Block until ``predicate()`` holds (checked after each stored batch) or the timeout passes."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.5))
+        return True

@@ -1,0 +1,154 @@
+"""The host's SQLite store (WAL): results upserted by id, board facts and presence, run events, rejected input.
+
+One ``Store`` per thread (sqlite3 connections are not shared across threads); several processes may open the
+same file — WAL lets readers run while a collector writes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from dnnprof.shared import schema
+from dnnprof.shared.errors import UserError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    id TEXT PRIMARY KEY,
+    board TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    network TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    received REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_board ON results (board, run_id);
+CREATE TABLE IF NOT EXISTS boards (
+    board TEXT PRIMARY KEY,
+    info TEXT,
+    state TEXT,
+    session INTEGER,
+    state_ts REAL
+);
+CREATE TABLE IF NOT EXISTS run_events (
+    board TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (board, run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    received REAL NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload BLOB
+);
+"""
+
+
+def default_path() -> Path:
+    """``$XDG_DATA_HOME/dnnprof/results.sqlite`` (``~/.local/share/...`` when unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "dnnprof" / "results.sqlite"
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise UserError(f"cannot open the result store {self.path}: {exc} — pass another file with --db") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add(self, message: schema.Message) -> bool:
+        """Store any message; returns False when it was already there (a re-delivery) or is stale."""
+        if isinstance(message, schema.Result):
+            return self.add_result(message)
+        if isinstance(message, schema.BoardInfo):
+            self.db.execute(
+                "INSERT INTO boards (board, info) VALUES (?, ?) ON CONFLICT(board) DO UPDATE SET info = excluded.info",
+                (message.board, schema.encode(message).decode()),
+            )
+            return True
+        if isinstance(message, schema.Status):
+            return self.set_status(message)
+        if isinstance(message, schema.RunEvent):
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO run_events (board, run_id, seq, event, payload) VALUES (?, ?, ?, ?, ?)",
+                (message.board, message.run_id, message.seq, message.event, schema.encode(message).decode()),
+            )
+            return cur.rowcount == 1
+        return False  # telemetry is live-only
+
+    def add_result(self, result: schema.Result) -> bool:
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO results (id, board, run_id, ts, network, backend, precision, batch, payload, "
+            "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (result.id, result.board, result.run_id, result.ts, result.network, result.backend, result.precision,
+             result.batch, schema.encode(result).decode(), time.time()),
+        )
+        return cur.rowcount == 1
+
+    def add_many(self, messages: list[schema.Message]) -> int:
+        """Store a batch in one transaction; returns how many were new."""
+        with self.db:
+            self.db.execute("BEGIN")
+            return sum(self.add(m) for m in messages)
+
+    def set_status(self, status: schema.Status) -> bool:
+        # A will from an older session must not mark a board that has since reconnected as lost.
+        cur = self.db.execute(
+            "INSERT INTO boards (board, state, session, state_ts) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(board) DO UPDATE SET state = excluded.state, session = excluded.session, "
+            "state_ts = excluded.state_ts WHERE boards.session IS NULL OR excluded.session >= boards.session",
+            (status.board, status.state, status.session, status.ts),
+        )
+        return cur.rowcount == 1
+
+    def reject(self, source: str, reason: str, payload: bytes | None) -> None:
+        self.db.execute("INSERT INTO rejected (received, source, reason, payload) VALUES (?, ?, ?, ?)",
+                        (time.time(), source, reason, payload))
+
+    def results(self, board: str | None = None) -> list[schema.Result]:
+        query, args = "SELECT payload FROM results", ()
+        if board:
+            query, args = query + " WHERE board = ?", (board,)
+        return [schema.decode(row[0]) for row in self.db.execute(query + " ORDER BY ts", args)]
+
+    def boards(self) -> dict[str, dict]:
+        out = {}
+        for board, info, state, session in self.db.execute("SELECT board, info, state, session FROM boards"):
+            out[board] = {"info": schema.decode(info) if info else None, "state": state, "session": session}
+        return out
+
+    def count(self, table: str = "results", **where) -> int:
+        if table not in ("results", "run_events", "rejected", "boards"):
+            raise ValueError(table)
+        clause = " AND ".join(f"{k} = ?" for k in where)
+        query = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {clause}" if clause else "")
+        return self.db.execute(query, tuple(where.values())).fetchone()[0]
+
+    def run_finished(self, board: str, run_id: str) -> schema.RunEvent | None:
+        row = self.db.execute(
+            "SELECT payload FROM run_events WHERE board = ? AND run_id = ? AND event IN ('finished', 'failed') "
+            "ORDER BY seq DESC LIMIT 1", (board, run_id)).fetchone()
+        return schema.decode(row[0]) if row else None
