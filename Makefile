@@ -1,0 +1,33 @@
+# One command each, on a fresh Linux machine with Python 3:
+#   make demo   set up and run the whole loop on this machine (embedded broker, agent, collector, report)
+#   make test   set up and run the tests (needs mosquitto; installed with apt-get when missing and run as root)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test setup clean mosquitto
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[$*]'
+	touch $@
+
+setup: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed-dev
+	$(BIN)/dnnhost demo
+
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	  else echo "the tests need mosquitto: sudo apt-get install mosquitto" >&2; exit 1; fi; }
+
+test: $(VENV)/.installed-dev mosquitto
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,103 @@
+"""The whole loop with real parts: agent process → MQTT broker (embedded and Mosquitto) → collector → SQLite → report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dnnprof.host import report
+from dnnprof.host.broker import EmbeddedBroker
+from dnnprof.host.collector import Collector
+from dnnprof.host.store import Store
+from dnnprof.shared import schema
+
+SHORT = ["--batch", "1,2", "--duration", "200ms", "--warmup", "50ms", "--min-iterations", "3"]
+
+
+def agent(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dnnprof.agent", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("models")
+    proc = agent("models", "generate", "shufflenet_v2_x0_5", "squeezenet1_1", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def broker(request) -> str:
+    if request.param == "mosquitto":
+        yield request.getfixturevalue("mosquitto")
+        return
+    with EmbeddedBroker(port=0) as embedded:
+        yield embedded.address
+
+
+def test_every_result_arrives_exactly_once_with_all_fields(broker: str, models: Path, tmp_path: Path) -> None:
+    db = tmp_path / "store.sqlite"
+    with Collector(broker, db) as collector:
+        proc = agent("run", str(models), "--broker", broker, "--board", "e2e-board", "--run-id", "e2e-run",
+                     "--power-source", "estimate", "--json", "--quiet", *SHORT)
+        assert proc.returncode == 0, proc.stderr
+        sent = {r["id"]: r for r in json.loads(proc.stdout)}
+        assert len(sent) == 4  # 2 networks x 2 batch sizes
+
+        with Store(db) as store:
+            assert collector.wait_until(
+                lambda: store.run_finished("e2e-board", "e2e-run") is not None and store.count() == 4, 30)
+    assert collector.counts["rejected"] == 0
+    assert collector.counts["duplicate"] == 0
+    with Store(db) as store:
+        stored = store.results("e2e-board")
+        assert sorted(r.id for r in stored) == sorted(sent)  # each exactly once (ids are the primary key)
+        for r in stored:
+            assert schema.to_builtins(r) == sent[r.id]  # every field survived the trip
+            assert r.energy_per_inference_j is not None and r.provenance.estimated
+        boards = store.boards()
+        assert boards["e2e-board"]["state"] == "offline"  # clean stop after the retained online
+        assert boards["e2e-board"]["info"].cpu_count >= 1
+        assert store.run_finished("e2e-board", "e2e-run").event == "finished"
+        data = report.build(store, energy_budget_j=10.0)
+    (entry,) = data["boards"]
+    assert entry["ceiling"]["best"]["network"] == "shufflenet_v2_x0_5"  # the more accurate of the two
+    assert entry["ceiling"]["estimated"] is True
+
+
+def test_offline_file_then_import_then_report(models: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    proc = agent("run", str(models / "squeezenet1_1.onnx"), "--output", str(out), "--board", "offline-board",
+                 "--power-source", "none", "--quiet", *SHORT)
+    assert proc.returncode == 0, proc.stderr
+    db = str(tmp_path / "store.sqlite")
+    host = [sys.executable, "-m", "dnnprof.host"]
+    imported = subprocess.run([*host, "import", str(out), "--db", db], capture_output=True, text=True)
+    assert imported.returncode == 0, imported.stderr
+    shown = subprocess.run([*host, "report", "--db", db, "--energy-budget", "1J", "--json"], capture_output=True,
+                           text=True)
+    assert shown.returncode == 0, shown.stderr
+    (entry,) = json.loads(shown.stdout)["boards"]
+    assert [r["batch"] for r in entry["results"]] == [1, 2]
+    # No power source: energy is missing, never zero, and no ceiling is claimed.
+    assert all(r["energy_per_inference_j"] is None for r in entry["results"])
+    assert entry["ceiling"]["best"] is None and entry["ceiling"]["without_energy"] == 2
+    text = subprocess.run([*host, "report", "--db", db, "--energy-budget", "1J"], capture_output=True, text=True)
+    assert "No energy was measured" in text.stdout
+
+
+def test_demo_runs_the_whole_loop(models: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dnnprof.host", "demo", "--models", str(models), "--batch", "1,2", "--duration",
+         "200ms", "--db", str(tmp_path / "demo.sqlite"), "--power-source", "estimate"],
+        capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "Energy-bounded accuracy ceiling" in proc.stdout
+    assert "shufflenet_v2_x0_5" in proc.stdout and "squeezenet1_1" in proc.stdout
+    with Store(tmp_path / "demo.sqlite") as store:
+        assert store.count() == 4
