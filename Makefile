@@ -1,11 +1,12 @@
 # One command each, on a fresh Linux machine with Python 3:
 #   make demo   set up and run the whole loop on this machine (embedded broker, agent, collector, report)
 #   make test   set up and run the tests (needs mosquitto; installed with apt-get when missing and run as root)
+#   make bench  the benchmarks recorded in docs/PERFORMANCE.md
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup clean mosquitto
+.PHONY: demo test bench setup clean mosquitto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ mosquitto:
 
 test: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-dev mosquitto
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -97,20 +96,22 @@ def run(
     if precision not in engine.precisions:
         raise UserError(f"backend {engine.name} runs {', '.join(engine.precisions)}, not {precision!r}")
     source = selection.source
-    if not quiet:
-        for note in selection.notes:
-            err.print(f"[yellow]power:[/] {note}")
-        if source is not None:
-            err.print(f"power: {source.name} ({source.boundary}){' [bold yellow]ESTIMATED[/]' if source.estimated else ''}"
-                      f"{' — ' + source.method if source.method else ''}")
     session = int(time.time() * 1000)
     sinks: list[Sink] = []
     if output is not None:
         sinks.append(JsonlSink(output))
+    link = None
     if broker is not None or output is None:
         link = MqttLink(broker or f"127.0.0.1:{topics.DEFAULT_PORT}", board_id, session=session)
         sinks.append(link)
-        if not quiet:
+    # Only now, with every input (the broker included) known good: an error stays the one line on stderr.
+    if not quiet:
+        for note in selection.notes:
+            err.print(f"[yellow]power:[/] {note}")
+        if source is not None:
+            flag = " [bold yellow]ESTIMATED[/]" if source.estimated else ""
+            err.print(f"power: {source.name} ({source.boundary}){flag}{' — ' + source.method if source.method else ''}")
+        if link is not None:
             err.print(f"broker: {link.host}:{link.port} as board {board_id!r}, run {run_id}")
     sink = _Tee(sinks)
     facts = board_facts.info(board_id, backends={engine.name: engine.version},

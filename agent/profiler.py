@@ -54,14 +54,25 @@ class Measurement:
         return None if self.energy is None else self.energy.energy_j / self.images
 
     def latency_ms(self) -> schema.Latency:
-        ms = [x * 1e3 for x in self.latencies_s]
-        if len(ms) == 1:
-            ms = ms * 2  # quantiles need two points; one batch has no spread
-        q = statistics.quantiles(ms, n=100, method="inclusive")
+        ms = sorted(x * 1e3 for x in self.latencies_s)
         return schema.Latency(
-            mean=statistics.fmean(ms), stdev=statistics.stdev(ms), p50=statistics.median(ms),
-            p90=q[89], p95=q[94], p99=q[98], min=min(ms), max=max(ms),
+            mean=statistics.fmean(ms), stdev=statistics.stdev(ms) if len(ms) > 1 else 0.0,  # one batch: no spread
+            p50=_percentile(ms, 50), p90=_percentile(ms, 90), p95=_percentile(ms, 95), p99=_percentile(ms, 99),
+            min=ms[0], max=ms[-1],
         )
+
+
+def _percentile(ordered: list[float], percent: int) -> float:
+    """Linear interpolation between closest ranks (numpy's default; statistics' "inclusive" method).
+
+    Written so that equal neighbours give exactly their value and the result never leaves [min, max]:
+    ``statistics.quantiles`` computes ``(a*(n-d) + b*d)/n``, which for a == b can land an ulp above the maximum.
+    """
+    index, rest = divmod((len(ordered) - 1) * percent, 100)
+    if rest == 0:
+        return ordered[index]
+    lo, hi = ordered[index], ordered[index + 1]
+    return min(hi, lo + (hi - lo) * (rest / 100))
 
 
 def _loop(runner: Runner, seconds: float, iterations: int, record: list[float] | None) -> tuple[float, float, int]:

@@ -108,17 +108,19 @@ def import_(
                     if not line.strip():
                         continue
                     try:
-                        message = schema.decode(line)
-                    except schema.SchemaError as exc:
+                        added = store.add(schema.decode(line))
+                    except (schema.SchemaError, OverflowError) as exc:  # OverflowError: an integer SQLite cannot hold
                         store.reject(f"import:{path}:{lineno}", str(exc), line[:65536])
-                        err.print(f"{path}:{lineno}: rejected: {exc}")
+                        # No wrapping or markup: FILE:LINE must stay one greppable line, and paths may contain [].
+                        err.print(f"{path}:{lineno}: rejected: {exc}", soft_wrap=True, markup=False, highlight=False)
                         bad += 1
                         continue
-                    if store.add(message):
+                    if added:
                         new += 1
                     else:
                         dup += 1
-        err.print(f"imported {new} new messages ({dup} already stored, {bad} rejected) into {store.path}")
+        err.print(f"imported {new} new messages ({dup} already stored, {bad} rejected) into {store.path}",
+                  soft_wrap=True, markup=False, highlight=False)
     if bad:
         raise UserError(f"{bad} lines were rejected (kept in the store for inspection); the rest were imported",
                         exit_code=1)

@@ -131,28 +131,39 @@ class Collector:
 
     def _ingest(self, store: Store, items: list[tuple[str, bytes]]) -> None:
         stored = []
+        # Counted per batch and published with the commit, so a wait_until() predicate on the counts never sees
+        # messages counted as received that are not yet stored (or rejected) in the database.
+        counts: Counter[str] = Counter()
+        last_rejection = None
         with store.db:
             store.db.execute("BEGIN")
             for topic_name, payload in items:
-                self.counts["received"] += 1
+                counts["received"] += 1
                 if not payload:
                     continue  # an empty retained payload clears a topic; nothing to store
                 try:
                     message = validate(topic_name, payload)
-                except ValueError as exc:
+                    kind = schema.KIND_OF[type(message)]
+                    if kind == topics.TELEMETRY:
+                        counts[kind] += 1
+                        continue  # live-only: never stored, and so not a duplicate either
+                    added = store.add(message)
+                except (ValueError, OverflowError) as exc:  # OverflowError: an integer SQLite cannot hold
                     reason = str(exc).splitlines()[0]
                     store.reject(f"mqtt:{topic_name}", reason, payload[:65536])
-                    self.counts["rejected"] += 1
-                    self.last_rejection = f"{topic_name}: {reason}"
+                    counts["rejected"] += 1
+                    last_rejection = f"{topic_name}: {reason}"
                     continue
-                kind = schema.KIND_OF[type(message)]
-                self.counts[kind] += 1
-                if store.add(message):
-                    self.counts["stored"] += 1
+                counts[kind] += 1
+                if added:
+                    counts["stored"] += 1
                     stored.append(message)
                 else:
-                    self.counts["duplicate"] += 1
+                    counts["duplicate"] += 1
         with self._changed:
+            self.counts.update(counts)
+            if last_rejection:
+                self.last_rejection = last_rejection
             self._changed.notify_all()
         if self.on_stored:
             for message in stored:

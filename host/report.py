@@ -62,13 +62,18 @@ def render(console: Console, report: dict) -> None:
         return
     for entry in report["boards"]:
         results = entry["results"]
+        if not results:  # a board known from its birth/info that has not published a result yet
+            console.print(f"[bold]{entry['board']}[/]: No results from this board yet.")
+            continue
         sources = sorted({r["power_source"] or "none" for r in results})
         any_est = any(r["estimated"] for r in results)
         title = f"[bold]{entry['board']}[/]"
         if entry["cpu_model"]:
             title += f" — {entry['cpu_model']}"
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, caption=f"power source: {', '.join(sources)}; top-1 in %"
-                      + (f"; {EST} = estimated, not measured" if any_est else ""))
+        caption = f"power source: {', '.join(sources)}; top-1 in %"
+        if any_est:
+            caption += f"; {EST} = estimated, not measured"
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, caption=caption)
         e_factor, e_unit = units.common_unit([r["energy_per_inference_j"] for r in results], "energy")
         table.add_column("network", no_wrap=True, min_width=12)
         for col in ("batch", "ms", "p99 ms", "img/s", "W", f"{e_unit}/img", "top-1"):

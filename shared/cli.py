@@ -29,7 +29,7 @@ def run(app: typer.Typer, prog: str) -> None:
 def parse_batches(text: str) -> list[int]:
     """``"1,2,4,8"`` → [1, 2, 4, 8]."""
     try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+        values = [int(v) for v in (part.strip() for part in text.split(",")) if v]  # "1 2" is an error, not 12
     except ValueError:
         raise UserError(f"batch sizes {text!r} must be whole numbers separated by commas, e.g. 1,2,4,8") from None
     if not values or any(not 1 <= v <= 4096 for v in values):

@@ -13,7 +13,8 @@ import msgspec
 
 SCHEMA_VERSION = 1
 
-Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+# \Z, not $: $ also matches before a trailing newline, which would let "board\n" through.
+Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}\Z")]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -112,7 +113,7 @@ class Provenance(msgspec.Struct, kw_only=True):
 class Result(_Message, tag="result", kw_only=True):
     """One measured configuration: (network, backend, precision, batch) on a board."""
 
-    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,128}$")]
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,128}\Z")]
     run_id: Id
     network: str
     model_sha256: str

@@ -24,7 +24,7 @@ CMD = "cmd"  # host -> agent
 CMD_ACK = "cmd/ack"  # agent -> host
 
 KINDS = (STATUS, INFO, TELEMETRY, RUN, RESULT, CMD, CMD_ACK)
-ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
+ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})\Z")  # \Z: $ would accept a trailing newline
 
 # Everything any board publishes, for a host subscription.
 ALL_BOARDS = f"{PREFIX}/+/#"
@@ -87,13 +87,16 @@ def parse_broker(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]
     text = text.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
+        sep, port_text = rest[:1], rest[1:]
+        if sep not in ("", ":"):  # "[::1]x": junk after the bracket is reported as an invalid port
+            sep, port_text = ":", ""
     else:
-        host, _, port_text = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+        host, sep, port_text = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
     if not host:
         raise UserError(f"broker address {text!r} has no host: write HOST or HOST:PORT, e.g. 127.0.0.1:1883")
-    if not port_text:
+    if not sep:
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    # isascii: str.isdigit() is also true for "²" and other digits that int() rejects or the user did not mean
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise UserError(f"broker address {text!r} has an invalid port: write HOST:PORT with a port in 1-65535")
     return host, int(port_text)

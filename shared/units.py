@@ -88,11 +88,17 @@ def format_quantity(value: float | None, dimension: str, digits: int = 3, missin
     if value == 0:
         return f"0 {base}"
     magnitude = abs(value)
-    for factor, prefix in _SCALE:
+    for index, (factor, prefix) in enumerate(_SCALE):
         if magnitude >= factor * 0.9995:
             break
-    scaled = value / factor
-    return f"{scaled:.{digits}g} {prefix}{base}"
+    number = float(f"{value / factor:.{digits}g}")
+    if abs(number) >= 1000 and index > 0:  # rounding carried it to 1000: the next prefix up shows it
+        factor, prefix = _SCALE[index - 1]
+        number = float(f"{value / factor:.{digits}g}")
+    text = f"{number:.{digits}g}"
+    if "e" in text and abs(number) >= 1:  # few digits print 330 as 3.3e+02
+        text = f"{number:.0f}"
+    return f"{text} {prefix}{base}"
 
 
 def format_energy(joules: float | None, digits: int = 3) -> str:

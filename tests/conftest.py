@@ -46,7 +46,7 @@ def mosquitto(tmp_path: Path):
         "max_inflight_messages 0\n"
         f"log_dest file {tmp_path / 'mosquitto.log'}\n"
     )
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
         yield f"127.0.0.1:{port}"

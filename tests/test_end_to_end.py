@@ -1,4 +1,4 @@
-"""The whole loop with real parts: agent process → MQTT broker (embedded and Mosquitto) → collector → SQLite → report."""
+"""The whole loop with real parts: agent process → broker (embedded and Mosquitto) → collector → SQLite → report."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ the source reads under (``/`` by default), so a recorded sysfs tree works in pla
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from dnnprof.shared.errors import UserError
@@ -43,6 +44,8 @@ def open_source(spec: str = "auto", *, tdp_w: float | None = None) -> Selection:
     name = name.strip().lower()
     if name == "none":
         return Selection(None, ["power source disabled (--power-source none): no energy will be reported"])
+    if tdp_w is not None and not (math.isfinite(tdp_w) and tdp_w > 0):
+        raise UserError(f"TDP {tdp_w:g} W is not valid: give the processor's TDP in watts, a positive number")
     if name == "auto":
         notes = []
         for candidate in AUTO_ORDER:

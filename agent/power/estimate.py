@@ -8,6 +8,7 @@ estimated. Use it to compare configurations on one machine, not to quote joules.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -34,8 +35,8 @@ class EstimateSource(PowerSource):
             raise SourceUnavailable(f"{self._stat} has no aggregate cpu line")
         self._hz = user_hz or os.sysconf("SC_CLK_TCK")
         self.tdp_w = float(tdp_w) if tdp_w is not None else DEFAULT_TDP_PER_CPU_W * self._cpus
-        if self.tdp_w <= 0:
-            raise ValueError("tdp_w must be positive")
+        if not (self.tdp_w > 0 and math.isfinite(self.tdp_w)):
+            raise ValueError("tdp_w must be a positive, finite number of watts")
         assumed = "" if tdp_w is not None else f" (assumed {DEFAULT_TDP_PER_CPU_W:g} W per logical CPU)"
         self.method = (
             f"estimate: TDP {self.tdp_w:g} W{assumed} x CPU utilisation of {self._cpus} CPUs from /proc/stat"

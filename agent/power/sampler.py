@@ -67,7 +67,7 @@ class Sampler:
             if not self._thread.is_alive():
                 self._sample()
             else:
-                self._stop.wait(self.period_s / 4)
+                self._stop.wait(max(0.0, min(self.period_s / 4, deadline - clock())))  # never past the timeout
 
     def energy(self, t0: float, t1: float) -> WindowEnergy:
         """Energy in [t0, t1] (monotonic seconds), per rail and total."""

@@ -1,0 +1,206 @@
+"""``dnnagent`` end to end, as a user runs it: ``python -m dnnprof.agent`` in a subprocess."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dnnprof.agent.models import zoo
+from dnnprof.shared import schema
+
+SMALL = "shufflenet_v2_x0_5"
+SHORT = ["--duration", "200ms", "--warmup", "50ms", "--min-iterations", "2"]
+
+
+def dnnagent(*args, cwd, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dnnprof.agent", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(workdir):
+    out = workdir / "demo"
+    proc = dnnagent("models", "generate", "--out", out, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_dir(workdir):
+    out = workdir / "small"
+    proc = dnnagent("models", "generate", SMALL, "--out", out, "--quiet", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    return out
+
+
+def test_models_generate_writes_the_demo_set(demo_dir):
+    assert sorted(p.name for p in demo_dir.iterdir()) == sorted(f"{n}.onnx" for n in zoo.DEMO_SET)
+
+
+def test_run_writes_decodable_jsonl(small_dir, workdir):
+    output = workdir / "run.jsonl"
+    proc = dnnagent("run", small_dir, "--output", output, "--batch", "1,2", *SHORT, "--power-source", "estimate",
+                    "--board", "cli-board", "--run-id", "cli-run-1", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "ESTIMATE" in proc.stderr  # the terminal says the energy is estimated
+    assert proc.stdout == ""
+    messages = [schema.decode(line) for line in output.read_bytes().splitlines()]
+    kinds = [m.event if isinstance(m, schema.RunEvent) else schema.KIND_OF[type(m)] for m in messages]
+    assert kinds == ["status", "info", "started", "result", "progress", "result", "progress", "finished"]
+    assert all(m.board == "cli-board" for m in messages)
+    online, facts = messages[0], messages[1]
+    assert online.state == "online" and facts.session == online.session
+    assert facts.power_source == "estimate" and facts.power_estimated is True
+    assert "onnxruntime" in facts.backends
+    results = [m for m in messages if isinstance(m, schema.Result)]
+    assert [r.batch for r in results] == [1, 2]
+    for r in results:
+        assert r.run_id == "cli-run-1" and r.network == SMALL
+        assert r.window_s >= 0.2 and r.warmup_s >= 0.05
+        assert r.provenance.estimated and r.power_w is not None and r.energy_per_inference_j is not None
+
+
+def test_run_json_prints_a_list(demo_dir, workdir):
+    output = workdir / "json.jsonl"
+    proc = dnnagent("run", demo_dir / f"{SMALL}.onnx", "--output", output, "--batch", "1", *SHORT,
+                    "--power-source", "none", "--json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert isinstance(data, list) and len(data) == 1
+    result = schema.decode(json.dumps(data[0]))
+    assert isinstance(result, schema.Result)
+    assert result.power_w is None and result.energy_j is None  # no power source: not measured, not 0
+    assert result.provenance.power_source is None
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dnnagent: error: ")
+    return lines[0]
+
+
+BAD_RUNS = {
+    "missing model file": (["{dir}/missing.onnx"], "does not exist"),
+    "non-onnx file": (["{dir}/notes.onnx"], "not an ONNX model"),
+    "empty model dir": (["{dir}/empty"], "holds no .onnx files"),
+    "bad duration unit": (["{model}", "--duration", "2parsecs"], "unknown time unit 'parsecs'"),
+    "duration without unit": (["{model}", "--duration", "2"], "no unit"),
+    "negative warm-up": (["{model}", "--warmup=-1s"], "non-negative"),
+    "batch zero": (["{model}", "--batch", "0"], "batch sizes"),
+    "batch garbage": (["{model}", "--batch", "1,two"], "batch sizes"),
+    "unknown power source": (["{model}", "--power-source", "nope"], "unknown power source"),
+    "rapl on a root without it": (["{model}", "--power-source", "rapl:{dir}"], "not available"),
+    "zero TDP": (["{model}", "--power-source", "estimate", "--tdp-w", "0"], "TDP"),
+    "unknown backend": (["{model}", "--backend", "nope"], "unknown backend 'nope'"),
+    "unsupported precision": (["{model}", "--precision", "fp16"], "fp16"),
+    "bad board id": (["{model}", "--board", "My/Board"], "invalid board id"),
+    "bad run id": (["{model}", "--run-id", "Run 1"], "invalid run id"),
+    "bad broker port": (["{model}", "--broker", "127.0.0.1:http"], "invalid port"),
+}
+
+
+@pytest.mark.parametrize(("args", "words"), BAD_RUNS.values(), ids=BAD_RUNS.keys())
+def test_bad_input_is_one_error_line(args, words, tmp_path, small_dir):
+    (tmp_path / "notes.onnx").write_text("not a model\n")
+    (tmp_path / "empty").mkdir()
+    model = small_dir / f"{SMALL}.onnx"
+    output = tmp_path / "bad.jsonl"
+    # the case's own options come last, so they win over the short defaults
+    argv = ["run", *SHORT, "--output", output, *(a.format(dir=tmp_path, model=model) for a in args)]
+    line = one_error_line(dnnagent(*argv, cwd=tmp_path))
+    assert words in line
+    assert not output.exists() or output.read_bytes() == b""  # nothing was measured
+
+
+def test_unreachable_broker_fails_before_profiling(small_dir, workdir):
+    port = free_port()
+    start = time.monotonic()
+    # long settings: if it profiled before connecting, this would take minutes
+    proc = dnnagent("run", small_dir, "--broker", f"127.0.0.1:{port}", "--batch", "1,2,4,8", "--duration", "30s",
+                    "--power-source", "estimate", cwd=workdir, timeout=60)
+    assert time.monotonic() - start < 10
+    line = one_error_line(proc)
+    assert f"127.0.0.1:{port}" in line
+
+
+def test_models_generate_unknown_name(workdir):
+    proc = dnnagent("models", "generate", "nope", "--out", workdir / "none", cwd=workdir)
+    line = one_error_line(proc)
+    assert "'nope'" in line
+    assert all(name in line for name in zoo.names())
+    assert not (workdir / "none").exists()
+
+
+def test_models_list_json(workdir):
+    proc = dnnagent("models", "list", "--json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [r["name"] for r in rows] == zoo.names()
+    assert all(r["top1"] and 0 < r["top1"] <= 100 for r in rows)
+    assert {r["name"] for r in rows if r["demo"]} == set(zoo.DEMO_SET)
+
+
+def test_info_json(workdir):
+    proc = dnnagent("info", "--json", "--power-source", "estimate", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    notes = data.pop("power_notes")
+    assert notes == []
+    facts = schema.decode(json.dumps(data))
+    assert isinstance(facts, schema.BoardInfo)
+    assert facts.power_source == "estimate" and facts.power_estimated is True
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["info"], ["models"], ["models", "list"], ["models", "generate"]], ids=" ".join
+)
+def test_help(command, workdir):
+    proc = dnnagent(*command, "--help", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_to_a_real_broker(small_dir, workdir, mosquitto):
+    import paho.mqtt.client as mqtt
+
+    proc = dnnagent("run", small_dir, "--broker", mosquitto, "--board", "cli-mqtt", "--batch", "1", *SHORT,
+                    "--power-source", "none", "--quiet", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    retained: dict[str, bytes] = {}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, userdata, flags, rc, props: c.subscribe("dnnprof/v1/cli-mqtt/#", qos=1)
+    client.on_message = lambda c, userdata, message: retained.__setitem__(message.topic, message.payload)
+    host, _, port = mosquitto.rpartition(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(retained) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert set(retained) == {"dnnprof/v1/cli-mqtt/status", "dnnprof/v1/cli-mqtt/info"}  # results are not retained
+    assert schema.decode(retained["dnnprof/v1/cli-mqtt/status"]).state == "offline"  # a clean stop
+    assert list((workdir).glob("dnnprof-unsent-*.jsonl")) == []

@@ -1,0 +1,124 @@
+"""Helpers shared by the host tests: valid messages built from the real schema, and a real MQTT publisher."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from dnnprof.shared import schema, topics
+
+_clock = itertools.count(1)
+
+
+def result(network: str = "resnet18", batch: int = 1, energy: float | None = 0.01, *, board: str = "board-a",
+           run_id: str = "run-1", ts: float | None = None, id: str | None = None, estimated: bool = False,
+           throughput: float = 100.0, backend: str = "onnxruntime", device: str = "cpu",
+           precision: str = "fp32") -> schema.Result:
+    """A valid Result; ``energy`` is joules per image (None: no power source, so no power and no energy)."""
+    window_s = 2.0
+    images = max(batch, int(throughput * window_s) // batch * batch)
+    iterations = images // batch
+    energy_j = None if energy is None else energy * images
+    return schema.Result(
+        board=board, ts=time.time() + next(_clock) * 1e-3 if ts is None else ts,
+        id=id or uuid.uuid4().hex, run_id=run_id, network=network, model_sha256="0" * 64,
+        input_shape=[3, 224, 224], backend=backend, backend_version="1.17.0", device=device, precision=precision,
+        batch=batch, threads=2, warmup_s=0.5, warmup_iterations=10, window_s=window_s, iterations=iterations,
+        images=images,
+        latency_ms=schema.Latency(mean=10.0, stdev=1.0, p50=9.5, p90=11.0, p95=12.0, p99=13.5, min=8.0, max=15.0),
+        throughput_ips=throughput,
+        power_w=None if energy_j is None else energy_j / window_s,
+        energy_j=energy_j,
+        energy_per_inference_j=None if energy is None else schema.EnergyPerInference(gross=energy),
+        provenance=schema.Provenance(
+            power_source=None if energy is None else ("estimate" if estimated else "rapl"),
+            boundary=None if energy is None else ("estimate" if estimated else "cpu_package"),
+            estimated=estimated, samples=0 if energy is None else 200,
+            sample_rate_hz=None if energy is None else 100.0),
+    )
+
+
+def status(state: str = "online", session: int = 1, *, board: str = "board-a", ts: float | None = None
+           ) -> schema.Status:
+    return schema.Status(board=board, ts=time.time() if ts is None else ts, state=state, session=session)
+
+
+def info(*, board: str = "board-a", hostname: str = "jetson-1", cpu_model: str | None = "ARM Cortex-A78AE",
+         power_source: str | None = "rapl", session: int = 1) -> schema.BoardInfo:
+    return schema.BoardInfo(board=board, ts=time.time(), hostname=hostname, os="Linux", arch="aarch64",
+                            cpu_model=cpu_model, cpu_count=8, memory_total_bytes=16 << 30, python="3.11.9",
+                            agent_version="0.1.0", backends={"onnxruntime": "1.17.0"}, power_source=power_source,
+                            power_boundary="cpu_package" if power_source else None, session=session)
+
+
+def run_event(event: str = "started", seq: int = 0, *, board: str = "board-a", run_id: str = "run-1",
+              points_total: int = 4, points_done: int = 0) -> schema.RunEvent:
+    return schema.RunEvent(board=board, ts=time.time(), run_id=run_id, seq=seq, event=event,
+                           points_total=points_total, points_done=points_done)
+
+
+def topic_for(message: schema.Message) -> str:
+    """The topic an agent publishes ``message`` on."""
+    kind = schema.KIND_OF[type(message)]
+    return topics.topic(message.board, kind, message.run_id if kind == topics.RUN else None)
+
+
+class Messages:
+    """The helpers above, handed to tests as one fixture (conftest modules are not importable by name)."""
+
+    result = staticmethod(result)
+    status = staticmethod(status)
+    info = staticmethod(info)
+    run_event = staticmethod(run_event)
+    topic_for = staticmethod(topic_for)
+
+
+@pytest.fixture
+def msgs() -> type[Messages]:
+    return Messages
+
+
+def connect(address: str, timeout_s: float = 10.0) -> mqtt.Client:
+    """A connected paho client (its network loop running) with a unique client id."""
+    host, port = topics.parse_broker(address)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:12]}")
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    deadline = time.monotonic() + timeout_s
+    while not client.is_connected():
+        if time.monotonic() > deadline:
+            client.loop_stop()
+            raise TimeoutError(f"no CONNACK from {address}")
+        time.sleep(0.01)
+    return client
+
+
+def publish(address: str, items: list[tuple[str, bytes]] | list[tuple[str, bytes, bool]],
+            timeout_s: float = 10.0) -> None:
+    """Publish ``(topic, payload[, retain])`` items at QoS1 and wait for every PUBACK."""
+    client = connect(address, timeout_s)
+    try:
+        infos = []
+        for item in items:
+            topic_name, payload, retain = (*item, False) if len(item) == 2 else item
+            infos.append(client.publish(topic_name, payload, qos=1, retain=retain))
+        for i in infos:
+            i.wait_for_publish(timeout_s)
+            assert i.is_published(), "the broker did not acknowledge a QoS1 publish"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+class Mqtt:
+    connect = staticmethod(connect)
+    publish = staticmethod(publish)
+
+
+@pytest.fixture
+def mqtt_client() -> type[Mqtt]:
+    return Mqtt

@@ -1,0 +1,232 @@
+"""``dnnhost`` as a user runs it: subprocesses of ``python -m dnnprof.host`` on a store in tmp_path.
+
+(``dnnhost demo`` is covered by the end-to-end test.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dnnprof.host.broker import free_port
+from dnnprof.host.store import Store
+from dnnprof.shared import catalog, schema
+
+
+@pytest.fixture
+def run(tmp_path):
+    """``run(*args)``: dnnhost with ``args``, its user data dir in tmp_path so no real store is ever touched."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+
+    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dnnprof.host", *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=timeout)
+
+    run.env = env
+    return run
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "results.sqlite"
+
+
+def write_jsonl(path, messages, *, raw: dict[int, bytes] | None = None):
+    """Write ``messages`` one per line; ``raw`` puts given bytes at given (1-based) line numbers instead."""
+    raw = dict(raw or {})
+    lines, it = [], iter(messages)
+    lineno = 1
+    while True:
+        if lineno in raw:
+            lines.append(raw.pop(lineno))
+        else:
+            message = next(it, None)
+            if message is None:
+                break
+            lines.append(schema.encode(message))
+        lineno += 1
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0, proc
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dnnhost: error:"), proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def measured(msgs):
+    """A board's results with a known ceiling: at 50 mJ per image, mobilenet_v2 (the best that fits)."""
+    return [
+        msgs.info(board="board-a", hostname="orin-1"),
+        msgs.status("online", 1, board="board-a"),
+        msgs.run_event("started", 0, board="board-a", run_id="run-1"),
+        msgs.result("resnet18", 1, 0.010, board="board-a"),
+        msgs.result("mobilenet_v2", 1, 0.040, board="board-a"),
+        msgs.result("resnet50", 1, 0.200, board="board-a"),
+        msgs.result("squeezenet1_1", 1, 0.002, board="board-a"),
+        msgs.run_event("finished", 1, board="board-a", run_id="run-1", points_done=4),
+    ]
+
+
+@pytest.mark.parametrize("command", [[], ["collect"], ["import"], ["report"], ["demo"]],
+                         ids=["dnnhost", "collect", "import", "report", "demo"])
+def test_help(run, command):
+    proc = run(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_import_stores_and_reimport_adds_nothing_twice(run, db, tmp_path, measured):
+    path = write_jsonl(tmp_path / "run.jsonl", measured)
+    first = run("import", path, "--db", db)
+    assert first.returncode == 0, first.stderr
+    assert "imported 8 new messages (0 already stored, 0 rejected)" in first.stderr
+    with Store(db) as store:
+        stored = store.results()
+        assert sorted(r.id for r in stored) == sorted(m.id for m in measured if isinstance(m, schema.Result))
+        assert stored[0] == measured[3]  # decoded back equal to what was written
+        assert store.count("run_events") == 2
+        assert store.boards()["board-a"]["info"].hostname == "orin-1"
+
+    again = run("import", path, "--db", db)
+    assert again.returncode == 0, again.stderr
+    assert "(6 already stored, 0 rejected)" in again.stderr  # every result and run event
+    with Store(db) as store:
+        assert store.results() == stored
+        assert (store.count("run_events"), store.count("boards"), store.count("rejected")) == (2, 1, 0)
+
+
+def test_import_with_a_garbage_line_keeps_the_good_ones(run, db, tmp_path, msgs):
+    good = [msgs.result("resnet18", b, 0.01 * b) for b in (1, 2, 4, 8)]
+    garbage = b'{"kind": "result", "schema": 1, "board": "board-a", "network": '
+    path = write_jsonl(tmp_path / "run.jsonl", good, raw={3: garbage, 5: b"   "})  # and a blank line
+    proc = run("import", path, "--db", db)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert f"{path}:3: rejected:" in proc.stderr.splitlines()[0]  # the file and line, on one line
+    assert "imported 4 new messages (0 already stored, 1 rejected)" in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("dnnhost: error: 1 lines were rejected")
+    with Store(db) as store:
+        assert sorted(r.id for r in store.results()) == sorted(r.id for r in good)
+        rows = store.db.execute("SELECT source, payload FROM rejected").fetchall()
+    assert rows == [(f"import:{path}:3", garbage + b"\n")]
+
+
+def test_import_value_the_store_cannot_hold_is_a_rejected_line(run, db, tmp_path, msgs):
+    good = msgs.result()
+    path = write_jsonl(tmp_path / "run.jsonl", [good, msgs.status("online", 2**63)])
+    proc = run("import", path, "--db", db)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert f"{path}:2: rejected:" in proc.stderr
+    with Store(db) as store:
+        assert store.results() == [good]
+        assert store.count("rejected") == 1
+
+
+def test_import_missing_file(run, db, tmp_path):
+    line = one_error_line(run("import", tmp_path / "nope.jsonl", "--db", db))
+    assert "nope.jsonl" in line
+
+
+def test_report_json_has_the_ceiling(run, db, tmp_path, measured):
+    assert run("import", write_jsonl(tmp_path / "run.jsonl", measured), "--db", db).returncode == 0
+    proc = run("report", "--json", "--energy-budget", "50mJ", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["energy_budget_j"] == pytest.approx(0.05)
+    (board,) = data["boards"]
+    assert (board["board"], board["state"], board["hostname"]) == ("board-a", "online", "orin-1")
+    assert len(board["results"]) == 4
+    c = board["ceiling"]
+    assert c["best"]["network"] == "mobilenet_v2"
+    assert c["ceiling_top1"] == catalog.lookup("mobilenet_v2").top1
+    assert (c["feasible"], c["considered"], c["without_energy"]) == (3, 4, 0)
+
+
+def test_report_text(run, db, tmp_path, measured):
+    run("import", write_jsonl(tmp_path / "run.jsonl", measured), "--db", db)
+    proc = run("report", "--energy-budget", "50mJ", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    flat = " ".join(proc.stdout.split())
+    assert "Energy-bounded accuracy ceiling at 50 mJ per image" in flat
+    assert "mobilenet_v2, batch 1, fp32 on onnxruntime/cpu" in flat
+
+
+def test_report_on_an_empty_store(run, db):
+    proc = run("report", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    assert "No results stored yet" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "--energy-budget", "10"],
+    ["report", "--energy-budget", "5W"],
+    ["report", "--energy-budget", "-3J"],
+    ["report", "--board", "Not_A_Board"],
+    ["collect", "--duration", "2"],
+    ["collect", "--broker", "127.0.0.1:99999"],
+], ids=["budget-no-unit", "budget-power", "budget-negative", "bad-board", "duration-no-unit", "bad-port"])
+def test_bad_arguments_are_one_line_errors(run, db, args):
+    line = one_error_line(run(*args, "--db", db))
+    assert repr(args[-1]) in line or args[-1] in line  # it names what was wrong
+
+
+def test_report_without_store_says_how_to_make_one(run):
+    line = one_error_line(run("report"))  # default store under the (empty) XDG_DATA_HOME
+    assert "dnnhost import" in line
+
+
+def test_collect_unreachable_broker_fails_fast(run, db):
+    port = free_port()
+    started = time.monotonic()
+    line = one_error_line(run("collect", "--broker", f"127.0.0.1:{port}", "--db", db))
+    assert time.monotonic() - started < 10
+    assert f"127.0.0.1:{port}" in line
+
+
+def test_collect_port_in_use(run, db):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_error_line(run("collect", "--port", port, "--db", db))
+    assert f"127.0.0.1:{port}" in line
+
+
+def test_collect_with_embedded_broker_stores_what_is_published(run, db, msgs, mqtt_client):
+    port = free_port()
+    result = msgs.result("resnet18", 4, 0.02)
+    proc = subprocess.Popen([sys.executable, "-m", "dnnprof.host", "collect", "--port", str(port), "--db", str(db),
+                             "--duration", "2s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=run.env)
+    try:
+        seen = []
+        for line in proc.stderr:  # the line comes once the collector's subscription is confirmed
+            seen.append(line)
+            if line.startswith("collecting from"):
+                break
+        assert seen and seen[-1].startswith(f"collecting from 127.0.0.1:{port}"), "".join(seen)
+        mqtt_client.publish(f"127.0.0.1:{port}", [(msgs.topic_for(result), schema.encode(result))])
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, "".join(seen) + rest
+    assert "Traceback" not in rest
+    assert "stored 1 messages (1 results, 0 duplicates, 0 rejected)" in " ".join(rest.split())
+    with Store(db) as store:
+        assert store.results() == [result]

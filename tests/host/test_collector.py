@@ -1,0 +1,263 @@
+"""The collector against real brokers (embedded amqtt and Mosquitto): valid messages stored once, garbage kept
+aside and counted, the collector alive throughout."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from dnnprof.host.broker import EmbeddedBroker, free_port
+from dnnprof.host.collector import Collector, validate
+from dnnprof.host.store import Store
+from dnnprof.shared import schema, topics
+from dnnprof.shared.errors import UserError
+
+N_RESULTS = 40
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+def broker(request):
+    """The address of a real broker of each kind."""
+    if request.param == "mosquitto":
+        yield request.getfixturevalue("mosquitto")
+    else:
+        with EmbeddedBroker(port=0) as embedded:
+            yield embedded.address
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "results.sqlite"
+
+
+def _wait_received(collector: Collector, count: int, timeout_s: float = 15.0) -> None:
+    assert collector.wait_until(lambda: collector.counts["received"] >= count, timeout_s), (
+        f"only {collector.counts['received']} of {count} messages arrived: {dict(collector.counts)}")
+
+
+def _alive(collector: Collector) -> bool:
+    return collector._writer is not None and collector._writer.is_alive() and collector.connected
+
+
+def _json(message: schema.Message, **changes) -> bytes:
+    data = schema.to_builtins(message)
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+def _garbage(msgs) -> list[tuple[str, bytes, str]]:
+    """(topic, payload, what the rejection reason mentions) for inputs a collector must refuse."""
+    good = msgs.result("resnet18", board="board-a")
+    return [
+        (topics.topic("board-a", topics.RESULT), b'{"kind": "result", "board": ', "truncated"),
+        (topics.topic("board-a", topics.RESULT), b"\xff\xfe\x00 not utf-8", ""),
+        (topics.topic("board-a", topics.RESULT), _json(good, schema=2), "schema version 2"),
+        (topics.topic("board-a", topics.INFO), schema.encode(good), "'result' message on a 'info' topic"),
+        (topics.topic("board-b", topics.RESULT), schema.encode(good), "differs"),
+        ("dnnprof/v1/x/unknown", schema.encode(msgs.status(board="x")), "unknown kind"),
+        ("dnnprof/v1/Not_A_Board/status", schema.encode(msgs.status(board="board-a")), "invalid board id"),
+        (topics.topic("board-a", topics.RUN, "run-9"), schema.encode(msgs.run_event(run_id="run-1")), "run"),
+        (topics.topic("board-a", topics.RESULT), _json(good, batch=0), "batch"),
+        (topics.topic("board-a", topics.RESULT), b"[]", ""),
+    ]
+
+
+def test_valid_messages_stored_once_and_garbage_rejected(broker, db, msgs, mqtt_client):
+    results = [msgs.result(net, batch, 0.001 * (i + 1), board="board-a" if i % 2 else "board-b")
+               for i, (net, batch) in enumerate((n, b) for n in ("resnet18", "mobilenet_v2", "resnet50",
+                                                                 "squeezenet1_1", "vgg16")
+                                                for b in (1, 2, 4, 8, 16, 32, 64, 128))][:N_RESULTS]
+    assert len({r.id for r in results}) == N_RESULTS
+    presence = [msgs.status("online", 3, board="board-a"), msgs.info(board="board-a"),
+                msgs.run_event("started", 0, board="board-a"),
+                msgs.run_event("finished", 1, board="board-a", points_done=4)]
+    garbage = _garbage(msgs)
+    good = [(msgs.topic_for(m), schema.encode(m), m in presence[:2]) for m in presence + results]
+    # Interleave: garbage between valid messages must not disturb them.
+    items = []
+    for i, item in enumerate(good):
+        items.append(item)
+        if i < len(garbage):
+            items.append(garbage[i][:2])
+    with Collector(broker, db) as collector:
+        mqtt_client.publish(broker, items)
+        _wait_received(collector, len(items))
+        time.sleep(0.2)  # anything extra (a redelivery) would arrive now
+        assert _alive(collector)
+        counts = dict(collector.counts)
+        assert counts["rejected"] == len(garbage)
+        assert counts["result"] == N_RESULTS
+        assert (counts["status"], counts["info"], counts["run"]) == (1, 1, 2)
+        assert counts["stored"] + counts.get("duplicate", 0) == len(good)
+        assert collector.last_rejection and collector.last_rejection.startswith(garbage[-1][0])
+        # Still working after all that.
+        late = msgs.result("resnet18", 256, 0.5, board="board-a")
+        mqtt_client.publish(broker, [(msgs.topic_for(late), schema.encode(late))])
+        assert collector.wait_until(lambda: collector.counts["result"] == N_RESULTS + 1, 10)
+    with Store(db) as store:
+        assert sorted(r.id for r in store.results()) == sorted(r.id for r in results + [late])
+        assert store.results("board-b") == sorted((r for r in results if r.board == "board-b"), key=lambda r: r.ts)
+        assert store.boards()["board-a"]["state"] == "online"
+        assert store.boards()["board-a"]["info"] == presence[1]
+        assert store.run_finished("board-a", "run-1").seq == 1
+        assert store.count("run_events") == 2
+        rejected = store.db.execute("SELECT source, reason, payload FROM rejected ORDER BY rowid").fetchall()
+    assert [(source, payload) for source, _, payload in rejected] == [(f"mqtt:{t}", p) for t, p, _ in garbage]
+    for (_, reason, _), (_, _, mention) in zip(rejected, garbage):
+        assert mention in reason
+        assert "\n" not in reason
+
+
+def test_same_result_twice_is_stored_once(broker, db, msgs, mqtt_client):
+    r = msgs.result("resnet18", 1, 0.01)
+    item = (msgs.topic_for(r), schema.encode(r))
+    with Collector(broker, db) as collector:
+        mqtt_client.publish(broker, [item, item])
+        _wait_received(collector, 2)
+        mqtt_client.publish(broker, [item])  # again, from another connection, later
+        _wait_received(collector, 3)
+        assert collector.counts["stored"] == 1
+        assert collector.counts["duplicate"] == 2
+        assert collector.counts["result"] == 3
+        assert collector.counts["rejected"] == 0
+    with Store(db) as store:
+        assert store.results() == [r]
+
+
+def test_retained_messages_arrive_at_subscribe_and_empty_payloads_are_ignored(broker, db, msgs, mqtt_client):
+    online = msgs.status("online", 4, board="board-r")
+    facts = msgs.info(board="board-r", hostname="retained-host")
+    mqtt_client.publish(broker, [(msgs.topic_for(online), schema.encode(online), True),
+                                 (msgs.topic_for(facts), schema.encode(facts), True)])
+    with Collector(broker, db) as collector:
+        # Retained birth and facts are delivered when the collector subscribes.
+        assert collector.wait_until(lambda: collector.counts["status"] >= 1 and collector.counts["info"] >= 1, 10)
+        received = collector.counts["received"]
+        # Clearing a retained topic publishes an empty retained payload: not a message, not garbage.
+        mqtt_client.publish(broker, [(msgs.topic_for(online), b"", True), (msgs.topic_for(facts), b"", True)])
+        _wait_received(collector, received + 2)
+        assert collector.counts["rejected"] == 0
+        assert _alive(collector)
+    with Store(db) as store:
+        board = store.boards()["board-r"]
+        assert (board["state"], board["session"], board["info"].hostname) == ("online", 4, "retained-host")
+        assert store.count("rejected") == 0
+    with Collector(broker, db) as again:  # the retained topics were cleared: nothing arrives now
+        time.sleep(0.3)
+        assert again.counts["received"] == 0
+
+
+def test_stale_will_after_reconnect_keeps_the_board_online(broker, db, msgs, mqtt_client):
+    with Collector(broker, db) as collector:
+        mqtt_client.publish(broker, [(msgs.topic_for(m), schema.encode(m)) for m in
+                                     (msgs.status("online", 7), msgs.status("lost", 6))])
+        _wait_received(collector, 2)
+        assert collector.counts["duplicate"] == 1  # the stale will, counted as not stored
+    with Store(db) as store:
+        assert store.boards()["board-a"]["state"] == "online"
+
+
+def test_telemetry_is_neither_stored_nor_a_duplicate(broker, db, msgs, mqtt_client):
+    telemetry = schema.Telemetry(board="board-a", ts=time.time(), seq=0, t0=time.time(), dt_s=0.01,
+                                 power_w=[1.5, 1.6, 1.4])
+    with Collector(broker, db) as collector:
+        mqtt_client.publish(broker, [(topics.topic("board-a", topics.TELEMETRY), schema.encode(telemetry))])
+        _wait_received(collector, 1)
+        assert collector.counts["telemetry"] == 1
+        assert collector.counts["duplicate"] == 0
+        assert collector.counts["rejected"] == 0
+
+
+def test_value_the_database_cannot_hold_is_rejected_not_fatal(broker, db, msgs, mqtt_client):
+    """Counts are bounded below only by the schema: 2**63 decodes, but SQLite cannot store it."""
+    huge = msgs.status("online", 2**63)
+    r = msgs.result()
+    with Collector(broker, db) as collector:
+        mqtt_client.publish(broker, [(msgs.topic_for(huge), schema.encode(huge)), (msgs.topic_for(r), schema.encode(r))])
+        _wait_received(collector, 2)
+        assert collector.wait_until(lambda: collector.counts["stored"] == 1, 5)
+        assert collector.counts["rejected"] == 1
+        assert _alive(collector)
+    with Store(db) as store:
+        assert store.results() == [r]
+        assert store.count("rejected") == 1
+
+
+def test_unreachable_broker_is_a_quick_user_error(db):
+    port = free_port()  # nothing listens here
+    started = time.monotonic()
+    with pytest.raises(UserError) as excinfo:
+        Collector(f"127.0.0.1:{port}", db).start()
+    assert time.monotonic() - started < 5
+    message = str(excinfo.value)
+    assert f"127.0.0.1:{port}" in message and "\n" not in message
+
+
+def test_something_that_is_not_a_broker_is_a_user_error(db):
+    with socket.socket() as silent:  # accepts TCP connections, never answers MQTT
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(UserError, match=f"127.0.0.1:{port}"):
+            Collector(f"127.0.0.1:{port}", db).start(timeout_s=1.0)
+        assert time.monotonic() - started < 5
+
+
+def test_unopenable_store_is_a_user_error(tmp_path):
+    (tmp_path / "dir.sqlite").mkdir()
+    with EmbeddedBroker(port=0) as b, pytest.raises(UserError, match="dir.sqlite"):
+        Collector(b.address, tmp_path / "dir.sqlite").start()
+
+
+def test_on_stored_sees_each_new_message(broker, db, msgs, mqtt_client):
+    seen = []
+    r1, r2 = msgs.result(), msgs.result("resnet50")
+    with Collector(broker, db, on_stored=seen.append) as collector:
+        mqtt_client.publish(broker, [(msgs.topic_for(m), schema.encode(m)) for m in (r1, r1, r2)])
+        _wait_received(collector, 3)
+    assert sorted(m.id for m in seen) == sorted([r1.id, r2.id])
+
+
+# --- validate(): the rules, without a broker -------------------------------------------------------------------
+
+
+def test_validate_accepts_each_kind_on_its_topic(msgs):
+    for message in (msgs.result(), msgs.status(), msgs.info(), msgs.run_event(run_id="run-7"),
+                    schema.Telemetry(board="board-a", ts=1.0, seq=0, t0=1.0, dt_s=0.1, power_w=[])):
+        assert validate(msgs.topic_for(message), schema.encode(message)) == message
+
+
+@pytest.mark.parametrize("topic_name, payload, reason", [
+    ("dnnprof/v1/board-a/result", b"{", "truncated"),
+    ("dnnprof/v1/board-a/result", b"", ""),
+    ("dnnprof/v1/board-a/status", (b'{"kind": "status", "schema": 2, "board": "board-a", "ts": 1, '
+                                   b'"state": "online", "session": 1}'), "schema version 2"),
+    ("dnnprof/v1/board-a/status", (b'{"kind": "status", "board": "board-a", "ts": 1, "state": "gone", '
+                                   b'"session": 1}'), "state"),
+    ("dnnprof/v1/board-a/status", (b'{"kind": "status", "board": "board-a", "ts": 1, "state": "online", '
+                                   b'"session": -1}'), "session"),
+    ("dnnprof/v1/board-a/status", b'{"kind": "nope", "board": "board-a", "ts": 1}', "nope"),
+    ("dnnprof/v1/board-a/info", None, "'result' message on a 'info' topic"),
+    ("dnnprof/v1/board-b/result", None, "'board-a' in the payload differs from 'board-b'"),
+    ("dnnprof/v1/board-a/run/run-2", "run", "run 'run-1' in the payload differs from 'run-2'"),
+    ("dnnprof/v1/board-a/run", "run", "unknown kind 'run'"),
+    ("dnnprof/v1/board-a/unknown", None, "unknown kind"),
+    ("dnnprof/v1/x/unknown", None, "unknown kind"),
+    ("dnnprof/v1/board-a/result/extra", None, "unknown kind"),
+    ("dnnprof/v2/board-a/result", None, "not under dnnprof/v1/"),
+    ("other/v1/board-a/result", None, "not under dnnprof/v1/"),
+    ("dnnprof/v1/board-a", None, "not under dnnprof/v1/"),
+    ("dnnprof/v1/Board_A/result", None, "invalid board id"),
+])
+def test_validate_rejects(msgs, topic_name, payload, reason):
+    if payload is None:
+        payload = schema.encode(msgs.result(board="board-a"))
+    elif payload == "run":
+        payload = schema.encode(msgs.run_event(board="board-a", run_id="run-1"))
+    with pytest.raises(ValueError) as excinfo:
+        validate(topic_name, payload)
+    assert reason in str(excinfo.value)

@@ -1,0 +1,211 @@
+"""The SQLite store, on real files: WAL, idempotent writes, presence with stale wills, run events, rejects."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from dnnprof.host.store import Store, default_path
+from dnnprof.shared import schema
+from dnnprof.shared.errors import UserError
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "results.sqlite") as s:
+        yield s
+
+
+def test_wal_mode_and_a_reader_beside_an_open_write(tmp_path, msgs):
+    path = tmp_path / "sub" / "dir" / "results.sqlite"  # missing parents are created
+    with Store(path) as writer:
+        assert writer.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        writer.add(msgs.result(id="committed-1"))
+        writer.db.execute("BEGIN IMMEDIATE")
+        writer.add(msgs.result(id="uncommitted-1"))
+        with Store(path) as reader:  # WAL: a reader is not blocked by the open write transaction
+            assert [r.id for r in reader.results()] == ["committed-1"]
+        writer.db.execute("COMMIT")
+        with Store(path) as reader:
+            assert reader.count() == 2
+
+
+def test_add_result_is_idempotent_by_id(store, msgs):
+    r = msgs.result("resnet18", batch=4, energy=0.02)
+    assert store.add_result(r) is True
+    assert store.add_result(r) is False
+    assert store.add(r) is False  # through the generic entry point too
+    assert store.count() == 1
+    # A different payload under the same id is a re-delivery, not a new measurement: the first one stays.
+    again = msgs.result("resnet50", batch=8, energy=0.5, id=r.id)
+    assert store.add_result(again) is False
+    assert store.results() == [r]
+
+
+def test_add_many_counts_new_messages_in_one_transaction(store, msgs):
+    a, b = msgs.result("resnet18"), msgs.result("mobilenet_v2")
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    assert store.add_many([a, b, a, msgs.info(), msgs.status(), msgs.run_event()]) == 5  # `a` twice: once new
+    store.db.set_trace_callback(None)
+    assert [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
+    assert store.count() == 2
+    assert store.add_many([a, b]) == 0
+
+
+def test_add_many_is_all_or_nothing(store, msgs):
+    store.add_result(msgs.result(id="before-the-batch"))
+    broken = msgs.result(id="broken-one")
+    broken.network = object()  # msgspec does not check types on assignment; encoding this one fails
+    with pytest.raises(TypeError):
+        store.add_many([msgs.result(id="first-of-batch"), broken, msgs.result(id="after-broken")])
+    assert not store.db.in_transaction
+    assert [r.id for r in store.results()] == ["before-the-batch"]  # the batch was rolled back as a whole
+
+
+def test_board_info_upsert_keeps_presence(store, msgs):
+    assert store.add(msgs.status("online", 3)) is True
+    assert store.add(msgs.info(hostname="first")) is True
+    assert store.add(msgs.info(hostname="second")) is True
+    boards = store.boards()
+    assert list(boards) == ["board-a"]
+    assert boards["board-a"]["info"].hostname == "second"
+    assert isinstance(boards["board-a"]["info"], schema.BoardInfo)
+    assert boards["board-a"]["state"] == "online" and boards["board-a"]["session"] == 3
+    assert store.count("boards") == 1
+
+
+def test_status_without_info(store, msgs):
+    store.add(msgs.status("online", 0, board="board-b"))
+    assert store.boards()["board-b"] == {"info": None, "state": "online", "session": 0}
+
+
+def test_stale_will_does_not_mark_a_reconnected_board_lost(store, msgs):
+    assert store.set_status(msgs.status("online", 5)) is True
+    assert store.set_status(msgs.status("lost", 4)) is False  # the will of the previous connection
+    assert store.boards()["board-a"]["state"] == "online"
+    assert store.boards()["board-a"]["session"] == 5
+    assert store.set_status(msgs.status("lost", 5)) is True  # the will of the current connection counts
+    assert store.boards()["board-a"]["state"] == "lost"
+    assert store.set_status(msgs.status("online", 6)) is True  # a newer session always does
+    assert store.set_status(msgs.status("offline", 7)) is True
+    assert store.boards()["board-a"] == {"info": None, "state": "offline", "session": 7}
+
+
+def test_status_sessions_are_per_board(store, msgs):
+    store.set_status(msgs.status("online", 9, board="board-a"))
+    assert store.set_status(msgs.status("lost", 1, board="board-b")) is True
+    states = {b: v["state"] for b, v in store.boards().items()}
+    assert states == {"board-a": "online", "board-b": "lost"}
+
+
+def test_run_events_idempotent_by_board_run_and_seq(store, msgs):
+    started = msgs.run_event("started", 0)
+    assert store.add(started) is True
+    assert store.add(started) is False
+    assert store.add(msgs.run_event("progress", 0)) is False  # same key, whatever the content
+    assert store.add(msgs.run_event("progress", 1, points_done=1)) is True
+    assert store.add(msgs.run_event("started", 0, run_id="run-2")) is True
+    assert store.add(msgs.run_event("started", 0, board="board-b")) is True
+    assert store.count("run_events") == 4
+    assert store.count("run_events", board="board-a", run_id="run-1") == 2
+
+
+def test_run_finished(store, msgs):
+    assert store.run_finished("board-a", "run-1") is None
+    store.add(msgs.run_event("started", 0))
+    store.add(msgs.run_event("progress", 1, points_done=1))
+    assert store.run_finished("board-a", "run-1") is None
+    store.add(msgs.run_event("finished", 2, points_done=4))
+    done = store.run_finished("board-a", "run-1")
+    assert isinstance(done, schema.RunEvent)
+    assert (done.event, done.seq, done.points_done) == ("finished", 2, 4)
+    assert store.run_finished("board-a", "run-2") is None
+    assert store.run_finished("board-b", "run-1") is None
+    store.add(msgs.run_event("failed", 0, run_id="run-2"))
+    assert store.run_finished("board-a", "run-2").event == "failed"
+
+
+def test_telemetry_is_not_stored(store, msgs):
+    telemetry = schema.Telemetry(board="board-a", ts=1.0, seq=0, t0=1.0, dt_s=0.01, power_w=[1.0, 2.0])
+    assert store.add(telemetry) is False
+    assert [store.count(t) for t in ("results", "run_events", "rejected", "boards")] == [0, 0, 0, 0]
+
+
+def test_reject_keeps_the_payload(store):
+    garbage = b"\xff\xfe{not json\x00"
+    store.reject("mqtt:dnnprof/v1/board-a/result", "malformed JSON", garbage)
+    store.reject("import:file.jsonl:3", "no payload", None)
+    rows = store.db.execute("SELECT source, reason, payload, received FROM rejected ORDER BY rowid").fetchall()
+    assert [r[:3] for r in rows] == [("mqtt:dnnprof/v1/board-a/result", "malformed JSON", garbage),
+                                     ("import:file.jsonl:3", "no payload", None)]
+    assert all(r[3] > 0 for r in rows)
+    assert store.count("rejected") == 2
+    assert store.count() == 0
+
+
+def test_results_filter_by_board_and_decode(store, msgs):
+    a1 = msgs.result("resnet18", board="board-a", ts=30.0)
+    a2 = msgs.result("mobilenet_v2", board="board-a", ts=10.0)
+    b1 = msgs.result("resnet50", board="board-b", ts=20.0)
+    store.add_many([a1, b1, a2])
+    assert store.results("board-a") == [a2, a1]  # decoded back to equal Results, oldest first
+    assert store.results("board-b") == [b1]
+    assert store.results("board-c") == []
+    assert store.results() == [a2, b1, a1]
+    assert all(isinstance(r, schema.Result) for r in store.results())
+    assert store.count(board="board-a") == 2
+
+
+def test_count_refuses_unknown_tables(store):
+    with pytest.raises(ValueError):
+        store.count("sqlite_master")
+
+
+def test_reopening_keeps_the_data(tmp_path, msgs):
+    path = tmp_path / "results.sqlite"
+    r = msgs.result()
+    with Store(path) as s:
+        s.add(r)
+        s.add(msgs.status("online", 2))
+    with Store(path) as s:
+        assert s.results() == [r]
+        assert s.add(r) is False
+        assert s.boards()["board-a"]["state"] == "online"
+
+
+@pytest.mark.parametrize("make", ["directory", "parent-is-a-file", "not-sqlite"])
+def test_unopenable_path_is_a_user_error(tmp_path, make):
+    if make == "directory":
+        path = tmp_path / "results.sqlite"
+        path.mkdir()
+    elif make == "parent-is-a-file":
+        (tmp_path / "file").write_text("x")
+        path = tmp_path / "file" / "results.sqlite"
+    else:
+        path = tmp_path / "results.sqlite"
+        path.write_bytes(b"this is not an SQLite database, just text that is long enough to be read" * 20)
+    with pytest.raises(UserError) as excinfo:
+        Store(path)
+    message = str(excinfo.value)
+    assert str(path) in message
+    assert "\n" not in message
+    assert "--db" in message
+
+
+def test_default_path_follows_xdg(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_path() == tmp_path / "dnnprof" / "results.sqlite"
+    with Store() as s:
+        assert s.path == tmp_path / "dnnprof" / "results.sqlite"
+    assert (tmp_path / "dnnprof" / "results.sqlite").is_file()
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_path().parts[-3:] == ("share", "dnnprof", "results.sqlite")
+
+
+def test_integers_beyond_sqlite_range(store, msgs):
+    """The schema bounds counts below only; a value SQLite cannot hold must fail loudly, not store garbage."""
+    with pytest.raises((OverflowError, sqlite3.Error)):
+        store.add(msgs.status("online", 2**63))
+    assert store.boards() == {}
