@@ -134,7 +134,8 @@ class GraphBuilder:
         )
         return name
 
-    def conv_bn(self, x: str, out_channels: int, kernel: int, stride: int = 1, pad: int = 0, groups: int = 1, dilation: int = 1) -> str:
+    def conv_bn(self, x: str, out_channels: int, kernel: int, stride: int = 1, pad: int = 0, groups: int = 1,
+                dilation: int = 1) -> str:
         """Conv (bias-free in the reference) + BatchNorm, folded into one conv with a bias."""
         return self.conv(x, out_channels, kernel, stride, pad, groups, dilation, bias=True)
 
@@ -156,13 +157,16 @@ class GraphBuilder:
     def maxpool(self, x: str, kernel: int, stride: int, pad: int = 0, ceil: bool = False) -> str:
         return self._pool("MaxPool", "maxpool", x, kernel, stride, pad, ceil)
 
-    def avgpool(self, x: str, kernel: int, stride: int, pad: int = 0, ceil: bool = False, count_include_pad: bool = True) -> str:
+    def avgpool(self, x: str, kernel: int, stride: int, pad: int = 0, ceil: bool = False,
+                count_include_pad: bool = True) -> str:
         """Average pool; ``count_include_pad`` defaults to PyTorch's choice (ONNX's default is the opposite)."""
-        return self._pool("AveragePool", "avgpool", x, kernel, stride, pad, ceil, count_include_pad=int(count_include_pad))
+        return self._pool("AveragePool", "avgpool", x, kernel, stride, pad, ceil,
+                          count_include_pad=int(count_include_pad))
 
     def _pool(self, op: str, kind: str, x: str, kernel: int, stride: int, pad: int, ceil: bool, **extra) -> str:
         c, h, w = self.shapes[x]
-        shape = (c, self._out_size(h, kernel, stride, pad, ceil=ceil), self._out_size(w, kernel, stride, pad, ceil=ceil))
+        shape = (c, self._out_size(h, kernel, stride, pad, ceil=ceil),
+                 self._out_size(w, kernel, stride, pad, ceil=ceil))
         return self._node(
             op, kind, [x], shape,
             kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4, ceil_mode=int(ceil), **extra,

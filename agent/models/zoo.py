@@ -48,7 +48,9 @@ def resnet18(seed: int = 0) -> onnx.ModelProto:
 
 # t (expansion), c (output channels), n (repeats), s (first stride); at width 1.0 every channel count
 # is already a multiple of 8, so torchvision's _make_divisible leaves them unchanged.
-_MOBILENET_V2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_MOBILENET_V2_SETTING = (
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+)
 
 
 def _inverted_residual(b: GraphBuilder, x: str, oup: int, stride: int, expand_ratio: int) -> str:

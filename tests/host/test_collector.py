@@ -176,7 +176,8 @@ def test_value_the_database_cannot_hold_is_rejected_not_fatal(broker, db, msgs, 
     huge = msgs.status("online", 2**63)
     r = msgs.result()
     with Collector(broker, db) as collector:
-        mqtt_client.publish(broker, [(msgs.topic_for(huge), schema.encode(huge)), (msgs.topic_for(r), schema.encode(r))])
+        mqtt_client.publish(broker, [(msgs.topic_for(huge), schema.encode(huge)),
+                                     (msgs.topic_for(r), schema.encode(r))])
         _wait_received(collector, 2)
         assert collector.wait_until(lambda: collector.counts["stored"] == 1, 5)
         assert collector.counts["rejected"] == 1
