@@ -69,8 +69,20 @@ def run(
     power_source: Annotated[str, typer.Option(help="auto, none, rapl[:ROOT], estimate[:ROOT]. auto uses the "
                                                    "best real sensor, else a labelled estimate.")] = "auto",
     tdp_w: Annotated[Optional[float], typer.Option(help="TDP in watts for the estimate source.")] = None,
-    warmup: Annotated[str, typer.Option(help="Minimum warm-up time per point, e.g. 500ms.")] = "500ms",
-    duration: Annotated[str, typer.Option(help="Minimum timed window per point, e.g. 2s.")] = "2s",
+    warmup: Annotated[str, typer.Option(help="Minimum warm-up per point; it goes on until latency is steady.")]
+    = "200ms",
+    max_warmup: Annotated[Optional[str], typer.Option(help="Longest warm-up per point, steady or not "
+                                                           "[default: 10s, or --warmup if longer].")] = None,
+    duration: Annotated[str, typer.Option(help="Minimum timed window per point; it goes on until the confidence "
+                                               "intervals reach their targets.")] = "1s",
+    max_duration: Annotated[Optional[str], typer.Option(help="Longest timed window per point "
+                                                             "[default: 20s, or --duration if longer].")] = None,
+    latency_ci: Annotated[str, typer.Option(help="Target 95% half-width of mean latency, relative.")] = "1%",
+    power_ci: Annotated[str, typer.Option(help="Target 95% half-width of average power, relative.")] = "2%",
+    min_power_samples: Annotated[int, typer.Option(help="Minimum power readings in the window.")] = 10,
+    unstable_cov: Annotated[str, typer.Option(help="Flag a point unstable above this latency CoV.")] = "10%",
+    idle: Annotated[str, typer.Option(help="Idle baseline length for net energy; 0s for none.")] = "1s",
+    idle_max_age: Annotated[str, typer.Option(help="Reuse an idle baseline this long.")] = "60s",
     min_iterations: Annotated[int, typer.Option(help="Minimum batches in the timed window.")] = 10,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend (default: all).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run id ([a-z0-9-]); default: time-based.")] = None,
@@ -84,8 +96,19 @@ def run(
     """
     # Everything that can be wrong with the input is checked before any profiling time is spent.
     batches = cli.parse_batches(batch)
-    settings = profiler.Settings(warmup_s=units.parse_time(warmup), window_s=units.parse_time(duration),
-                                 min_iterations=max(1, min_iterations))
+    warmup_s, window_s = units.parse_time(warmup), units.parse_time(duration)
+    try:
+        settings = profiler.Settings(
+            warmup_min_s=warmup_s,
+            warmup_max_s=units.parse_time(max_warmup) if max_warmup else max(10.0, warmup_s),
+            window_min_s=window_s,
+            window_max_s=units.parse_time(max_duration) if max_duration else max(20.0, window_s),
+            min_iterations=min_iterations, min_power_samples=min_power_samples,
+            latency_ci=cli.parse_fraction(latency_ci), power_ci=cli.parse_fraction(power_ci),
+            unstable_cov=cli.parse_fraction(unstable_cov), idle_s=units.parse_time(idle),
+            idle_max_age_s=units.parse_time(idle_max_age))
+    except ValueError as exc:
+        raise UserError(f"inconsistent measurement settings: {exc}") from None
     board_id = topics.check_id(board) if board else board_facts.default_board_id()
     run_id = topics.check_id(run_id, "run id") if run_id else new_run_id()
     files = [onnxfile.load(p) for p in onnxfile.collect(models)]

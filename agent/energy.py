@@ -51,3 +51,34 @@ def trapezoid_energy(ts: Sequence[float], power_w: Sequence[float], t0: float, t
     knots_t = [t0, *ts[lo:hi], t1]
     knots_p = [p0, *power_w[lo:hi], p1]
     return sum((knots_t[k + 1] - knots_t[k]) * (knots_p[k + 1] + knots_p[k]) / 2 for k in range(len(knots_t) - 1))
+
+
+def dedupe(ts: Sequence[float], ys: Sequence[float], update_interval_s: float | None = None
+           ) -> tuple[list[float], list[float]]:
+    """Drop readings that only repeat the previous one because the sensor was read faster than it updates.
+
+    A reading equal to the last kept one is dropped when it comes sooner than ``update_interval_s`` after it (or
+    always, when the interval is unknown): the sensor had not produced a new value yet, and keeping the repeat
+    would turn each linear segment into a staircase. The last reading is always kept so the trace still spans
+    the time it was sampled over. Returns new lists.
+    """
+    if len(ts) != len(ys):
+        raise ValueError("timestamps and values differ in length")
+    if not ts:
+        return [], []
+    out_t, out_y = [ts[0]], [ys[0]]
+    for t, y in zip(ts[1:-1], ys[1:-1]):
+        stale = y == out_y[-1] and (update_interval_s is None or t - out_t[-1] < update_interval_s)
+        if not stale:
+            out_t.append(t)
+            out_y.append(y)
+    if len(ts) > 1:
+        out_t.append(ts[-1])
+        out_y.append(ys[-1])
+    return out_t, out_y
+
+
+def interval_powers(ts: Sequence[float], cumulative_j: Sequence[float]) -> list[float]:
+    """Average power (W) between consecutive counter readings; intervals of zero length are skipped."""
+    return [(cumulative_j[i + 1] - cumulative_j[i]) / (ts[i + 1] - ts[i])
+            for i in range(len(ts) - 1) if ts[i + 1] > ts[i]]

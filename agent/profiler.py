@@ -1,26 +1,111 @@
-"""The measurement procedure for one configuration: warm-up, then a timed window of back-to-back batches while
-the power sampler runs on its own thread, everything on one monotonic clock."""
+"""The measurement procedure for one configuration, everything on one monotonic clock:
+
+1. warm-up until per-batch latency is steady (bounded in time);
+2. a timed window of back-to-back batches while the power sampler runs on its own thread; the window grows until
+   the 95% confidence intervals of mean latency and of average power are tight enough (bounded below and above);
+3. energy = the integral of power over exactly that window; net figures subtract an idle baseline measured with
+   nothing running shortly before.
+"""
 
 from __future__ import annotations
 
+import math
 import statistics
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
-from dnnprof.agent.backends import Runner
+from dnnprof.agent.backends import DeviceTimes, Runner
+from dnnprof.agent.power import PowerSource
 from dnnprof.agent.power.sampler import Sampler, WindowEnergy, clock
 from dnnprof.shared import schema
 
 
 @dataclass(frozen=True)
 class Settings:
-    warmup_s: float = 0.5  # at least this long, and at least warmup_iterations batches
-    warmup_iterations: int = 2
-    window_s: float = 2.0  # the timed window lasts at least this long, and at least min_iterations batches
+    warmup_min_s: float = 0.2  # warm up at least this long and this many batches ...
+    warmup_min_iterations: int = 5
+    warmup_max_s: float = 10.0  # ... and at most this long, steady or not
+    steady_tolerance: float = 0.05  # steady: two consecutive blocks' mean latency within 5% of each other
+    window_min_s: float = 1.0  # the timed window lasts at least this long, this many batches, power samples ...
     min_iterations: int = 10
+    min_power_samples: int = 10
+    window_max_s: float = 20.0  # ... and stops at this length even if the intervals are still wide
+    latency_ci: float = 0.01  # target 95% half-width of mean latency, relative
+    power_ci: float = 0.02  # target 95% half-width of average power, relative
+    unstable_cov: float = 0.10  # flag a point whose per-batch latency varies more than this (CoV)
+    idle_s: float = 1.0  # idle baseline length; 0 measures no baseline (no net figures)
+    idle_max_age_s: float = 60.0  # reuse a baseline this long
+    check_every_s: float = 0.25  # how often the window checks its intervals
 
     def __post_init__(self) -> None:
-        if self.warmup_s < 0 or self.window_s <= 0 or self.min_iterations < 1 or self.warmup_iterations < 0:
-            raise ValueError("warm-up must be >= 0, the window > 0 and min_iterations >= 1")
+        if not (0 <= self.warmup_min_s <= self.warmup_max_s and 0 < self.window_min_s <= self.window_max_s):
+            raise ValueError("need 0 <= warm-up min <= warm-up max and 0 < window min <= window max")
+        if self.min_iterations < 1 or self.latency_ci <= 0 or self.power_ci <= 0 or self.idle_s < 0:
+            raise ValueError("min_iterations >= 1, positive interval targets and idle >= 0 are required")
+
+
+def t_quantile_975(df: int) -> float:
+    """Two-sided 95% quantile of Student's t with ``df`` degrees of freedom (table to 30, then a series)."""
+    table = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+             2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+             2.045, 2.042)
+    if df < 1:
+        return math.inf
+    if df <= len(table):
+        return table[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def half_width(values: list[float]) -> float:
+    """95% confidence half-width of the mean of ``values`` (inf with fewer than two)."""
+    if len(values) < 2:
+        return math.inf
+    return t_quantile_975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def percentile(ordered: list[float], percent: int) -> float:
+    """Linear interpolation between closest ranks (numpy's default; statistics' "inclusive" method).
+
+    Written so that equal neighbours give exactly their value and the result never leaves [min, max]:
+    ``statistics.quantiles`` computes ``(a*(n-d) + b*d)/n``, which for a == b can land an ulp above the maximum.
+    """
+    index, rest = divmod((len(ordered) - 1) * percent, 100)
+    if rest == 0:
+        return ordered[index]
+    lo, hi = ordered[index], ordered[index + 1]
+    return min(hi, lo + (hi - lo) * (rest / 100))
+
+
+def latency_stats(seconds: list[float]) -> schema.Latency:
+    """Mean, stdev and percentiles of per-batch times, in milliseconds."""
+    ms = sorted(x * 1e3 for x in seconds)
+    return schema.Latency(
+        mean=statistics.fmean(ms), stdev=statistics.stdev(ms) if len(ms) > 1 else 0.0,  # one batch: no spread
+        p50=percentile(ms, 50), p90=percentile(ms, 90), p95=percentile(ms, 95), p99=percentile(ms, 99),
+        min=ms[0], max=ms[-1],
+    )
+
+
+@dataclass
+class Idle:
+    power_w: float
+    rails_w: dict[str, float]
+    duration_s: float
+    samples: int
+    t_end: float  # monotonic
+    key: object = None  # the power mode / clock state it was measured in
+
+
+def measure_idle(source: PowerSource, seconds: float, key: object = None) -> Idle:
+    """Power with nothing running for ``seconds`` (this process sleeps; the sampler reads)."""
+    with Sampler(source) as sampler:
+        t0 = clock()
+        time.sleep(seconds)
+        t1 = clock()
+        sampler.wait_past(t1)
+        e = sampler.energy(t0, t1)
+    return Idle(e.energy_j / (t1 - t0), e.power_w(t1 - t0), t1 - t0, e.samples, t1, key)
 
 
 @dataclass
@@ -28,10 +113,15 @@ class Measurement:
     batch: int
     warmup_s: float
     warmup_iterations: int
+    warmup_steady: bool
     t0: float  # window start, monotonic seconds
     t1: float  # window end
     latencies_s: list[float]  # one per batch in the window
-    energy: WindowEnergy | None  # None without a power source
+    stop: str  # "converged" or "max_time"
+    energy: WindowEnergy | None = None  # None without a power source
+    power_series_w: list[float] = field(default_factory=list)
+    device_times: list[DeviceTimes] = field(default_factory=list)
+    sampler_cpu_fraction: float | None = None
 
     @property
     def window_s(self) -> float:
@@ -53,49 +143,107 @@ class Measurement:
     def energy_per_image_j(self) -> float | None:
         return None if self.energy is None else self.energy.energy_j / self.images
 
+    @property
     def latency_ms(self) -> schema.Latency:
-        ms = sorted(x * 1e3 for x in self.latencies_s)
-        return schema.Latency(
-            mean=statistics.fmean(ms), stdev=statistics.stdev(ms) if len(ms) > 1 else 0.0,  # one batch: no spread
-            p50=_percentile(ms, 50), p90=_percentile(ms, 90), p95=_percentile(ms, 95), p99=_percentile(ms, 99),
-            min=ms[0], max=ms[-1],
+        return latency_stats(self.latencies_s)
+
+    @property
+    def latency_cov(self) -> float:
+        mean = statistics.fmean(self.latencies_s)
+        return statistics.stdev(self.latencies_s) / mean if len(self.latencies_s) > 1 and mean > 0 else 0.0
+
+    def confidence(self) -> schema.Confidence:
+        mean_ms = statistics.fmean(self.latencies_s) * 1e3
+        lat = half_width(self.latencies_s) * 1e3
+        power = half_width(self.power_series_w) if self.energy is not None else None
+        avg = self.power_w
+        return schema.Confidence(
+            latency_ms_mean=_finite(lat), latency_relative=_finite(lat / mean_ms if mean_ms else math.inf),
+            power_w=None if power is None else _finite(power),
+            power_relative=None if power is None or not avg else _finite(power / avg),
+            stop=self.stop,
+        )
+
+    def device_timing(self) -> schema.DeviceTiming | None:
+        if not self.device_times:
+            return None
+
+        def stats(values: list[float | None]) -> schema.Latency | None:
+            present = [v / 1e3 for v in values if v is not None]
+            return latency_stats(present) if present else None
+
+        return schema.DeviceTiming(
+            compute_ms=stats([d.compute_ms for d in self.device_times]),
+            h2d_ms=stats([d.h2d_ms for d in self.device_times]),
+            d2h_ms=stats([d.d2h_ms for d in self.device_times]),
         )
 
 
-def _percentile(ordered: list[float], percent: int) -> float:
-    """Linear interpolation between closest ranks (numpy's default; statistics' "inclusive" method).
-
-    Written so that equal neighbours give exactly their value and the result never leaves [min, max]:
-    ``statistics.quantiles`` computes ``(a*(n-d) + b*d)/n``, which for a == b can land an ulp above the maximum.
-    """
-    index, rest = divmod((len(ordered) - 1) * percent, 100)
-    if rest == 0:
-        return ordered[index]
-    lo, hi = ordered[index], ordered[index + 1]
-    return min(hi, lo + (hi - lo) * (rest / 100))
+def _finite(x: float) -> float:
+    # JSON has no infinity; a huge number still says "not converged" to any reader.
+    return x if math.isfinite(x) else 1e300
 
 
-def _loop(runner: Runner, seconds: float, iterations: int, record: list[float] | None) -> tuple[float, float, int]:
-    start = last = clock()
-    done = 0
-    while done < iterations or last - start < seconds:
+def warm_up(runner: Runner, settings: Settings) -> tuple[float, int, bool]:
+    """Run batches until latency is steady; returns (seconds, batches, steady)."""
+    start = clock()
+    done, block, previous = 0, [], None
+    block_start = start
+    while True:
+        t = clock()
         runner.infer()
         now = clock()
-        if record is not None:
-            record.append(now - last)
-        last = now
         done += 1
-    return start, last, done
+        block.append(now - t)
+        elapsed = now - start
+        if len(block) >= 3 and now - block_start >= 0.1:
+            mean = statistics.fmean(block)
+            if (previous is not None and abs(mean - previous) <= settings.steady_tolerance * previous
+                    and elapsed >= settings.warmup_min_s and done >= settings.warmup_min_iterations):
+                return elapsed, done, True
+            previous, block, block_start = mean, [], now
+        if elapsed >= settings.warmup_max_s:
+            return elapsed, done, False
 
 
 def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | None = None) -> Measurement:
-    """Warm up, then time back-to-back batches; energy is integrated over exactly the timed window."""
-    w0, w1, warm_done = _loop(runner, settings.warmup_s, settings.warmup_iterations, None)
+    """Warm up, then time back-to-back batches until the intervals are tight; energy over exactly that window."""
+    warm_s, warm_n, steady = warm_up(runner, settings)
     latencies: list[float] = []
-    t0, t1, _ = _loop(runner, settings.window_s, settings.min_iterations, latencies)
-    window_energy = None
+    device: list[DeviceTimes] = []
+    t0 = last = clock()
+    next_check = t0 + settings.window_min_s
+    while True:
+        times = runner.infer()
+        now = clock()
+        latencies.append(now - last)
+        last = now
+        if times is not None:
+            device.append(times)
+        if now < next_check or len(latencies) < settings.min_iterations:
+            continue
+        if _tight(latencies, sampler, t0, now, settings):
+            stop = "converged"
+            break
+        if now - t0 >= settings.window_max_s:
+            stop = "max_time"
+            break
+        next_check = now + settings.check_every_s
+    t1 = last
+    m = Measurement(batch, warm_s, warm_n, steady, t0, t1, latencies, stop, device_times=device)
     if sampler is not None:
-        # One more sample after the window so its end edge lies inside the trace.
-        sampler.wait_past(t1)
-        window_energy = sampler.energy(t0, t1)
-    return Measurement(batch, w1 - w0, warm_done, t0, t1, latencies, window_energy)
+        sampler.wait_past(t1)  # one sample after the window so its end edge lies inside the trace
+        m.energy = sampler.energy(t0, t1)
+        m.power_series_w = sampler.power_series(t0, t1)
+    return m
+
+
+def _tight(latencies: list[float], sampler: Sampler | None, t0: float, now: float, s: Settings) -> bool:
+    if half_width(latencies) > s.latency_ci * statistics.fmean(latencies):
+        return False
+    if sampler is None:
+        return True
+    powers = sampler.power_series(t0, now)
+    if len(powers) < s.min_power_samples:
+        return False
+    return half_width(powers) <= s.power_ci * abs(statistics.fmean(powers))

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dnnprof.agent import profiler
+from dnnprof.agent import conditions, profiler
 from dnnprof.agent.backends import Backend
 from dnnprof.agent.link import Sink
 from dnnprof.agent.models.onnxfile import ModelFile
 from dnnprof.agent.power import PowerSource
-from dnnprof.agent.power.sampler import Sampler
+from dnnprof.agent.power.sampler import Sampler, clock
 from dnnprof.shared import schema
 
 
@@ -27,6 +27,8 @@ class Sweep:
     settings: profiler.Settings
     precision: str = "fp32"
     seed: int = 0
+    root: str = "/"  # filesystem root the condition readers look under
+    _idle_cache: profiler.Idle | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Fail before any profiling time is spent.
@@ -67,19 +69,56 @@ class Sweep:
         sink.send(self._event(seq + 1, "finished", len(results)))
         return results
 
+    def _idle(self) -> profiler.Idle | None:
+        """A fresh idle baseline: reused while young and measured in the same clock state, else re-measured."""
+        if self.power is None or self.settings.idle_s <= 0:
+            return None
+        key = conditions.cpu_governor(self.root)
+        idle = self._idle_cache
+        if idle is None or idle.key != key or clock() - idle.t_end > self.settings.idle_max_age_s:
+            idle = self._idle_cache = profiler.measure_idle(self.power, self.settings.idle_s, key)
+        return idle
+
     def measure(self, model: ModelFile, batch: int) -> schema.Result:
+        before = conditions.snapshot(self.root)
         runner = self.backend.prepare(model, batch, self.precision, seed=self.seed)
         try:
+            idle = self._idle()
+            start = conditions.snapshot(self.root)
             if self.power is None:
                 m = profiler.measure(runner, batch, self.settings)
-                rate = None
             else:
                 with Sampler(self.power) as sampler:
                     m = profiler.measure(runner, batch, self.settings, sampler)
-                rate = m.energy.rate_hz
+                m.sampler_cpu_fraction = sampler.cpu_fraction
+            end = conditions.snapshot(self.root)
+            peak = conditions.process_peak_rss_bytes(root=self.root)
         finally:
             runner.close()
+        return self._result(model, runner, m, idle, before, start, end, peak, conditions.cpu_governor(self.root))
+
+    def _result(self, model: ModelFile, runner, m: profiler.Measurement, idle: profiler.Idle | None,
+                before: conditions.Snapshot, start: conditions.Snapshot, end: conditions.Snapshot,
+                peak_rss: int | None, governor: str | None) -> schema.Result:
         source = self.power
+        energy = rails = None
+        if m.energy is not None:
+            per = m.images
+            idle_rails = idle.rails_w if idle else {}
+            rails = {
+                rail: schema.RailFigures(
+                    power_w=e / m.window_s,
+                    idle_power_w=idle_rails.get(rail),
+                    energy_per_inference_j=schema.EnergyPerInference(
+                        gross=e / per, net=None if idle is None else (e - idle_rails[rail] * m.window_s) / per),
+                )
+                for rail, e in m.energy.rails_j.items()
+            }
+            energy = schema.EnergyPerInference(
+                gross=m.energy.energy_j / per,
+                net=None if idle is None else (m.energy.energy_j - idle.power_w * m.window_s) / per)
+        cov = m.latency_cov
+        clocks = f"cpu governor {governor}" if governor else None
         return schema.Result(
             id=uuid.uuid4().hex,
             board=self.board,
@@ -92,30 +131,58 @@ class Sweep:
             backend_version=self.backend.version,
             device=runner.device,
             precision=self.precision,
-            batch=batch,
+            batch=m.batch,
             threads=runner.threads,
             warmup_s=m.warmup_s,
             warmup_iterations=m.warmup_iterations,
+            warmup_steady=m.warmup_steady,
             window_s=m.window_s,
             iterations=len(m.latencies_s),
             images=m.images,
-            latency_ms=m.latency_ms(),
+            latency_ms=m.latency_ms,
+            latency_cov=cov,
+            unstable=cov > self.settings.unstable_cov,
+            device_timing=m.device_timing(),
             throughput_ips=m.throughput_ips,
             power_w=m.power_w,
+            idle_power_w=idle.power_w if idle else None,
             energy_j=None if m.energy is None else m.energy.energy_j,
-            energy_per_inference_j=(
-                None if m.energy_per_image_j is None else schema.EnergyPerInference(gross=m.energy_per_image_j)
+            energy_per_inference_j=energy,
+            rails=rails or {},
+            idle=None if idle is None else schema.Idle(power_w=max(0.0, idle.power_w), duration_s=idle.duration_s,
+                                                        samples=idle.samples, age_s=max(0.0, m.t0 - idle.t_end)),
+            confidence=m.confidence(),
+            memory=schema.Memory(
+                backend_bytes=runner.memory_bytes,
+                process_rss_delta_bytes=_delta(end.process_rss_bytes, before.process_rss_bytes),
+                process_peak_rss_bytes=peak_rss,
+                system_used_delta_bytes=_delta(end.system_used_bytes, before.system_used_bytes),
+            ),
+            conditions=schema.Conditions(
+                temperatures_start_c=start.temperatures_c,
+                temperatures_end_c=end.temperatures_c,
+                throttle_events=_delta(end.throttle_count, start.throttle_count),
+                clocks=clocks,
+                sync_mode=runner.sync_mode,
             ),
             provenance=schema.Provenance(
                 power_source=source.name if source else None,
                 boundary=source.boundary if source else None,
                 estimated=bool(source and source.estimated),
-                sample_rate_hz=rate,
+                sample_rate_hz=m.energy.rate_hz if m.energy else None,
                 samples=m.energy.samples if m.energy else 0,
+                unique_samples=m.energy.unique_samples if m.energy else 0,
+                update_interval_s=source.update_interval_s if source else None,
+                sampler_cpu_fraction=m.sampler_cpu_fraction,
                 rails=list(source.rails) if source else [],
                 method=source.method if source else "no power source: energy not measured",
+                clocks=clocks,
             ),
         )
+
+
+def _delta(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before
 
 
 def new_run_id() -> str:

@@ -35,3 +35,15 @@ def parse_batches(text: str) -> list[int]:
     if not values or any(not 1 <= v <= 4096 for v in values):
         raise UserError(f"batch sizes {text!r} must each be between 1 and 4096, e.g. 1,2,4,8")
     return list(dict.fromkeys(values))
+
+
+def parse_fraction(text: str) -> float:
+    """``"1%"`` or ``"0.01"`` → 0.01; must lie in (0, 1]."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise UserError(f"{text!r} is not a fraction: write a percentage like 1% or a number like 0.01") from None
+    if not 0 < value <= 1:
+        raise UserError(f"{text!r} must be above 0% and at most 100%")
+    return value

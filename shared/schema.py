@@ -102,12 +102,71 @@ class Provenance(msgspec.Struct, kw_only=True):
     power_source: str | None  # "rapl", "estimate", ... ; None = no power source, so no energy
     boundary: str | None  # what the source measures: "cpu_package", "estimate", "input_rail", "sum_of_rails"
     estimated: bool  # True whenever any number in the result comes from a model rather than a sensor
-    sample_rate_hz: NonNegative | None = None  # achieved power sample rate in the window
-    samples: Count = 0
+    sample_rate_hz: NonNegative | None = None  # achieved power sample rate over the point
+    samples: Count = 0  # power readings inside the timed window
+    unique_samples: Count = 0  # of those, readings left after dropping repeats of a sensor not yet updated
+    update_interval_s: NonNegative | None = None  # how often the sensor produces a new value, where known
+    sampler_cpu_fraction: NonNegative | None = None  # CPU time of the sampler thread / wall time
     rails: list[str] = []
     method: str | None = None  # how an estimate was made, or other notes a reader needs
     power_mode: str | None = None
     clocks: str | None = None
+
+
+class RailFigures(msgspec.Struct, kw_only=True):
+    """One power rail's share over the timed window."""
+
+    power_w: float
+    idle_power_w: float | None = None
+    energy_per_inference_j: EnergyPerInference
+
+
+class Idle(msgspec.Struct, kw_only=True):
+    """The idle baseline subtracted for net figures: power with nothing running, at the same power mode."""
+
+    power_w: NonNegative
+    duration_s: NonNegative
+    samples: Count
+    age_s: NonNegative  # time from the end of the idle measurement to the start of the timed window
+
+
+class Confidence(msgspec.Struct, kw_only=True):
+    """Confidence intervals (half-widths) of the timed window's means, and why the window stopped."""
+
+    level: float = 0.95
+    latency_ms_mean: NonNegative  # ± around latency_ms.mean
+    latency_relative: NonNegative  # half-width / mean
+    power_w: NonNegative | None = None  # ± around power_w
+    power_relative: NonNegative | None = None
+    stop: Literal["converged", "max_time"]  # converged: every interval reached its target
+
+
+class DeviceTiming(msgspec.Struct, kw_only=True):
+    """GPU backends: where a batch's time goes (trtexec's split); milliseconds."""
+
+    compute_ms: Latency
+    h2d_ms: Latency | None = None
+    d2h_ms: Latency | None = None
+
+
+class Memory(msgspec.Struct, kw_only=True):
+    """Memory footprint of the point, bytes. Deltas are from before the model was loaded to the window's end."""
+
+    backend_bytes: Count | None = None  # the backend's own figure (TensorRT engine device memory)
+    process_rss_delta_bytes: int | None = None
+    process_peak_rss_bytes: Count | None = None
+    system_used_delta_bytes: int | None = None  # on Jetsons CPU and GPU share this memory
+
+
+class Conditions(msgspec.Struct, kw_only=True):
+    """The state of the machine around the timed window."""
+
+    temperatures_start_c: dict[str, float] = {}
+    temperatures_end_c: dict[str, float] = {}
+    throttle_events: Count | None = None  # thermal throttling events during the point, where reported
+    power_mode: str | None = None  # nvpmodel mode on a Jetson
+    clocks: str | None = None  # clock policy: jetson_clocks state, or the CPU frequency governor
+    sync_mode: str | None = None  # how the host waits for the device: "blocking", "spin", "synchronous"
 
 
 class Result(_Message, tag="result", kw_only=True):
@@ -126,14 +185,24 @@ class Result(_Message, tag="result", kw_only=True):
     threads: Count | None = None
     warmup_s: NonNegative
     warmup_iterations: Count
+    warmup_steady: bool = True  # False: the warm-up hit its time limit before latency settled
     window_s: NonNegative
     iterations: Positive
     images: Positive
     latency_ms: Latency
+    latency_cov: NonNegative | None = None  # coefficient of variation of per-batch latency
+    unstable: bool = False  # latency_cov above the threshold (trtexec's warning)
+    device_timing: DeviceTiming | None = None
     throughput_ips: NonNegative  # images (not batches) per second
-    power_w: NonNegative | None = None  # average power over the timed window
-    energy_j: NonNegative | None = None  # energy over the timed window
+    power_w: NonNegative | None = None  # average power over the timed window (gross)
+    idle_power_w: NonNegative | None = None
+    energy_j: NonNegative | None = None  # energy over the timed window (gross)
     energy_per_inference_j: EnergyPerInference | None = None
+    rails: dict[str, RailFigures] = {}
+    idle: Idle | None = None
+    confidence: Confidence | None = None
+    memory: Memory | None = None
+    conditions: Conditions | None = None
     provenance: Provenance
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dnnprof.shared.errors import UserError
 
-from .base import Backend, Runner
+from .base import Backend, DeviceTimes, Runner
 
 BACKENDS = ("onnxruntime",)
 
-__all__ = ["Backend", "Runner", "BACKENDS", "get_backend"]
+__all__ = ["Backend", "DeviceTimes", "Runner", "BACKENDS", "get_backend"]
 
 
 def get_backend(name: str = "auto", *, threads: int | None = None) -> Backend:

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 from dnnprof.agent.models.onnxfile import ModelFile
+
+
+@dataclass(frozen=True)
+class DeviceTimes:
+    """One batch on an accelerator, milliseconds, from device events (trtexec's H2D / compute / D2H split)."""
+
+    compute_ms: float
+    h2d_ms: float | None = None
+    d2h_ms: float | None = None
 
 
 class Runner(ABC):
@@ -13,10 +23,12 @@ class Runner(ABC):
 
     threads: int | None = None  # CPU threads the backend uses, where it has that knob
     device: str = "cpu"
+    sync_mode: str = "synchronous"  # how the host waits for a batch: "synchronous", "blocking", "spin"
+    memory_bytes: int | None = None  # the backend's own footprint figure (engine device memory), where it has one
 
     @abstractmethod
-    def infer(self) -> None:
-        """Run one batch and return only when its outputs are complete."""
+    def infer(self) -> DeviceTimes | None:
+        """Run one batch and return only when its outputs are complete; accelerators return device times."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Free the model's memory."""

@@ -24,7 +24,8 @@ class PowerSource(ABC):
     boundary: ClassVar[str]  # what is measured: "cpu_package", "estimate", "input_rail", "sum_of_rails"
     estimated: ClassVar[bool]  # True when values come from a model, not a sensor
     quantity: ClassVar[Literal["energy_j", "power_w"]]
-    period_s: float = 0.02  # how often reading is worth it (faster only repeats values)
+    period_s: float = 0.01  # how often to read: 100 Hz unless the sensor is slower
+    update_interval_s: float | None = None  # how often the sensor produces a new value, where known
     rails: tuple[str, ...] = ()
     method: str | None = None  # a sentence a reader of the result needs (how an estimate is made)
 

@@ -34,6 +34,7 @@ class EstimateSource(PowerSource):
         if self._cpus == 0 or not text.startswith("cpu "):
             raise SourceUnavailable(f"{self._stat} has no aggregate cpu line")
         self._hz = user_hz or os.sysconf("SC_CLK_TCK")
+        self.update_interval_s = 1.0 / self._hz
         self.tdp_w = float(tdp_w) if tdp_w is not None else DEFAULT_TDP_PER_CPU_W * self._cpus
         if not (self.tdp_w > 0 and math.isfinite(self.tdp_w)):
             raise ValueError("tdp_w must be a positive, finite number of watts")

@@ -18,7 +18,8 @@ class RaplSource(PowerSource):
     boundary = "cpu_package"
     estimated = False
     quantity = "energy_j"
-    period_s = 0.01  # the counters update about every 1 ms
+    period_s = 0.01  # 100 Hz; the counters themselves update about every 1 ms
+    update_interval_s = 0.001
 
     def __init__(self, root: str | Path = "/") -> None:
         base = Path(root) / "sys/class/powercap"

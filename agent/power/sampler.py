@@ -17,12 +17,17 @@ clock = time.monotonic  # the one clock for power samples and inference timestam
 class WindowEnergy:
     energy_j: float  # all rails together
     rails_j: dict[str, float]
-    samples: int  # samples inside the window
+    samples: int  # readings inside the window
+    unique_samples: int  # of those, readings left after de-duplication (first rail)
     rate_hz: float  # achieved sample rate over the whole trace
+
+    def power_w(self, seconds: float) -> dict[str, float]:
+        """Average power per rail over a window of ``seconds``."""
+        return {rail: e / seconds for rail, e in self.rails_j.items()}
 
 
 class Sampler:
-    """``with Sampler(source) as s: ...`` samples until the block ends; then ``s.energy(t0, t1)``."""
+    """``with Sampler(source) as s: ...`` samples until the block ends; ``s.energy(t0, t1)`` at any time after t1."""
 
     def __init__(self, source: PowerSource, period_s: float | None = None) -> None:
         self.source = source
@@ -30,6 +35,8 @@ class Sampler:
         self.ts: list[float] = []
         self.values: list[tuple[float, ...]] = []
         self.read_errors = 0
+        self.cpu_s = 0.0  # CPU time the sampling thread used
+        self._wall = (0.0, 0.0)
         self._lock = threading.Lock()  # ts and values grow together
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"power-{source.name}", daemon=True)
@@ -47,8 +54,22 @@ class Sampler:
             self.read_errors += 1
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
+        cpu0, wall0 = time.thread_time(), clock()
+        # Deadline-based pacing: a slow read does not push every later sample back.
+        next_t = wall0 + self.period_s
+        while not self._stop.wait(max(0.0, next_t - clock())):
             self._sample()
+            next_t += self.period_s
+            if next_t < clock():  # fell behind (a stalled read): skip ahead rather than burst
+                next_t = clock() + self.period_s
+        self.cpu_s = time.thread_time() - cpu0
+        self._wall = (wall0, clock())
+
+    @property
+    def cpu_fraction(self) -> float | None:
+        """CPU seconds the sampler used per second of sampling (after the block ended)."""
+        wall = self._wall[1] - self._wall[0]
+        return self.cpu_s / wall if wall > 0 else None
 
     def __enter__(self) -> Sampler:
         self._sample()
@@ -69,13 +90,31 @@ class Sampler:
             else:
                 self._stop.wait(max(0.0, min(self.period_s / 4, deadline - clock())))  # never past the timeout
 
+    def _rails(self) -> dict[str, tuple[list[float], list[float]]]:
+        """Each rail's de-duplicated (timestamps, values)."""
+        with self._lock:
+            ts, values = list(self.ts), list(self.values)
+        interval = self.source.update_interval_s
+        return {rail: energy.dedupe(ts, [v[i] for v in values], interval)
+                for i, rail in enumerate(self.source.rails)}
+
     def energy(self, t0: float, t1: float) -> WindowEnergy:
         """Energy in [t0, t1] (monotonic seconds), per rail and total."""
         integrate = energy.counter_energy if self.source.quantity == "energy_j" else energy.trapezoid_energy
+        rails = self._rails()
+        rails_j = {rail: integrate(ts, ys, t0, t1) for rail, (ts, ys) in rails.items()}
         with self._lock:
-            ts, values = list(self.ts), list(self.values)
-        rails = {rail: integrate(ts, [v[i] for v in values], t0, t1) for i, rail in enumerate(self.source.rails)}
-        inside = sum(1 for t in ts if t0 <= t <= t1)
-        span = ts[-1] - ts[0]
-        rate = (len(ts) - 1) / span if span > 0 else 0.0
-        return WindowEnergy(sum(rails.values()), rails, inside, rate)
+            inside = sum(1 for t in self.ts if t0 <= t <= t1)
+            span, n = (self.ts[-1] - self.ts[0], len(self.ts)) if self.ts else (0.0, 0)
+        first_ts = next(iter(rails.values()))[0] if rails else []
+        unique = sum(1 for t in first_ts if t0 <= t <= t1)
+        return WindowEnergy(sum(rails_j.values()), rails_j, inside, unique, (n - 1) / span if span > 0 else 0.0)
+
+    def power_series(self, t0: float, t1: float) -> list[float]:
+        """Total power readings (W) inside [t0, t1] — interval averages for counters — for confidence intervals."""
+        with self._lock:
+            ts, totals = list(self.ts), [sum(v) for v in self.values]
+        ts, totals = energy.dedupe(ts, totals, self.source.update_interval_s)
+        inside = [i for i, t in enumerate(ts) if t0 <= t <= t1]
+        ts, totals = [ts[i] for i in inside], [totals[i] for i in inside]
+        return energy.interval_powers(ts, totals) if self.source.quantity == "energy_j" else totals
