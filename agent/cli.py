@@ -37,9 +37,14 @@ def _mark(estimated: bool) -> str:
 
 def _result_line(r: schema.Result) -> str:
     est = _mark(r.provenance.estimated)
-    epi = r.energy_per_inference_j.gross if r.energy_per_inference_j else None
+    epi = r.energy_per_inference_j
+    net = f" net {units.format_energy(epi.net) + est}" if epi and epi.net is not None else ""
+    flags = " [yellow]unstable[/]" if r.unstable else ""
+    if r.confidence and r.confidence.stop == "max_time":
+        flags += " [yellow]wide CI[/]"
     return (f"{r.network:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
-            f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi) + '/img' + est:>13}")
+            f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi.gross if epi else None) + est:>9}/img"
+            f"{net}{flags}")
 
 
 class _Tee:

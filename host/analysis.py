@@ -28,15 +28,18 @@ def frame(results: list[schema.Result]) -> pd.DataFrame:
             "latency_ms_mean": r.latency_ms.mean, "latency_ms_p50": r.latency_ms.p50,
             "latency_ms_p99": r.latency_ms.p99, "throughput_ips": r.throughput_ips,
             "power_w": r.power_w, "energy_per_inference_j": epi.gross if epi else None,
+            "energy_per_inference_net_j": epi.net if epi else None, "idle_power_w": r.idle_power_w,
+            "unstable": r.unstable, "converged": r.confidence is None or r.confidence.stop == "converged",
             "estimated": r.provenance.estimated, "power_source": r.provenance.power_source,
             "boundary": r.provenance.boundary,
             "top1": ref.top1 if ref else None, "top1_source": ref.source if ref else None,
         })
     columns = ["id", "board", "run_id", "ts", "network", "backend", "device", "precision", "batch",
                "latency_ms_mean", "latency_ms_p50", "latency_ms_p99", "throughput_ips", "power_w",
-               "energy_per_inference_j", "estimated", "power_source", "boundary", "top1", "top1_source"]
+               "energy_per_inference_j", "energy_per_inference_net_j", "idle_power_w", "unstable", "converged",
+               "estimated", "power_source", "boundary", "top1", "top1_source"]
     df = pd.DataFrame(rows, columns=columns)
-    for col in ("power_w", "energy_per_inference_j", "top1"):
+    for col in ("power_w", "energy_per_inference_j", "energy_per_inference_net_j", "idle_power_w", "top1"):
         df[col] = df[col].astype("float64")  # None → NaN, so "missing" survives arithmetic as missing
     return df
 

@@ -165,7 +165,9 @@ def _agent(*args: str) -> list[str]:
 @app.command()
 def demo(
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes.")] = "1,2,4,8",
-    duration: Annotated[str, typer.Option(help="Timed window per point.")] = "2s",
+    duration: Annotated[str, typer.Option(help="Shortest timed window per point.")] = "1s",
+    max_duration: Annotated[str, typer.Option(help="Longest timed window per point (it stops earlier once "
+                                                   "latency and power are known to 1% and 2%).")] = "5s",
     energy_budget: Annotated[Optional[str], typer.Option(help="Budget for the ceiling (default: a round number "
                                                               "near the median measured energy).")] = None,
     models: Annotated[Optional[Path], typer.Option(help="Profile these ONNX files instead of generating the "
@@ -180,7 +182,8 @@ def demo(
     """
     began = time.monotonic()
     batches = cli.parse_batches(batch)
-    units.parse_time(duration)
+    if units.parse_time(duration) > units.parse_time(max_duration):
+        raise UserError(f"--duration {duration} is longer than --max-duration {max_duration}")
     budget = units.parse_energy(energy_budget) if energy_budget else None
     board = topics.slug(socket.gethostname())
     run_id = time.strftime("demo-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
@@ -213,6 +216,7 @@ def demo(
                 proc = subprocess.Popen(
                     _agent("run", str(model_dir), "--broker", broker.address, "--board", board, "--run-id", run_id,
                            "--batch", ",".join(map(str, batches)), "--duration", duration,
+                           "--max-duration", max_duration,
                            "--power-source", power_source, "--quiet"),
                     stdout=subprocess.DEVNULL, stderr=agent_log, text=True)
                 try:

@@ -73,6 +73,10 @@ def render(console: Console, report: dict) -> None:
         caption = f"power source: {', '.join(sources)}; top-1 in %"
         if any_est:
             caption += f"; {EST} = estimated, not measured"
+        if any(r["unstable"] for r in results):
+            caption += "; ! = unstable latency (high CoV)"
+        if not all(r["converged"] for r in results):
+            caption += "; * = window hit its time limit before the intervals were tight"
         table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, caption=caption)
         e_factor, e_unit = units.common_unit([r["energy_per_inference_j"] for r in results], "energy")
         table.add_column("network", no_wrap=True, min_width=12)
@@ -81,7 +85,9 @@ def render(console: Console, report: dict) -> None:
         for r in results:
             power, epi = r["power_w"], r["energy_per_inference_j"]
             table.add_row(
-                r["network"], str(r["batch"]), f"{r['latency_ms_mean']:.2f}", f"{r['latency_ms_p99']:.2f}",
+                r["network"], str(r["batch"]),
+                f"{r['latency_ms_mean']:.2f}{'!' if r['unstable'] else ''}{'' if r['converged'] else '*'}",
+                f"{r['latency_ms_p99']:.2f}",
                 f"{r['throughput_ips']:.1f}", _est("—" if power is None else f"{power:.3g}", r["estimated"]),
                 _est("—" if epi is None else f"{epi / e_factor:.3g}", r["estimated"]),
                 "—" if r["top1"] is None else f"{r['top1']:.2f}",
