@@ -77,7 +77,7 @@ def run(
     warmup: Annotated[str, typer.Option(help="Minimum warm-up per point; it goes on until latency is steady.")]
     = "200ms",
     max_warmup: Annotated[Optional[str], typer.Option(help="Longest warm-up per point, steady or not "
-                                                           "[default: 10s, or --warmup if longer].")] = None,
+                                                           "[default: 10s, or twice --warmup if longer].")] = None,
     duration: Annotated[str, typer.Option(help="Minimum timed window per point; it goes on until the confidence "
                                                "intervals reach their targets.")] = "1s",
     max_duration: Annotated[Optional[str], typer.Option(help="Longest timed window per point "
@@ -105,7 +105,7 @@ def run(
     try:
         settings = profiler.Settings(
             warmup_min_s=warmup_s,
-            warmup_max_s=units.parse_time(max_warmup) if max_warmup else max(10.0, warmup_s),
+            warmup_max_s=units.parse_time(max_warmup) if max_warmup else max(10.0, 2 * warmup_s),
             window_min_s=window_s,
             window_max_s=units.parse_time(max_duration) if max_duration else max(20.0, window_s),
             min_iterations=min_iterations, min_power_samples=min_power_samples,

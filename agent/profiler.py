@@ -40,8 +40,13 @@ class Settings:
     def __post_init__(self) -> None:
         if not (0 <= self.warmup_min_s <= self.warmup_max_s and 0 < self.window_min_s <= self.window_max_s):
             raise ValueError("need 0 <= warm-up min <= warm-up max and 0 < window min <= window max")
-        if self.min_iterations < 1 or self.latency_ci <= 0 or self.power_ci <= 0 or self.idle_s < 0:
-            raise ValueError("min_iterations >= 1, positive interval targets and idle >= 0 are required")
+        if self.min_iterations < 1 or self.warmup_min_iterations < 0 or self.min_power_samples < 0:
+            raise ValueError("min_iterations >= 1 and non-negative warm-up batches and power samples are required")
+        if min(self.latency_ci, self.power_ci, self.steady_tolerance, self.check_every_s) <= 0 or self.unstable_cov < 0:
+            raise ValueError("interval targets, the steadiness tolerance and the check period must be positive, "
+                             "the CoV threshold >= 0")
+        if self.idle_s < 0 or self.idle_max_age_s < 0:
+            raise ValueError("idle lengths must be >= 0")
 
 
 def t_quantile_975(df: int) -> float:
@@ -203,33 +208,58 @@ def warm_up(runner: Runner, settings: Settings) -> tuple[float, int, bool]:
                 return elapsed, done, True
             previous, block, block_start = mean, [], now
         if elapsed >= settings.warmup_max_s:
-            return elapsed, done, False
+            # Time is up: judge the block in progress too, so a warm-up of fixed length can still be steady.
+            steady = (previous is not None and len(block) >= 3 and done >= settings.warmup_min_iterations
+                      and abs(statistics.fmean(block) - previous) <= settings.steady_tolerance * previous)
+            return elapsed, done, steady
+
+
+class _Running:
+    """Mean and variance updated per value (Welford), so a convergence check costs the same at any length."""
+
+    def __init__(self) -> None:
+        self.n, self.mean, self._m2 = 0, 0.0, 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self._m2 += delta * (x - self.mean)
+
+    def half_width(self) -> float:
+        if self.n < 2:
+            return math.inf
+        return t_quantile_975(self.n - 1) * math.sqrt(self._m2 / (self.n - 1) / self.n)
 
 
 def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | None = None) -> Measurement:
     """Warm up, then time back-to-back batches until the intervals are tight; energy over exactly that window."""
     warm_s, warm_n, steady = warm_up(runner, settings)
     latencies: list[float] = []
+    running = _Running()
     device: list[DeviceTimes] = []
-    t0 = last = clock()
+    t0 = end = clock()
+    deadline = t0 + settings.window_max_s
     next_check = t0 + settings.window_min_s
     while True:
+        start = clock()
         times = runner.infer()
-        now = clock()
-        latencies.append(now - last)
-        last = now
+        end = clock()
+        # Each batch's own time: a convergence check between batches is not charged to the next batch.
+        latencies.append(end - start)
+        running.add(end - start)
         if times is not None:
             device.append(times)
-        if now < next_check or len(latencies) < settings.min_iterations:
+        if end < next_check or len(latencies) < settings.min_iterations:
             continue
-        if _tight(latencies, sampler, t0, now, settings):
+        if _tight(running, sampler, t0, end, settings):
             stop = "converged"
             break
-        if now - t0 >= settings.window_max_s:
+        if end >= deadline:
             stop = "max_time"
             break
-        next_check = now + settings.check_every_s
-    t1 = last
+        next_check = min(end + settings.check_every_s, deadline)
+    t1 = end
     m = Measurement(batch, warm_s, warm_n, steady, t0, t1, latencies, stop, device_times=device)
     if sampler is not None:
         sampler.wait_past(t1)  # one sample after the window so its end edge lies inside the trace
@@ -238,8 +268,8 @@ def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | N
     return m
 
 
-def _tight(latencies: list[float], sampler: Sampler | None, t0: float, now: float, s: Settings) -> bool:
-    if half_width(latencies) > s.latency_ci * statistics.fmean(latencies):
+def _tight(latency: _Running, sampler: Sampler | None, t0: float, now: float, s: Settings) -> bool:
+    if latency.half_width() > s.latency_ci * latency.mean:
         return False
     if sampler is None:
         return True
