@@ -15,7 +15,8 @@ from dnnprof.host.collector import Collector
 from dnnprof.host.store import Store
 from dnnprof.shared import schema
 
-SHORT = ["--batch", "1,2", "--duration", "200ms", "--warmup", "50ms", "--min-iterations", "3"]
+SHORT = ["--batch", "1,2", "--duration", "200ms", "--max-duration", "400ms", "--warmup", "50ms", "--max-warmup",
+         "200ms", "--min-iterations", "3", "--idle", "200ms"]
 
 
 def agent(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -94,7 +95,7 @@ def test_offline_file_then_import_then_report(models: Path, tmp_path: Path) -> N
 def test_demo_runs_the_whole_loop(models: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "dnnprof.host", "demo", "--models", str(models), "--batch", "1,2", "--duration",
-         "200ms", "--db", str(tmp_path / "demo.sqlite"), "--power-source", "estimate"],
+         "200ms", "--max-duration", "400ms", "--db", str(tmp_path / "demo.sqlite"), "--power-source", "estimate"],
         capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "Energy-bounded accuracy ceiling" in proc.stdout

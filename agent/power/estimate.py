@@ -12,7 +12,7 @@ import math
 import os
 from pathlib import Path
 
-from .base import PowerSource, SourceUnavailable
+from .base import HeldFile, PowerSource, SourceUnavailable
 
 DEFAULT_TDP_PER_CPU_W = 10.0
 
@@ -43,6 +43,7 @@ class EstimateSource(PowerSource):
             f"estimate: TDP {self.tdp_w:g} W{assumed} x CPU utilisation of {self._cpus} CPUs from /proc/stat"
         )
         self.rails = ("cpu",)
+        self._held = HeldFile(self._stat, 1024)  # the aggregate line comes first
         self._start = self._busy_jiffies(text)
 
     def _busy_jiffies(self, text: str) -> int:
@@ -52,5 +53,8 @@ class EstimateSource(PowerSource):
         return sum(fields) - idle
 
     def read(self) -> tuple[float, ...]:
-        busy = self._busy_jiffies(self._stat.read_text()) - self._start
+        busy = self._busy_jiffies(self._held.read()) - self._start
         return (self.tdp_w * busy / (self._cpus * self._hz),)
+
+    def close(self) -> None:
+        self._held.close()

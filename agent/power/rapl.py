@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import PowerSource, SourceUnavailable
+from .base import HeldFile, PowerSource, SourceUnavailable
 
 
 class RaplSource(PowerSource):
@@ -25,7 +25,7 @@ class RaplSource(PowerSource):
         base = Path(root) / "sys/class/powercap"
         if not base.is_dir():
             raise SourceUnavailable(f"no powercap interface at {base}")
-        self._files: list[Path] = []
+        self._files: list[HeldFile] = []
         self._max_uj: list[int] = []
         rails, skipped = [], []
         for domain in sorted(base.glob("intel-rapl:*"), key=_domain_order):
@@ -38,12 +38,13 @@ class RaplSource(PowerSource):
             if not label.startswith("package"):
                 continue
             try:
-                int((domain / "energy_uj").read_text())
+                held = HeldFile(domain / "energy_uj", 32)
+                int(held.read())
                 max_uj = int((domain / "max_energy_range_uj").read_text())
             except (OSError, ValueError) as exc:
                 skipped.append(f"{domain.name} ({exc.__class__.__name__})")
                 continue
-            self._files.append(domain / "energy_uj")
+            self._files.append(held)
             self._max_uj.append(max_uj)
             rails.append(label)
         if not self._files:
@@ -51,13 +52,13 @@ class RaplSource(PowerSource):
                 "no package domain")
             raise SourceUnavailable(f"RAPL at {base}: {why}")
         self.rails = tuple(rails)
-        self._last_uj = [int(f.read_text()) for f in self._files]
+        self._last_uj = [int(f.read()) for f in self._files]
         self._total_uj = [0] * len(self._files)
 
     def read(self) -> tuple[float, ...]:
         out = []
-        for i, path in enumerate(self._files):
-            now = int(path.read_text())
+        for i, held in enumerate(self._files):
+            now = int(held.read())
             delta = now - self._last_uj[i]
             if delta < 0:  # the counter wrapped at max_energy_range_uj
                 delta += self._max_uj[i]
@@ -65,6 +66,10 @@ class RaplSource(PowerSource):
             self._total_uj[i] += delta
             out.append(self._total_uj[i] * 1e-6)
         return tuple(out)
+
+    def close(self) -> None:
+        for held in self._files:
+            held.close()
 
 
 def _domain_order(path: Path) -> tuple[int, ...]:

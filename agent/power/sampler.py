@@ -50,7 +50,7 @@ class Sampler:
             with self._lock:
                 self.ts.append(t)
                 self.values.append(value)
-        except OSError:
+        except (OSError, ValueError):  # a transient I/O error or a garbled value: skip this reading
             self.read_errors += 1
 
     def _run(self) -> None:

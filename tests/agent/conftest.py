@@ -158,9 +158,10 @@ while True:
     busy = flag[0] == 1
     for d, path in paths.items():
         uj[d] += dt * (config["watts"].get(d, 0.0) + (config["busy_watts"].get(d, 0.0) if busy else 0.0)) * 1e6
-        with open(path + ".tmp", "w") as out:
-            out.write(f"{int(uj[d])}\n")
-        os.replace(path + ".tmp", path)  # sysfs never shows a half-written value
+        # In place, one fixed-width write: a sysfs attribute keeps its inode and never shows half a value.
+        fd = os.open(path, os.O_WRONLY)
+        os.pwrite(fd, f"{int(uj[d]):<24}\n".encode(), 0)
+        os.close(fd)
     if not ready:
         print("ready", flush=True)
         ready = True

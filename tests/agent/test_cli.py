@@ -12,7 +12,8 @@ from dnnprof.agent.models import zoo
 from dnnprof.shared import schema
 
 SMALL = "shufflenet_v2_x0_5"
-SHORT = ["--duration", "200ms", "--warmup", "50ms", "--min-iterations", "2"]
+SHORT = ["--duration", "200ms", "--max-duration", "400ms", "--warmup", "50ms", "--max-warmup", "200ms",
+         "--min-iterations", "2", "--idle", "200ms"]
 
 
 def dnnagent(*args, cwd, timeout=120) -> subprocess.CompletedProcess:

@@ -137,8 +137,10 @@ def test_garbage_counter_is_skipped(tree):
     assert RaplSource(root=tree).rails == ("package-1",)
 
 
-def test_read_failure_after_open_is_an_os_error(tree):
+def test_garbage_after_open_is_a_value_error(tree):
     source = RaplSource(root=tree)
-    (tree / POWERCAP / "intel-rapl:1" / "energy_uj").unlink()
-    with pytest.raises(OSError):  # the sampler counts these as transient read errors
+    path = tree / POWERCAP / "intel-rapl:1" / "energy_uj"
+    with path.open("r+") as fh:  # in place: the source keeps the attribute open, as sysfs files never move
+        fh.write("garbage\n")
+    with pytest.raises(ValueError):  # the sampler counts these as transient read errors
         source.read()

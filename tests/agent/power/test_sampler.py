@@ -25,10 +25,13 @@ def rapl_tree(tmp_path) -> Path:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    # sysfs never shows a half-written value; a plain write_text could (truncate, then write)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    # A sysfs attribute keeps its inode and never shows a half-written value: overwrite in place, one write of a
+    # fixed width (int() ignores the padding), never truncating.
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, f"{text.strip():<24}\n".encode(), 0)
+    finally:
+        os.close(fd)
 
 
 class CounterWriter(threading.Thread):
@@ -131,11 +134,12 @@ def test_window_outside_the_trace(rapl_tree):
 def test_read_errors_are_counted_not_fatal(rapl_tree):
     source = RaplSource(root=rapl_tree)
     path = rapl_tree / ENERGY
+    good = path.read_text()
     with Sampler(source, period_s=0.005) as sampler:
         time.sleep(0.02)
-        path.rename(path.with_name("gone"))
+        write_atomically(path, "garbage")  # a sensor returning nonsense for a while
         time.sleep(0.03)
-        path.with_name("gone").rename(path)
+        write_atomically(path, good)
         time.sleep(0.02)
     assert sampler.read_errors >= 1
     assert len(sampler.ts) >= 3
