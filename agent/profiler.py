@@ -62,11 +62,34 @@ def t_quantile_975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
-def half_width(values: list[float]) -> float:
-    """95% confidence half-width of the mean of ``values`` (inf with fewer than two)."""
-    if len(values) < 2:
+BLOCKS = 30  # batch means: the interval is computed over at most this many contiguous blocks
+
+
+def _prefix(values: list[float]) -> list[float]:
+    out = [0.0]
+    for v in values:
+        out.append(out[-1] + v)
+    return out
+
+
+def _batch_means_half_width(prefix: list[float], blocks: int = BLOCKS) -> float:
+    """95% half-width of the mean by the method of batch means, from prefix sums (prefix[i] = sum of i values).
+
+    Consecutive batches are correlated (clock and thermal drift, caches), so treating every batch as an
+    independent sample makes the interval too narrow; the means of ``blocks`` contiguous blocks are far closer to
+    independent. With fewer than 2 × ``blocks`` values each value is its own block.
+    """
+    n = len(prefix) - 1
+    if n < 2:
         return math.inf
-    return t_quantile_975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    k, size = (n, 1) if n < 2 * blocks else (blocks, n // blocks)
+    means = [(prefix[(i + 1) * size] - prefix[i * size]) / size for i in range(k)]
+    return t_quantile_975(k - 1) * statistics.stdev(means) / math.sqrt(k)
+
+
+def half_width(values: list[float], blocks: int = BLOCKS) -> float:
+    """95% confidence half-width of the mean of ``values`` (batch means; inf with fewer than two values)."""
+    return _batch_means_half_width(_prefix(values), blocks)
 
 
 def percentile(ordered: list[float], percent: int) -> float:
@@ -214,29 +237,28 @@ def warm_up(runner: Runner, settings: Settings) -> tuple[float, int, bool]:
             return elapsed, done, steady
 
 
-class _Running:
-    """Mean and variance updated per value (Welford), so a convergence check costs the same at any length."""
+class _Series:
+    """Running prefix sums, so a convergence check costs O(blocks) however long the window has run."""
 
     def __init__(self) -> None:
-        self.n, self.mean, self._m2 = 0, 0.0, 0.0
+        self.prefix = [0.0]
 
     def add(self, x: float) -> None:
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self._m2 += delta * (x - self.mean)
+        self.prefix.append(self.prefix[-1] + x)
+
+    @property
+    def mean(self) -> float:
+        return self.prefix[-1] / (len(self.prefix) - 1)
 
     def half_width(self) -> float:
-        if self.n < 2:
-            return math.inf
-        return t_quantile_975(self.n - 1) * math.sqrt(self._m2 / (self.n - 1) / self.n)
+        return _batch_means_half_width(self.prefix)
 
 
 def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | None = None) -> Measurement:
     """Warm up, then time back-to-back batches until the intervals are tight; energy over exactly that window."""
     warm_s, warm_n, steady = warm_up(runner, settings)
     latencies: list[float] = []
-    running = _Running()
+    running = _Series()
     device: list[DeviceTimes] = []
     t0 = end = clock()
     deadline = t0 + settings.window_max_s
@@ -268,7 +290,7 @@ def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | N
     return m
 
 
-def _tight(latency: _Running, sampler: Sampler | None, t0: float, now: float, s: Settings) -> bool:
+def _tight(latency: _Series, sampler: Sampler | None, t0: float, now: float, s: Settings) -> bool:
     if latency.half_width() > s.latency_ci * latency.mean:
         return False
     if sampler is None:

@@ -300,7 +300,12 @@ def test_t_quantile_falls_towards_the_normal_quantile():
 @pytest.mark.parametrize("n", [2, 3, 6, 11, 61, 201])
 def test_half_width_against_a_direct_computation(n):
     values = list(np.random.default_rng(n).normal(10.0, 2.0, n))
-    expected = T975[n - 1] * np.std(values, ddof=1) / math.sqrt(n)
+    if n < 2 * profiler.BLOCKS:  # every batch its own block
+        expected = T975[n - 1] * np.std(values, ddof=1) / math.sqrt(n)
+    else:  # the method of batch means: BLOCKS contiguous blocks of n // BLOCKS values, the remainder left out
+        size = n // profiler.BLOCKS
+        means = np.asarray(values[: size * profiler.BLOCKS]).reshape(profiler.BLOCKS, size).mean(axis=1)
+        expected = profiler.t_quantile_975(profiler.BLOCKS - 1) * np.std(means, ddof=1) / math.sqrt(profiler.BLOCKS)
     assert profiler.half_width(values) == pytest.approx(expected, rel=1e-3)
 
 
@@ -425,3 +430,13 @@ def test_settings_defaults_are_consistent():
     s = profiler.Settings()
     assert s.warmup_min_s <= s.warmup_max_s and s.window_min_s <= s.window_max_s
     assert 0 < s.latency_ci < 1 and 0 < s.power_ci < 1 and s.unstable_cov > 0 and s.idle_s > 0
+
+
+def test_batch_means_widen_the_interval_of_correlated_latencies():
+    # A slow drift (as from clocks or heat): successive batches are correlated, so per-batch samples would claim a
+    # far narrower interval than the data supports; blocks of contiguous batches do not.
+    rng = np.random.default_rng(3)
+    drift = np.cumsum(rng.normal(0, 0.02, 3000))
+    values = list(10.0 + drift + rng.normal(0, 0.1, 3000))
+    naive = 1.96 * np.std(values, ddof=1) / math.sqrt(len(values))
+    assert profiler.half_width(values) > 3 * naive
