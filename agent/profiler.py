@@ -14,6 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from dnnprof.agent import stats
 from dnnprof.agent.backends import DeviceTimes, Runner
 from dnnprof.agent.power import PowerSource
 from dnnprof.agent.power.sampler import Sampler, WindowEnergy, clock
@@ -47,72 +48,6 @@ class Settings:
                              "the CoV threshold >= 0")
         if self.idle_s < 0 or self.idle_max_age_s < 0:
             raise ValueError("idle lengths must be >= 0")
-
-
-def t_quantile_975(df: int) -> float:
-    """Two-sided 95% quantile of Student's t with ``df`` degrees of freedom (table to 30, then a series)."""
-    table = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-             2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-             2.045, 2.042)
-    if df < 1:
-        return math.inf
-    if df <= len(table):
-        return table[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-BLOCKS = 30  # batch means: the interval is computed over at most this many contiguous blocks
-
-
-def _prefix(values: list[float]) -> list[float]:
-    out = [0.0]
-    for v in values:
-        out.append(out[-1] + v)
-    return out
-
-
-def _batch_means_half_width(prefix: list[float], blocks: int = BLOCKS) -> float:
-    """95% half-width of the mean by the method of batch means, from prefix sums (prefix[i] = sum of i values).
-
-    Consecutive batches are correlated (clock and thermal drift, caches), so treating every batch as an
-    independent sample makes the interval too narrow; the means of ``blocks`` contiguous blocks are far closer to
-    independent. With fewer than 2 × ``blocks`` values each value is its own block.
-    """
-    n = len(prefix) - 1
-    if n < 2:
-        return math.inf
-    k, size = (n, 1) if n < 2 * blocks else (blocks, n // blocks)
-    means = [(prefix[(i + 1) * size] - prefix[i * size]) / size for i in range(k)]
-    return t_quantile_975(k - 1) * statistics.stdev(means) / math.sqrt(k)
-
-
-def half_width(values: list[float], blocks: int = BLOCKS) -> float:
-    """95% confidence half-width of the mean of ``values`` (batch means; inf with fewer than two values)."""
-    return _batch_means_half_width(_prefix(values), blocks)
-
-
-def percentile(ordered: list[float], percent: int) -> float:
-    """Linear interpolation between closest ranks (numpy's default; statistics' "inclusive" method).
-
-    Written so that equal neighbours give exactly their value and the result never leaves [min, max]:
-    ``statistics.quantiles`` computes ``(a*(n-d) + b*d)/n``, which for a == b can land an ulp above the maximum.
-    """
-    index, rest = divmod((len(ordered) - 1) * percent, 100)
-    if rest == 0:
-        return ordered[index]
-    lo, hi = ordered[index], ordered[index + 1]
-    return min(hi, lo + (hi - lo) * (rest / 100))
-
-
-def latency_stats(seconds: list[float]) -> schema.Latency:
-    """Mean, stdev and percentiles of per-batch times, in milliseconds."""
-    ms = sorted(x * 1e3 for x in seconds)
-    return schema.Latency(
-        mean=statistics.fmean(ms), stdev=statistics.stdev(ms) if len(ms) > 1 else 0.0,  # one batch: no spread
-        p50=percentile(ms, 50), p90=percentile(ms, 90), p95=percentile(ms, 95), p99=percentile(ms, 99),
-        min=ms[0], max=ms[-1],
-    )
 
 
 @dataclass
@@ -173,7 +108,7 @@ class Measurement:
 
     @property
     def latency_ms(self) -> schema.Latency:
-        return latency_stats(self.latencies_s)
+        return stats.latency_stats(self.latencies_s)
 
     @property
     def latency_cov(self) -> float:
@@ -182,8 +117,8 @@ class Measurement:
 
     def confidence(self) -> schema.Confidence:
         mean_ms = statistics.fmean(self.latencies_s) * 1e3
-        lat = half_width(self.latencies_s) * 1e3
-        power = half_width(self.power_series_w) if self.energy is not None else None
+        lat = stats.half_width(self.latencies_s) * 1e3
+        power = stats.half_width(self.power_series_w) if self.energy is not None else None
         avg = self.power_w
         return schema.Confidence(
             latency_ms_mean=_finite(lat), latency_relative=_finite(lat / mean_ms if mean_ms else math.inf),
@@ -196,14 +131,14 @@ class Measurement:
         if not self.device_times:
             return None
 
-        def stats(values: list[float | None]) -> schema.Latency | None:
+        def summary(values: list[float | None]) -> schema.Latency | None:
             present = [v / 1e3 for v in values if v is not None]
-            return latency_stats(present) if present else None
+            return stats.latency_stats(present) if present else None
 
         return schema.DeviceTiming(
-            compute_ms=stats([d.compute_ms for d in self.device_times]),
-            h2d_ms=stats([d.h2d_ms for d in self.device_times]),
-            d2h_ms=stats([d.d2h_ms for d in self.device_times]),
+            compute_ms=summary([d.compute_ms for d in self.device_times]),
+            h2d_ms=summary([d.h2d_ms for d in self.device_times]),
+            d2h_ms=summary([d.d2h_ms for d in self.device_times]),
         )
 
 
@@ -237,28 +172,11 @@ def warm_up(runner: Runner, settings: Settings) -> tuple[float, int, bool]:
             return elapsed, done, steady
 
 
-class _Series:
-    """Running prefix sums, so a convergence check costs O(blocks) however long the window has run."""
-
-    def __init__(self) -> None:
-        self.prefix = [0.0]
-
-    def add(self, x: float) -> None:
-        self.prefix.append(self.prefix[-1] + x)
-
-    @property
-    def mean(self) -> float:
-        return self.prefix[-1] / (len(self.prefix) - 1)
-
-    def half_width(self) -> float:
-        return _batch_means_half_width(self.prefix)
-
-
 def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | None = None) -> Measurement:
     """Warm up, then time back-to-back batches until the intervals are tight; energy over exactly that window."""
     warm_s, warm_n, steady = warm_up(runner, settings)
     latencies: list[float] = []
-    running = _Series()
+    running = stats.RunningSeries()
     device: list[DeviceTimes] = []
     t0 = end = clock()
     deadline = t0 + settings.window_max_s
@@ -290,12 +208,10 @@ def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | N
     return m
 
 
-def _tight(latency: _Series, sampler: Sampler | None, t0: float, now: float, s: Settings) -> bool:
-    if latency.half_width() > s.latency_ci * latency.mean:
+def _tight(latency: stats.RunningSeries, sampler: Sampler | None, t0: float, now: float, s: Settings) -> bool:
+    if latency.half_width() > s.latency_ci * latency.mean():
         return False
     if sampler is None:
         return True
-    powers = sampler.power_series(t0, now)
-    if len(powers) < s.min_power_samples:
-        return False
-    return half_width(powers) <= s.power_ci * abs(statistics.fmean(powers))
+    count, mean, half = sampler.power_stats(t0, now)
+    return count >= s.min_power_samples and half <= s.power_ci * abs(mean)

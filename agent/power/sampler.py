@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from dnnprof.agent import energy
+from dnnprof.agent import energy, stats
 
 from .base import PowerSource
 
@@ -37,7 +38,13 @@ class Sampler:
         self.read_errors = 0
         self.cpu_s = 0.0  # CPU time the sampling thread used
         self._wall = (0.0, 0.0)
-        self._lock = threading.Lock()  # ts and values grow together
+        self._lock = threading.Lock()  # ts, values and the series below grow together
+        # The total power as a de-duplicated series, kept up to date per reading so a confidence check during the
+        # window does not redo the whole trace: for counters each entry is an interval's average power, stamped
+        # with the interval's start; for power sensors the reading itself.
+        self._last_kept: tuple[float, float] | None = None
+        self._series_t: list[float] = []
+        self._series = stats.RunningSeries()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"power-{source.name}", daemon=True)
 
@@ -50,8 +57,22 @@ class Sampler:
             with self._lock:
                 self.ts.append(t)
                 self.values.append(value)
+                self._extend_series(t, sum(value))
         except (OSError, ValueError):  # a transient I/O error or a garbled value: skip this reading
             self.read_errors += 1
+
+    def _extend_series(self, t: float, total: float) -> None:
+        last = self._last_kept
+        interval = self.source.update_interval_s
+        if last is not None and total == last[1] and (interval is None or t - last[0] < interval):
+            return  # the sensor has not updated yet: a repeat, as energy.dedupe drops it
+        if self.source.quantity == "power_w":
+            self._series_t.append(t)
+            self._series.add(total)
+        elif last is not None and t > last[0]:
+            self._series_t.append(last[0])
+            self._series.add((total - last[1]) / (t - last[0]))
+        self._last_kept = (t, total)
 
     def _run(self) -> None:
         cpu0, wall0 = time.thread_time(), clock()
@@ -110,11 +131,18 @@ class Sampler:
         unique = sum(1 for t in first_ts if t0 <= t <= t1)
         return WindowEnergy(sum(rails_j.values()), rails_j, inside, unique, (n - 1) / span if span > 0 else 0.0)
 
+    def _span(self, t0: float, t1: float) -> tuple[int, int]:
+        return bisect_left(self._series_t, t0), bisect_right(self._series_t, t1)
+
     def power_series(self, t0: float, t1: float) -> list[float]:
-        """Total power readings (W) inside [t0, t1] — interval averages for counters — for confidence intervals."""
+        """Total power readings (W) stamped inside [t0, t1] — interval averages for counters — de-duplicated."""
         with self._lock:
-            ts, totals = list(self.ts), [sum(v) for v in self.values]
-        ts, totals = energy.dedupe(ts, totals, self.source.update_interval_s)
-        inside = [i for i, t in enumerate(ts) if t0 <= t <= t1]
-        ts, totals = [ts[i] for i in inside], [totals[i] for i in inside]
-        return energy.interval_powers(ts, totals) if self.source.quantity == "energy_j" else totals
+            lo, hi = self._span(t0, t1)
+            prefix = self._series.prefix
+            return [prefix[i + 1] - prefix[i] for i in range(lo, hi)]
+
+    def power_stats(self, t0: float, t1: float) -> tuple[int, float, float]:
+        """(readings, mean W, 95% half-width W) of the total power in [t0, t1], in O(blocks) time."""
+        with self._lock:
+            lo, hi = self._span(t0, t1)
+            return hi - lo, self._series.mean(lo, hi), self._series.half_width(lo, hi)

@@ -4,17 +4,14 @@ Real ONNX Runtime on a generated model, the real estimate source on this /proc, 
 tree moved at a known power, and a runner that sleeps a controlled time per batch for deterministic latency.
 """
 
-import math
 import random
 import statistics
 
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from dnnprof.agent import profiler
+from dnnprof.agent import profiler, stats
 from dnnprof.agent.backends import DeviceTimes, get_backend
 from dnnprof.agent.models import onnxfile
 from dnnprof.agent.power.estimate import EstimateSource
@@ -246,7 +243,7 @@ def test_window_waits_for_min_power_samples(sleep_runner, powercap):
     assert m.energy.power_w(m.window_s)["package-0"] == pytest.approx(3.0, rel=0.03)
     assert statistics.median(m.power_series_w) == pytest.approx(writer.total_w, rel=0.1)
     c = m.confidence()
-    assert c.power_w == pytest.approx(profiler.half_width(m.power_series_w), rel=1e-12)
+    assert c.power_w == pytest.approx(stats.half_width(m.power_series_w), rel=1e-12)
     assert c.power_relative == pytest.approx(c.power_w / m.power_w, rel=1e-12)
     assert c.power_relative <= s.power_ci
 
@@ -272,82 +269,7 @@ def test_device_times_are_summarised(sleep_runner):
     assert timing.d2h_ms.p50 == pytest.approx(0.25) and timing.h2d_ms is None
 
 
-# --- Statistics ---------------------------------------------------------------------------------------------------
-
-# scipy.stats.t.ppf(0.975, df), for machines without scipy
-T975 = {1: 12.706204736, 2: 4.30265273, 5: 2.570581836, 10: 2.228138852, 30: 2.042272456, 31: 2.039513446,
-        40: 2.02107539, 60: 2.000297822, 100: 1.983971519, 120: 1.979930405, 200: 1.971896224}
-
-
-def test_t_quantile_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    for df in range(1, 201):
-        assert profiler.t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-3), df
-
-
-@pytest.mark.parametrize("df", sorted(T975))
-def test_t_quantile_matches_reference_values(df):
-    assert profiler.t_quantile_975(df) == pytest.approx(T975[df], rel=1e-3)
-
-
-def test_t_quantile_falls_towards_the_normal_quantile():
-    values = [profiler.t_quantile_975(df) for df in range(1, 2000)]
-    assert all(b <= a for a, b in zip(values, values[1:]))
-    assert values[-1] == pytest.approx(1.959964, rel=1e-3)
-    assert profiler.t_quantile_975(0) == math.inf
-
-
-@pytest.mark.parametrize("n", [2, 3, 6, 11, 61, 201])
-def test_half_width_against_a_direct_computation(n):
-    values = list(np.random.default_rng(n).normal(10.0, 2.0, n))
-    if n < 2 * profiler.BLOCKS:  # every batch its own block
-        expected = T975[n - 1] * np.std(values, ddof=1) / math.sqrt(n)
-    else:  # the method of batch means: BLOCKS contiguous blocks of n // BLOCKS values, the remainder left out
-        size = n // profiler.BLOCKS
-        means = np.asarray(values[: size * profiler.BLOCKS]).reshape(profiler.BLOCKS, size).mean(axis=1)
-        expected = profiler.t_quantile_975(profiler.BLOCKS - 1) * np.std(means, ddof=1) / math.sqrt(profiler.BLOCKS)
-    assert profiler.half_width(values) == pytest.approx(expected, rel=1e-3)
-
-
-def test_half_width_needs_two_values():
-    assert profiler.half_width([]) == math.inf and profiler.half_width([1.0]) == math.inf
-    assert profiler.half_width([2.0, 2.0, 2.0]) == 0.0
-
-
-@given(values=st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=60),
-       percent=st.integers(min_value=0, max_value=100))
-def test_percentile_against_numpy(values, percent):
-    ordered = sorted(values)
-    got = profiler.percentile(ordered, percent)
-    assert got == pytest.approx(np.percentile(ordered, percent), rel=1e-12, abs=1e-12)
-    assert ordered[0] <= got <= ordered[-1]
-
-
-@pytest.mark.parametrize("value", [0.1, 0.3, 1.1, 7.7, 12.345678, 33.3])
-@pytest.mark.parametrize("n", [1, 2, 3, 7, 100])
-def test_quantiles_of_equal_latencies_equal_the_latency(value, n):
-    # equal latencies must give exactly that latency at every quantile, never one ulp above the max
-    latency = measurement([value] * n).latency_ms
-    assert latency.min == latency.p50 == latency.p90 == latency.p95 == latency.p99 == latency.max
-
-
-def test_quantiles_interpolate_like_numpy():
-    ms = [5.0, 1.0, 4.0, 2.0, 3.0, 10.0, 6.0]
-    latency = measurement(ms).latency_ms
-    for q in PERCENTS:
-        assert getattr(latency, f"p{q}") == pytest.approx(np.percentile(ms, q), rel=1e-12)
-    assert latency.mean == pytest.approx(np.mean(ms)) and latency.stdev == pytest.approx(np.std(ms, ddof=1))
-    assert_ordered(latency)
-
-
-@given(ms=st.lists(st.sampled_from([0.5, 1.0, 1.1, 2.25, 7.7]) | st.floats(min_value=1e-3, max_value=1e4),
-                  min_size=1, max_size=50))
-def test_statistics_are_ordered_for_any_latencies(ms):
-    latency = profiler.latency_stats([x / 1e3 for x in ms])
-    assert latency.min <= latency.p50 <= latency.p90 <= latency.p95 <= latency.p99 <= latency.max
-    scaled = [x / 1e3 * 1e3 for x in ms]
-    for q in PERCENTS:
-        assert getattr(latency, f"p{q}") == pytest.approx(np.percentile(scaled, q), rel=1e-9)
+# --- Measurement statistics --------------------------------------------------------------------------------------
 
 
 def test_latency_cov():
@@ -364,12 +286,12 @@ def test_confidence_fields():
     energy = WindowEnergy(energy_j=4.0 * window, rails_j={"cpu": 4.0 * window}, samples=5, unique_samples=5,
                           rate_hz=100.0)
     c = measurement(ms, energy=energy, power_series_w=powers, stop="max_time").confidence()
-    lat = profiler.half_width([x / 1e3 for x in ms]) * 1e3
+    lat = stats.half_width([x / 1e3 for x in ms]) * 1e3
     assert c.level == 0.95 and c.stop == "max_time"
     assert c.latency_ms_mean == pytest.approx(lat, rel=1e-9)
     assert c.latency_relative == pytest.approx(lat / statistics.fmean(ms), rel=1e-9)
-    assert c.power_w == pytest.approx(profiler.half_width(powers), rel=1e-12)
-    assert c.power_relative == pytest.approx(profiler.half_width(powers) / 4.0, rel=1e-9)
+    assert c.power_w == pytest.approx(stats.half_width(powers), rel=1e-12)
+    assert c.power_relative == pytest.approx(stats.half_width(powers) / 4.0, rel=1e-9)
     without = measurement(ms).confidence()
     assert without.power_w is None and without.power_relative is None and without.stop == "converged"
     assert without.latency_ms_mean == pytest.approx(c.latency_ms_mean)
@@ -430,13 +352,3 @@ def test_settings_defaults_are_consistent():
     s = profiler.Settings()
     assert s.warmup_min_s <= s.warmup_max_s and s.window_min_s <= s.window_max_s
     assert 0 < s.latency_ci < 1 and 0 < s.power_ci < 1 and s.unstable_cov > 0 and s.idle_s > 0
-
-
-def test_batch_means_widen_the_interval_of_correlated_latencies():
-    # A slow drift (as from clocks or heat): successive batches are correlated, so per-batch samples would claim a
-    # far narrower interval than the data supports; blocks of contiguous batches do not.
-    rng = np.random.default_rng(3)
-    drift = np.cumsum(rng.normal(0, 0.02, 3000))
-    values = list(10.0 + drift + rng.normal(0, 0.1, 3000))
-    naive = 1.96 * np.std(values, ddof=1) / math.sqrt(len(values))
-    assert profiler.half_width(values) > 3 * naive

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dnnprof.agent import stats
 from dnnprof.agent.energy import WindowNotCovered
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
@@ -83,6 +84,13 @@ def test_sampler_over_rapl_tree(rapl_tree):
     assert window.energy_j == pytest.approx(writer.watts * (t1 - t0), abs=writer.watts * 0.03)
     assert window.samples >= 5
     assert 20 < window.rate_hz < 1000
+    # The running series the window checks use agrees with the lists it summarises.
+    powers = sampler.power_series(t0, t1)
+    count, mean, half = sampler.power_stats(t0, t1)
+    assert count == len(powers) >= 5
+    assert mean == pytest.approx(sum(powers) / len(powers), rel=1e-9)
+    assert mean == pytest.approx(writer.watts, rel=0.3)  # per-interval averages jitter with the writer's timing
+    assert half == pytest.approx(stats.half_width(powers), rel=1e-9)
 
 
 def test_sampler_over_estimate_on_real_proc():
