@@ -32,6 +32,9 @@ test: $(VENV)/.installed-dev mosquitto
 
 bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/sampler_cost.py
+	$(BIN)/python bench/adaptive.py
+	$(BIN)/python bench/overhead.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -53,6 +53,13 @@ class LoadMeter:
                 "other_cpu_cores": round(max(0.0, busy - own) / wall, 3), "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
+def note_load(rows: list[dict], consequence: str) -> None:
+    """Say so when other processes used the CPU during a benchmark, and what that does to its figures."""
+    busy = max(r["load"]["other_cpu_cores"] for r in rows)
+    if busy > 0.1:
+        say(f"  note: other processes used up to {busy:.2f} CPU cores during the run; {consequence}")
+
+
 def make_models(names: list[str], out_dir: Path) -> dict:
     """Generate the zoo models into ``out_dir``; returns name → ModelFile."""
     from dnnprof.agent.models import onnxfile, zoo

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import LoadMeter, emit, machine, make_models, parse_points, say
+from _common import LoadMeter, emit, machine, make_models, note_load, parse_points, say
 
 from dnnprof.agent import profiler
 from dnnprof.agent.backends.onnxruntime import OnnxRuntimeBackend
@@ -107,10 +107,7 @@ def main() -> None:
             f"warm-up {a['warmup_s']:.2f} s / {a['warmup_iterations']} batches, "
             f"{'steady' if a['warmup_steady'] else 'NOT steady'}  "
             f"(others used {r['load']['other_cpu_cores']:.2f} cores)")
-    busy = max(r["load"]["other_cpu_cores"] for r in rows)
-    if busy > 0.1:
-        say(f"  note: other processes used up to {busy:.2f} CPU cores during the run; latency spread, convergence "
-            "time and the estimated power all carry that load")
+    note_load(rows, "latency spread, convergence time and the estimated power all carry that load")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import LoadMeter, copy_rapl_tree, emit, machine, make_models, say, spread
+from _common import LoadMeter, copy_rapl_tree, emit, machine, make_models, note_load, say, spread
 
 from dnnprof.agent import profiler
 from dnnprof.agent.backends.onnxruntime import OnnxRuntimeBackend
@@ -76,16 +76,10 @@ def bare(runner, iterations: int, batch: int) -> float:
     return iterations * batch / (time.perf_counter() - t0)
 
 
-def projected_check_fraction(last_check_s: float, last_at_s: float, per_sample_s: float, samples_per_s: float,
-                             settings: profiler.Settings) -> float:
-    """Share of a full window_max_s window spent in interval checks, an upper bound extrapolated from this run:
-    the checks as measured (the latency check; its last call's cost taken to grow in proportion to the window) plus
-    the power series, computed over the whole trace at every check once latency is tight (linear in samples)."""
-    total, t = 0.0, settings.window_min_s
-    while t <= settings.window_max_s:
-        total += last_check_s * t / last_at_s + per_sample_s * samples_per_s * t
-        t += settings.check_every_s
-    return total / settings.window_max_s
+def projected_check_fraction(last_check_s: float, settings: profiler.Settings) -> float:
+    """Share of a window of any length spent in interval checks: a check costs O(blocks) whatever the window's
+    length (running prefix sums for latency and power), so it is the last check's cost per check period."""
+    return last_check_s / settings.check_every_s
 
 
 def predicted_ratio(sampler_cpu_fraction: float, check_fraction: float, threads: int) -> float:
@@ -210,13 +204,12 @@ def main() -> None:
                         record["check_fraction_in_window_median"] = round(med("check_fraction"), 6)
                         record["predicted_ratio"] = round(predicted_ratio(
                             med("sampler_cpu") if source else 0.0, med("check_fraction"), runner.threads), 5)
-                        last_at = statistics.median(x["last_check"][0] for x in runs[arm])
                         last_check = statistics.median(x["last_check"][1] for x in runs[arm])
                         per_sample, rate = (med("per_sample"), med("samples_per_s")) if source else (0.0, 0.0)
                         record["last_check_us"] = round(last_check * 1e6, 1)
                         record["series_us_per_sample"] = round(per_sample * 1e6, 3)
                         record["projected_check_fraction_20s"] = round(
-                            projected_check_fraction(last_check, last_at, per_sample, rate, full), 5)
+                            projected_check_fraction(last_check, full), 5)
                     summaries.append(record)
                     emit(record)
 
@@ -239,9 +232,7 @@ def main() -> None:
         line += (f"; {'ok' if s['meets_target'] else 'BELOW TARGET'} "
                  f"(others used {s['load']['other_cpu_cores']:.2f} cores)")
         say(line)
-    busy = max(s["load"]["other_cpu_cores"] for s in summaries)
-    if busy > 0.1:
-        say(f"  note: other processes used up to {busy:.2f} CPU cores during the run; the ratios carry that noise")
+    note_load(summaries, "the ratios carry that noise")
 
 
 if __name__ == "__main__":

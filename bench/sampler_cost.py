@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import LoadMeter, copy_rapl_tree, emit, machine, say
+from _common import LoadMeter, copy_rapl_tree, emit, machine, note_load, say
 
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
@@ -106,10 +106,7 @@ def main() -> None:
             f"{r['hot_read_us']:.0f} µs); "
             f"{r['rate_hz']:.0f} Hz achieved ({r['rate_of_target']:.1%}), gap p99 {r['gap_ms_p99']:.2f} ms, "
             f"max {r['gap_ms_max']:.1f} ms{verdict}  (others used {r['load']['other_cpu_cores']:.2f} cores)")
-    busy = max(r["load"]["other_cpu_cores"] for r in rows)
-    if busy > 0.1:
-        say(f"  note: other processes used up to {busy:.2f} CPU cores meanwhile: wake-ups may be late and each "
-            "sample may cost more (cold caches) than on a quiet machine")
+    note_load(rows, "wake-ups may be late and each sample may cost more (cold caches) than on a quiet machine")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ class Sampler:
         # window does not redo the whole trace: for counters each entry is an interval's average power, stamped
         # with the interval's start; for power sensors the reading itself.
         self._last_kept: tuple[float, float] | None = None
-        self._series_t: list[float] = []
+        self._series_start: list[float] = []  # when each entry's interval starts (= ends, for a power sensor)
+        self._series_end: list[float] = []
         self._series = stats.RunningSeries()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"power-{source.name}", daemon=True)
@@ -67,10 +68,12 @@ class Sampler:
         if last is not None and total == last[1] and (interval is None or t - last[0] < interval):
             return  # the sensor has not updated yet: a repeat, as energy.dedupe drops it
         if self.source.quantity == "power_w":
-            self._series_t.append(t)
+            self._series_start.append(t)
+            self._series_end.append(t)
             self._series.add(total)
         elif last is not None and t > last[0]:
-            self._series_t.append(last[0])
+            self._series_start.append(last[0])
+            self._series_end.append(t)
             self._series.add((total - last[1]) / (t - last[0]))
         self._last_kept = (t, total)
 
@@ -132,10 +135,12 @@ class Sampler:
         return WindowEnergy(sum(rails_j.values()), rails_j, inside, unique, (n - 1) / span if span > 0 else 0.0)
 
     def _span(self, t0: float, t1: float) -> tuple[int, int]:
-        return bisect_left(self._series_t, t0), bisect_right(self._series_t, t1)
+        # Only intervals wholly inside the window: one that straddles an edge averages in what ran outside it.
+        lo, hi = bisect_left(self._series_start, t0), bisect_right(self._series_end, t1)
+        return lo, max(lo, hi)
 
     def power_series(self, t0: float, t1: float) -> list[float]:
-        """Total power readings (W) stamped inside [t0, t1] — interval averages for counters — de-duplicated."""
+        """Total power readings (W) inside [t0, t1] — averages of whole intervals for counters — de-duplicated."""
         with self._lock:
             lo, hi = self._span(t0, t1)
             prefix = self._series.prefix

@@ -255,9 +255,11 @@ def test_convergence_checks_do_not_eat_the_window(tmp_path, make_onnx):
                           latency_ci=1e-6, check_every_s=0.05)
     m = profiler.measure(fast, 1, s)
     fast.close()
-    median = statistics.median(m.latencies_s)
-    outliers_s = sum(x for x in m.latencies_s if x > 100 * median)
-    assert outliers_s < 0.1 * m.window_s  # a scheduler hiccup here and there, not half the window
+    # The window's time outside the backend's calls is the loop plus the checks: about 5% for a 4 µs model here.
+    # Checks that grew with the window (a stdev over every batch so far) once took half of it. Scheduler noise
+    # hits inside and outside alike, so the share holds on a busy machine too.
+    outside = 1 - sum(m.latencies_s) / m.window_s
+    assert outside < 0.3
 
 
 def test_device_times_are_summarised(sleep_runner):
