@@ -9,6 +9,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from dnnprof.agent import conditions
 from dnnprof.shared import schema, topics
 
 
@@ -34,13 +35,7 @@ def cpu_model(root: str | Path = "/") -> str | None:
 
 
 def memory_total_bytes(root: str | Path = "/") -> int | None:
-    try:
-        for line in (Path(root) / "proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024  # the file says kB and means KiB
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    return conditions.system_total_bytes(root)
 
 
 def default_board_id() -> str:

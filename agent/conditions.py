@@ -154,6 +154,11 @@ def system_used_bytes(root: str | Path = "/") -> int | None:
     return fields["MemTotal"] - fields["MemAvailable"]
 
 
+def system_total_bytes(root: str | Path = "/") -> int | None:
+    """Installed memory (bytes): ``MemTotal``."""
+    return _kb_fields(Path(root) / "proc/meminfo", "MemTotal").get("MemTotal")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The run conditions at one instant: °C per zone, throttle events, bytes of this process and of the system."""
