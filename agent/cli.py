@@ -68,7 +68,7 @@ def run(
                                                        "unless --output is given.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append results to this JSONL file "
                                                    "(load it on the host with `dnnhost import`).")] = None,
-    board: Annotated[Optional[str], typer.Option(help="Board id ([a-z0-9-]); default: the hostname.")] = None,
+    board: Annotated[Optional[str], typer.Option(help="Board id (letters a-z, digits, -); default: the hostname.")] = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnxruntime.")] = "auto",
     precision: Annotated[str, typer.Option(help="Precision to build/run: fp32 (fp16, int8 on TensorRT).")] = "fp32",
     power_source: Annotated[str, typer.Option(help="auto, none, rapl[:ROOT], estimate[:ROOT]. auto uses the "
@@ -77,11 +77,11 @@ def run(
     warmup: Annotated[str, typer.Option(help="Minimum warm-up per point; it goes on until latency is steady.")]
     = "200ms",
     max_warmup: Annotated[Optional[str], typer.Option(help="Longest warm-up per point, steady or not "
-                                                           "[default: 10s, or twice --warmup if longer].")] = None,
+                                                           "(default: 10s, or twice --warmup if longer).")] = None,
     duration: Annotated[str, typer.Option(help="Minimum timed window per point; it goes on until the confidence "
                                                "intervals reach their targets.")] = "1s",
     max_duration: Annotated[Optional[str], typer.Option(help="Longest timed window per point "
-                                                             "[default: 20s, or --duration if longer].")] = None,
+                                                             "(default: 20s, or --duration if longer).")] = None,
     latency_ci: Annotated[str, typer.Option(help="Target 95% half-width of mean latency, relative.")] = "1%",
     power_ci: Annotated[str, typer.Option(help="Target 95% half-width of average power, relative.")] = "2%",
     min_power_samples: Annotated[int, typer.Option(help="Minimum power readings in the window.")] = 10,
@@ -90,7 +90,7 @@ def run(
     idle_max_age: Annotated[str, typer.Option(help="Reuse an idle baseline this long.")] = "60s",
     min_iterations: Annotated[int, typer.Option(help="Minimum batches in the timed window.")] = 10,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend (default: all).")] = None,
-    run_id: Annotated[Optional[str], typer.Option(help="Run id ([a-z0-9-]); default: time-based.")] = None,
+    run_id: Annotated[Optional[str], typer.Option(help="Run id (letters a-z, digits, -); default: time-based.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random input data.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table on the terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list on stdout.")] = False,
