@@ -68,7 +68,8 @@ def run(
                                                        "unless --output is given.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append results to this JSONL file "
                                                    "(load it on the host with `dnnhost import`).")] = None,
-    board: Annotated[Optional[str], typer.Option(help="Board id (letters a-z, digits, -); default: the hostname.")] = None,
+    board: Annotated[Optional[str], typer.Option(help="Board id (letters a-z, digits, -); default: the hostname.")]
+    = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnxruntime.")] = "auto",
     precision: Annotated[str, typer.Option(help="Precision to build/run: fp32 (fp16, int8 on TensorRT).")] = "fp32",
     power_source: Annotated[str, typer.Option(help="auto, none, rapl[:ROOT], estimate[:ROOT]. auto uses the "

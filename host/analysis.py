@@ -16,11 +16,12 @@ from dnnprof.shared import catalog, schema
 CONFIG = ["board", "network", "backend", "device", "precision", "batch"]
 
 
-def frame(results: list[schema.Result]) -> pd.DataFrame:
+def frame(results: list[schema.Result], networks: catalog.Catalog | None = None) -> pd.DataFrame:
     """One row per result, with the catalog's reference accuracy joined by network name."""
+    networks = networks or catalog.Catalog()
     rows = []
     for r in results:
-        ref = catalog.lookup(r.network)
+        ref = networks.lookup(r.network)
         epi = r.energy_per_inference_j
         rows.append({
             "id": r.id, "board": r.board, "run_id": r.run_id, "ts": r.ts, "network": r.network,

@@ -15,12 +15,15 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Optional
 
+import msgspec
 import typer
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from dnnprof.shared import cli, schema, topics, units
+from dnnprof.shared import catalog, cli, schema, topics, units
 from dnnprof.shared.errors import UserError
 
 from . import report as report_mod
@@ -34,6 +37,16 @@ out = Console()
 err = Console(stderr=True)
 
 DbOption = Annotated[Optional[Path], typer.Option("--db", help=f"Result store (SQLite). Default: {default_path()}")]
+CatalogOption = Annotated[Optional[Path], typer.Option(
+    "--catalog", help="A CSV or TOML file of networks that adds to or overrides the built-in reference accuracy. "
+                      f"Default: {catalog.default_user_path()} when it exists.")]
+
+
+def _catalog(path: Path | None) -> catalog.Catalog:
+    if path is not None:
+        return catalog.load_user(path)
+    default = catalog.default_user_path()
+    return catalog.load_user(default) if default.is_file() else catalog.Catalog()
 
 
 def _broker_or_embedded(broker: str | None, bind: str, port: int) -> tuple[str, EmbeddedBroker | None]:
@@ -132,21 +145,50 @@ def report(
                                                               "best accuracy reachable within it.")] = None,
     board: Annotated[Optional[str], typer.Option(help="Only this board.")] = None,
     db: DbOption = None,
+    catalog_file: CatalogOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Per board: every configuration's latency, throughput, power and energy, and the ceiling at the budget."""
     budget = units.parse_energy(energy_budget) if energy_budget else None
+    networks = _catalog(catalog_file)
     if board:
         topics.check_id(board)
     path = Path(db) if db else default_path()
     if db is None and not path.exists():
         raise UserError(f"no result store at {path} yet: run `dnnhost demo`, `dnnhost collect` or `dnnhost import`")
     with Store(path) as store:
-        data = report_mod.build(store, budget, board)
+        data = report_mod.build(store, budget, board, networks)
     if as_json:
         print(json.dumps(data, indent=2))
     else:
         report_mod.render(out, data)
+
+
+@app.command("catalog")
+def catalog_(
+    catalog_file: CatalogOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """The reference networks: top-1/top-5 accuracy with its source, MACs and parameters.
+
+    Add networks or override accuracy with a file: a TOML file with one "network" table-array entry per
+    network, or a CSV with a header; fields name, top1, top5, source, gmacs, params_m (README has an example).
+    """
+    networks = _catalog(catalog_file)
+    rows = [msgspec.to_builtins(n) for n in sorted(networks, key=lambda n: n.name)]
+    if as_json:
+        print(json.dumps({"origin": networks.origin, "networks": rows}, indent=2))
+        return
+    table = Table("network", "top-1 %", "top-5 %", "GMACs", "params (M)", "seed top-1 %", "source",
+                  title=f"reference networks ({networks.origin})", box=box.SIMPLE_HEAD)
+    for n in rows:
+        table.add_row(n["name"], f"{n['top1']:.2f}", _opt(n["top5"], ".2f"), _opt(n["gmacs"], "g"),
+                      _opt(n["params_m"], "g"), _opt(n["seed_top1"], "g"), n["source"])
+    out.print(table)
+
+
+def _opt(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
 
 
 def _nice_budget(values: list[float]) -> float:

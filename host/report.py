@@ -8,7 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from dnnprof.shared import units
+from dnnprof.shared import catalog, units
 
 from . import analysis
 from .store import Store
@@ -22,13 +22,15 @@ def _clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def build(store: Store, energy_budget_j: float | None = None, board: str | None = None) -> dict:
+def build(store: Store, energy_budget_j: float | None = None, board: str | None = None,
+          networks: catalog.Catalog | None = None) -> dict:
     """The report as plain data (what ``--json`` prints)."""
-    df = analysis.latest(analysis.frame(store.results(board)))
+    networks = networks or catalog.Catalog()
+    df = analysis.latest(analysis.frame(store.results(board), networks))
     boards = store.boards()
     names = sorted(set(df["board"]) | ({board} if board and board in boards else set()))
     out = {"energy_budget_j": energy_budget_j, "energy_basis": "gross energy per image (one inference = one image)",
-           "boards": []}
+           "catalog": networks.origin, "boards": []}
     for name in names:
         rows = df[df["board"] == name]
         meta = boards.get(name, {})

@@ -2,12 +2,19 @@
 
 Accuracy is the reference value of the *trained* network; the agent profiles architectures with random weights,
 so a result borrows its accuracy from here by network name. Names follow torchvision (``resnet18``,
-``mobilenet_v2``); lookups ignore case and treat ``-`` like ``_``.
+``mobilenet_v2``); lookups ignore case and the separators ``-``, ``_``, ``.`` and spaces.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import os
+from pathlib import Path
+
 import msgspec
+
+from .errors import UserError
 
 TORCHVISION = "torchvision model docs (acc@1/acc@5, IMAGENET1K_V1 weights, single 224 crop)"
 TORCHVISION_V3 = "torchvision model docs (acc@1/acc@5, IMAGENET1K_V1 weights, single 299 crop)"
@@ -59,13 +66,118 @@ NETWORKS: tuple[Network, ...] = (
     _tv("convnext_tiny", 82.520, 96.146, 4.46, 28.59),
 )
 
-_BY_NAME = {n.name: n for n in NETWORKS}
-
-
 def normalize(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
+    """Case and separators do not matter: ``ResNet-50``, ``resnet_50`` and ``resnet50`` are one network."""
+    return "".join(c for c in name.strip().lower() if c not in "-_ .")
+
+
+_BY_NAME = {normalize(n.name): n for n in NETWORKS}
 
 
 def lookup(name: str) -> Network | None:
     """The catalog entry for ``name``, or None for a network the catalog does not know."""
     return _BY_NAME.get(normalize(name))
+
+
+# -- The user's own file: adds networks or overrides accuracy -----------------------------------------------------
+
+_FIELDS = {"name", "top1", "top5", "source", "gmacs", "params_m", "seed_top1"}
+
+
+class Catalog:
+    """The built-in networks with a user file's entries laid over them (a user entry's fields win)."""
+
+    def __init__(self, entries: tuple[Network, ...] = NETWORKS, origin: str = "built-in") -> None:
+        self.entries = {normalize(n.name): n for n in entries}
+        self.origin = origin
+
+    def lookup(self, name: str) -> Network | None:
+        return self.entries.get(normalize(name))
+
+    def __iter__(self):
+        return iter(self.entries.values())
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def default_user_path() -> Path:
+    """``$XDG_CONFIG_HOME/dnnprof/catalog.toml`` (``~/.config/...`` when unset)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "dnnprof" / "catalog.toml"
+
+
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    """(where, fields) for each entry of a CSV or TOML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read the catalog file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a UTF-8 text file; write the catalog as CSV or TOML") from None
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        unknown = set(reader.fieldnames or ()) - _FIELDS
+        if not reader.fieldnames or "name" not in reader.fieldnames or unknown:
+            raise UserError(f"{path}: the header must name columns from {', '.join(sorted(_FIELDS))} including "
+                            f"name" + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
+        return [(f"{path}:{i}", {k: v for k, v in row.items() if v not in (None, "")})
+                for i, row in enumerate(reader, 2)]
+    if path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path} is not valid TOML: {exc}") from None
+        networks = data.get("network")
+        if not isinstance(networks, list) or set(data) - {"network"}:
+            raise UserError(f"{path}: write each network as a [[network]] table (name = ..., top1 = ...)")
+        return [(f"{path} [[network]] #{i}", entry) for i, entry in enumerate(networks, 1)]
+    raise UserError(f"{path}: a catalog file is .csv or .toml")
+
+
+def _number(where: str, key: str, value, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: {key} = {value!r} is not a number") from None
+    if not low < number <= high:
+        raise UserError(f"{where}: {key} = {value!r} must be in ({low:g}, {high:g}]")
+    return number
+
+
+def load_user(path: str | Path, base: Catalog | None = None) -> Catalog:
+    """``base`` (the built-in catalog) with the entries of the CSV or TOML file at ``path`` laid over it.
+
+    Each entry needs ``name``; ``top1`` too for a network the catalog does not know. A bad value ends with a
+    UserError naming the file, the entry and the field.
+    """
+    path = Path(path)
+    base = base or Catalog()
+    entries = dict(base.entries)
+    for where, fields in _rows(path):
+        unknown = set(fields) - _FIELDS
+        if unknown:
+            raise UserError(f"{where}: unknown field {sorted(unknown)[0]!r}; known: {', '.join(sorted(_FIELDS))}")
+        name = str(fields.get("name", "")).strip()
+        if not name:
+            raise UserError(f"{where}: an entry needs a name")
+        values: dict = {"source": str(fields.get("source") or f"user catalog {path}")}
+        for key, low, high in (("top1", 0, 100), ("top5", 0, 100), ("seed_top1", 0, 100), ("gmacs", 0, 1e6),
+                               ("params_m", 0, 1e6)):
+            if key in fields:
+                values[key] = _number(where, key, fields[key], low, high)
+        if "top1" in values and "top5" not in values:
+            values["top5"] = None  # a new top-1 comes from a new evaluation; the old top-5 is not its companion
+        known = entries.get(normalize(name))
+        if known is None:
+            if "top1" not in values:
+                raise UserError(f"{where}: {name!r} is not in the catalog, so it needs a top1")
+            values = {"top5": None, "gmacs": None, "params_m": None, **values}
+            entries[normalize(name)] = Network(name=name, **values)
+        else:
+            entries[normalize(name)] = msgspec.structs.replace(known, **values)
+    return Catalog(tuple(entries.values()), origin=f"built-in + {path}")

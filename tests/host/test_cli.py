@@ -22,7 +22,7 @@ from dnnprof.shared import catalog, schema
 @pytest.fixture
 def run(tmp_path):
     """``run(*args)``: dnnhost with ``args``, its user data dir in tmp_path so no real store is ever touched."""
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "XDG_CONFIG_HOME": str(tmp_path / "xdg-config")}
 
     def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "dnnprof.host", *map(str, args)], capture_output=True,
@@ -79,8 +79,8 @@ def measured(msgs):
     ]
 
 
-@pytest.mark.parametrize("command", [[], ["collect"], ["import"], ["report"], ["demo"]],
-                         ids=["dnnhost", "collect", "import", "report", "demo"])
+@pytest.mark.parametrize("command", [[], ["collect"], ["import"], ["report"], ["demo"], ["catalog"]],
+                         ids=["dnnhost", "collect", "import", "report", "demo", "catalog"])
 def test_help(run, command):
     proc = run(*command, "--help")
     assert proc.returncode == 0, proc.stderr
@@ -230,3 +230,39 @@ def test_collect_with_embedded_broker_stores_what_is_published(run, db, msgs, mq
     assert "stored 1 messages (1 results, 0 duplicates, 0 rejected)" in " ".join(rest.split())
     with Store(db) as store:
         assert store.results() == [result]
+
+
+def test_a_user_catalog_changes_the_ceiling(run, db, tmp_path, measured):
+    run("import", write_jsonl(tmp_path / "run.jsonl", measured), "--db", db)
+    # resnet18 costs 10 mJ; say our own evaluation puts it above mobilenet_v2 (40 mJ, 71.9%)
+    user = tmp_path / "mine.csv"
+    user.write_text("name,top1,source\nresnet18,72.5,our eval\n")
+    proc = run("report", "--json", "--energy-budget", "50mJ", "--db", db, "--catalog", user)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["boards"][0]["ceiling"]["best"]["network"] == "resnet18"
+    assert data["boards"][0]["ceiling"]["ceiling_top1"] == 72.5
+    assert "mine.csv" in data["catalog"]
+    # The same file in the user's config directory is picked up without --catalog.
+    config = tmp_path / "xdg-config" / "dnnprof"
+    config.mkdir(parents=True)
+    (config / "catalog.toml").write_text('[[network]]\nname = "resnet18"\ntop1 = 72.5\n')
+    again = json.loads(run("report", "--json", "--energy-budget", "50mJ", "--db", db).stdout)
+    assert again["boards"][0]["ceiling"]["best"]["network"] == "resnet18"
+
+
+def test_catalog_command(run, tmp_path):
+    proc = run("catalog", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["origin"] == "built-in"
+    names = {n["name"] for n in data["networks"]}
+    assert {"resnet50", "mobilenet_v2", "alexnet"} <= names
+    user = tmp_path / "extra.toml"
+    user.write_text('[[network]]\nname = "my-net"\ntop1 = 61.5\nsource = "lab"\n')
+    text = run("catalog", "--catalog", user)
+    assert text.returncode == 0 and "my-net" in text.stdout and "61.50" in text.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,top1\nx,200\n")
+    line = one_error_line(run("catalog", "--catalog", bad))
+    assert "bad.csv:2" in line and "top1" in line
