@@ -61,8 +61,12 @@ class _Tee:
 
 @app.command()
 def run(
-    models: Annotated[list[Path], typer.Argument(help="ONNX files, or directories of them (`dnnagent models "
-                                                      "generate` makes some). The file name is the network name.")],
+    models: Annotated[Optional[list[Path]], typer.Argument(
+        help="ONNX files, or directories of them (`dnnagent models generate` makes some). The file name is the "
+             "network name.", show_default=False)] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="A TOML manifest of your own models: path, name, "
+                                                          "input_shape, preprocessing, top1 (docs/MODELS.md).")]
+    = None,
     batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, comma separated.")] = "1,2,4,8",
     broker: Annotated[Optional[str], typer.Option(help="MQTT broker HOST[:PORT]. Default 127.0.0.1:1883, "
                                                        "unless --output is given.")] = None,
@@ -117,7 +121,13 @@ def run(
         raise UserError(f"inconsistent measurement settings: {exc}") from None
     board_id = topics.check_id(board) if board else board_facts.default_board_id()
     run_id = topics.check_id(run_id, "run id") if run_id else new_run_id()
-    files = [onnxfile.load(p) for p in onnxfile.collect(models)]
+    if not models and manifest is None:
+        raise UserError("name the models to profile: ONNX files or directories, or --manifest FILE")
+    files = [onnxfile.load(p) for p in onnxfile.collect(models or [])]
+    if manifest is not None:
+        from dnnprof.agent.models import manifest as manifest_mod
+
+        files += manifest_mod.load(manifest)
     engine = get_backend(backend, threads=threads)
     selection = open_source(power_source, tdp_w=tdp_w)
     sweep = Sweep(board=board_id, run_id=run_id, models=files, batches=batches, backend=engine,

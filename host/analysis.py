@@ -33,7 +33,9 @@ def frame(results: list[schema.Result], networks: catalog.Catalog | None = None)
             "unstable": r.unstable, "converged": r.confidence is None or r.confidence.stop == "converged",
             "estimated": r.provenance.estimated, "power_source": r.provenance.power_source,
             "boundary": r.provenance.boundary,
-            "top1": ref.top1 if ref else None, "top1_source": ref.source if ref else None,
+            # The model's own accuracy (the agent's manifest) describes exactly what ran; else the catalog's.
+            "top1": r.reference_top1 if r.reference_top1 is not None else (ref.top1 if ref else None),
+            "top1_source": r.reference_top1_source if r.reference_top1 is not None else (ref.source if ref else None),
         })
     columns = ["id", "board", "run_id", "ts", "network", "backend", "device", "precision", "batch",
                "latency_ms_mean", "latency_ms_p50", "latency_ms_p99", "throughput_ips", "power_w",

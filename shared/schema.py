@@ -177,6 +177,9 @@ class Result(_Message, tag="result", kw_only=True):
     network: str
     model_sha256: str
     input_shape: list[int]  # per-image shape, without the batch dimension
+    reference_top1: float | None = None  # accuracy of this model file from the agent's manifest (percent)
+    reference_top1_source: str | None = None
+    preprocessing: str | None = None
     backend: str
     backend_version: str
     device: str  # e.g. "cpu", "gpu", "dla0"

@@ -19,6 +19,9 @@ class ModelFile:
     input_name: str
     input_shape: tuple[int, ...]  # per image, without the batch dimension
     fixed_batch: int | None  # None when the batch dimension is symbolic (any batch works)
+    top1: float | None = None  # reference accuracy from a manifest, for a model the catalog does not describe
+    top1_source: str | None = None
+    preprocessing: str | None = None  # how inputs are prepared (documentation carried into results)
 
     def check_batch(self, batch: int) -> None:
         if self.fixed_batch is not None and self.fixed_batch != batch:
