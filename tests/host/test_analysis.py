@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pytest
 
 from dnnprof.host import analysis
@@ -167,3 +168,21 @@ def test_latest_keeps_the_newest_of_each_configuration(msgs):
     assert c["considered"] == 3
     assert list(df.index) == list(range(4))
     assert list(df["board"]) == sorted(df["board"])
+
+
+def test_a_models_own_accuracy_comes_before_the_catalog(msgs):
+    own = msgspec.structs.replace(msgs.result("resnet18", 1, 0.010), reference_top1=64.0,
+                                  reference_top1_source="manifest: our int8 export")
+    unknown = msgspec.structs.replace(msgs.result("my_detector_backbone", 1, 0.020), reference_top1=55.0,
+                                      reference_top1_source="manifest")
+    plain = msgs.result("resnet18", 2, 0.008)
+    rows = analysis.frame([own, unknown, plain])
+    assert list(rows["top1"]) == [64.0, 55.0, catalog.lookup("resnet18").top1]
+    assert list(rows["top1_source"])[:2] == ["manifest: our int8 export", "manifest"]
+
+
+def test_a_user_catalog_is_used_when_given(msgs, tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("name,top1\nresnet18,71.0\n")
+    rows = analysis.frame([msgs.result("resnet18", 1, 0.01)], catalog.load_user(path))
+    assert rows["top1"][0] == 71.0 and "c.csv" in rows["top1_source"][0]
