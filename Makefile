@@ -35,6 +35,7 @@ bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/sampler_cost.py
 	$(BIN)/python bench/adaptive.py
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/zoo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

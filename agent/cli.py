@@ -240,6 +240,45 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     out.print(table)
 
 
+@models_app.command("inspect")
+def models_inspect(
+    paths: Annotated[list[Path], typer.Argument(help="ONNX image classifiers (any, not only generated ones).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (a list, one object per file).")] = False,
+) -> None:
+    """Parameters, multiply-accumulates and FLOPs per image, split by layer kind, without loading the weights.
+
+    MACs follow torchvision's convention (convolutions and matrix products only); FLOPs = 2 x MACs, which is
+    what the seed paper's "G-Ops" counts. Operators that cannot be counted are listed, never guessed.
+    """
+    from dnnprof.agent.models import inspect as inspection
+
+    found = [inspection.inspect(p) for p in onnxfile.collect(paths)]
+    if as_json:
+        print(json.dumps([inspection.to_dict(f) for f in found], indent=2))
+        return
+    for f in found:
+        table = Table("layer kind", "layers", "MACs", "share", "params", title_justify="left",
+                      title=f"{f.path} — input {list(f.input_shape)}")
+        for kind, figures in f.by_kind.items():
+            table.add_row(kind, str(figures["layers"]), _count(figures["macs"]),
+                          f"{figures['macs'] / f.macs:.1%}" if f.macs else "—", _count(figures["params"]))
+        table.add_row("[bold]total[/]", "", f"[bold]{_count(f.macs)}[/]", "", f"[bold]{_count(f.params)}[/]")
+        out.print(table)
+        out.print(f"FLOPs {_count(f.flops)} per image (2 x MACs; the seed paper's G-Ops) · activations "
+                  f"{f.activation_bytes / 1e6:.1f} MB per image in all, {f.peak_activation_bytes / 1e6:.1f} MB at "
+                  "peak (float32)")
+        if f.unsupported:
+            out.print(f"[yellow]not counted:[/] {', '.join(f.unsupported)}")
+
+
+def _count(n: int) -> str:
+    """``1814073344`` → ``"1.81 G"``: counts with an SI prefix."""
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= factor:
+            return f"{n / factor:.3g} {prefix}"
+    return str(n)
+
+
 @models_app.command("generate")
 def models_generate(
     names: Annotated[Optional[list[str]], typer.Argument(help="Networks to build (default: the demo set).")] = None,

@@ -205,3 +205,40 @@ def test_run_to_a_real_broker(small_dir, workdir, mosquitto):
     assert set(retained) == {"dnnprof/v1/cli-mqtt/status", "dnnprof/v1/cli-mqtt/info"}  # results are not retained
     assert schema.decode(retained["dnnprof/v1/cli-mqtt/status"]).state == "offline"  # a clean stop
     assert list((workdir).glob("dnnprof-unsent-*.jsonl")) == []
+
+
+def test_models_inspect_json_and_text(demo_dir, workdir):
+    proc = dnnagent("models", "inspect", demo_dir / "resnet18.onnx", demo_dir / "squeezenet1_1.onnx", "--json",
+                    cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    resnet, squeeze = json.loads(proc.stdout)
+    assert resnet["params"] == zoo.count_params(zoo.build("resnet18"))
+    assert resnet["macs"] == pytest.approx(1.81e9, rel=0.01) and resnet["flops"] == 2 * resnet["macs"]
+    assert resnet["by_kind"]["fully_connected"]["layers"] == 1 and squeeze["by_kind"]["fully_connected"]["layers"] == 0
+    assert resnet["input_shape"] == [3, 224, 224] and resnet["unsupported"] == []
+    text = dnnagent("models", "inspect", demo_dir, cwd=workdir)  # a directory: every model in it
+    assert text.returncode == 0 and text.stdout.count("FLOPs") == len(zoo.DEMO_SET)
+
+
+def test_models_inspect_bad_file(workdir):
+    junk = workdir / "junk.onnx"
+    junk.write_text("not a model\n")
+    line = one_error_line(dnnagent("models", "inspect", junk, cwd=workdir))
+    assert "is not an ONNX model" in line
+
+
+def test_run_with_a_manifest_carries_the_models_accuracy(small_dir, workdir):
+    manifest = workdir / "models.toml"
+    manifest.write_text(f'[[model]]\npath = "{small_dir / (SMALL + ".onnx")}"\nname = "mine"\ntop1 = 42.5\n'
+                        'preprocessing = "resize 256, crop 224"\n')
+    proc = dnnagent("run", "--manifest", manifest, "--batch", "1", "--json", "--quiet", "--output",
+                    workdir / "manifest.jsonl", *SHORT, "--power-source", "none", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert (result["network"], result["reference_top1"], result["preprocessing"]) == ("mine", 42.5,
+                                                                                     "resize 256, crop 224")
+    assert "models.toml" in result["reference_top1_source"]
+
+
+def test_run_needs_models_or_a_manifest(workdir):
+    assert "--manifest" in one_error_line(dnnagent("run", cwd=workdir))
