@@ -108,3 +108,18 @@ def test_same_seed_is_byte_identical():
         assert zoo.build(name, seed=7).SerializeToString() == zoo.build(name, seed=7).SerializeToString()
     one, two = zoo.build("squeezenet1_1", seed=1), zoo.build("squeezenet1_1", seed=2)
     assert one.SerializeToString() != two.SerializeToString()
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_every_network_matches_its_published_size_and_cost(name, tmp_path):
+    # The catalog's parameters and MACs are torchvision's published figures (2 decimals): ours must agree within
+    # 1%, or within half of the last published digit for the tiniest networks (shufflenet_v2_x0_5's 0.04 G).
+    from dnnprof.agent.models import inspect as inspection
+    from dnnprof.shared import catalog
+
+    (path,) = zoo.generate([name], tmp_path)
+    found = inspection.inspect(path)
+    ref = catalog.lookup(name)
+    assert found.params == pytest.approx(ref.params_m * 1e6, rel=0.01, abs=0.005e6)
+    assert found.macs == pytest.approx(ref.gmacs * 1e9, rel=0.01, abs=0.005e9)
+    assert found.unsupported == []
