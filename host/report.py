@@ -79,7 +79,8 @@ def render(console: Console, report: dict) -> None:
             caption += "; ! = unstable latency (high CoV)"
         if not all(r["converged"] for r in results):
             caption += "; * = window hit its time limit before the intervals were tight"
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, caption=caption)
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
+                      caption=caption)
         e_factor, e_unit = units.common_unit([r["energy_per_inference_j"] for r in results], "energy")
         table.add_column("network", no_wrap=True, min_width=12)
         for col in ("batch", "ms", "p99 ms", "img/s", "W", f"{e_unit}/img", "top-1"):
