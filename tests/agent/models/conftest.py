@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+
+
+def _dims(value: onnx.ValueInfoProto) -> list:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def _valid(model: onnx.ModelProto, size: int = 224, checked: bytes | onnx.ModelProto | None = None) -> None:
+    """Passes the full checker; IR 7, opset 13; "input" (N, 3, size, size) → "logits" (N, 1000)."""
+    onnx.checker.check_model(model if checked is None else checked, full_check=True)
+    assert model.ir_version == 7
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", 13)]
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert inp.name == "input" and out.name == "logits"
+    assert _dims(inp) == ["N", 3, size, size]
+    assert _dims(out) == ["N", 1000]
+
+
+@pytest.fixture
+def assert_valid_graph():
+    """``assert_valid_graph(model, size=224, checked=None)``; ``checked``: what to give the checker (a path or
+    bytes for models over protobuf's 2 GB in-memory limit), default the model itself."""
+    return _valid
 
 
 def _runs(model_bytes: bytes | str, batch: int = 1, size: int = 224) -> np.ndarray:
