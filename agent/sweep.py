@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -14,6 +15,9 @@ from dnnprof.agent.models.onnxfile import ModelFile
 from dnnprof.agent.power import PowerSource
 from dnnprof.agent.power.sampler import Sampler, clock
 from dnnprof.shared import schema
+from dnnprof.shared.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Sweep:
     seed: int = 0
     root: str = "/"  # filesystem root the condition readers look under
     _idle_cache: profiler.Idle | None = field(default=None, init=False, repr=False)
+    _costs: dict[str, schema.ModelCost | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Fail before any profiling time is spent.
@@ -79,6 +84,12 @@ class Sweep:
             idle = self._idle_cache = profiler.measure_idle(self.power, self.settings.idle_s, key)
         return idle
 
+    def cost(self, model: ModelFile) -> schema.ModelCost | None:
+        """The model's per-image cost, inspected once per file; None (said in the log) when it cannot be."""
+        if model.sha256 not in self._costs:
+            self._costs[model.sha256] = model_cost(model)
+        return self._costs[model.sha256]
+
     def measure(self, model: ModelFile, batch: int) -> schema.Result:
         before = conditions.snapshot(self.root)
         runner = self.backend.prepare(model, batch, self.precision, seed=self.seed)
@@ -126,6 +137,7 @@ class Sweep:
             run_id=self.run_id,
             network=model.name,
             model_sha256=model.sha256,
+            model_cost=self.cost(model),
             input_shape=list(model.input_shape),
             reference_top1=model.top1,
             reference_top1_source=model.top1_source,
@@ -182,6 +194,20 @@ class Sweep:
                 clocks=clocks,
             ),
         )
+
+
+def model_cost(model: ModelFile) -> schema.ModelCost | None:
+    """Parameters and MACs of ``model`` from its graph; None when the graph cannot be inspected."""
+    from dnnprof.agent.models import inspect  # needs onnx, which every inference extra installs
+
+    try:
+        found = inspect.inspect(model.path)
+    except UserError as exc:
+        log.warning("cannot count the operations of %s: %s", model.path, exc)
+        return None
+    fc = found.by_kind["fully_connected"]
+    return schema.ModelCost(params=found.params, macs=found.macs, fc_macs=fc["macs"], fc_params=fc["params"],
+                            complete=not found.unsupported)
 
 
 def _delta(after: int | None, before: int | None) -> int | None:

@@ -8,93 +8,319 @@ ceiling and counted.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from dnnprof.shared import catalog, schema
+from dnnprof.shared import catalog, schema, units
+from dnnprof.shared.errors import UserError
 
-CONFIG = ["board", "network", "backend", "device", "precision", "batch"]
+# A configuration: what a user can choose. A newer result of the same configuration replaces the older one.
+CONFIG = ["board", "network", "backend", "device", "precision", "batch", "power_mode"]
+NO_MODE = schema.NO_POWER_MODE  # grouping needs a value: pandas drops NaN groups
+
+# Every column of the frame, with its unit in the name. Missing numbers are NaN, never 0.
+COLUMNS = [
+    "id", "board", "run_id", "ts", "network", "backend", "device", "precision", "batch", "power_mode", "clocks",
+    "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
+    "ms_per_image",  # mean batch latency / batch
+    "throughput_ips", "power_w", "idle_power_w", "net_power_w",
+    "energy_per_inference_j", "energy_per_inference_net_j",  # per image; net = idle power subtracted
+    "unstable", "converged", "estimated", "power_source", "boundary",
+    "top1", "top1_source",  # reference top-1, percent
+    "params",  # parameters (count)
+    "gmacs", "gops",  # multiply-accumulates per image, 1e9; gops = 2 x gmacs (the seed's "G-Ops")
+    "fc_macs_share",  # fraction of the MACs in fully connected layers (0..1)
+    "cost_source",  # "model" (the agent inspected the graph), "catalog" (published figures), or None
+    "memory_bytes", "memory_kind",  # "backend" (engine device memory) or "process_rss_delta"
+]
+FLOATS = ["latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "ms_per_image", "throughput_ips",
+          "power_w", "idle_power_w", "net_power_w", "energy_per_inference_j", "energy_per_inference_net_j", "top1",
+          "params", "gmacs", "gops", "fc_macs_share", "memory_bytes"]
+
+
+def _cost(r: schema.Result, ref: catalog.Network | None) -> dict:
+    cost = r.model_cost
+    if cost is not None and cost.complete and cost.macs > 0:
+        return {"params": cost.params, "gmacs": cost.macs / 1e9, "fc_macs_share": cost.fc_macs / cost.macs,
+                "cost_source": "model"}
+    if ref is not None and ref.gmacs is not None:
+        return {"params": None if ref.params_m is None else ref.params_m * 1e6, "gmacs": ref.gmacs,
+                "fc_macs_share": None, "cost_source": "catalog"}
+    return {"params": None, "gmacs": None, "fc_macs_share": None, "cost_source": None}
+
+
+def _memory(r: schema.Result) -> tuple[int | None, str | None]:
+    mem = r.memory
+    if mem is None:
+        return None, None
+    if mem.backend_bytes is not None:
+        return mem.backend_bytes, "backend"
+    if mem.process_rss_delta_bytes is not None:
+        return mem.process_rss_delta_bytes, "process_rss_delta"
+    return None, None
+
+
+def row(r: schema.Result, networks: catalog.Catalog) -> dict:
+    """One result as a frame row (see COLUMNS)."""
+    ref = networks.lookup(r.network)
+    epi = r.energy_per_inference_j
+    cond = r.conditions
+    memory, memory_kind = _memory(r)
+    net_power = None if r.power_w is None or r.idle_power_w is None else r.power_w - r.idle_power_w
+    return {
+        "id": r.id, "board": r.board, "run_id": r.run_id, "ts": r.ts, "network": r.network,
+        "backend": r.backend, "device": r.device, "precision": r.precision, "batch": r.batch,
+        "power_mode": schema.power_mode(r),
+        "clocks": (cond.clocks if cond else None) or r.provenance.clocks,
+        "latency_ms_mean": r.latency_ms.mean, "latency_ms_p50": r.latency_ms.p50, "latency_ms_p90": r.latency_ms.p90,
+        "latency_ms_p99": r.latency_ms.p99, "ms_per_image": r.latency_ms.mean / r.batch,
+        "throughput_ips": r.throughput_ips, "power_w": r.power_w, "idle_power_w": r.idle_power_w,
+        "net_power_w": net_power,
+        "energy_per_inference_j": epi.gross if epi else None,
+        "energy_per_inference_net_j": epi.net if epi else None,
+        "unstable": r.unstable, "converged": r.confidence is None or r.confidence.stop == "converged",
+        "estimated": r.provenance.estimated, "power_source": r.provenance.power_source,
+        "boundary": r.provenance.boundary,
+        # The model's own accuracy (the agent's manifest) describes exactly what ran; else the catalog's.
+        "top1": r.reference_top1 if r.reference_top1 is not None else (ref.top1 if ref else None),
+        "top1_source": r.reference_top1_source if r.reference_top1 is not None else (ref.source if ref else None),
+        **_cost(r, ref),
+        "memory_bytes": memory, "memory_kind": memory_kind,
+    }
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """A frame from row dicts; absent keys become missing (NaN / None), never 0."""
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for col in FLOATS:
+        df[col] = df[col].astype("float64")  # None → NaN, so "missing" survives arithmetic as missing
+    df["gops"] = 2 * df["gmacs"]
+    df["power_mode"] = df["power_mode"].fillna(NO_MODE)
+    for col, default in (("unstable", False), ("estimated", False), ("converged", True)):
+        df[col] = [default if v is None or v != v else bool(v) for v in df[col]]  # v != v: NaN
+    return df
 
 
 def frame(results: list[schema.Result], networks: catalog.Catalog | None = None) -> pd.DataFrame:
-    """One row per result, with the catalog's reference accuracy joined by network name."""
+    """One row per result, with reference accuracy and published costs joined from the catalog by network name."""
     networks = networks or catalog.Catalog()
-    rows = []
-    for r in results:
-        ref = networks.lookup(r.network)
-        epi = r.energy_per_inference_j
-        rows.append({
-            "id": r.id, "board": r.board, "run_id": r.run_id, "ts": r.ts, "network": r.network,
-            "backend": r.backend, "device": r.device, "precision": r.precision, "batch": r.batch,
-            "latency_ms_mean": r.latency_ms.mean, "latency_ms_p50": r.latency_ms.p50,
-            "latency_ms_p99": r.latency_ms.p99, "throughput_ips": r.throughput_ips,
-            "power_w": r.power_w, "energy_per_inference_j": epi.gross if epi else None,
-            "energy_per_inference_net_j": epi.net if epi else None, "idle_power_w": r.idle_power_w,
-            "unstable": r.unstable, "converged": r.confidence is None or r.confidence.stop == "converged",
-            "estimated": r.provenance.estimated, "power_source": r.provenance.power_source,
-            "boundary": r.provenance.boundary,
-            # The model's own accuracy (the agent's manifest) describes exactly what ran; else the catalog's.
-            "top1": r.reference_top1 if r.reference_top1 is not None else (ref.top1 if ref else None),
-            "top1_source": r.reference_top1_source if r.reference_top1 is not None else (ref.source if ref else None),
-        })
-    columns = ["id", "board", "run_id", "ts", "network", "backend", "device", "precision", "batch",
-               "latency_ms_mean", "latency_ms_p50", "latency_ms_p99", "throughput_ips", "power_w",
-               "energy_per_inference_j", "energy_per_inference_net_j", "idle_power_w", "unstable", "converged",
-               "estimated", "power_source", "boundary", "top1", "top1_source"]
-    df = pd.DataFrame(rows, columns=columns)
-    for col in ("power_w", "energy_per_inference_j", "energy_per_inference_net_j", "idle_power_w", "top1"):
-        df[col] = df[col].astype("float64")  # None → NaN, so "missing" survives arithmetic as missing
-    return df
+    return table([row(r, networks) for r in results])
 
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:
     """Keep the newest result of each configuration (a re-run replaces the older measurement)."""
     if df.empty:
         return df
-    return (df.sort_values("ts").drop_duplicates(CONFIG, keep="last")
-              .sort_values(["board", "network", "batch"]).reset_index(drop=True))
+    return (df.sort_values("ts", kind="stable").drop_duplicates(CONFIG, keep="last")
+              .sort_values(["board", "power_mode", "precision", "network", "batch"], kind="stable")
+              .reset_index(drop=True))
 
 
-def _config(row: pd.Series | None) -> dict | None:
-    if row is None:
-        return None
-    keys = ["network", "backend", "device", "precision", "batch", "top1", "energy_per_inference_j",
-            "throughput_ips", "latency_ms_mean", "power_w", "estimated"]
-    out = {}
-    for k in keys:
-        v = row[k]
-        if hasattr(v, "item"):
-            v = v.item()
-        out[k] = None if isinstance(v, float) and math.isnan(v) else v
-    return out
+@dataclass(frozen=True)
+class Basis:
+    """How energy is counted: gross or net (idle subtracted), per image, per batch, or per N images."""
+
+    energy: str = "gross"  # "gross" | "net"
+    per: str | int = "image"  # "image" | "batch" | N (a count of images)
+
+    def __post_init__(self) -> None:
+        if self.energy not in ("gross", "net"):
+            raise UserError(f"energy basis {self.energy!r}: use gross or net")
+        if not (self.per in ("image", "batch") or (isinstance(self.per, int) and self.per >= 1)):
+            raise UserError(f"budget unit {self.per!r}: use image, batch or a number of images such as 1000")
+
+    @property
+    def column(self) -> str:
+        return "energy_per_inference_j" if self.energy == "gross" else "energy_per_inference_net_j"
+
+    @property
+    def text(self) -> str:
+        per = {"image": "per image", "batch": "per batch"}.get(self.per, f"per {self.per} images")
+        return f"{self.energy} energy {per}"
+
+    def energy_j(self, df: pd.DataFrame) -> np.ndarray:
+        """Energy of each configuration in this basis, joules (NaN where it was not measured)."""
+        per_image = df[self.column].to_numpy(dtype="float64")
+        if self.per == "image":
+            return per_image
+        if self.per == "batch":
+            return per_image * df["batch"].to_numpy(dtype="float64")
+        return per_image * self.per
 
 
-def ceiling(df: pd.DataFrame, budget_j: float) -> dict:
-    """The best accuracy among configurations of ``df`` whose energy per inference is ≤ ``budget_j``.
+LATENCY_STATS = {"mean": "latency_ms_mean", "p50": "latency_ms_p50", "p90": "latency_ms_p90",
+                 "p99": "latency_ms_p99"}
 
-    Ties in accuracy go to the lower energy. Returns the configuration reaching it (``best``), or ``None`` with
-    the cheapest configuration (``cheapest``) when nothing fits, plus counts of what could not be considered.
-    """
-    has_energy = df["energy_per_inference_j"].notna()
-    has_accuracy = df["top1"].notna()
-    candidates = df[has_energy & has_accuracy]
-    feasible = candidates[candidates["energy_per_inference_j"] <= budget_j]
-    best = None
-    if not feasible.empty:
-        best = feasible.sort_values(["top1", "energy_per_inference_j"], ascending=[False, True]).iloc[0]
-    cheapest = None
-    if best is None and not candidates.empty:
-        cheapest = candidates.sort_values(["energy_per_inference_j", "top1"], ascending=[True, False]).iloc[0]
+
+@dataclass(frozen=True)
+class Limits:
+    """What a configuration must satisfy; None = no limit. Latency is per batch (the time a caller waits)."""
+
+    energy_budget_j: float | None = None  # in the basis' unit
+    power_budget_w: float | None = None  # average gross power over the timed window
+    latency_budget_ms: float | None = None
+    latency_stat: str = "mean"
+    min_fps: float | None = None  # images per second
+
+    def __post_init__(self) -> None:
+        if self.latency_stat not in LATENCY_STATS:
+            raise UserError(f"latency statistic {self.latency_stat!r}: use one of {', '.join(LATENCY_STATS)}")
+
+    def text(self, basis: Basis) -> str:
+        parts = []
+        if self.energy_budget_j is not None:
+            parts.append(f"{units.format_energy(self.energy_budget_j)} {basis.text}")
+        if self.power_budget_w is not None:
+            parts.append(f"power ≤ {units.format_power(self.power_budget_w)}")
+        if self.latency_budget_ms is not None:
+            parts.append(f"{self.latency_stat} latency ≤ {self.latency_budget_ms:g} ms per batch")
+        if self.min_fps is not None:
+            parts.append(f"≥ {self.min_fps:g} images/s")
+        return ", ".join(parts)
+
+
+CONFIG_KEYS = ["network", "backend", "device", "precision", "batch", "power_mode", "top1", "throughput_ips",
+               "power_w", "estimated"]
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class _Arrays:
+    """The columns a ceiling needs, pulled out of the frame once (a fleet has many groups to rank)."""
+
+    def __init__(self, df: pd.DataFrame, basis: Basis, limits: Limits) -> None:
+        self.df = df
+        self.top1 = df["top1"].to_numpy(dtype="float64")
+        self.energy = basis.energy_j(df)
+        self.per_image = df[basis.column].to_numpy(dtype="float64")
+        self.latency = df[LATENCY_STATS[limits.latency_stat]].to_numpy(dtype="float64")
+        self.ips = df["throughput_ips"].to_numpy(dtype="float64")
+        self.power = df["power_w"].to_numpy(dtype="float64")
+        # Every limit but energy; a limit on a quantity that was not measured excludes the point (NaN <= x is False).
+        ok = np.ones(len(df), dtype=bool)
+        self.excluded: dict[str, np.ndarray] = {}
+        for name, values, test in (("power_budget", self.power, lambda v, x: v <= x),
+                                   ("latency_budget", self.latency, lambda v, x: v <= x),
+                                   ("min_fps", self.ips, lambda v, x: v >= x)):
+            limit = {"power_budget": limits.power_budget_w, "latency_budget": limits.latency_budget_ms,
+                     "min_fps": limits.min_fps}[name]
+            if limit is not None:
+                with np.errstate(invalid="ignore"):
+                    passed = test(values, limit)
+                self.excluded[name] = ~passed
+                ok &= passed
+        self.ok = ok
+
+    def config(self, i: int | None) -> dict | None:
+        if i is None:
+            return None
+        row = self.df.iloc[i]
+        out = {k: _plain(row[k]) for k in CONFIG_KEYS}
+        out["energy_j"] = _plain(self.energy[i])
+        out["energy_per_inference_j"] = _plain(self.per_image[i])
+        out["latency_ms"] = _plain(self.latency[i])
+        return out
+
+    def order(self, idx: np.ndarray, by_energy: bool) -> np.ndarray:
+        """``idx`` ranked best first: by accuracy (ties: less energy) or by energy (ties: more accuracy).
+
+        Remaining ties go to higher throughput, then network name and batch, so the answer is deterministic.
+        """
+        if idx.size == 0:
+            return idx
+        df = self.df.iloc[idx]
+        energy = np.where(np.isnan(self.energy[idx]), np.inf, self.energy[idx])
+        keys = (df["batch"].to_numpy(), df["network"].to_numpy(dtype=str), -self.ips[idx])
+        keys += (-self.top1[idx], energy) if by_energy else (energy, -self.top1[idx])
+        return idx[np.lexsort(keys)]
+
+
+def frontier_of(arrays: _Arrays, rows: np.ndarray) -> list[int]:
+    """Indices of the energy/accuracy staircase among ``rows``: each step more accurate than every cheaper one."""
+    idx = rows[arrays.ok[rows] & ~np.isnan(arrays.energy[rows]) & ~np.isnan(arrays.top1[rows])]
+    ranked = arrays.order(idx, by_energy=True)
+    top = arrays.top1[ranked]
+    if top.size == 0:
+        return []
+    previous_best = np.concatenate(([-np.inf], np.maximum.accumulate(top)[:-1]))
+    return ranked[top > previous_best].tolist()
+
+
+def ceiling_of(arrays: _Arrays, rows: np.ndarray, limits: Limits) -> dict:
+    """The best accuracy among ``rows`` within every limit, the configuration reaching it, and the next step."""
+    a = arrays
+    has_top1 = ~np.isnan(a.top1[rows])
+    has_energy = ~np.isnan(a.energy[rows])
+    need_energy = limits.energy_budget_j is not None
+    candidates = rows[has_top1 & a.ok[rows] & (has_energy if need_energy else True)]
+    if need_energy:
+        with np.errstate(invalid="ignore"):
+            feasible = candidates[a.energy[candidates] <= limits.energy_budget_j]
+    else:
+        feasible = candidates
+    ranked = a.order(feasible, by_energy=False)
+    best = int(ranked[0]) if ranked.size else None
+    nxt = cheapest = None
+    if best is not None and need_energy:
+        # The next step up: the cheapest configuration (within the other limits) that is more accurate.
+        better = candidates[a.top1[candidates] > a.top1[best]]
+        ranked_better = a.order(better, by_energy=True)
+        nxt = int(ranked_better[0]) if ranked_better.size else None
+    if best is None:
+        pool = candidates if candidates.size else rows[has_top1 & has_energy]
+        ranked_cheap = a.order(pool, by_energy=True)
+        cheapest = int(ranked_cheap[0]) if ranked_cheap.size else None
+    excluded = {name: int(mask[rows].sum()) for name, mask in a.excluded.items()}
+    if need_energy:
+        excluded["energy_budget"] = int(candidates.size - feasible.size)
     return {
-        "budget_j": budget_j,
-        "basis": "gross energy per image",
-        "accuracy": "reference top-1 from the catalog",
-        "ceiling_top1": None if best is None else float(best["top1"]),
-        "best": _config(best),
-        "cheapest": _config(cheapest),
-        "feasible": int(len(feasible)),
-        "considered": int(len(candidates)),
-        "without_energy": int((~has_energy).sum()),
-        "without_accuracy": sorted(set(df.loc[~has_accuracy, "network"])),
-        "estimated": bool(best is not None and best["estimated"]),
+        "top1": None if best is None else float(a.top1[best]),
+        "best": a.config(best),
+        "next": a.config(nxt),
+        "next_extra_j": None if nxt is None else float(a.energy[nxt] - limits.energy_budget_j),
+        "cheapest": a.config(cheapest),
+        # cheapest_meets_other_limits: False when the cheapest breaks a power/latency/fps limit too
+        "cheapest_meets_other_limits": bool(cheapest is not None and a.ok[cheapest]),
+        "feasible": int(feasible.size),
+        "considered": int(rows.size),
+        "ranked": int(candidates.size),  # with accuracy (and energy, under an energy budget) within the other limits
+        "excluded": excluded,
+        "without_energy": int((~has_energy).sum()) if need_energy else 0,
+        "without_accuracy": sorted(set(a.df["network"].to_numpy()[rows[~has_top1]])),
+        "estimated": bool(best is not None and a.df["estimated"].iat[best]),
     }
+
+
+def ceiling(df: pd.DataFrame, limits: Limits | None = None, basis: Basis | None = None) -> dict:
+    """The energy-bounded accuracy ceiling of all of ``df`` (one board, usually): see ``ceiling_of``."""
+    limits, basis = limits or Limits(), basis or Basis()
+    return ceiling_of(_Arrays(df, basis, limits), np.arange(len(df)), limits)
+
+
+def frontier(df: pd.DataFrame, limits: Limits | None = None, basis: Basis | None = None) -> list[dict]:
+    """The energy/accuracy staircase of ``df`` within the non-energy limits, cheapest first."""
+    limits, basis = limits or Limits(), basis or Basis()
+    arrays = _Arrays(df, basis, limits)
+    return [arrays.config(i) for i in frontier_of(arrays, np.arange(len(df)))]
+
+
+def per_board(df: pd.DataFrame, limits: Limits, basis: Basis) -> dict[str, dict]:
+    """Per board: the ceiling, the frontier, and ceilings per power mode and per precision where they differ."""
+    arrays = _Arrays(df, basis, limits)
+    out = {}
+    for board, rows in df.groupby("board", sort=True).indices.items():
+        sub = df.iloc[rows]
+        entry = {"ceiling": ceiling_of(arrays, rows, limits), "frontier": [arrays.config(i) for i in
+                                                                           frontier_of(arrays, rows)]}
+        for key, column in (("by_power_mode", "power_mode"), ("by_precision", "precision")):
+            groups = sub.groupby(column, sort=True).indices
+            entry[key] = ({name: ceiling_of(arrays, rows[local], limits) for name, local in groups.items()}
+                          if len(groups) > 1 else {})
+        out[board] = entry
+    return out

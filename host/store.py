@@ -43,6 +43,19 @@ CREATE TABLE IF NOT EXISTS run_events (
     payload TEXT NOT NULL,
     PRIMARY KEY (board, run_id, seq)
 );
+-- The newest result of each configuration: what reports read, so they never scan the whole history.
+CREATE TABLE IF NOT EXISTS latest (
+    board TEXT NOT NULL,
+    network TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    device TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    power_mode TEXT NOT NULL,
+    id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (board, network, backend, device, precision, batch, power_mode)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rejected (
     received REAL NOT NULL,
     source TEXT NOT NULL,
@@ -50,6 +63,15 @@ CREATE TABLE IF NOT EXISTS rejected (
     payload BLOB
 );
 """
+
+
+# Keep the newer result; equal timestamps keep the larger id, so the outcome never depends on arrival order.
+_UPSERT_LATEST = """
+INSERT INTO latest (board, network, backend, device, precision, batch, power_mode, id, ts) {rows}
+ON CONFLICT (board, network, backend, device, precision, batch, power_mode) DO UPDATE SET id = excluded.id,
+ts = excluded.ts WHERE excluded.ts > latest.ts OR (excluded.ts = latest.ts AND excluded.id > latest.id)
+"""
+VERSION = 1  # PRAGMA user_version: 1 added the latest table (filled from the results of an older store)
 
 
 def default_path() -> Path:
@@ -67,8 +89,23 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise UserError(f"cannot open the result store {self.path}: {exc} — pass another file with --db") from None
+
+    def _migrate(self) -> None:
+        if self.db.execute("PRAGMA user_version").fetchone()[0] >= VERSION:
+            return
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if self.db.execute("PRAGMA user_version").fetchone()[0] < VERSION:  # another process may have done it
+                mode = ("coalesce(json_extract(payload, '$.conditions.power_mode'), "
+                        f"json_extract(payload, '$.provenance.power_mode'), '{schema.NO_POWER_MODE}')")
+                # "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join constraint.
+                self.db.execute(_UPSERT_LATEST.format(rows=(
+                    f"SELECT board, network, backend, json_extract(payload, '$.device'), precision, batch, {mode}, "
+                    "id, ts FROM results WHERE true")))
+                self.db.execute(f"PRAGMA user_version = {VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -106,7 +143,12 @@ class Store:
             (result.id, result.board, result.run_id, result.ts, result.network, result.backend, result.precision,
              result.batch, schema.encode(result).decode(), time.time()),
         )
-        return cur.rowcount == 1
+        if cur.rowcount != 1:
+            return False
+        self.db.execute(_UPSERT_LATEST.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"), (
+            result.board, result.network, result.backend, result.device, result.precision, result.batch,
+            schema.power_mode(result), result.id, result.ts))
+        return True
 
     def add_many(self, messages: list[schema.Message]) -> int:
         """Store a batch in one transaction; returns how many were new."""
@@ -133,6 +175,13 @@ class Store:
         if board:
             query, args = query + " WHERE board = ?", (board,)
         return [schema.decode(row[0]) for row in self.db.execute(query + " ORDER BY ts", args)]
+
+    def latest_results(self, board: str | None = None) -> list[schema.Result]:
+        """The newest result of each configuration (board, network, backend, device, precision, batch, mode)."""
+        query, args = "SELECT r.payload FROM latest l JOIN results r ON r.id = l.id", ()
+        if board:
+            query, args = query + " WHERE l.board = ?", (board,)
+        return [schema.decode(row[0]) for row in self.db.execute(query, args)]
 
     def boards(self) -> dict[str, dict]:
         out = {}

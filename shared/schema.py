@@ -169,6 +169,20 @@ class Conditions(msgspec.Struct, kw_only=True):
     sync_mode: str | None = None  # how the host waits for the device: "blocking", "spin", "synchronous"
 
 
+class ModelCost(msgspec.Struct, kw_only=True):
+    """What one image costs through the model's graph (the agent's ``models inspect`` conventions).
+
+    MACs count multiply-accumulates of convolutions and matrix products; "fully connected" is Gemm / MatMul with a
+    constant operand. ``complete`` is False when some op could not be counted (then the totals are lower bounds).
+    """
+
+    params: Count
+    macs: Count  # per image
+    fc_macs: Count = 0  # of ``macs``, those of fully connected layers
+    fc_params: Count = 0
+    complete: bool = True
+
+
 class Result(_Message, tag="result", kw_only=True):
     """One measured configuration: (network, backend, precision, batch) on a board."""
 
@@ -177,6 +191,7 @@ class Result(_Message, tag="result", kw_only=True):
     network: str
     model_sha256: str
     input_shape: list[int]  # per-image shape, without the batch dimension
+    model_cost: ModelCost | None = None  # None: the agent could not inspect the graph
     reference_top1: float | None = None  # accuracy of this model file from the agent's manifest (percent)
     reference_top1_source: str | None = None
     preprocessing: str | None = None
@@ -207,6 +222,15 @@ class Result(_Message, tag="result", kw_only=True):
     memory: Memory | None = None
     conditions: Conditions | None = None
     provenance: Provenance
+
+
+NO_POWER_MODE = "n/a"  # the power mode of a machine that has none (a value, so grouping and keys never see None)
+
+
+def power_mode(result: Result) -> str:
+    """The power mode a result was measured in: nvpmodel's mode on a Jetson, else NO_POWER_MODE."""
+    return ((result.conditions.power_mode if result.conditions else None) or result.provenance.power_mode
+            or NO_POWER_MODE)
 
 
 class Telemetry(_Message, tag="telemetry", kw_only=True):

@@ -14,7 +14,8 @@ from dnnprof.agent.backends import get_backend
 from dnnprof.agent.models import onnxfile
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
-from dnnprof.agent.sweep import Sweep, new_run_id
+from dnnprof.agent.models import inspect
+from dnnprof.agent.sweep import Sweep, model_cost, new_run_id
 from dnnprof.shared import schema, topics
 from dnnprof.shared.errors import UserError
 
@@ -129,6 +130,25 @@ def test_result_describes_the_point(estimate_run, model, backend):
         assert r.conditions.sync_mode == "synchronous"
         assert r.memory.process_peak_rss_bytes > 0
         assert r.device_timing is None
+
+
+def test_result_carries_the_model_cost(estimate_run, model_path):
+    _, _, _, results = estimate_run
+    found = inspect.inspect(model_path)
+    fc = found.by_kind["fully_connected"]
+    for r in results:
+        assert r.model_cost == schema.ModelCost(params=found.params, macs=found.macs, fc_macs=fc["macs"],
+                                                fc_params=fc["params"], complete=True)
+    assert 0 < results[0].model_cost.fc_macs < results[0].model_cost.macs
+
+
+def test_uninspectable_model_gives_no_cost_and_says_so(tmp_path, caplog):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    fake = onnxfile.ModelFile(path=bad, name="bad", sha256="0" * 64, input_name="x", input_shape=(3, 8, 8),
+                              fixed_batch=None)
+    assert model_cost(fake) is None
+    assert "cannot count the operations" in caplog.text
 
 
 def test_result_timing(estimate_run):

@@ -9,12 +9,14 @@ import pytest
 
 from dnnprof.host import analysis
 from dnnprof.shared import catalog
+from dnnprof.shared.errors import UserError
 
 TOP1 = {n: catalog.lookup(n).top1 for n in ("resnet18", "mobilenet_v2", "resnet50", "squeezenet1_1", "vgg16")}
 
 
-def ceiling(results, budget_j):
-    return analysis.ceiling(analysis.latest(analysis.frame(results)), budget_j)
+def ceiling(results, budget_j, **limits):
+    df = analysis.latest(analysis.frame(results))
+    return analysis.ceiling(df, analysis.Limits(energy_budget_j=budget_j, **limits))
 
 
 def test_frame_columns_catalog_join_and_missing_values(msgs):
@@ -40,7 +42,7 @@ def test_frame_of_nothing_has_the_columns():
     assert df.empty
     assert {"board", "network", "energy_per_inference_j", "top1"} <= set(df.columns)
     assert analysis.latest(df).empty
-    c = analysis.ceiling(df, 1.0)
+    c = analysis.ceiling(df, analysis.Limits(energy_budget_j=1.0))
     assert (c["best"], c["cheapest"], c["considered"], c["without_energy"], c["without_accuracy"]) == (
         None, None, 0, 0, [])
 
@@ -50,10 +52,9 @@ def test_best_accuracy_within_the_budget(msgs):
                msgs.result("resnet50", 1, 0.200), msgs.result("squeezenet1_1", 1, 0.002)]
     c = ceiling(results, 0.050)
     assert c["best"]["network"] == "mobilenet_v2"
-    assert c["ceiling_top1"] == TOP1["mobilenet_v2"]
+    assert c["top1"] == TOP1["mobilenet_v2"]
     assert c["cheapest"] is None  # only named when nothing fits
-    assert (c["feasible"], c["considered"], c["without_energy"], c["without_accuracy"]) == (3, 4, 0, [])
-    assert c["budget_j"] == 0.050
+    assert (c["feasible"], c["ranked"], c["without_energy"], c["without_accuracy"]) == (3, 4, 0, [])
     assert c["estimated"] is False
     assert ceiling(results, 1.0)["best"]["network"] == "resnet50"
     assert ceiling(results, 0.005)["best"]["network"] == "squeezenet1_1"
@@ -83,7 +84,7 @@ def test_missing_energy_is_never_free(msgs):
                msgs.result("resnet50", 8, None)]
     c = ceiling(results, 1.0)
     assert c["best"]["network"] == "resnet18"
-    assert (c["considered"], c["feasible"], c["without_energy"]) == (1, 1, 2)
+    assert (c["considered"], c["ranked"], c["feasible"], c["without_energy"]) == (3, 1, 1, 2)
     zero = ceiling(results, 0.0)
     assert zero["best"] is None
     assert zero["cheapest"]["network"] == "resnet18"
@@ -92,8 +93,7 @@ def test_missing_energy_is_never_free(msgs):
 
 def test_only_missing_energy(msgs):
     c = ceiling([msgs.result("resnet18", 1, None), msgs.result("resnet50", 2, None)], 10.0)
-    assert (c["best"], c["cheapest"], c["ceiling_top1"], c["considered"], c["without_energy"]) == (
-        None, None, None, 0, 2)
+    assert (c["best"], c["cheapest"], c["top1"], c["ranked"], c["without_energy"]) == (None, None, None, 0, 2)
 
 
 def test_measured_zero_energy_is_not_missing(msgs):
@@ -109,7 +109,7 @@ def test_network_outside_the_catalog_is_counted_not_ranked(msgs):
     c = ceiling(results, 1.0)
     assert c["best"]["network"] == "resnet18"
     assert c["without_accuracy"] == ["another_net", "mystery_net"]  # sorted, each named once
-    assert c["considered"] == 1
+    assert c["ranked"] == 1
     assert c["without_energy"] == 1
     nothing = ceiling(results, 0.002)  # only unranked networks fit
     assert nothing["best"] is None
@@ -121,14 +121,14 @@ def test_single_point(msgs):
     c = ceiling(one, 0.05)
     assert c["best"] == {
         "network": "mobilenet_v2", "backend": "onnxruntime", "device": "cpu", "precision": "fp32", "batch": 2,
-        "top1": TOP1["mobilenet_v2"], "energy_per_inference_j": 0.03, "throughput_ips": 250.0,
-        "latency_ms_mean": 10.0, "power_w": pytest.approx(0.03 * 250.0), "estimated": True,
+        "power_mode": "n/a", "top1": TOP1["mobilenet_v2"], "energy_j": 0.03, "energy_per_inference_j": 0.03,
+        "throughput_ips": 250.0, "latency_ms": 10.0, "power_w": pytest.approx(0.03 * 250.0), "estimated": True,
     }
     assert type(c["best"]["batch"]) is int and type(c["best"]["estimated"]) is bool  # plain Python, JSON-able
     assert c["estimated"] is True
-    assert (c["feasible"], c["considered"]) == (1, 1)
+    assert (c["feasible"], c["considered"], c["ranked"]) == (1, 1, 1)
     miss = ceiling(one, 0.01)
-    assert miss["best"] is None and miss["ceiling_top1"] is None
+    assert miss["best"] is None and miss["top1"] is None
     assert miss["cheapest"]["network"] == "mobilenet_v2"
     assert miss["estimated"] is False  # nothing was chosen, so nothing chosen is estimated
 
@@ -137,10 +137,10 @@ def test_nothing_feasible_names_the_cheapest(msgs):
     results = [msgs.result("resnet50", 1, 0.2), msgs.result("resnet18", 1, 0.03), msgs.result("vgg16", 1, 0.9)]
     c = ceiling(results, 0.01)
     assert c["best"] is None
-    assert c["ceiling_top1"] is None
+    assert c["top1"] is None
     assert c["cheapest"]["network"] == "resnet18"
     assert c["cheapest"]["energy_per_inference_j"] == 0.03
-    assert (c["feasible"], c["considered"]) == (0, 3)
+    assert (c["feasible"], c["ranked"]) == (0, 3)
 
 
 @pytest.mark.parametrize("energy", [0.05, 0.1 + 0.2, 1e-3 * 7])
@@ -163,7 +163,7 @@ def test_latest_keeps_the_newest_of_each_configuration(msgs):
     assert len(df) == 4
     assert set(df["id"]) == {new.id, other_batch.id, other_precision.id, other_board.id}
     # The budget sees only the newest measurement: the stale cheaper-or-dearer ones do not count.
-    c = analysis.ceiling(df[df["board"] == "board-a"], 0.03)
+    c = analysis.ceiling(df[df["board"] == "board-a"], analysis.Limits(energy_budget_j=0.03))
     assert c["best"]["energy_per_inference_j"] == 0.02
     assert c["considered"] == 3
     assert list(df.index) == list(range(4))
@@ -186,3 +186,137 @@ def test_a_user_catalog_is_used_when_given(msgs, tmp_path):
     path.write_text("name,top1\nresnet18,71.0\n")
     rows = analysis.frame([msgs.result("resnet18", 1, 0.01)], catalog.load_user(path))
     assert rows["top1"][0] == 71.0 and "c.csv" in rows["top1_source"][0]
+
+
+# -- budgets, limits, frontier and groups, on frames written by hand -----------------------------------------
+
+def cfg(network, top1, energy, batch=1, *, board="b", mode="MAXN", precision="fp32", net=None, power=None,
+        latency=None, ips=None, estimated=False):
+    """A configuration row; energy is gross joules per image (None = not measured)."""
+    return {"board": board, "network": network, "backend": "tensorrt", "device": "gpu", "precision": precision,
+            "batch": batch, "power_mode": mode, "top1": top1, "energy_per_inference_j": energy,
+            "energy_per_inference_net_j": net, "power_w": power, "latency_ms_mean": latency,
+            "latency_ms_p99": None if latency is None else latency * 1.5, "throughput_ips": ips,
+            "estimated": estimated}
+
+
+STAIRS = analysis.table([cfg("a", 60.0, 0.010), cfg("b", 70.0, 0.020), cfg("c", 65.0, 0.030),
+                         cfg("d", 80.0, 0.050), cfg("e", 80.0, 0.060), cfg("f", 75.0, None)])
+
+
+def test_frontier_is_the_staircase():
+    steps = analysis.frontier(STAIRS)
+    assert [(s["network"], s["energy_j"], s["top1"]) for s in steps] == [
+        ("a", 0.010, 60.0), ("b", 0.020, 70.0), ("d", 0.050, 80.0)]  # c is dominated by b, e ties d but costs more
+
+
+def test_next_step_and_the_extra_energy_it_needs():
+    c = analysis.ceiling(STAIRS, analysis.Limits(energy_budget_j=0.025))
+    assert c["best"]["network"] == "b" and c["top1"] == 70.0
+    assert c["next"]["network"] == "d"
+    assert c["next_extra_j"] == pytest.approx(0.025)  # 50 mJ needed, 25 mJ available
+    top = analysis.ceiling(STAIRS, analysis.Limits(energy_budget_j=1.0))
+    assert top["best"]["network"] == "d" and top["next"] is None and top["next_extra_j"] is None
+    assert top["without_energy"] == 1
+
+
+def test_budget_per_batch_and_per_n_images():
+    df = analysis.table([cfg("small", 60.0, 0.010, batch=8), cfg("big", 75.0, 0.040, batch=1)])
+    per_batch = analysis.Basis(per="batch")
+    assert per_batch.text == "gross energy per batch"
+    # Per batch: small costs 80 mJ a batch, big 40 mJ.
+    c = analysis.ceiling(df, analysis.Limits(energy_budget_j=0.050), per_batch)
+    assert c["best"]["network"] == "big" and c["best"]["energy_j"] == pytest.approx(0.040)
+    c = analysis.ceiling(df, analysis.Limits(energy_budget_j=0.030), per_batch)
+    assert c["best"] is None and c["cheapest"]["network"] == "big"
+    # Per 1000 images: 10 J and 40 J.
+    per_k = analysis.Basis(per=1000)
+    assert per_k.text == "gross energy per 1000 images"
+    c = analysis.ceiling(df, analysis.Limits(energy_budget_j=20.0), per_k)
+    assert c["best"]["network"] == "small" and c["best"]["energy_j"] == pytest.approx(10.0)
+    assert c["best"]["energy_per_inference_j"] == pytest.approx(0.010)
+    assert c["next"]["network"] == "big" and c["next_extra_j"] == pytest.approx(20.0)
+
+
+def test_net_energy_basis_uses_net_figures_and_missing_net_is_not_free():
+    df = analysis.table([cfg("a", 60.0, 0.030, net=0.010), cfg("b", 70.0, 0.040, net=0.020),
+                         cfg("c", 90.0, 0.001, net=None)])
+    net = analysis.Basis(energy="net")
+    c = analysis.ceiling(df, analysis.Limits(energy_budget_j=0.025), net)
+    assert c["best"]["network"] == "b" and c["best"]["energy_j"] == 0.020
+    assert c["without_energy"] == 1  # c has no idle baseline, so no net figure
+    gross = analysis.ceiling(df, analysis.Limits(energy_budget_j=0.025))
+    assert gross["best"]["network"] == "c"
+
+
+def test_power_latency_and_fps_limits_combine():
+    df = analysis.table([cfg("a", 60.0, 0.010, power=3.0, latency=5.0, ips=200.0),
+                         cfg("b", 70.0, 0.020, power=8.0, latency=4.0, ips=250.0),
+                         cfg("c", 75.0, 0.030, power=4.0, latency=20.0, ips=50.0),
+                         cfg("d", 80.0, 0.040, power=None, latency=3.0, ips=300.0)])
+    assert analysis.ceiling(df, analysis.Limits(power_budget_w=5.0))["best"]["network"] == "c"
+    c = analysis.ceiling(df, analysis.Limits(power_budget_w=5.0, latency_budget_ms=10.0))
+    assert c["best"]["network"] == "a"
+    assert c["excluded"] == {"power_budget": 2, "latency_budget": 1}  # d's power was not measured: excluded
+    assert analysis.ceiling(df, analysis.Limits(min_fps=240.0))["best"]["network"] == "d"
+    c = analysis.ceiling(df, analysis.Limits(min_fps=240.0, energy_budget_j=0.025, latency_budget_ms=4.5))
+    assert c["best"]["network"] == "b"
+    assert c["excluded"]["energy_budget"] == 1  # d passes the others but needs 40 mJ
+    # The p99 (1.5 x mean here) is stricter than the mean.
+    assert analysis.ceiling(df, analysis.Limits(latency_budget_ms=4.2))["best"]["network"] == "d"
+    assert analysis.ceiling(df, analysis.Limits(latency_budget_ms=4.2, latency_stat="p99"))["best"] is None
+    steps = analysis.frontier(df, analysis.Limits(power_budget_w=5.0))
+    assert [s["network"] for s in steps] == ["a", "c"]
+
+
+def test_nothing_within_the_other_limits_names_the_cheapest_and_says_it_breaks_them():
+    df = analysis.table([cfg("a", 60.0, 0.010, power=9.0), cfg("b", 70.0, 0.020, power=12.0)])
+    c = analysis.ceiling(df, analysis.Limits(energy_budget_j=1.0, power_budget_w=5.0))
+    assert c["best"] is None and c["ranked"] == 0
+    assert c["cheapest"]["network"] == "a" and c["cheapest_meets_other_limits"] is False
+    assert c["excluded"]["power_budget"] == 2
+
+
+def test_ties_are_broken_the_same_way_every_time():
+    rows = [cfg("x", 70.0, 0.02, ips=100.0), cfg("y", 70.0, 0.02, ips=120.0), cfg("z", 70.0, 0.02, ips=120.0)]
+    for order in (rows, rows[::-1]):
+        df = analysis.table(order)
+        assert analysis.ceiling(df, analysis.Limits(energy_budget_j=0.02))["best"]["network"] == "y"
+        assert [s["network"] for s in analysis.frontier(df)] == ["y"]
+
+
+def test_per_board_groups_by_power_mode_and_precision_only_where_they_differ():
+    df = analysis.table([
+        cfg("a", 60.0, 0.010, board="orin", mode="15W"), cfg("b", 75.0, 0.030, board="orin", mode="15W"),
+        cfg("a", 60.0, 0.020, board="orin", mode="MAXN"), cfg("b", 75.0, 0.050, board="orin", mode="MAXN"),
+        cfg("b", 74.0, 0.012, board="orin", mode="MAXN", precision="int8"),
+        cfg("a", 60.0, 0.100, board="nano", mode="10W")])
+    out = analysis.per_board(df, analysis.Limits(energy_budget_j=0.025), analysis.Basis())
+    orin, nano = out["orin"], out["nano"]
+    assert orin["ceiling"]["best"]["network"] == "b" and orin["ceiling"]["best"]["precision"] == "int8"
+    assert set(orin["by_power_mode"]) == {"15W", "MAXN"}
+    assert orin["by_power_mode"]["15W"]["best"]["network"] == "a"
+    assert orin["by_power_mode"]["MAXN"]["best"]["precision"] == "int8"
+    assert orin["by_precision"]["fp32"]["best"]["power_mode"] == "15W"
+    assert [(s["network"], s["power_mode"], s["precision"]) for s in orin["frontier"]] == [
+        ("a", "15W", "fp32"), ("b", "MAXN", "int8"), ("b", "15W", "fp32")]
+    assert nano["by_power_mode"] == {} and nano["by_precision"] == {}
+    assert nano["ceiling"]["best"] is None and nano["ceiling"]["cheapest"]["network"] == "a"
+
+
+def test_frontier_of_one_point_and_of_nothing():
+    assert [s["network"] for s in analysis.frontier(analysis.table([cfg("a", 60.0, 0.01)]))] == ["a"]
+    assert analysis.frontier(analysis.table([cfg("a", 60.0, None), cfg("b", None, 0.01)])) == []
+    assert analysis.frontier(analysis.table([])) == []
+
+
+@pytest.mark.parametrize("kwargs, message", [({"energy": "tare"}, "gross or net"), ({"per": "week"}, "image, batch"),
+                                             ({"per": 0}, "image, batch")])
+def test_bad_basis_is_a_user_error(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        analysis.Basis(**kwargs)
+
+
+def test_bad_latency_statistic_is_a_user_error():
+    with pytest.raises(UserError, match="p99"):
+        analysis.Limits(latency_stat="p42")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import msgspec
 import pytest
 
 from dnnprof.host.store import Store, default_path
@@ -209,3 +210,56 @@ def test_integers_beyond_sqlite_range(store, msgs):
     with pytest.raises((OverflowError, sqlite3.Error)):
         store.add(msgs.status("online", 2**63))
     assert store.boards() == {}
+
+
+def _with_mode(result: schema.Result, mode: str) -> schema.Result:
+    return msgspec.structs.replace(result, conditions=schema.Conditions(power_mode=mode))
+
+
+def test_latest_keeps_the_newest_result_of_each_configuration(store, msgs):
+    old = msgs.result("resnet18", batch=1, ts=100.0, id="old-result")
+    new = msgs.result("resnet18", batch=1, ts=200.0, id="new-result")
+    other_batch = msgs.result("resnet18", batch=2, ts=50.0, id="batch-two")
+    for r in (new, old, other_batch):  # the older one arrives last: it must not win
+        store.add(r)
+    assert sorted(r.id for r in store.latest_results()) == ["batch-two", "new-result"]
+    assert store.count() == 3  # the history stays
+
+
+def test_latest_tie_on_time_is_independent_of_arrival_order(tmp_path, msgs):
+    a = msgs.result("resnet18", ts=100.0, id="aaaaaaaa")
+    b = msgs.result("resnet18", ts=100.0, id="bbbbbbbb")
+    for order, name in (((a, b), "ab"), ((b, a), "ba")):
+        with Store(tmp_path / f"{name}.sqlite") as s:
+            for r in order:
+                s.add(r)
+            assert [r.id for r in s.latest_results()] == ["bbbbbbbb"]
+
+
+def test_latest_separates_power_modes_and_filters_by_board(store, msgs):
+    store.add(_with_mode(msgs.result("resnet18", id="mode-maxn", board="jet-1"), "MAXN"))
+    store.add(_with_mode(msgs.result("resnet18", id="mode-15w1", board="jet-1"), "15W"))
+    store.add(msgs.result("resnet18", id="other-board", board="jet-2"))
+    assert sorted(r.id for r in store.latest_results("jet-1")) == ["mode-15w1", "mode-maxn"]
+    assert [r.id for r in store.latest_results("jet-2")] == ["other-board"]
+
+
+def test_an_older_store_gets_its_latest_table_filled_on_open(tmp_path, msgs):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)  # the layout before the latest table existed, with results in it
+    db.executescript("""CREATE TABLE results (id TEXT PRIMARY KEY, board TEXT NOT NULL, run_id TEXT NOT NULL,
+        ts REAL NOT NULL, network TEXT NOT NULL, backend TEXT NOT NULL, precision TEXT NOT NULL,
+        batch INTEGER NOT NULL, payload TEXT NOT NULL, received REAL NOT NULL)""")
+    rows = [msgs.result("resnet18", ts=1.0, id="first-run"), msgs.result("resnet18", ts=2.0, id="second-run"),
+            _with_mode(msgs.result("resnet18", ts=1.5, id="mode-run1"), "MAXN")]
+    for r in rows:
+        db.execute("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                   (r.id, r.board, r.run_id, r.ts, r.network, r.backend, r.precision, r.batch,
+                    schema.encode(r).decode()))
+    db.commit()
+    db.close()
+    with Store(path) as s:
+        assert sorted(r.id for r in s.latest_results()) == ["mode-run1", "second-run"]
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == 1
+    with Store(path) as s:  # opening again changes nothing
+        assert s.db.execute("SELECT COUNT(*) FROM latest").fetchone()[0] == 2
