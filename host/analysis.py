@@ -97,7 +97,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
     for col in FLOATS:
         df[col] = df[col].astype("float64")  # None → NaN, so "missing" survives arithmetic as missing
     df["gops"] = 2 * df["gmacs"]
-    df["power_mode"] = df["power_mode"].fillna(NO_MODE)
+    df["power_mode"] = df["power_mode"].astype(object).fillna(NO_MODE)
     for col, default in (("unstable", False), ("estimated", False), ("converged", True)):
         df[col] = [default if v is None or v != v else bool(v) for v in df[col]]  # v != v: NaN
     return df
@@ -324,3 +324,17 @@ def per_board(df: pd.DataFrame, limits: Limits, basis: Basis) -> dict[str, dict]
                           if len(groups) > 1 else {})
         out[board] = entry
     return out
+
+
+def flags(df: pd.DataFrame, limits: Limits, basis: Basis) -> pd.DataFrame:
+    """Per row: its energy in the basis, whether it meets every limit, and whether it is on its board's frontier."""
+    arrays = _Arrays(df, basis, limits)
+    within = arrays.ok.copy()
+    if limits.energy_budget_j is not None:
+        with np.errstate(invalid="ignore"):
+            within &= arrays.energy <= limits.energy_budget_j
+    on_frontier = np.zeros(len(df), dtype=bool)
+    for rows in df.groupby("board", sort=False).indices.values():
+        on_frontier[frontier_of(arrays, rows)] = True
+    return pd.DataFrame({"energy_j": arrays.energy, "within_limits": within, "on_frontier": on_frontier},
+                        index=df.index)

@@ -26,6 +26,8 @@ from rich.table import Table
 from dnnprof.shared import catalog, cli, schema, topics, units
 from dnnprof.shared.errors import UserError
 
+from . import analysis
+from . import export as export_mod
 from . import report as report_mod
 from .broker import EmbeddedBroker
 from .collector import Collector
@@ -139,29 +141,110 @@ def import_(
                         exit_code=1)
 
 
+def _per(text: str) -> str | int:
+    """``image``, ``batch``, or a number of images (``1000`` or ``1000 images``)."""
+    word = text.strip().lower()
+    if word in ("image", "images", "img", "inference"):
+        return "image"
+    if word == "batch":
+        return "batch"
+    number = word.removesuffix("images").removesuffix("img").strip()
+    if number.isdigit() and int(number) >= 1:
+        return int(number)
+    raise UserError(f"--per {text!r}: use image, batch, or a number of images such as 1000")
+
+
 @app.command()
 def report(
-    energy_budget: Annotated[Optional[str], typer.Option(help="Energy per image, e.g. 10J or 50mJ: report the "
-                                                              "best accuracy reachable within it.")] = None,
+    energy_budget: Annotated[Optional[str], typer.Option(
+        help="Energy budget, e.g. 10J or 50mJ (per image unless --per says otherwise): the best accuracy reachable "
+             "within it.", rich_help_panel="Limits")] = None,
+    per: Annotated[str, typer.Option(help="What the energy budget pays for: image, batch, or N images (e.g. 1000).",
+                                     rich_help_panel="Limits")] = "image",
+    energy: Annotated[str, typer.Option(help="gross (what the board drew) or net (idle power subtracted; needs the "
+                                             "agent's idle baseline).", rich_help_panel="Limits")] = "gross",
+    power_budget: Annotated[Optional[str], typer.Option(help="Most average power, e.g. 10W.",
+                                                        rich_help_panel="Limits")] = None,
+    latency_budget: Annotated[Optional[str], typer.Option(help="Longest latency per batch, e.g. 33ms.",
+                                                          rich_help_panel="Limits")] = None,
+    latency_stat: Annotated[str, typer.Option(help="Which latency the budget applies to: mean, p50, p90, p99.",
+                                              rich_help_panel="Limits")] = "mean",
+    min_fps: Annotated[Optional[float], typer.Option(help="Fewest images per second.", rich_help_panel="Limits")]
+    = None,
     board: Annotated[Optional[str], typer.Option(help="Only this board.")] = None,
     db: DbOption = None,
     catalog_file: CatalogOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON for scripts.",
+                                          rich_help_panel="Output")] = False,
+    all_rows: Annotated[bool, typer.Option("--all", help=f"Print every configuration even when a board has more "
+                                                         f"than {report_mod.MAX_ROWS}.", rich_help_panel="Output")]
+    = False,
+    analyses: Annotated[bool, typer.Option(help="Include the seed paper's analyses (fits of accuracy, time, power "
+                                                "and memory).", rich_help_panel="Output")] = True,
+    plots: Annotated[Optional[Path], typer.Option(help="Write the seed's figures and the frontier as PNG and SVG "
+                                                       "into this directory.", rich_help_panel="Output")] = None,
+    html_out: Annotated[Optional[Path], typer.Option("--out", help="Write a self-contained HTML report (tables, "
+                                                                   "fits, figures) to this file.",
+                                                     rich_help_panel="Output")] = None,
+    export: Annotated[Optional[list[Path]], typer.Option(
+        help="Write the aggregated table (one row per configuration) to FILE.csv, FILE.json or FILE.parquet; "
+             "repeat for several.", rich_help_panel="Output")] = None,
 ) -> None:
-    """Per board: every configuration's latency, throughput, power and energy, and the ceiling at the budget."""
-    budget = units.parse_energy(energy_budget) if energy_budget else None
+    """Per board: the energy/accuracy frontier and the best accuracy within your limits, then the seed's analyses.
+
+    The limits combine: [bold]dnnhost report --energy-budget 50mJ --latency-budget 33ms --power-budget 10W[/bold]
+    ranks only configurations that meet all three. Energy is per image and gross unless --per / --energy say
+    otherwise, and the output says which it used. A configuration without energy is never treated as free.
+    """
+    basis = analysis.Basis(energy=energy.strip().lower(), per=_per(per))
+    limits = analysis.Limits(
+        energy_budget_j=units.parse_energy(energy_budget) if energy_budget else None,
+        power_budget_w=units.parse_power(power_budget) if power_budget else None,
+        latency_budget_ms=units.parse_time(latency_budget) * 1e3 if latency_budget else None,
+        latency_stat=latency_stat.strip().lower(), min_fps=min_fps)
+    if min_fps is not None and min_fps <= 0:
+        raise UserError(f"--min-fps {min_fps:g}: give a positive number of images per second")
+    for path in export or []:
+        export_mod.check(path)
+    if html_out is not None and html_out.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"--out {html_out}: give a file name ending in .html")
     networks = _catalog(catalog_file)
     if board:
         topics.check_id(board)
     path = Path(db) if db else default_path()
     if db is None and not path.exists():
         raise UserError(f"no result store at {path} yet: run `dnnhost demo`, `dnnhost collect` or `dnnhost import`")
-    with Store(path) as store:
-        data = report_mod.build(store, budget, board, networks)
+    with err.status("reading the store …") as status, Store(path) as store:
+        df = report_mod.load(store, board, networks)
+        status.update(f"ranking {len(df)} configurations …")
+        data = report_mod.build(store, limits, basis, board, networks, df=df, analyses=analyses or bool(html_out)
+                                or bool(plots))
+        if export:
+            status.update("exporting …")
+            table = export_mod.table(df, limits, basis)
+            for target in export:
+                export_mod.write(table, target)
+        figures = {}
+        if plots is not None or html_out is not None:
+            from . import plots as plots_mod  # matplotlib: only imported when figures are asked for
+
+            status.update("drawing the figures …")
+            figures = plots_mod.write(df, data, plots, formats=("png", "svg")) if plots is not None else {}
+        if html_out is not None:
+            from . import html as html_mod
+
+            status.update("writing the HTML report …")
+            html_mod.write(data, plots_mod.svgs(df, data), html_out)
     if as_json:
         print(json.dumps(data, indent=2))
     else:
-        report_mod.render(out, data)
+        report_mod.render(out, data if analyses else {**data, "analyses": None}, all_rows=all_rows)
+    for target in export or []:
+        err.print(f"wrote {target}", soft_wrap=True, markup=False, highlight=False)
+    if plots is not None:
+        err.print(f"wrote {len(figures)} figure files into {plots}", soft_wrap=True, markup=False, highlight=False)
+    if html_out is not None:
+        err.print(f"wrote {html_out}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("catalog")
@@ -282,7 +365,7 @@ def demo(
             budget = _nice_budget(energies)
             err.print(f"energy budget: {units.format_energy(budget)} per image (a round number near the median; "
                       "set --energy-budget)")
-        data = report_mod.build(store, budget, board)
+        data = report_mod.build(store, analysis.Limits(energy_budget_j=budget), board=board, analyses=False)
     report_mod.render(out, data)
     err.print(f"demo took {time.monotonic() - began:.0f} s · explore further: dnnhost report --energy-budget 50mJ"
               f"{' --db ' + str(store_path) if db else ''}")

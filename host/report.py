@@ -1,119 +1,320 @@
-"""``dnnhost report``: per-board tables and the energy-bounded accuracy ceiling, as rich text or JSON."""
+"""``dnnhost report``: per board the configurations, the energy/accuracy frontier and the ceiling within the limits,
+then the seed paper's analyses with their fitted numbers — as rich text or as plain data (``--json``).
+
+Text stays readable for a fleet: a board's full table is printed when it is short (or with ``--all``); the frontier,
+the ceiling and the analyses always are. Estimated values carry ``~``; what was not measured shows ``—``, never 0.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from dnnprof.shared import catalog, units
 
-from . import analysis
+from . import analysis, seed
 from .store import Store
 
 EST = "~"
+MAX_ROWS = 60  # a board with more configurations shows its frontier, not every row (unless --all)
 
 
 def _clean(value):
     if hasattr(value, "item"):
         value = value.item()
-    return None if isinstance(value, float) and math.isnan(value) else value
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def build(store: Store, energy_budget_j: float | None = None, board: str | None = None,
-          networks: catalog.Catalog | None = None) -> dict:
-    """The report as plain data (what ``--json`` prints)."""
+def load(store: Store, board: str | None = None, networks: catalog.Catalog | None = None) -> pd.DataFrame:
+    """The newest result of each configuration, as a frame (see analysis.COLUMNS)."""
+    return analysis.latest(analysis.frame(store.latest_results(board), networks or catalog.Catalog()))
+
+
+def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.Basis | None = None,
+          board: str | None = None, networks: catalog.Catalog | None = None, df: pd.DataFrame | None = None,
+          analyses: bool = True) -> dict:
+    """The report as plain data (what ``--json`` prints). ``df`` saves reloading a frame the caller has."""
+    limits, basis = limits or analysis.Limits(), basis or analysis.Basis()
     networks = networks or catalog.Catalog()
-    df = analysis.latest(analysis.frame(store.results(board), networks))
+    if df is None:
+        df = load(store, board, networks)
     boards = store.boards()
     names = sorted(set(df["board"]) | ({board} if board and board in boards else set()))
-    out = {"energy_budget_j": energy_budget_j, "energy_basis": "gross energy per image (one inference = one image)",
-           "catalog": networks.origin, "boards": []}
+    ranked = analysis.per_board(df, limits, basis)
+    energy = basis.energy_j(df)
+    out = {
+        "basis": {"energy": basis.energy, "per": basis.per, "text": basis.text},
+        "limits": {"energy_budget_j": limits.energy_budget_j, "power_budget_w": limits.power_budget_w,
+                   "latency_budget_ms": limits.latency_budget_ms, "latency_stat": limits.latency_stat,
+                   "min_fps": limits.min_fps, "text": limits.text(basis),
+                   "others_text": dataclasses.replace(limits, energy_budget_j=None).text(basis)},
+        "catalog": networks.origin,
+        "boards": [],
+        "analyses": seed.analyses(df, energy=basis.energy) if analyses else None,
+    }
     for name in names:
-        rows = df[df["board"] == name]
+        rows = df.index[df["board"] == name]
         meta = boards.get(name, {})
         info = meta.get("info")
+        records = df.loc[rows].to_dict("records")
+        for record, e in zip(records, energy[rows]):
+            record["energy_j"] = e  # in the basis' unit, beside the per-image gross and net columns
         entry = {
             "board": name,
             "state": meta.get("state"),
             "hostname": info.hostname if info else None,
             "cpu_model": info.cpu_model if info else None,
-            "results": [{k: _clean(v) for k, v in row.items()} for row in rows.to_dict("records")],
-            "ceiling": analysis.ceiling(rows, energy_budget_j) if energy_budget_j is not None else None,
+            "configurations": len(rows),
+            "results": [{k: _clean(v) for k, v in r.items()} for r in records],
+            "ceiling": None, "by_power_mode": {}, "by_precision": {}, "frontier": [],
         }
+        entry.update(ranked.get(name, {}))
         out["boards"].append(entry)
     return out
+
+
+# -- text ------------------------------------------------------------------------------------------------------
 
 
 def _est(text: str, estimated: bool) -> str:
     return f"{text}{EST}" if estimated and text != "—" else text
 
 
-def _describe(cfg: dict) -> str:
-    return (f"[bold]{cfg['network']}[/], batch {cfg['batch']}, {cfg['precision']} on {cfg['backend']}/{cfg['device']}"
-            f" — {_est(units.format_energy(cfg['energy_per_inference_j']), cfg['estimated'])} per image, "
-            f"{cfg['throughput_ips']:.0f} img/s")
+def _num(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
 
 
-def render(console: Console, report: dict) -> None:
+def _energy(cfg: dict) -> str:
+    return _est(units.format_energy(cfg["energy_j"]), cfg["estimated"])
+
+
+def _describe(cfg: dict, modes: bool = True) -> str:
+    where = f", {cfg['power_mode']}" if modes and cfg["power_mode"] != analysis.NO_MODE else ""
+    return (f"[bold]{cfg['network']}[/] batch {cfg['batch']} {cfg['precision']} on {cfg['backend']}/{cfg['device']}"
+            f"{where} — {_energy(cfg)}, {_num(cfg['throughput_ips'], '.0f')} img/s")
+
+
+def _sig3(x: float) -> str:
+    """Three significant digits, never in exponent form (1290, not 1.29e+03)."""
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def _unit_label(basis: dict, unit: str) -> str:
+    per = basis["per"]
+    return f"{unit}/img" if per == "image" else f"{unit}/batch" if per == "batch" else f"{unit}/{per} img"
+
+
+def _caption(results: list[dict], basis: dict) -> str:
+    sources = sorted({r["power_source"] or "none" for r in results})
+    caption = f"{basis['text']}; power source: {', '.join(sources)}; top-1 in %"
+    if any(r["estimated"] for r in results):
+        caption += f"; {EST} = estimated, not measured"
+    if any(r["unstable"] for r in results):
+        caption += "; ! = unstable latency (high CoV)"
+    if not all(r["converged"] for r in results):
+        caption += "; * = window hit its time limit before the intervals were tight"
+    return caption
+
+
+def _table(entry: dict, basis: dict) -> Table:
+    results = entry["results"]
+    modes = len({r["power_mode"] for r in results}) > 1
+    precisions = len({r["precision"] for r in results}) > 1
+    title = f"[bold]{entry['board']}[/]" + (f" — {entry['cpu_model']}" if entry["cpu_model"] else "")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
+                  caption=_caption(results, basis))
+    factor, unit = units.common_unit([r["energy_j"] for r in results], "energy")
+    table.add_column("network", no_wrap=True, min_width=12)
+    headers = (["mode"] if modes else []) + (["prec"] if precisions else []) + [
+        "batch", "ms", "p99 ms", "img/s", "W", _unit_label(basis, unit), "top-1"]
+    for col in headers:
+        table.add_column(col, justify="left" if col in ("mode", "prec") else "right", no_wrap=True)
+    for r in results:
+        power, energy = r["power_w"], r["energy_j"]
+        table.add_row(
+            r["network"], *([r["power_mode"]] if modes else []), *([r["precision"]] if precisions else []),
+            str(r["batch"]),
+            f"{r['latency_ms_mean']:.2f}{'!' if r['unstable'] else ''}{'' if r['converged'] else '*'}",
+            f"{r['latency_ms_p99']:.2f}", f"{r['throughput_ips']:.1f}",
+            _est("—" if power is None else f"{power:.3g}", r["estimated"]),
+            _est("—" if energy is None else _sig3(energy / factor), r["estimated"]),
+            _num(r["top1"], ".2f"),
+        )
+    return table
+
+
+def _frontier(entry: dict, basis: dict, limits: dict) -> Table:
+    steps = entry["frontier"]
+    budget = limits["energy_budget_j"]
+    title = f"frontier: the best top-1 at each {basis['text']}" + (
+        f", within {limits['others_text']}" if limits["others_text"] else "")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
+                  title_justify="left")
+    modes = any(s["power_mode"] != analysis.NO_MODE for s in steps)
+    for col in ("energy", "top-1", "network", "batch", "precision", *(["mode"] if modes else []), "img/s", ""):
+        table.add_column(col, justify="right" if col in ("energy", "top-1", "batch", "img/s") else "left",
+                         no_wrap=True)
+    for s in steps:
+        within = budget is not None and s["energy_j"] <= budget
+        table.add_row(_energy(s), f"{s['top1']:.2f}", s["network"], str(s["batch"]), s["precision"],
+                      *([s["power_mode"]] if modes else []), _num(s["throughput_ips"], ".0f"),
+                      "✓ within budget" if within else "")
+    return table
+
+
+def _ceiling_line(c: dict, limits: dict, scope: str = "") -> str:
+    where = f"within {limits['text']}" if limits["text"] else "with no limits (the most accurate measured)"
+    if c["best"] is not None:
+        line = (f"{scope}Ceiling {where}: [bold green]{c['top1']:.2f}% top-1[/] — {_describe(c['best'])}"
+                + (f"  [yellow](energy {EST} estimated)[/]" if c["estimated"] else ""))
+        if c["next"] is not None:
+            line += (f"\n  next step: {c['next']['top1']:.2f}% with {_describe(c['next'])} — needs "
+                     f"{units.format_energy(c['next_extra_j'])} more than the budget")
+        elif limits["energy_budget_j"] is not None:
+            line += "\n  nothing more accurate was measured within the other limits."
+        return line
+    if c["cheapest"] is not None:
+        breaks = "" if c["cheapest_meets_other_limits"] else " (and it breaks the other limits too)"
+        return (f"{scope}[yellow]No configuration fits {where}.[/] The cheapest is {_describe(c['cheapest'])}"
+                f"{breaks}.")
+    return f"{scope}[yellow]No configuration with reference accuracy {where}.[/]"
+
+
+def _exclusions(c: dict) -> list[str]:
+    lines = []
+    if c["without_accuracy"]:
+        lines.append(f"Not ranked (no reference accuracy in the catalog): {', '.join(c['without_accuracy'])}.")
+    if c["without_energy"]:
+        lines.append(f"Not ranked (no energy measured in this basis): {c['without_energy']} configurations.")
+    names = {"power_budget": "over the power budget", "latency_budget": "over the latency budget",
+             "min_fps": "below the minimum images/s", "energy_budget": "over the energy budget"}
+    parts = [f"{n} {names[k]}" for k, n in c["excluded"].items() if n]
+    if parts:
+        lines.append("Outside the limits: " + ", ".join(parts) + ".")
+    return lines
+
+
+def render(console: Console, report: dict, all_rows: bool = False) -> None:
     if not report["boards"]:
         console.print("No results stored yet. Run `dnnhost demo`, or `dnnhost collect` while an agent runs, "
                       "or `dnnhost import FILE.jsonl`.")
         return
+    basis, limits = report["basis"], report["limits"]
     for entry in report["boards"]:
         results = entry["results"]
         if not results:  # a board known from its birth/info that has not published a result yet
             console.print(f"[bold]{entry['board']}[/]: No results from this board yet.")
             continue
-        sources = sorted({r["power_source"] or "none" for r in results})
-        any_est = any(r["estimated"] for r in results)
-        title = f"[bold]{entry['board']}[/]"
-        if entry["cpu_model"]:
-            title += f" — {entry['cpu_model']}"
-        caption = f"power source: {', '.join(sources)}; top-1 in %"
-        if any_est:
-            caption += f"; {EST} = estimated, not measured"
-        if any(r["unstable"] for r in results):
-            caption += "; ! = unstable latency (high CoV)"
-        if not all(r["converged"] for r in results):
-            caption += "; * = window hit its time limit before the intervals were tight"
-        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
-                      caption=caption)
-        e_factor, e_unit = units.common_unit([r["energy_per_inference_j"] for r in results], "energy")
-        table.add_column("network", no_wrap=True, min_width=12)
-        for col in ("batch", "ms", "p99 ms", "img/s", "W", f"{e_unit}/img", "top-1"):
-            table.add_column(col, justify="right", no_wrap=True)
-        for r in results:
-            power, epi = r["power_w"], r["energy_per_inference_j"]
-            table.add_row(
-                r["network"], str(r["batch"]),
-                f"{r['latency_ms_mean']:.2f}{'!' if r['unstable'] else ''}{'' if r['converged'] else '*'}",
-                f"{r['latency_ms_p99']:.2f}",
-                f"{r['throughput_ips']:.1f}", _est("—" if power is None else f"{power:.3g}", r["estimated"]),
-                _est("—" if epi is None else f"{epi / e_factor:.3g}", r["estimated"]),
-                "—" if r["top1"] is None else f"{r['top1']:.2f}",
-            )
-        console.print(table)
-        if all(r["energy_per_inference_j"] is None for r in results):
-            console.print("[yellow]No energy was measured on this board (no power source), so there is no "
-                          "energy-bounded ceiling.[/]")
-            continue
+        if all_rows or len(results) <= MAX_ROWS:
+            console.print(_table(entry, basis))
+        else:
+            console.print(f"[bold]{entry['board']}[/]: {len(results)} configurations (the frontier below; "
+                          "--all prints every one, --export writes them to a file)")
+        no_energy = all(r["energy_j"] is None for r in results)
+        if no_energy:
+            console.print(f"[yellow]No energy was measured on this board ({basis['text']}: no power source"
+                          f"{' or no idle baseline' if basis['energy'] == 'net' else ''}), so there is no "
+                          "energy frontier.[/]")
+        elif entry["frontier"]:
+            console.print(_frontier(entry, basis, limits))
         c = entry["ceiling"]
-        if c is None:
-            console.print("Add [bold]--energy-budget[/] (e.g. 50mJ) for the energy-bounded accuracy ceiling.")
+        if no_energy and limits["energy_budget_j"] is not None:
+            console.print()
             continue
-        budget = units.format_energy(c["budget_j"])
-        if c["best"] is not None:
-            console.print(f"Energy-bounded accuracy ceiling at {budget} per image ({c['basis']}): "
-                          f"[bold green]{c['ceiling_top1']:.2f}% top-1[/] — {_describe(c['best'])}"
-                          + (f"  [yellow](energy {EST} estimated)[/]" if c["estimated"] else ""))
-        elif c["cheapest"] is not None:
-            console.print(f"[yellow]No configuration fits {budget} per image.[/] The cheapest is "
-                          f"{_describe(c['cheapest'])}.")
-        if c["without_accuracy"]:
-            console.print(f"Not in the ceiling (no reference accuracy in the catalog): "
-                          f"{', '.join(c['without_accuracy'])}.")
-        if c["without_energy"]:
-            console.print(f"Not in the ceiling (no energy measured): {c['without_energy']} configurations.")
+        console.print(_ceiling_line(c, limits))
+        for key, label in (("by_power_mode", "power mode"), ("by_precision", "precision")):
+            for name, sub in entry[key].items():
+                console.print("  " + _ceiling_line(sub, limits, scope=f"{label} {name}: ").replace("\n", "\n  "))
+        for line in _exclusions(c):
+            console.print(line)
+        if limits["energy_budget_j"] is None and any(r["energy_j"] is not None for r in results):
+            console.print("Add [bold]--energy-budget[/] (e.g. 50mJ) for the energy-bounded accuracy ceiling.")
+        console.print()
+    if report.get("analyses"):
+        render_analyses(console, report["analyses"])
+
+
+def _group(rec: dict) -> str:
+    parts = [rec["board"], rec["power_mode"] if rec["power_mode"] != analysis.NO_MODE else None, rec["precision"],
+             f"{rec['backend']}/{rec['device']}"]
+    return " ".join(p for p in parts if p)
+
+
+def _analysis_table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
+                  title_justify="left", caption=caption, caption_justify="left")
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 or col in ("network", "note", "finding") else "right",
+                         overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    return table
+
+
+def _fit_cells(rec: dict, *keys: tuple[str, str]) -> list[str]:
+    return [_num(rec[k], spec) for k, spec in keys] + [_num(rec["r2"], ".3f"), str(rec["n"]), rec["reason"] or ""]
+
+
+def render_analyses(console: Console, a: dict) -> None:
+    """The seed paper's analyses as tables of fitted numbers (see host/seed.py for the definitions)."""
+    console.rule("[bold]The seed paper's analyses[/] (Canziani et al. 2016), on these measurements")
+    est = any(r.get("estimated") for r in a["accuracy_vs_energy"])
+    console.print(_analysis_table(
+        "accuracy vs time per image: top-1 = a − b / t  (seed Fig. 9)",
+        ["group", "batch", "a %", "b %·ms", "R²", "n", "note"],
+        [[_group(r), str(r["batch"]), *_fit_cells(r, ("a", ".2f"), ("b", ".3g"))] for r in a["accuracy_vs_time"]]))
+    console.print(_analysis_table(
+        f"accuracy vs energy per image: top-1 = a − b / E{'  (~ energy estimated)' if est else ''}",
+        ["group", "batch", "a %", "b %·J", "R²", "n", "note"],
+        [[_group(r) + (EST if r.get("estimated") else ""), str(r["batch"]),
+          *_fit_cells(r, ("a", ".2f"), ("b", ".3g"))] for r in a["accuracy_vs_energy"]]))
+    console.print(_analysis_table(
+        "op count vs time per image: ms = slope × G-ops + intercept  (seed Fig. 7; G-ops = 2 × GMACs)",
+        ["group", "batch", "ms/G-op", "intercept ms", "R²", "n", "note"],
+        [[_group(r), str(r["batch"]), *_fit_cells(r, ("slope_ms_per_gop", ".3g"), ("intercept_ms", ".3g"))]
+         for r in a["ops_vs_time"]]))
+    console.print(_analysis_table(
+        "batch scaling: time per image at the smallest ÷ at the largest batch, beside the FC share of MACs",
+        ["group", "network", "batches", "ms/img", "ms/img", "gain ×", "FC MACs %"],
+        [[_group(r), r["network"], f"{r['batch_min']}→{r['batch_max']}", _num(r["ms_per_image_at_min"], ".3g"),
+          _num(r["ms_per_image_at_max"], ".3g"), _num(r["gain"], ".2f"),
+          "—" if r["fc_macs_share"] is None else f"{100 * r['fc_macs_share']:.1f}"] for r in a["batch_scaling"]]))
+    for r in a["batch_scaling_summary"]:
+        console.print(f"  {_group(r)}: {r['finding']}")
+    ratios = a["density_ratios"]
+    seed_ratios = ratios["seed"]
+    caption = "; ".join(f"{k}: {_num(ratios[k], '.1f')}× (seed: {v}×)" for k, v in seed_ratios.items())
+    console.print(_analysis_table(
+        "accuracy density: top-1 % per million parameters  (seed Fig. 10)", ["network", "top-1 %", "params M",
+                                                                              "%/M params"],
+        [[r["network"], _num(r["top1"], ".2f"), _num(r["params_m"], ".3g"), _num(r["density"], ".3g")]
+         for r in a["accuracy_density"]]))
+    console.print(f"  density ratios — {caption}")
+    console.print(_analysis_table(
+        "power across batch sizes and networks: is it independent of both? (seed, later versions)",
+        ["group", "basis", "n", "mean W", "stdev W", "CoV", "η² batch", "η² network", "independent", "note"],
+        [[_group(r) + (EST if r["estimated"] else ""), r["basis"], str(r["n"]), _num(r["mean_w"], ".3g"),
+          _num(r["stdev_w"], ".2g"), _num(r["cov"], ".3f"), _num(r["eta2_batch"], ".2f"),
+          _num(r["eta2_network"], ".2f"), {True: "yes", False: "no", None: "—"}[r["independent"]],
+          r["reason"] or ""] for r in a["power"]]))
+    if a["power"]:
+        console.print(f"  {a['power'][0]['rule']}")
+    console.print(_analysis_table(
+        "memory vs batch size: bytes = slope × batch + intercept  (seed Fig. 5)",
+        ["group", "network", "MiB/image", "static MiB", "R²", "n", "note"],
+        [[_group(r), r["network"], _num(None if r["slope_bytes_per_image"] is None else
+                                        r["slope_bytes_per_image"] / 2**20, ".3g"),
+          _num(None if r["intercept_bytes"] is None else r["intercept_bytes"] / 2**20, ".3g"),
+          _num(r["r2"], ".3f"), str(r["n"]), r["reason"] or ""] for r in a["memory_vs_batch"]],
+        caption="memory: the backend's own figure where it gives one, else the process's RSS growth"))
+    console.print(_analysis_table(
+        "memory vs parameters at the smallest batch: bytes = slope × params + intercept  (seed Fig. 6)",
+        ["group", "batch", "bytes/param", "static MiB", "R²", "n", "note"],
+        [[_group(r), str(r["batch"]), _num(r["slope_bytes_per_param"], ".3g"),
+          _num(None if r["intercept_bytes"] is None else r["intercept_bytes"] / 2**20, ".3g"),
+          _num(r["r2"], ".3f"), str(r["n"]), r["reason"] or ""] for r in a["memory_vs_params"]]))

@@ -146,14 +146,18 @@ def test_report_json_has_the_ceiling(run, db, tmp_path, measured):
     proc = run("report", "--json", "--energy-budget", "50mJ", "--db", db)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["energy_budget_j"] == pytest.approx(0.05)
+    assert data["limits"]["energy_budget_j"] == pytest.approx(0.05)
+    assert data["basis"]["text"] == "gross energy per image"
     (board,) = data["boards"]
     assert (board["board"], board["state"], board["hostname"]) == ("board-a", "online", "orin-1")
     assert len(board["results"]) == 4
     c = board["ceiling"]
     assert c["best"]["network"] == "mobilenet_v2"
-    assert c["ceiling_top1"] == catalog.lookup("mobilenet_v2").top1
+    assert c["top1"] == catalog.lookup("mobilenet_v2").top1
     assert (c["feasible"], c["considered"], c["without_energy"]) == (3, 4, 0)
+    assert c["next"]["network"] == "resnet50" and c["next_extra_j"] == pytest.approx(0.15)
+    assert [s["network"] for s in board["frontier"]] == ["squeezenet1_1", "resnet18", "mobilenet_v2", "resnet50"]
+    assert "accuracy_vs_time" in data["analyses"]
 
 
 def test_report_text(run, db, tmp_path, measured):
@@ -161,8 +165,9 @@ def test_report_text(run, db, tmp_path, measured):
     proc = run("report", "--energy-budget", "50mJ", "--db", db)
     assert proc.returncode == 0, proc.stderr
     flat = " ".join(proc.stdout.split())
-    assert "Energy-bounded accuracy ceiling at 50 mJ per image" in flat
-    assert "mobilenet_v2, batch 1, fp32 on onnxruntime/cpu" in flat
+    assert "Ceiling within 50 mJ gross energy per image" in flat
+    assert "mobilenet_v2 batch 1 fp32 on onnxruntime/cpu" in flat
+    assert "accuracy vs time per image" in flat  # the seed's analyses follow the boards
 
 
 def test_report_on_an_empty_store(run, db):
@@ -176,12 +181,63 @@ def test_report_on_an_empty_store(run, db):
     ["report", "--energy-budget", "5W"],
     ["report", "--energy-budget", "-3J"],
     ["report", "--board", "Not_A_Board"],
+    ["report", "--per", "week"],
+    ["report", "--energy", "tare"],
+    ["report", "--latency-stat", "p42"],
+    ["report", "--latency-budget", "5W"],
+    ["report", "--power-budget", "3J"],
+    ["report", "--min-fps", "-1"],
+    ["report", "--export", "table.xlsx"],
+    ["report", "--out", "report.pdf"],
     ["collect", "--duration", "2"],
     ["collect", "--broker", "127.0.0.1:99999"],
-], ids=["budget-no-unit", "budget-power", "budget-negative", "bad-board", "duration-no-unit", "bad-port"])
+], ids=["budget-no-unit", "budget-power", "budget-negative", "bad-board", "per", "energy", "latency-stat",
+        "latency-unit", "power-unit", "min-fps", "export-format", "out-format", "duration-no-unit", "bad-port"])
 def test_bad_arguments_are_one_line_errors(run, db, args):
     line = one_error_line(run(*args, "--db", db))
     assert repr(args[-1]) in line or args[-1] in line  # it names what was wrong
+
+
+def test_report_limits_combine(run, db, tmp_path, measured):
+    run("import", write_jsonl(tmp_path / "run.jsonl", measured), "--db", db)
+
+    def best(*args):
+        proc = run("report", "--json", "--no-analyses", "--db", db, *args)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["boards"][0]["ceiling"]
+
+    # Each result draws energy x 100 img/s: resnet18 1 W, mobilenet_v2 4 W, resnet50 20 W, squeezenet 0.2 W.
+    assert best("--power-budget", "5W")["best"]["network"] == "mobilenet_v2"
+    assert best("--power-budget", "3W", "--energy-budget", "1J")["best"]["network"] == "resnet18"
+    assert best("--min-fps", "1000")["best"] is None
+    assert best("--latency-budget", "10ms", "--latency-stat", "p99")["best"] is None  # p99 is 13.5 ms
+    assert best("--latency-budget", "10ms")["best"]["network"] == "resnet50"  # the mean is 10 ms
+    per_k = best("--energy-budget", "15J", "--per", "1000")  # 15 mJ per image
+    assert per_k["best"]["network"] == "resnet18" and per_k["best"]["energy_j"] == pytest.approx(10.0)
+    assert best("--energy-budget", "15J", "--per", "batch")["best"]["network"] == "resnet50"  # batch 1: 0.2 J
+    net = best("--energy-budget", "1J", "--energy", "net")  # no idle baseline in these results
+    assert net["best"] is None and net["without_energy"] == 4
+
+
+def test_report_exports_the_table(run, db, tmp_path, measured, msgs):
+    import pandas as pd
+
+    run("import", write_jsonl(tmp_path / "run.jsonl", measured + [msgs.result("vgg16", 1, None, board="board-a")]), "--db", db)
+    out = tmp_path / "out"
+    proc = run("report", "--energy-budget", "50mJ", "--db", db, "--no-analyses", "--export", out / "t.csv",
+               "--export", out / "t.json", "--export", out / "t.parquet")
+    assert proc.returncode == 0, proc.stderr
+    frames = [pd.read_csv(out / "t.csv"), pd.read_json(out / "t.json"), pd.read_parquet(out / "t.parquet")]
+    for df in frames:
+        assert len(df) == 5
+        assert set(df.loc[df["on_frontier"].astype(bool), "network"]) == {"squeezenet1_1", "resnet18",
+                                                                           "mobilenet_v2", "resnet50"}
+        assert set(df.loc[df["within_limits"].astype(bool), "network"]) == {"squeezenet1_1", "resnet18",
+                                                                             "mobilenet_v2"}
+        missing = df[df["network"] == "vgg16"].iloc[0]
+        assert pd.isna(missing["energy_per_inference_j"]) and pd.isna(missing["energy_j"])  # never 0
+        assert set(df["energy_basis"]) == {"gross energy per image"}
+    assert "wrote" in proc.stderr and "t.parquet" in proc.stderr
 
 
 def test_report_without_store_says_how_to_make_one(run):

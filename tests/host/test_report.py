@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 
+import msgspec
 import pytest
 from rich.console import Console
 
-from dnnprof.host import report
+from dnnprof.host import analysis, report
 from dnnprof.host.store import Store
-from dnnprof.shared import catalog
+from dnnprof.shared import catalog, schema
 
 
 @pytest.fixture
@@ -35,10 +36,10 @@ def fleet(store, msgs):
     return store
 
 
-def render(data: dict) -> tuple[str, str]:
+def render(data: dict, **kw) -> tuple[str, str]:
     """(the text as printed, the same with line wrapping undone)."""
     console = Console(record=True, width=120, file=io.StringIO())
-    report.render(console, data)
+    report.render(console, data, **kw)
     text = console.export_text()
     return text, " ".join(text.split())
 
@@ -50,50 +51,82 @@ def row(text: str, network: str, batch: int) -> list[str]:
     return found[0]
 
 
+def build(store, budget=None, board=None, **kw):
+    return report.build(store, analysis.Limits(energy_budget_j=budget), board=board, analyses=False, **kw)
+
+
 def test_build_structure(fleet):
-    data = report.build(fleet, 0.05)
-    json.dumps(data)  # plain data throughout
-    assert data["energy_budget_j"] == 0.05
-    assert "per image" in data["energy_basis"]
+    data = build(fleet, 0.05)
+    json.dumps(data, allow_nan=False)  # plain data throughout
+    assert data["limits"]["energy_budget_j"] == 0.05
+    assert data["basis"] == {"energy": "gross", "per": "image", "text": "gross energy per image"}
+    assert data["limits"]["text"] == "50 mJ gross energy per image"
     assert [b["board"] for b in data["boards"]] == ["board-a", "board-b"]
     a, b = data["boards"]
     assert (a["state"], a["hostname"], a["cpu_model"]) == ("online", "orin-1", "ARM Cortex-A78AE")
     assert (b["state"], b["hostname"], b["cpu_model"]) == (None, None, None)
     assert sorted(r["id"] for r in a["results"]) == ["a-mobilenet-b4", "a-mystery-net1", "a-resnet18-new",
                                                      "a-resnet50-none"]  # only the newest resnet18 batch 1
+    assert a["configurations"] == 4
     none = next(r for r in a["results"] if r["id"] == "a-resnet50-none")
     assert none["energy_per_inference_j"] is None and none["power_w"] is None  # missing, not NaN, not 0
+    assert none["energy_j"] is None
     assert next(r for r in a["results"] if r["network"] == "mystery_net")["top1"] is None
     c = a["ceiling"]
     assert c["best"]["network"] == "mobilenet_v2"
-    assert c["ceiling_top1"] == catalog.lookup("mobilenet_v2").top1
+    assert c["top1"] == catalog.lookup("mobilenet_v2").top1
     assert c["estimated"] is True
-    assert (c["without_energy"], c["without_accuracy"], c["considered"]) == (1, ["mystery_net"], 2)
-    assert b["ceiling"]["best"] is None and b["ceiling"]["without_energy"] == 1
+    assert (c["without_energy"], c["without_accuracy"], c["ranked"]) == (1, ["mystery_net"], 2)
+    assert [s["network"] for s in a["frontier"]] == ["resnet18", "mobilenet_v2"]
+    assert b["ceiling"]["best"] is None and b["ceiling"]["without_energy"] == 1 and b["frontier"] == []
 
 
 def test_build_without_budget_and_for_one_board(fleet):
-    data = report.build(fleet)
-    assert data["energy_budget_j"] is None
-    assert all(b["ceiling"] is None for b in data["boards"])
-    only = report.build(fleet, 1.0, "board-b")
+    data = build(fleet)
+    assert data["limits"]["energy_budget_j"] is None and data["limits"]["text"] == ""
+    # No limit: the ceiling is the most accurate configuration measured, energy or not.
+    assert data["boards"][0]["ceiling"]["best"]["network"] == "resnet50"
+    only = build(fleet, 1.0, "board-b")
     assert [b["board"] for b in only["boards"]] == ["board-b"]
     assert [r["id"] for r in only["boards"][0]["results"]] == ["b-resnet18-none"]
-    assert report.build(fleet, 1.0, "board-z")["boards"] == []
+    assert build(fleet, 1.0, "board-z")["boards"] == []
+
+
+def test_build_budget_per_batch_reports_energy_per_batch(fleet):
+    data = report.build(fleet, analysis.Limits(energy_budget_j=0.2), analysis.Basis(per="batch"), "board-a",
+                        analyses=False)
+    mobilenet = next(r for r in data["boards"][0]["results"] if r["network"] == "mobilenet_v2")
+    assert mobilenet["energy_j"] == pytest.approx(0.16) and mobilenet["energy_per_inference_j"] == 0.04
+    assert data["limits"]["text"] == "200 mJ gross energy per batch"
+
+
+def test_build_includes_the_analyses_when_asked(fleet):
+    data = report.build(fleet, analysis.Limits(energy_budget_j=0.05))
+    assert set(data["analyses"]) >= {"accuracy_vs_time", "ops_vs_time", "batch_scaling", "power"}
+    json.dumps(data, allow_nan=False)
 
 
 def test_render_ceiling_names_the_configuration(fleet):
-    _, flat = render(report.build(fleet, 0.05))
+    _, flat = render(build(fleet, 0.05))
     assert "board-a — ARM Cortex-A78AE" in flat
-    assert ("Energy-bounded accuracy ceiling at 50 mJ per image (gross energy per image): "
-            f"{catalog.lookup('mobilenet_v2').top1:.2f}% top-1 — mobilenet_v2, batch 4, fp32 on onnxruntime/cpu "
-            "— 40 mJ~ per image, 100 img/s (energy ~ estimated)") in flat
-    assert "Not in the ceiling (no reference accuracy in the catalog): mystery_net." in flat
-    assert "Not in the ceiling (no energy measured): 1 configurations." in flat
+    assert ("Ceiling within 50 mJ gross energy per image: "
+            f"{catalog.lookup('mobilenet_v2').top1:.2f}% top-1 — mobilenet_v2 batch 4 fp32 on onnxruntime/cpu "
+            "— 40 mJ~, 100 img/s (energy ~ estimated)") in flat
+    assert "nothing more accurate was measured within the other limits." in flat
+    assert "Not ranked (no reference accuracy in the catalog): mystery_net." in flat
+    assert "Not ranked (no energy measured in this basis): 1 configurations." in flat
+    assert "frontier: the best top-1 at each gross energy per image" in flat
+
+
+def test_render_next_step_and_extra_energy(fleet):
+    _, flat = render(build(fleet, 0.02, "board-a"))
+    assert f"Ceiling within 20 mJ gross energy per image: {catalog.lookup('resnet18').top1:.2f}% top-1" in flat
+    assert (f"next step: {catalog.lookup('mobilenet_v2').top1:.2f}% with mobilenet_v2 batch 4 fp32 on "
+            "onnxruntime/cpu — 40 mJ~, 100 img/s — needs 20 mJ more than the budget") in flat
 
 
 def test_render_marks_estimates_and_never_shows_missing_as_zero(fleet):
-    text, flat = render(report.build(fleet, 0.05, "board-a"))
+    text, flat = render(build(fleet, 0.05, "board-a"))
     assert "mJ/img" in text
     estimated = row(text, "mobilenet_v2", 4)
     assert estimated[5:7] == ["4~", "40~"]  # W and mJ/img carry the estimate mark
@@ -106,29 +139,57 @@ def test_render_marks_estimates_and_never_shows_missing_as_zero(fleet):
 
 
 def test_render_board_without_energy_says_so(fleet):
-    text, flat = render(report.build(fleet, 0.05, "board-b"))
+    text, flat = render(build(fleet, 0.05, "board-b"))
     cells = row(text, "resnet18", 1)
     assert cells[5:7] == ["—", "—"]
-    assert "No energy was measured on this board (no power source), so there is no energy-bounded ceiling." in flat
-    assert "ceiling at" not in flat
+    assert ("No energy was measured on this board (gross energy per image: no power source), so there is no "
+            "energy frontier.") in flat
+    assert "Ceiling" not in flat
     assert "No configuration fits" not in flat
     assert "~" not in text  # nothing estimated on this board
 
 
 def test_render_no_configuration_fits(fleet):
-    _, flat = render(report.build(fleet, 0.005, "board-a"))
-    assert ("No configuration fits 5 mJ per image. The cheapest is resnet18, batch 1, fp32 on onnxruntime/cpu — "
-            "12 mJ per image, 100 img/s.") in flat
-    assert "ceiling at" not in flat
+    _, flat = render(build(fleet, 0.005, "board-a"))
+    assert ("No configuration fits within 5 mJ gross energy per image. The cheapest is resnet18 batch 1 fp32 on "
+            "onnxruntime/cpu — 12 mJ, 100 img/s.") in flat
+    assert "Ceiling within" not in flat
 
 
 def test_render_without_budget_asks_for_one(fleet):
-    _, flat = render(report.build(fleet, None, "board-a"))
+    _, flat = render(build(fleet, None, "board-a"))
     assert "Add --energy-budget (e.g. 50mJ) for the energy-bounded accuracy ceiling." in flat
+    assert "Ceiling with no limits (the most accurate measured)" in flat
+
+
+def test_render_power_modes_and_precisions_separately(store, msgs):
+    def moded(result, mode):
+        return msgspec.structs.replace(result, conditions=schema.Conditions(power_mode=mode))
+
+    store.add_many([moded(msgs.result("resnet18", 1, 0.010), "15W"), moded(msgs.result("resnet50", 1, 0.030), "15W"),
+                    moded(msgs.result("resnet18", 1, 0.020), "MAXN"),
+                    moded(msgs.result("resnet50", 1, 0.012, precision="int8"), "MAXN")])
+    text, flat = render(build(store, 0.015))
+    assert "mode" in text and "prec" in text  # columns appear only when they differ
+    top1 = catalog.lookup("resnet18").top1
+    assert f"power mode 15W: Ceiling within 15 mJ gross energy per image: {top1:.2f}%" in flat
+    assert "power mode MAXN: Ceiling within 15 mJ gross energy per image" in flat
+    assert "precision int8: Ceiling" in flat and "precision fp32: Ceiling" in flat
+
+
+def test_render_a_large_board_shows_the_frontier_not_every_row(store, msgs):
+    store.add_many([msgs.result("resnet18", b, 0.01 * b) for b in range(1, report.MAX_ROWS + 2)])
+    text, flat = render(build(store, 0.05))
+    assert f"{report.MAX_ROWS + 1} configurations (the frontier below" in flat
+    assert not [line for line in text.splitlines() if line.split()[:1] == ["resnet18"]]  # no table rows
+    assert [line.split()[:4] for line in text.splitlines() if "resnet18" in line.split()[3:4]] == [
+        ["10", "mJ", f"{catalog.lookup('resnet18').top1:.2f}", "resnet18"]]  # the frontier's one step
+    text, _ = render(build(store, 0.05), all_rows=True)
+    assert len([line for line in text.splitlines() if line.split()[:1] == ["resnet18"]]) == report.MAX_ROWS + 1
 
 
 def test_render_empty_store(store):
-    data = report.build(store, 0.05)
+    data = build(store, 0.05)
     assert data["boards"] == []
     _, flat = render(data)
     assert flat == ("No results stored yet. Run `dnnhost demo`, or `dnnhost collect` while an agent runs, or "
@@ -138,7 +199,7 @@ def test_render_empty_store(store):
 def test_render_known_board_without_results(store, msgs):
     # The board is online (its birth arrived) but has published no result yet.
     store.add_many([msgs.info(board="board-c", power_source="rapl"), msgs.status("online", 1, board="board-c")])
-    data = report.build(store, 0.05, "board-c")
+    data = build(store, 0.05, "board-c")
     assert [b["board"] for b in data["boards"]] == ["board-c"]
     assert data["boards"][0]["results"] == []
     _, flat = render(data)
@@ -149,6 +210,27 @@ def test_render_known_board_without_results(store, msgs):
 
 def test_render_energy_units_follow_the_values(store, msgs):
     store.add_many([msgs.result("resnet18", 1, 2.5), msgs.result("resnet50", 1, 4.0)])
-    text, _ = render(report.build(store, 10.0))
+    text, _ = render(build(store, 10.0))
     assert " J/img" in text
     assert row(text, "resnet18", 1)[6] == "2.5"
+
+
+def test_render_the_seed_analyses_with_their_fitted_numbers(store, msgs):
+    # Three networks at two batch sizes, time per image exactly linear in G-ops at each batch.
+    for network in ("resnet18", "resnet50", "vgg16"):
+        gmacs = catalog.lookup(network).gmacs
+        for batch in (1, 4):
+            ms = (2.0 if batch == 1 else 1.0) * gmacs
+            r = msgs.result(network, batch, 0.01 * gmacs, throughput=1e3 / ms)
+            store.add(msgspec.structs.replace(r, latency_ms=msgspec.structs.replace(r.latency_ms, mean=ms * batch)))
+    data = report.build(store, analysis.Limits(energy_budget_j=0.05))
+    _, flat = render(data)
+    assert "The seed paper's analyses" in flat
+    assert "op count vs time per image: ms = slope × G-ops + intercept" in flat
+    ops = {r["batch"]: r for r in data["analyses"]["ops_vs_time"]}
+    assert ops[1]["slope_ms_per_gop"] == pytest.approx(1.0) and ops[1]["r2"] == pytest.approx(1.0)
+    assert ops[4]["slope_ms_per_gop"] == pytest.approx(0.5)
+    assert "board-a fp32 onnxruntime/cpu 1 1 0 1.000 3" in flat  # batch, ms/G-op, intercept, R², n
+    assert "accuracy vs time per image: top-1 = a − b / t" in flat
+    assert "googlenet/alexnet: —× (seed: 10×)" in flat  # neither was measured
+    assert "independent when the coefficient of variation" in flat
