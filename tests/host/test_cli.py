@@ -222,7 +222,8 @@ def test_report_limits_combine(run, db, tmp_path, measured):
 def test_report_exports_the_table(run, db, tmp_path, measured, msgs):
     import pandas as pd
 
-    run("import", write_jsonl(tmp_path / "run.jsonl", measured + [msgs.result("vgg16", 1, None, board="board-a")]), "--db", db)
+    without_energy = msgs.result("vgg16", 1, None, board="board-a")
+    run("import", write_jsonl(tmp_path / "run.jsonl", measured + [without_energy]), "--db", db)
     out = tmp_path / "out"
     proc = run("report", "--energy-budget", "50mJ", "--db", db, "--no-analyses", "--export", out / "t.csv",
                "--export", out / "t.json", "--export", out / "t.parquet")
