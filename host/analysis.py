@@ -196,6 +196,10 @@ class _Arrays:
 
     def __init__(self, df: pd.DataFrame, basis: Basis, limits: Limits) -> None:
         self.df = df
+        self.columns = {k: df[k].to_numpy() for k in CONFIG_KEYS}
+        self.batch = df["batch"].to_numpy(dtype="int64")
+        self.network_rank = pd.factorize(df["network"], sort=True)[0]
+        self.estimated = df["estimated"].to_numpy(dtype=bool)
         self.top1 = df["top1"].to_numpy(dtype="float64")
         self.energy = basis.energy_j(df)
         self.per_image = df[basis.column].to_numpy(dtype="float64")
@@ -220,8 +224,7 @@ class _Arrays:
     def config(self, i: int | None) -> dict | None:
         if i is None:
             return None
-        row = self.df.iloc[i]
-        out = {k: _plain(row[k]) for k in CONFIG_KEYS}
+        out = {k: _plain(self.columns[k][i]) for k in CONFIG_KEYS}
         out["energy_j"] = _plain(self.energy[i])
         out["energy_per_inference_j"] = _plain(self.per_image[i])
         out["latency_ms"] = _plain(self.latency[i])
@@ -234,9 +237,8 @@ class _Arrays:
         """
         if idx.size == 0:
             return idx
-        df = self.df.iloc[idx]
         energy = np.where(np.isnan(self.energy[idx]), np.inf, self.energy[idx])
-        keys = (df["batch"].to_numpy(), df["network"].to_numpy(dtype=str), -self.ips[idx])
+        keys = (self.batch[idx], self.network_rank[idx], -self.ips[idx])
         keys += (-self.top1[idx], energy) if by_energy else (energy, -self.top1[idx])
         return idx[np.lexsort(keys)]
 
@@ -292,8 +294,8 @@ def ceiling_of(arrays: _Arrays, rows: np.ndarray, limits: Limits) -> dict:
         "ranked": int(candidates.size),  # with accuracy (and energy, under an energy budget) within the other limits
         "excluded": excluded,
         "without_energy": int((~has_energy).sum()) if need_energy else 0,
-        "without_accuracy": sorted(set(a.df["network"].to_numpy()[rows[~has_top1]])),
-        "estimated": bool(best is not None and a.df["estimated"].iat[best]),
+        "without_accuracy": sorted(set(a.columns["network"][rows[~has_top1]])),
+        "estimated": bool(best is not None and a.estimated[best]),
     }
 
 
@@ -314,14 +316,15 @@ def per_board(df: pd.DataFrame, limits: Limits, basis: Basis) -> dict[str, dict]
     """Per board: the ceiling, the frontier, and ceilings per power mode and per precision where they differ."""
     arrays = _Arrays(df, basis, limits)
     out = {}
+    codes = {column: pd.factorize(df[column], sort=True) for column in ("power_mode", "precision")}
     for board, rows in df.groupby("board", sort=True).indices.items():
-        sub = df.iloc[rows]
         entry = {"ceiling": ceiling_of(arrays, rows, limits), "frontier": [arrays.config(i) for i in
                                                                            frontier_of(arrays, rows)]}
         for key, column in (("by_power_mode", "power_mode"), ("by_precision", "precision")):
-            groups = sub.groupby(column, sort=True).indices
-            entry[key] = ({name: ceiling_of(arrays, rows[local], limits) for name, local in groups.items()}
-                          if len(groups) > 1 else {})
+            code, names = codes[column]
+            present = np.unique(code[rows])
+            entry[key] = ({str(names[c]): ceiling_of(arrays, rows[code[rows] == c], limits) for c in present}
+                          if present.size > 1 else {})
         out[board] = entry
     return out
 

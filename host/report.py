@@ -8,7 +8,6 @@ the ceiling and the analyses always are. Estimated values carry ``~``; what was 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pandas as pd
 from rich import box
@@ -22,12 +21,6 @@ from .store import Store
 
 EST = "~"
 MAX_ROWS = 60  # a board with more configurations shows its frontier, not every row (unless --all)
-
-
-def _clean(value):
-    if hasattr(value, "item"):
-        value = value.item()
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def load(store: Store, board: str | None = None, networks: catalog.Catalog | None = None) -> pd.DataFrame:
@@ -57,20 +50,21 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
         "boards": [],
         "analyses": seed.analyses(df, energy=basis.energy) if analyses else None,
     }
+    table = df.assign(energy_j=energy)  # in the basis' unit, beside the per-image gross and net columns
+    # One conversion for every row: NaN → None and numpy scalars → Python ones, so the records are JSON as they are.
+    records = table.astype(object).where(table.notna(), None).to_dict("records")
+    by_board = df.groupby("board", sort=False).indices
     for name in names:
-        rows = df.index[df["board"] == name]
+        rows = by_board.get(name, [])
         meta = boards.get(name, {})
         info = meta.get("info")
-        records = df.loc[rows].to_dict("records")
-        for record, e in zip(records, energy[rows]):
-            record["energy_j"] = e  # in the basis' unit, beside the per-image gross and net columns
         entry = {
             "board": name,
             "state": meta.get("state"),
             "hostname": info.hostname if info else None,
             "cpu_model": info.cpu_model if info else None,
             "configurations": len(rows),
-            "results": [{k: _clean(v) for k, v in r.items()} for r in records],
+            "results": [records[i] for i in rows],
             "ceiling": None, "by_power_mode": {}, "by_precision": {}, "frontier": [],
         }
         entry.update(ranked.get(name, {}))
@@ -236,7 +230,7 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
             console.print("Add [bold]--energy-budget[/] (e.g. 50mJ) for the energy-bounded accuracy ceiling.")
         console.print()
     if report.get("analyses"):
-        render_analyses(console, report["analyses"])
+        render_analyses(console, report["analyses"], all_rows)
 
 
 def _group(rec: dict) -> str:
@@ -245,9 +239,15 @@ def _group(rec: dict) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _analysis_table(title: str, columns: list[str], rows: list[list[str]], caption: str | None = None) -> Table:
+def _analysis_table(title: str, columns: list[str], rows: list[list[str]], records: list[dict],
+                    all_rows: bool) -> Table | str:
+    if len(rows) > MAX_ROWS and not all_rows:  # a fleet: hundreds of fits would bury the answer
+        r2 = sorted(r["r2"] for r in records if r.get("r2") is not None)
+        spread = f"; R² median {r2[len(r2) // 2]:.3f}, lowest {r2[0]:.3f}" if r2 else ""
+        return (f"[bold]{title}[/]\n  {len(rows)} rows{spread} — --all prints them; --json, --out and --plots "
+                "have them all.")
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
-                  title_justify="left", caption=caption, caption_justify="left")
+                  title_justify="left")
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 or col in ("network", "note", "finding") else "right",
                          overflow="fold")
@@ -260,61 +260,58 @@ def _fit_cells(rec: dict, *keys: tuple[str, str]) -> list[str]:
     return [_num(rec[k], spec) for k, spec in keys] + [_num(rec["r2"], ".3f"), str(rec["n"]), rec["reason"] or ""]
 
 
-def render_analyses(console: Console, a: dict) -> None:
+def _mib(value: float | None) -> str:
+    return _num(None if value is None else value / 2**20, ".3g")
+
+
+def render_analyses(console: Console, a: dict, all_rows: bool = False) -> None:
     """The seed paper's analyses as tables of fitted numbers (see host/seed.py for the definitions)."""
+
+    def show(title: str, columns: list[str], key: str, cells) -> None:
+        console.print(_analysis_table(title, columns, [cells(r) for r in a[key]], a[key], all_rows))
+
     console.rule("[bold]The seed paper's analyses[/] (Canziani et al. 2016), on these measurements")
     est = any(r.get("estimated") for r in a["accuracy_vs_energy"])
-    console.print(_analysis_table(
-        "accuracy vs time per image: top-1 = a − b / t  (seed Fig. 9)",
-        ["group", "batch", "a %", "b %·ms", "R²", "n", "note"],
-        [[_group(r), str(r["batch"]), *_fit_cells(r, ("a", ".2f"), ("b", ".3g"))] for r in a["accuracy_vs_time"]]))
-    console.print(_analysis_table(
-        f"accuracy vs energy per image: top-1 = a − b / E{'  (~ energy estimated)' if est else ''}",
-        ["group", "batch", "a %", "b %·J", "R²", "n", "note"],
-        [[_group(r) + (EST if r.get("estimated") else ""), str(r["batch"]),
-          *_fit_cells(r, ("a", ".2f"), ("b", ".3g"))] for r in a["accuracy_vs_energy"]]))
-    console.print(_analysis_table(
-        "op count vs time per image: ms = slope × G-ops + intercept  (seed Fig. 7; G-ops = 2 × GMACs)",
-        ["group", "batch", "ms/G-op", "intercept ms", "R²", "n", "note"],
-        [[_group(r), str(r["batch"]), *_fit_cells(r, ("slope_ms_per_gop", ".3g"), ("intercept_ms", ".3g"))]
-         for r in a["ops_vs_time"]]))
-    console.print(_analysis_table(
-        "batch scaling: time per image at the smallest ÷ at the largest batch, beside the FC share of MACs",
-        ["group", "network", "batches", "ms/img", "ms/img", "gain ×", "FC MACs %"],
-        [[_group(r), r["network"], f"{r['batch_min']}→{r['batch_max']}", _num(r["ms_per_image_at_min"], ".3g"),
-          _num(r["ms_per_image_at_max"], ".3g"), _num(r["gain"], ".2f"),
-          "—" if r["fc_macs_share"] is None else f"{100 * r['fc_macs_share']:.1f}"] for r in a["batch_scaling"]]))
-    for r in a["batch_scaling_summary"]:
+    show("accuracy vs time per image: top-1 = a − b / t  (seed Fig. 9)",
+         ["group", "batch", "a %", "b %·ms", "R²", "n", "note"], "accuracy_vs_time",
+         lambda r: [_group(r), str(r["batch"]), *_fit_cells(r, ("a", ".2f"), ("b", ".3g"))])
+    show(f"accuracy vs energy per image: top-1 = a − b / E{'  (~ energy estimated)' if est else ''}",
+         ["group", "batch", "a %", "b %·J", "R²", "n", "note"], "accuracy_vs_energy",
+         lambda r: [_group(r) + (EST if r.get("estimated") else ""), str(r["batch"]),
+                    *_fit_cells(r, ("a", ".2f"), ("b", ".3g"))])
+    show("op count vs time per image: ms = slope × G-ops + intercept  (seed Fig. 7; G-ops = 2 × GMACs)",
+         ["group", "batch", "ms/G-op", "intercept ms", "R²", "n", "note"], "ops_vs_time",
+         lambda r: [_group(r), str(r["batch"]), *_fit_cells(r, ("slope_ms_per_gop", ".3g"), ("intercept_ms", ".3g"))])
+    show("batch scaling: time per image at the smallest ÷ at the largest batch, beside the FC share of MACs",
+         ["group", "network", "batches", "ms/img", "ms/img", "gain ×", "FC MACs %"], "batch_scaling",
+         lambda r: [_group(r), r["network"], f"{r['batch_min']}→{r['batch_max']}",
+                    _num(r["ms_per_image_at_min"], ".3g"), _num(r["ms_per_image_at_max"], ".3g"),
+                    _num(r["gain"], ".2f"),
+                    "—" if r["fc_macs_share"] is None else f"{100 * r['fc_macs_share']:.1f}"])
+    summary = a["batch_scaling_summary"]
+    for r in summary if all_rows or len(summary) <= MAX_ROWS else []:
         console.print(f"  {_group(r)}: {r['finding']}")
+    show("accuracy density: top-1 % per million parameters  (seed Fig. 10)",
+         ["network", "top-1 %", "params M", "%/M params"], "accuracy_density",
+         lambda r: [r["network"], _num(r["top1"], ".2f"), _num(r["params_m"], ".3g"), _num(r["density"], ".3g")])
     ratios = a["density_ratios"]
-    seed_ratios = ratios["seed"]
-    caption = "; ".join(f"{k}: {_num(ratios[k], '.1f')}× (seed: {v}×)" for k, v in seed_ratios.items())
-    console.print(_analysis_table(
-        "accuracy density: top-1 % per million parameters  (seed Fig. 10)", ["network", "top-1 %", "params M",
-                                                                              "%/M params"],
-        [[r["network"], _num(r["top1"], ".2f"), _num(r["params_m"], ".3g"), _num(r["density"], ".3g")]
-         for r in a["accuracy_density"]]))
-    console.print(f"  density ratios — {caption}")
-    console.print(_analysis_table(
-        "power across batch sizes and networks: is it independent of both? (seed, later versions)",
-        ["group", "basis", "n", "mean W", "stdev W", "CoV", "η² batch", "η² network", "independent", "note"],
-        [[_group(r) + (EST if r["estimated"] else ""), r["basis"], str(r["n"]), _num(r["mean_w"], ".3g"),
-          _num(r["stdev_w"], ".2g"), _num(r["cov"], ".3f"), _num(r["eta2_batch"], ".2f"),
-          _num(r["eta2_network"], ".2f"), {True: "yes", False: "no", None: "—"}[r["independent"]],
-          r["reason"] or ""] for r in a["power"]]))
+    console.print("  density ratios — " + "; ".join(f"{k}: {_num(ratios[k], '.1f')}× (seed: {v}×)"
+                                                    for k, v in ratios["seed"].items()))
+    show("power across batch sizes and networks: is it independent of both? (seed, later versions)",
+         ["group", "basis", "n", "mean W", "stdev W", "CoV", "η² batch", "η² network", "independent", "note"], "power",
+         lambda r: [_group(r) + (EST if r["estimated"] else ""), r["basis"], str(r["n"]), _num(r["mean_w"], ".3g"),
+                    _num(r["stdev_w"], ".2g"), _num(r["cov"], ".3f"), _num(r["eta2_batch"], ".2f"),
+                    _num(r["eta2_network"], ".2f"), {True: "yes", False: "no", None: "—"}[r["independent"]],
+                    r["reason"] or ""])
     if a["power"]:
         console.print(f"  {a['power'][0]['rule']}")
-    console.print(_analysis_table(
-        "memory vs batch size: bytes = slope × batch + intercept  (seed Fig. 5)",
-        ["group", "network", "MiB/image", "static MiB", "R²", "n", "note"],
-        [[_group(r), r["network"], _num(None if r["slope_bytes_per_image"] is None else
-                                        r["slope_bytes_per_image"] / 2**20, ".3g"),
-          _num(None if r["intercept_bytes"] is None else r["intercept_bytes"] / 2**20, ".3g"),
-          _num(r["r2"], ".3f"), str(r["n"]), r["reason"] or ""] for r in a["memory_vs_batch"]],
-        caption="memory: the backend's own figure where it gives one, else the process's RSS growth"))
-    console.print(_analysis_table(
-        "memory vs parameters at the smallest batch: bytes = slope × params + intercept  (seed Fig. 6)",
-        ["group", "batch", "bytes/param", "static MiB", "R²", "n", "note"],
-        [[_group(r), str(r["batch"]), _num(r["slope_bytes_per_param"], ".3g"),
-          _num(None if r["intercept_bytes"] is None else r["intercept_bytes"] / 2**20, ".3g"),
-          _num(r["r2"], ".3f"), str(r["n"]), r["reason"] or ""] for r in a["memory_vs_params"]]))
+    show("memory vs batch size: bytes = slope × batch + intercept  (seed Fig. 5)",
+         ["group", "network", "memory", "MiB/image", "static MiB", "R²", "n", "note"], "memory_vs_batch",
+         lambda r: [_group(r), r["network"], r["memory_kind"], _mib(r["slope_bytes_per_image"]),
+                    _mib(r["intercept_bytes"]), _num(r["r2"], ".3f"), str(r["n"]), r["reason"] or ""])
+    show("memory vs parameters at the smallest batch: bytes = slope × params + intercept  (seed Fig. 6)",
+         ["group", "batch", "memory", "bytes/param", "static MiB", "R²", "n", "note"], "memory_vs_params",
+         lambda r: [_group(r), str(r["batch"]), r["memory_kind"], _num(r["slope_bytes_per_param"], ".3g"),
+                    _mib(r["intercept_bytes"]), _num(r["r2"], ".3f"), str(r["n"]), r["reason"] or ""])
+    console.print("  memory: backend = the engine's own device memory; process_rss_delta = the agent's RSS growth "
+                  "from before the model was loaded (noisy on CPU runtimes that pool memory).")
