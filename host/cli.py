@@ -217,8 +217,9 @@ def report(
     with err.status("reading the store …") as status, Store(path) as store:
         df = report_mod.load(store, board, networks)
         status.update(f"ranking {len(df)} configurations …")
-        data = report_mod.build(store, limits, basis, board, networks, df=df, analyses=analyses or bool(html_out)
-                                or bool(plots))
+        data = report_mod.build(store, limits, basis, board, networks, df=df,
+                                analyses=analyses or bool(html_out) or bool(plots),
+                                rows_up_to=None if as_json or all_rows or html_out else report_mod.MAX_ROWS)
         if export:
             status.update("exporting …")
             table = export_mod.table(df, limits, basis)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 from rich import box
 from rich.console import Console
@@ -30,8 +31,12 @@ def load(store: Store, board: str | None = None, networks: catalog.Catalog | Non
 
 def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.Basis | None = None,
           board: str | None = None, networks: catalog.Catalog | None = None, df: pd.DataFrame | None = None,
-          analyses: bool = True) -> dict:
-    """The report as plain data (what ``--json`` prints). ``df`` saves reloading a frame the caller has."""
+          analyses: bool = True, rows_up_to: int | None = None) -> dict:
+    """The report as plain data (what ``--json`` prints). ``df`` saves reloading a frame the caller has.
+
+    ``rows_up_to``: leave out (``results`` None) the rows of boards with more configurations than this — text
+    output does not print them, and a fleet's ten thousand rows are most of the time.
+    """
     limits, basis = limits or analysis.Limits(), basis or analysis.Basis()
     networks = networks or catalog.Catalog()
     if df is None:
@@ -50,12 +55,15 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
         "boards": [],
         "analyses": seed.analyses(df, energy=basis.energy) if analyses else None,
     }
-    table = df.assign(energy_j=energy)  # in the basis' unit, beside the per-image gross and net columns
-    # One conversion for every row: NaN → None and numpy scalars → Python ones, so the records are JSON as they are.
-    records = table.astype(object).where(table.notna(), None).to_dict("records")
     by_board = df.groupby("board", sort=False).indices
+    wanted = [rows for rows in by_board.values() if rows_up_to is None or len(rows) <= rows_up_to]
+    picked = np.concatenate(wanted) if wanted else np.array([], dtype=int)
+    table = df.iloc[picked].assign(energy_j=energy[picked])  # in the basis' unit, beside per-image gross and net
+    # One conversion for all rows: NaN → None and numpy scalars → Python ones, so the records are JSON as they are.
+    records = dict(zip(picked.tolist(), table.astype(object).where(table.notna(), None).to_dict("records")))
+    has_energy = ~np.isnan(energy)
     for name in names:
-        rows = by_board.get(name, [])
+        rows = by_board.get(name, np.array([], dtype=int))
         meta = boards.get(name, {})
         info = meta.get("info")
         entry = {
@@ -64,7 +72,8 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
             "hostname": info.hostname if info else None,
             "cpu_model": info.cpu_model if info else None,
             "configurations": len(rows),
-            "results": [records[i] for i in rows],
+            "with_energy": int(has_energy[rows].sum()),
+            "results": [records[i] for i in rows] if rows_up_to is None or len(rows) <= rows_up_to else None,
             "ceiling": None, "by_power_mode": {}, "by_precision": {}, "frontier": [],
         }
         entry.update(ranked.get(name, {}))
@@ -201,15 +210,15 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
     basis, limits = report["basis"], report["limits"]
     for entry in report["boards"]:
         results = entry["results"]
-        if not results:  # a board known from its birth/info that has not published a result yet
+        if not entry["configurations"]:  # a board known from its birth/info that has not published a result yet
             console.print(f"[bold]{entry['board']}[/]: No results from this board yet.")
             continue
-        if all_rows or len(results) <= MAX_ROWS:
+        if results is not None and (all_rows or len(results) <= MAX_ROWS):
             console.print(_table(entry, basis))
         else:
-            console.print(f"[bold]{entry['board']}[/]: {len(results)} configurations (the frontier below; "
-                          "--all prints every one, --export writes them to a file)")
-        no_energy = all(r["energy_j"] is None for r in results)
+            console.print(f"[bold]{entry['board']}[/]: {entry['configurations']} configurations (the frontier "
+                          "below; --all prints every one, --export writes them to a file)")
+        no_energy = not entry["with_energy"]
         if no_energy:
             console.print(f"[yellow]No energy was measured on this board ({basis['text']}: no power source"
                           f"{' or no idle baseline' if basis['energy'] == 'net' else ''}), so there is no "

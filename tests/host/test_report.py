@@ -234,3 +234,16 @@ def test_render_the_seed_analyses_with_their_fitted_numbers(store, msgs):
     assert "accuracy vs time per image: top-1 = a − b / t" in flat
     assert "googlenet/alexnet: —× (seed: 10×)" in flat  # neither was measured
     assert "independent when the coefficient of variation" in flat
+
+
+def test_build_can_leave_out_the_rows_of_large_boards(store, msgs):
+    store.add_many([msgs.result("resnet18", b, 0.01, board="big") for b in range(1, 5)]
+                   + [msgs.result("resnet18", 1, None, board="small")])
+    data = build(store, 0.05, rows_up_to=3)
+    big, small = data["boards"]
+    assert big["results"] is None and (big["configurations"], big["with_energy"]) == (4, 4)
+    assert len(small["results"]) == 1 and (small["configurations"], small["with_energy"]) == (1, 0)
+    assert big["frontier"][0]["network"] == "resnet18"  # ranking still sees every row
+    text, flat = render(data)
+    assert "big: 4 configurations (the frontier below" in flat
+    assert "No energy was measured on this board" in flat  # small
