@@ -225,17 +225,20 @@ def report(
             table = export_mod.table(df, limits, basis)
             for target in export:
                 export_mod.write(table, target)
-        figures = {}
+        figures, svgs = [], None
         if plots is not None or html_out is not None:
             from . import plots as plots_mod  # matplotlib: only imported when figures are asked for
 
             status.update("drawing the figures …")
-            figures = plots_mod.write(df, data, plots, formats=("png", "svg")) if plots is not None else {}
+            if plots is not None:
+                figures = _writing(plots, lambda: plots_mod.write(df, data, plots, formats=("png", "svg")))
+                svgs = figures.svgs
         if html_out is not None:
             from . import html as html_mod
 
             status.update("writing the HTML report …")
-            html_mod.write(data, plots_mod.svgs(df, data), html_out)
+            page_svgs = svgs if svgs is not None else plots_mod.svgs(df, data)
+            _writing(html_out, lambda: html_mod.write(data, page_svgs, html_out))
     if as_json:
         print(json.dumps(data, indent=2))
     else:
@@ -244,8 +247,18 @@ def report(
         err.print(f"wrote {target}", soft_wrap=True, markup=False, highlight=False)
     if plots is not None:
         err.print(f"wrote {len(figures)} figure files into {plots}", soft_wrap=True, markup=False, highlight=False)
+        for name, why in figures.skipped.items():
+            err.print(f"  skipped {name}: {why}", soft_wrap=True, markup=False, highlight=False)
     if html_out is not None:
         err.print(f"wrote {html_out}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _writing(path: Path, write):
+    """Run ``write``; a file system refusal becomes one line naming the path."""
+    try:
+        return write()
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @app.command("catalog")

@@ -241,6 +241,31 @@ def test_report_exports_the_table(run, db, tmp_path, measured, msgs):
     assert "wrote" in proc.stderr and "t.parquet" in proc.stderr
 
 
+def test_report_plots_and_html(run, db, tmp_path, measured, msgs):
+    more = [msgs.result(n, b, 0.01 * b, board="board-a") for n in ("resnet18", "vgg16", "alexnet") for b in (2, 4)]
+    run("import", write_jsonl(tmp_path / "run.jsonl", measured + more), "--db", db)
+    figs, page = tmp_path / "figs", tmp_path / "out" / "report.html"
+    proc = run("report", "--energy-budget", "50mJ", "--db", db, "--plots", figs, "--out", page, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("frontier", "accuracy_vs_ops", "time_vs_batch", "ops_vs_time"):
+        assert (figs / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (figs / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    assert "skipped memory_vs_batch" in proc.stderr  # these results carry no memory figures
+    text = page.read_text()
+    assert "Ceiling within 50 mJ gross energy per image" in text and "<svg" in text
+    assert "http://" not in text and "https://" not in text
+
+
+def test_report_unwritable_outputs_are_one_line_errors(run, db, tmp_path, measured):
+    run("import", write_jsonl(tmp_path / "run.jsonl", measured), "--db", db)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for option, target in (("--out", blocker / "r.html"), ("--plots", blocker / "figs"),
+                           ("--export", blocker / "t.csv")):
+        line = one_error_line(run("report", "--db", db, option, target, timeout=180))
+        assert "cannot write" in line and str(blocker) in line
+
+
 def test_report_without_store_says_how_to_make_one(run):
     line = one_error_line(run("report"))  # default store under the (empty) XDG_DATA_HOME
     assert "dnnhost import" in line
