@@ -36,6 +36,7 @@ bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/adaptive.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/zoo.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

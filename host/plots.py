@@ -18,7 +18,7 @@ import pandas as pd
 
 from dnnprof.shared import units
 
-from . import analysis
+from . import analysis, seed
 
 FIGURES = ("accuracy_vs_ops", "time_vs_batch", "power_vs_batch", "memory_vs_batch", "ops_vs_time",
            "accuracy_vs_throughput", "accuracy_density", "frontier")
@@ -708,14 +708,8 @@ def _draw_accuracy_vs_throughput(ctx: _Board):
 
 
 def _density(df: pd.DataFrame, report: dict) -> list[dict]:
-    """The accuracy_density records from the analyses; computed from the frame when the analyses have none."""
-    records = (report.get("analyses") or {}).get("accuracy_density")
-    if records is None:
-        rows = _has(df, "top1", "params")
-        records = [{"network": net, "top1": _first(sub, "top1"), "params_m": _first(sub, "params") / 1e6}
-                   for net, sub in rows.groupby("network", sort=True)]
-        for r in records:
-            r["density"] = r["top1"] / r["params_m"] if r["params_m"] > 0 else None
+    """The accuracy_density records of the report's analyses (computed here when the report was built without)."""
+    records = (report.get("analyses") or seed.analyses(df))["accuracy_density"]
     return [r for r in records if r.get("density") is not None and math.isfinite(r["density"])]
 
 

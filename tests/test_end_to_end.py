@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dnnprof.host import report
+from dnnprof.host import analysis, report
 from dnnprof.host.broker import EmbeddedBroker
 from dnnprof.host.collector import Collector
 from dnnprof.host.store import Store
@@ -65,7 +65,7 @@ def test_every_result_arrives_exactly_once_with_all_fields(broker: str, models: 
         assert boards["e2e-board"]["state"] == "offline"  # clean stop after the retained online
         assert boards["e2e-board"]["info"].cpu_count >= 1
         assert store.run_finished("e2e-board", "e2e-run").event == "finished"
-        data = report.build(store, energy_budget_j=10.0)
+        data = report.build(store, analysis.Limits(energy_budget_j=10.0))
     (entry,) = data["boards"]
     assert entry["ceiling"]["best"]["network"] == "shufflenet_v2_x0_5"  # the more accurate of the two
     assert entry["ceiling"]["estimated"] is True

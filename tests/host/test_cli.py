@@ -323,7 +323,7 @@ def test_a_user_catalog_changes_the_ceiling(run, db, tmp_path, measured):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["boards"][0]["ceiling"]["best"]["network"] == "resnet18"
-    assert data["boards"][0]["ceiling"]["ceiling_top1"] == 72.5
+    assert data["boards"][0]["ceiling"]["top1"] == 72.5
     assert "mine.csv" in data["catalog"]
     # The same file in the user's config directory is picked up without --catalog.
     config = tmp_path / "xdg-config" / "dnnprof"
