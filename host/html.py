@@ -194,7 +194,9 @@ def ceiling_text(ceiling: dict | None, basis: dict, constraints: dict | None = N
     best = ceiling.get("best")
     top1 = ceiling.get("top1")
     if best is not None and top1 is not None:
-        text = f"Ceiling {within}: {top1:.2f} % top-1{count}, reached by {describe(best, basis)}."
+        name = "Energy-bounded accuracy ceiling" if not _missing((constraints or {}).get("energy_budget_j")) \
+            else "Ceiling"
+        text = f"{name} {within}: {top1:.2f} % top-1{count}, reached by {describe(best, basis)}."
         if ceiling.get("estimated"):
             text += f" Its energy is estimated ({EST}), not measured."
         nxt = ceiling.get("next")

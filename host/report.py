@@ -173,7 +173,8 @@ def _frontier(entry: dict, basis: dict, limits: dict) -> Table:
 def _ceiling_line(c: dict, limits: dict, scope: str = "") -> str:
     where = f"within {limits['text']}" if limits["text"] else "with no limits (the most accurate measured)"
     if c["best"] is not None:
-        line = (f"{scope}Ceiling {where}: [bold green]{c['top1']:.2f}% top-1[/] — {_describe(c['best'])}"
+        name = "Energy-bounded accuracy ceiling" if limits["energy_budget_j"] is not None else "Ceiling"
+        line = (f"{scope}{name} {where}: [bold green]{c['top1']:.2f}% top-1[/] — {_describe(c['best'])}"
                 + (f"  [yellow](energy {EST} estimated)[/]" if c["estimated"] else ""))
         if c["next"] is not None:
             line += (f"\n  next step: {c['next']['top1']:.2f}% with {_describe(c['next'])} — needs "

@@ -165,7 +165,7 @@ def test_report_text(run, db, tmp_path, measured):
     proc = run("report", "--energy-budget", "50mJ", "--db", db)
     assert proc.returncode == 0, proc.stderr
     flat = " ".join(proc.stdout.split())
-    assert "Ceiling within 50 mJ gross energy per image" in flat
+    assert "Energy-bounded accuracy ceiling within 50 mJ gross energy per image" in flat
     assert "mobilenet_v2 batch 1 fp32 on onnxruntime/cpu" in flat
     assert "accuracy vs time per image" in flat  # the seed's analyses follow the boards
 
@@ -252,7 +252,7 @@ def test_report_plots_and_html(run, db, tmp_path, measured, msgs):
         assert (figs / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     assert "skipped memory_vs_batch" in proc.stderr  # these results carry no memory figures
     text = page.read_text()
-    assert "Ceiling within 50 mJ gross energy per image" in text and "<svg" in text
+    assert "Energy-bounded accuracy ceiling within 50 mJ gross energy per image" in text and "<svg" in text
     assert "http://" not in text and "https://" not in text
 
 

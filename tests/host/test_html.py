@@ -142,7 +142,7 @@ def test_page_parses_and_states_basis_and_constraints():
 
 def test_ceiling_sentence_with_the_next_step():
     body = Page(html.render(report())).all_text
-    assert "Ceiling within the constraints: 69.76 % top-1 (2 of 3 configurations fit)" in body
+    assert "Energy-bounded accuracy ceiling within the constraints: 69.76 % top-1 (2 of 3 configurations fit)" in body
     assert "resnet18, batch 4, fp16, power mode MAXN on tensorrt/gpu: 12.3 mJ per image, 812 images/s" in body
     assert "The next step up, 76.13 %, needs 11.1 mJ more than the budget: resnet50" in body
     assert "61.1 mJ~ per image" in body  # the next step's energy is estimated

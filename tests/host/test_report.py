@@ -109,7 +109,7 @@ def test_build_includes_the_analyses_when_asked(fleet):
 def test_render_ceiling_names_the_configuration(fleet):
     _, flat = render(build(fleet, 0.05))
     assert "board-a — ARM Cortex-A78AE" in flat
-    assert ("Ceiling within 50 mJ gross energy per image: "
+    assert ("Energy-bounded accuracy ceiling within 50 mJ gross energy per image: "
             f"{catalog.lookup('mobilenet_v2').top1:.2f}% top-1 — mobilenet_v2 batch 4 fp32 on onnxruntime/cpu "
             "— 40 mJ~, 100 img/s (energy ~ estimated)") in flat
     assert "nothing more accurate was measured within the other limits." in flat
@@ -120,7 +120,7 @@ def test_render_ceiling_names_the_configuration(fleet):
 
 def test_render_next_step_and_extra_energy(fleet):
     _, flat = render(build(fleet, 0.02, "board-a"))
-    assert f"Ceiling within 20 mJ gross energy per image: {catalog.lookup('resnet18').top1:.2f}% top-1" in flat
+    assert f"Energy-bounded accuracy ceiling within 20 mJ gross energy per image: {catalog.lookup('resnet18').top1:.2f}% top-1" in flat
     assert (f"next step: {catalog.lookup('mobilenet_v2').top1:.2f}% with mobilenet_v2 batch 4 fp32 on "
             "onnxruntime/cpu — 40 mJ~, 100 img/s — needs 20 mJ more than the budget") in flat
 
@@ -153,7 +153,7 @@ def test_render_no_configuration_fits(fleet):
     _, flat = render(build(fleet, 0.005, "board-a"))
     assert ("No configuration fits within 5 mJ gross energy per image. The cheapest is resnet18 batch 1 fp32 on "
             "onnxruntime/cpu — 12 mJ, 100 img/s.") in flat
-    assert "Ceiling within" not in flat
+    assert "ceiling within" not in flat
 
 
 def test_render_without_budget_asks_for_one(fleet):
@@ -172,9 +172,9 @@ def test_render_power_modes_and_precisions_separately(store, msgs):
     text, flat = render(build(store, 0.015))
     assert "mode" in text and "prec" in text  # columns appear only when they differ
     top1 = catalog.lookup("resnet18").top1
-    assert f"power mode 15W: Ceiling within 15 mJ gross energy per image: {top1:.2f}%" in flat
-    assert "power mode MAXN: Ceiling within 15 mJ gross energy per image" in flat
-    assert "precision int8: Ceiling" in flat and "precision fp32: Ceiling" in flat
+    assert f"power mode 15W: Energy-bounded accuracy ceiling within 15 mJ gross energy per image: {top1:.2f}%" in flat
+    assert "power mode MAXN: Energy-bounded accuracy ceiling within 15 mJ gross energy per image" in flat
+    assert "precision int8: Energy-bounded accuracy ceiling" in flat and "precision fp32: Energy-bounded" in flat
 
 
 def test_render_a_large_board_shows_the_frontier_not_every_row(store, msgs):
