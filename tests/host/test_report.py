@@ -120,7 +120,8 @@ def test_render_ceiling_names_the_configuration(fleet):
 
 def test_render_next_step_and_extra_energy(fleet):
     _, flat = render(build(fleet, 0.02, "board-a"))
-    assert f"Energy-bounded accuracy ceiling within 20 mJ gross energy per image: {catalog.lookup('resnet18').top1:.2f}% top-1" in flat
+    top1 = catalog.lookup("resnet18").top1
+    assert f"Energy-bounded accuracy ceiling within 20 mJ gross energy per image: {top1:.2f}% top-1" in flat
     assert (f"next step: {catalog.lookup('mobilenet_v2').top1:.2f}% with mobilenet_v2 batch 4 fp32 on "
             "onnxruntime/cpu — 40 mJ~, 100 img/s — needs 20 mJ more than the budget") in flat
 
