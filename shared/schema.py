@@ -73,6 +73,8 @@ class RunEvent(_Message, tag="run", kw_only=True):
     points_done: Count
     network: str | None = None
     batch: Positive | None = None
+    precision: str | None = None
+    eta_s: NonNegative | None = None  # the agent's estimate of the time left in the sweep
     message: str | None = None
 
 
@@ -234,14 +236,22 @@ def power_mode(result: Result) -> str:
 
 
 class Telemetry(_Message, tag="telemetry", kw_only=True):
-    """A batch of power samples (rather than one message per reading)."""
+    """What the board is doing now, for live dashboards: a batch of total-power samples (rather than one message
+    per reading) and summaries. Published at QoS 0 and never stored; ``power_source`` None means no power source
+    (then ``power_w`` is empty — not zero)."""
 
     seq: Count
     t0: float  # Unix seconds of the first sample
     dt_s: NonNegative  # spacing of the samples
-    power_w: list[NonNegative]
+    power_w: list[NonNegative]  # total power samples, watts
     power_source: str | None = None
+    boundary: str | None = None  # what the total covers: "cpu_package", "input_rail", "sum_of_rails", "estimate"
     estimated: bool = False
+    rails_w: dict[str, float] = {}  # mean power per rail over the batch, watts
+    temperatures_c: dict[str, float] = {}  # latest reading per thermal zone
+    throttle_events: Count | None = None  # cumulative thermal throttling events, where the board reports them
+    clocks: str | None = None  # clock policy: jetson_clocks state, or the CPU frequency governor
+    power_mode: str | None = None  # nvpmodel mode on a Jetson
 
 
 Message = Union[Status, BoardInfo, RunEvent, Result, Telemetry]
