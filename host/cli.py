@@ -28,6 +28,7 @@ from dnnprof.shared.errors import UserError
 
 from . import analysis
 from . import export as export_mod
+from . import live as live_mod
 from . import report as report_mod
 from .broker import EmbeddedBroker
 from .collector import Collector
@@ -103,6 +104,60 @@ def collect(
               f"{c['rejected']} rejected) in {store_path}")
     if collector.last_rejection:
         err.print(f"last rejected: {collector.last_rejection}")
+
+
+@app.command()
+def live(
+    broker: Annotated[Optional[str], typer.Option(help="Watch this broker HOST[:PORT] instead of running the "
+                                                       "embedded one.")] = None,
+    bind: Annotated[str, typer.Option(help="Address the embedded broker listens on (0.0.0.0 for a fleet).")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = topics.DEFAULT_PORT,
+    board: Annotated[Optional[list[str]], typer.Option(help="Show only this board; repeat for several.")] = None,
+    sort: Annotated[str, typer.Option(help=f"Order of the boards: {', '.join(live_mod.SORTS)}.")] = "board",
+    refresh: Annotated[float, typer.Option(help="Redraws per second.")] = 4.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame of the current state and exit (for "
+                                                      "scripts; needs --broker).")] = False,
+    duration: Annotated[Optional[str], typer.Option(help="Stop after this long, e.g. 10min (default: Ctrl-C).")]
+    = None,
+    db: DbOption = None,
+) -> None:
+    """A dashboard of the fleet in the terminal: presence, power (the last minute as a sparkline), rails,
+    temperature, the current run with progress and ETA, the last result, and warnings.
+
+    Everything it receives is also stored, as `dnnhost collect` does, so nothing is lost when `live` is all
+    you ran. If the broker goes away, the last known state stays on screen under a banner while it reconnects.
+    """
+    if sort not in live_mod.SORTS:
+        raise UserError(f"--sort {sort!r}: use one of {', '.join(live_mod.SORTS)}")
+    if not 0.1 <= refresh <= 30:
+        raise UserError(f"--refresh {refresh:g}: give between 0.1 and 30 redraws per second")
+    for name in board or []:
+        topics.check_id(name)
+    if once and not broker:
+        raise UserError("--once reads the state a broker holds: give --broker HOST[:PORT]")
+    stop_after = units.parse_time(duration) if duration else math.inf
+    store_path = Path(db) if db else default_path()
+    address, embedded = _broker_or_embedded(broker, bind, port)
+    dashboard = live_mod.Dashboard(address, store_path, set(board) if board else None, sort, refresh, console=out)
+    if once:
+        out.print(dashboard.once())
+        return
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stopping.set())
+    began = time.monotonic()
+    try:
+        dashboard.run(stopping, stop_after)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if embedded:
+            embedded.stop()
+    elapsed = max(1e-9, time.monotonic() - began)
+    c = dashboard.fleet.counts
+    err.print(f"live: {dashboard.frames} frames ({dashboard.frame_rate_hz:.2f} Hz) in {elapsed:.0f} s; "
+              f"{c['received']} messages ({c['telemetry']} telemetry, {c['result']} results), {c['rejected']} "
+              f"rejected; stored into {store_path}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("import")

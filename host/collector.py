@@ -40,11 +40,18 @@ class Collector:
     """Subscribes to ``dnnprof/v1/+/#`` on ``broker`` and stores into the SQLite file ``db``."""
 
     def __init__(self, broker: str, db: str | Path | None = None, *, batch: int = 200,
-                 on_stored: Callable[[schema.Message], None] | None = None) -> None:
+                 on_stored: Callable[[schema.Message], None] | None = None,
+                 on_valid: Callable[[schema.Message], None] | None = None,
+                 on_rejected: Callable[[str, str], None] | None = None) -> None:
+        """``on_stored``: each message new to the store; ``on_valid``: every valid message, telemetry and
+        re-deliveries included (what a live view needs); ``on_rejected(topic, reason)``: every rejected one.
+        All three run on the writer thread, after the batch is committed."""
         self.host, self.port = topics.parse_broker(broker)
         self.db = db
         self.batch = batch
         self.on_stored = on_stored
+        self.on_valid = on_valid
+        self.on_rejected = on_rejected
         self.counts: Counter[str] = Counter()  # received, stored, duplicate, rejected, and per kind
         self.last_rejection: str | None = None
         self._queue: queue.Queue = queue.Queue()
@@ -73,12 +80,18 @@ class Collector:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected = False
 
-    def start(self, timeout_s: float = 10.0) -> Collector:
+    def start(self, timeout_s: float = 10.0, retry: bool = False) -> Collector:
+        """Connect and subscribe. ``retry``: return at once and keep trying in the background while the broker
+        is down (``connected`` says when it is up) instead of failing."""
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         self._writer.start()
         self._store_ready.wait(timeout_s)
         if self._store_error:
             raise self._store_error
+        if retry:
+            self._client.connect_async(self.host, self.port, keepalive=30)
+            self._client.loop_start()
+            return self
         try:
             self._client.connect(self.host, self.port, keepalive=30)
         except (OSError, ValueError) as exc:
@@ -130,7 +143,7 @@ class Collector:
                 self._ingest(store, items)
 
     def _ingest(self, store: Store, items: list[tuple[str, bytes]]) -> None:
-        stored = []
+        stored, valid, rejected = [], [], []
         # Counted per batch and published with the commit, so a wait_until() predicate on the counts never sees
         # messages counted as received that are not yet stored (or rejected) in the database.
         counts: Counter[str] = Counter()
@@ -144,6 +157,7 @@ class Collector:
                 try:
                     message = validate(topic_name, payload)
                     kind = schema.KIND_OF[type(message)]
+                    valid.append(message)
                     if kind == topics.TELEMETRY:
                         counts[kind] += 1
                         continue  # live-only: never stored, and so not a duplicate either
@@ -153,6 +167,7 @@ class Collector:
                     store.reject(f"mqtt:{topic_name}", reason, payload[:65536])
                     counts["rejected"] += 1
                     last_rejection = f"{topic_name}: {reason}"
+                    rejected.append((topic_name, reason))
                     continue
                 counts[kind] += 1
                 if added:
@@ -168,6 +183,12 @@ class Collector:
         if self.on_stored:
             for message in stored:
                 self.on_stored(message)
+        if self.on_valid:
+            for message in valid:
+                self.on_valid(message)
+        if self.on_rejected:
+            for topic_name, reason in rejected:
+                self.on_rejected(topic_name, reason)
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Block until ``predicate()`` holds (checked after each stored batch) or the timeout passes."""

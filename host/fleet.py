@@ -1,0 +1,192 @@
+"""What the fleet is doing now, from the messages a live view receives: presence, power, temperatures, the current
+run and the last result per board, plus message rates. Thread-safe: the collector's writer thread feeds it, the
+dashboard reads snapshots.
+
+Times are wall-clock Unix seconds (the agents' timestamps) except rates, which use this host's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+
+from dnnprof.shared import schema
+
+WINDOW_S = 60.0  # the power history a sparkline shows
+RATE_WINDOW_S = 5.0  # message rates are averaged over this long
+
+
+@dataclasses.dataclass
+class Board:
+    """One board as last seen. Numbers are None when never reported (never 0)."""
+
+    board: str
+    state: str | None = None  # online, offline, lost; None: no status seen yet
+    session: int | None = None
+    info: schema.BoardInfo | None = None
+    # Power over the last WINDOW_S: {whole Unix second: [sum of watts, samples]} — bounded whatever the rate.
+    seconds: dict[int, list] = dataclasses.field(default_factory=dict)
+    power_w: float | None = None  # mean of the latest telemetry batch
+    power_source: str | None = None
+    telemetry_seen: bool = False
+    estimated: bool = False
+    rails_w: dict[str, float] = dataclasses.field(default_factory=dict)
+    temperatures_c: dict[str, float] = dataclasses.field(default_factory=dict)
+    throttle_first: int | None = None  # the first cumulative count seen: throttling = an increase since
+    throttle_events: int | None = None
+    clocks: str | None = None
+    power_mode: str | None = None
+    run: schema.RunEvent | None = None
+    run_started: float | None = None
+    result: schema.Result | None = None
+    last_seen: float | None = None
+    messages: int = 0
+
+    @property
+    def temperature_c(self) -> float | None:
+        """The hottest zone now."""
+        return max(self.temperatures_c.values()) if self.temperatures_c else None
+
+    @property
+    def throttled(self) -> int:
+        """Throttling events since this view started."""
+        if self.throttle_events is None or self.throttle_first is None:
+            return 0
+        return max(0, self.throttle_events - self.throttle_first)
+
+    def warnings(self) -> list[str]:
+        """What should make a user doubt this board's numbers, shortest first."""
+        out = []
+        no_source = (self.telemetry_seen and self.power_source is None) or (
+            not self.telemetry_seen and self.info is not None and self.info.power_source is None)
+        if no_source:
+            out.append("no power source")
+        elif self.estimated or (not self.telemetry_seen and self.info is not None and self.info.power_estimated):
+            out.append("power estimated")
+        if self.clocks is not None and not clocks_locked(self.clocks):
+            out.append("clocks not locked")
+        if self.throttled:
+            out.append(f"throttling ×{self.throttled}")
+        if self.result is not None and self.result.unstable:
+            out.append("unstable latency")
+        return out
+
+    def sparkline_values(self, now: float, buckets: int) -> list[float | None]:
+        """Mean power per time bucket over the last WINDOW_S seconds, oldest first; None where no sample fell."""
+        sums = [0.0] * buckets
+        counts = [0] * buckets
+        start = now - WINDOW_S
+        for second, (total, n) in self.seconds.items():
+            i = int((second + 0.5 - start) / WINDOW_S * buckets)
+            if 0 <= i <= buckets:  # i == buckets: stamped a hair after "now" (clock skew): the newest bucket
+                i = min(i, buckets - 1)
+                sums[i] += total
+                counts[i] += n
+        return [s / c if c else None for s, c in zip(sums, counts)]
+
+
+def clocks_locked(clocks: str) -> bool:
+    """Clocks are pinned (jetson_clocks on, or the performance governor); anything else lets them wander."""
+    text = clocks.lower()
+    return "jetson_clocks on" in text or "performance" in text
+
+
+class Fleet:
+    """Every board seen, and the message counters of the live view."""
+
+    def __init__(self, boards: set[str] | None = None, clock=time.monotonic) -> None:
+        self.only = boards  # show only these boards (None: all)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._boards: dict[str, Board] = {}
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.last_rejection: str | None = None
+        self._recent: collections.deque = collections.deque()  # (monotonic t, kind) within RATE_WINDOW_S
+
+    def _board(self, name: str) -> Board:
+        board = self._boards.get(name)
+        if board is None:
+            board = self._boards[name] = Board(name)
+        return board
+
+    def ingest(self, message: schema.Message) -> None:
+        """Take one valid message (any kind)."""
+        kind = schema.KIND_OF[type(message)]
+        now = self._clock()
+        with self._lock:
+            self.counts[kind] += 1
+            self.counts["received"] += 1
+            self._recent.append((now, kind))
+            self._trim(now)
+            if self.only is not None and message.board not in self.only:
+                return
+            board = self._board(message.board)
+            board.messages += 1
+            board.last_seen = max(board.last_seen or 0.0, message.ts)
+            if isinstance(message, schema.Telemetry):
+                self._telemetry(board, message)
+            elif isinstance(message, schema.Status):
+                # A will from an older session must not mark a board that has since reconnected as lost.
+                if board.session is None or message.session >= board.session:
+                    board.state, board.session = message.state, message.session
+            elif isinstance(message, schema.BoardInfo):
+                board.info = message
+            elif isinstance(message, schema.RunEvent):
+                if board.run is None or board.run.run_id != message.run_id or message.seq >= board.run.seq:
+                    if board.run is None or board.run.run_id != message.run_id:
+                        board.run_started = message.ts
+                    board.run = message
+            elif isinstance(message, schema.Result):
+                if board.result is None or message.ts >= board.result.ts:
+                    board.result = message
+
+    def _telemetry(self, board: Board, t: schema.Telemetry) -> None:
+        board.telemetry_seen = True
+        board.power_source, board.estimated = t.power_source, t.estimated
+        if t.power_w:
+            board.power_w = sum(t.power_w) / len(t.power_w)
+            for i, w in enumerate(t.power_w):
+                cell = board.seconds.setdefault(int(t.t0 + i * t.dt_s), [0.0, 0])
+                cell[0] += w
+                cell[1] += 1
+        elif t.power_source is None:
+            board.power_w = None
+        horizon = int(max(t.ts, board.last_seen or 0.0) - WINDOW_S) - 1
+        for second in [s for s in board.seconds if s < horizon]:
+            del board.seconds[second]
+        board.rails_w = dict(t.rails_w)
+        board.temperatures_c = dict(t.temperatures_c)
+        if t.throttle_events is not None:
+            if board.throttle_first is None or t.throttle_events < board.throttle_events:  # a reboot resets it
+                board.throttle_first = t.throttle_events
+            board.throttle_events = t.throttle_events
+        board.clocks = t.clocks or board.clocks
+        board.power_mode = t.power_mode or board.power_mode
+
+    def rejected(self, topic: str, reason: str) -> None:
+        """Count a message that failed validation (kept in the store by the collector)."""
+        with self._lock:
+            self.counts["rejected"] += 1
+            self.last_rejection = f"{topic}: {reason}"
+
+    def _trim(self, now: float) -> None:
+        while self._recent and self._recent[0][0] < now - RATE_WINDOW_S:
+            self._recent.popleft()
+
+    def rates(self) -> dict[str, float]:
+        """Messages per second over the last RATE_WINDOW_S seconds, per kind and in ``all``."""
+        now = self._clock()
+        with self._lock:
+            self._trim(now)
+            kinds = collections.Counter(kind for _, kind in self._recent)
+        out = {kind: n / RATE_WINDOW_S for kind, n in kinds.items()}
+        out["all"] = sum(kinds.values()) / RATE_WINDOW_S
+        return out
+
+    def snapshot(self) -> list[Board]:
+        """Copies of every board (safe to read while messages keep arriving)."""
+        with self._lock:
+            return [dataclasses.replace(b, seconds={k: list(v) for k, v in b.seconds.items()}, rails_w=dict(b.rails_w),
+                                        temperatures_c=dict(b.temperatures_c)) for b in self._boards.values()]

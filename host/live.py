@@ -1,0 +1,268 @@
+"""``dnnhost live``: the fleet on one screen, redrawn a few times a second from what the boards publish.
+
+``frame`` turns a fleet snapshot into a rich renderable sized to the terminal: columns are dropped, least useful
+first, when the terminal is narrow, and boards beyond its height are counted rather than drawn (which also keeps
+the cost of a frame independent of the fleet's size). ``Dashboard`` wires a Collector (which also stores every
+message, as ``dnnhost collect`` does) to a Fleet and a rich Live display.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from dnnprof.shared import units
+
+from .collector import Collector
+from .fleet import WINDOW_S, Board, Fleet
+
+BARS = "▁▂▃▄▅▆▇█"
+SORTS = ("board", "power", "state", "temperature", "seen")
+STATE_STYLE = {"online": "green", "offline": "dim", "lost": "red", None: "yellow"}
+STATE_ORDER = {"lost": 0, None: 1, "online": 2, "offline": 3}
+
+
+def sparkline(values: list[float | None]) -> str:
+    """One character per value, scaled between the window's lowest and highest; a gap where there was none."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return " " * len(values)
+    lo, hi = min(present), max(present)
+    span = hi - lo
+    out = []
+    for v in values:
+        if v is None:
+            out.append(" ")
+        elif span <= 1e-9 * max(1.0, abs(hi)):
+            out.append(BARS[3])
+        else:
+            out.append(BARS[min(len(BARS) - 1, int((v - lo) / span * len(BARS)))])
+    return "".join(out)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+
+
+def _bar(done: int, total: int, width: int = 8) -> str:
+    filled = 0 if total <= 0 else round(width * min(done, total) / total)
+    return "█" * filled + "░" * (width - filled)
+
+
+def _run(board: Board) -> str:
+    run = board.run
+    if run is None:
+        return "idle"
+    if run.event == "finished":
+        return f"done {run.points_done}/{run.points_total}"
+    if run.event == "failed":
+        return f"failed at {run.points_done}/{run.points_total}"
+    what = " ".join(p for p in (run.network, f"b{run.batch}" if run.batch else None, run.precision) if p)
+    eta = f" ETA {_duration(run.eta_s)}" if run.eta_s is not None else ""
+    return f"{what or 'starting'} {_bar(run.points_done, run.points_total)} {run.points_done}/{run.points_total}{eta}"
+
+
+def _result(board: Board) -> str:
+    r = board.result
+    if r is None:
+        return "—"
+    epi = r.energy_per_inference_j
+    energy = units.format_energy(epi.gross if epi else None) + ("~" if epi and r.provenance.estimated else "")
+    return f"{r.throughput_ips:.0f} img/s {energy}/img ({r.network} b{r.batch})"
+
+
+def _power(board: Board) -> str:
+    if board.power_w is None:
+        return "—"
+    return f"{board.power_w:.3g} W" + ("~" if board.estimated else "")
+
+
+def _model(board: Board) -> str:
+    info = board.info
+    parts = [info.cpu_model or info.hostname if info else None, board.power_mode]
+    return " · ".join(p for p in parts if p) or "—"
+
+
+def _rails(board: Board) -> str:
+    return " ".join(f"{name} {w:.2g}" for name, w in sorted(board.rails_w.items())) or "—"
+
+
+def _temperature(board: Board) -> str:
+    t = board.temperature_c
+    return "—" if t is None else f"{t:.0f}°C"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    width: int  # the least it needs
+    cell: object  # (Board, now) -> str | Text
+    ratio: int | None = None  # share of the spare width
+
+
+SPARK = 20  # sparkline characters: 3 s each over the 60 s window
+
+# In the order they are dropped from a narrow terminal: last first.
+COLUMNS = [
+    Column("board", 12, lambda b, now: Text(b.board, style="bold")),
+    Column("state", 7, lambda b, now: Text(b.state or "?", style=STATE_STYLE.get(b.state, "yellow"))),
+    Column("power", 8, lambda b, now: _power(b)),
+    Column("run", 24, lambda b, now: _run(b), ratio=4),
+    Column("warnings", 12, lambda b, now: Text(", ".join(b.warnings()) or "", style="yellow"), ratio=1),
+    Column("last result", 18, lambda b, now: _result(b), ratio=2),
+    Column(f"power, last {WINDOW_S:.0f} s", SPARK, lambda b, now: sparkline(b.sparkline_values(now, SPARK))),
+    Column("temp", 5, lambda b, now: _temperature(b)),
+    Column("model · mode", 14, lambda b, now: _model(b), ratio=1),
+    Column("rails W", 14, lambda b, now: _rails(b), ratio=1),
+]
+
+
+def columns_for(width: int) -> list[Column]:
+    """The columns that fit ``width`` terminal cells (one cell of padding between columns)."""
+    chosen, used = [], 0
+    for col in COLUMNS:
+        need = col.width + (1 if chosen else 0)
+        if used + need > width and len(chosen) >= 2:
+            break
+        chosen.append(col)
+        used += need
+    return chosen
+
+
+def _sort_key(sort: str):
+    if sort == "power":
+        return lambda b: (-(b.power_w if b.power_w is not None else -math.inf), b.board)
+    if sort == "state":
+        return lambda b: (STATE_ORDER.get(b.state, 1), b.board)
+    if sort == "temperature":
+        return lambda b: (-(b.temperature_c if b.temperature_c is not None else -math.inf), b.board)
+    if sort == "seen":
+        return lambda b: (-(b.last_seen or 0.0), b.board)
+    return lambda b: b.board
+
+
+def frame(boards: list[Board], *, width: int, height: int, now: float | None = None, sort: str = "board",
+          broker: str = "", connected: bool = True, rates: dict[str, float] | None = None,
+          counts: dict[str, int] | None = None, last_rejection: str | None = None, store: str | None = None,
+          refresh_hz: float | None = None) -> RenderableType:
+    """One screen of the dashboard for a terminal of ``width`` × ``height`` cells."""
+    now = time.time() if now is None else now
+    rates, counts = rates or {}, counts or {}
+    states = {s: sum(1 for b in boards if b.state == s) for s in ("online", "offline", "lost")}
+    header = Text.assemble(("dnnhost live", "bold"), f" · broker {broker} · {len(boards)} boards "
+                           f"({states['online']} online, {states['offline']} offline, {states['lost']} lost)",
+                           (f" · storing into {store}" if store else ""), overflow="ellipsis", no_wrap=True)
+    parts: list[RenderableType] = [header]
+    if not connected:
+        parts.append(Text(f" broker {broker} unreachable — retrying; the last known state is shown ",
+                          style="bold white on red", no_wrap=True, overflow="ellipsis"))
+    footer = Text(f"messages/s {rates.get('all', 0.0):.0f} (telemetry {rates.get('telemetry', 0.0):.0f}) · "
+                  f"received {counts.get('received', 0)} · results {counts.get('result', 0)} · "
+                  f"rejected {counts.get('rejected', 0)}"
+                  + (f" (last: {last_rejection})" if last_rejection else "")
+                  + (f" · refresh {refresh_hz:g} Hz" if refresh_hz else "") + " · Ctrl-C to quit",
+                  style="dim", no_wrap=True, overflow="ellipsis")
+    if not boards:
+        parts.append(Text("No board has published yet. Agents publish here with "
+                          f"`dnnagent run MODELS --broker {broker or 'HOST'}`.", style="dim"))
+        parts.append(footer)
+        return Group(*parts)
+    # Header, banner, table header and rule, a line for "more", the footer: what is left is for boards.
+    room = max(1, height - len(parts) - 4 - 1)
+    ordered = sorted(boards, key=_sort_key(sort))
+    shown = ordered[:room] if len(ordered) > room else ordered
+    cols = columns_for(width)
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False, expand=True,
+                  header_style="bold")
+    for col in cols:
+        table.add_column(col.name, min_width=col.width, ratio=col.ratio, no_wrap=True, overflow="ellipsis")
+    for b in shown:
+        table.add_row(*(col.cell(b, now) for col in cols))
+    parts.append(table)
+    if len(shown) < len(ordered):
+        parts.append(Text(f"… {len(ordered) - len(shown)} more boards (a taller terminal, --board or --sort "
+                          "shows them)", style="dim", no_wrap=True, overflow="ellipsis"))
+    parts.append(footer)
+    return Group(*parts)
+
+
+class Dashboard:
+    """A Collector feeding a Fleet, drawn with rich Live until stopped."""
+
+    def __init__(self, broker: str, db, boards: set[str] | None = None, sort: str = "board",
+                 refresh_hz: float = 4.0, console: Console | None = None) -> None:
+        self.broker = broker
+        self.fleet = Fleet(boards)
+        self.sort = sort
+        self.refresh_hz = refresh_hz
+        self.console = console or Console()
+        self.collector = Collector(broker, db, on_valid=self.fleet.ingest, on_rejected=self.fleet.rejected)
+        self.frames = 0
+        self.drawing_since = self.drawing_until = None  # monotonic span of the drawing loop
+        self.store = str(db) if db else None
+
+    @property
+    def frame_rate_hz(self) -> float:
+        """Frames drawn per second of the drawing loop."""
+        if self.drawing_since is None:
+            return 0.0
+        return self.frames / max(1e-9, (self.drawing_until or time.monotonic()) - self.drawing_since)
+
+    def render(self) -> RenderableType:
+        size = self.console.size
+        c = self.collector
+        return frame(self.fleet.snapshot(), width=size.width, height=size.height, sort=self.sort,
+                     broker=f"{c.host}:{c.port}", connected=c.connected, rates=self.fleet.rates(),
+                     counts=dict(self.fleet.counts), last_rejection=self.fleet.last_rejection, store=self.store,
+                     refresh_hz=self.refresh_hz)
+
+    def run(self, stop: threading.Event, duration_s: float = math.inf) -> None:
+        """Draw until ``stop`` is set or ``duration_s`` has passed (Ctrl-C is the caller's to catch)."""
+        self.collector.start(retry=True)
+        period = 1.0 / self.refresh_hz
+        started = time.monotonic()
+        try:
+            with Live(self.render(), console=self.console, auto_refresh=False, screen=False,
+                      transient=False, vertical_overflow="crop") as live:
+                self.drawing_since = time.monotonic()
+                next_tick = self.drawing_since
+                while not stop.is_set() and time.monotonic() - started < duration_s:
+                    live.update(self.render(), refresh=True)
+                    self.frames += 1
+                    # On a fixed schedule, so a slow frame is caught up rather than lowering the rate.
+                    next_tick = max(next_tick + period, time.monotonic() - period)
+                    stop.wait(max(0.0, next_tick - time.monotonic()))
+        finally:
+            self.drawing_until = time.monotonic()
+            self.collector.stop()
+
+    def once(self, settle_s: float = 1.5, timeout_s: float = 5.0) -> RenderableType:
+        """Connect, take in the retained state (quiet for ``settle_s``, or ``timeout_s`` at most), one frame."""
+        self.collector.start(timeout_s=timeout_s)
+        try:
+            deadline = time.monotonic() + timeout_s
+            last, quiet_since = -1, time.monotonic()
+            while time.monotonic() < deadline:
+                received = self.fleet.counts["received"] + self.fleet.counts["rejected"]
+                if received != last:
+                    last, quiet_since = received, time.monotonic()
+                elif time.monotonic() - quiet_since >= settle_s:
+                    break
+                time.sleep(0.05)
+            return self.render()
+        finally:
+            self.collector.stop()
