@@ -4,7 +4,9 @@ aside and counted, the collector alive throughout."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -221,6 +223,47 @@ def test_on_stored_sees_each_new_message(broker, db, msgs, mqtt_client):
         mqtt_client.publish(broker, [(msgs.topic_for(m), schema.encode(m)) for m in (r1, r1, r2)])
         _wait_received(collector, 3)
     assert sorted(m.id for m in seen) == sorted([r1.id, r2.id])
+
+
+def test_on_valid_sees_every_valid_message_and_on_rejected_each_refusal(broker, db, msgs, mqtt_client):
+    valid, rejected = [], []
+    r1 = msgs.result()
+    telemetry = schema.Telemetry(board="board-a", ts=time.time(), seq=0, t0=time.time(), dt_s=0.1, power_w=[2.0])
+    sent = [(msgs.topic_for(m), schema.encode(m)) for m in (r1, r1, telemetry)]
+    sent.append((topics.topic("board-a", topics.RESULT), b"{garbage"))
+    with Collector(broker, db, on_valid=valid.append, on_rejected=lambda t, r: rejected.append(t)) as collector:
+        mqtt_client.publish(broker, sent)
+        _wait_received(collector, 4)
+    assert [schema.KIND_OF[type(m)] for m in valid] == ["result", "result", "telemetry"]  # the duplicate too
+    assert rejected == [topics.topic("board-a", topics.RESULT)]
+
+
+def test_retry_mode_waits_for_a_broker_that_comes_later(db, msgs, mqtt_client, tmp_path):
+    port = free_port()
+    collector = Collector(f"127.0.0.1:{port}", db).start(retry=True)  # nothing listens yet: no error
+    try:
+        assert not collector.connected
+        conf = tmp_path / "late.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        late = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while not collector.connected and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert collector.connected
+            assert collector._subscribed.wait(10)
+            mqtt_client.publish(f"127.0.0.1:{port}", [(msgs.topic_for(r), schema.encode(r)) for r in [msgs.result()]])
+            _wait_received(collector, 1)
+        finally:
+            late.terminate()
+            late.wait(10)
+        deadline = time.monotonic() + 10
+        while collector.connected and time.monotonic() < deadline:  # the broker is gone again: said, not fatal
+            time.sleep(0.1)
+        assert not collector.connected
+    finally:
+        collector.stop()
 
 
 # --- validate(): the rules, without a broker -------------------------------------------------------------------
