@@ -160,14 +160,14 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the whole line)
 
 
-def run_dashboard(address: str, seconds: float, cols: int, rows: int, db: Path) -> dict:
+def run_dashboard(address: str, seconds: float, cols: int, rows: int, db: Path, refresh: float = 4.0) -> dict:
     """`dnnhost live` in a pseudo-terminal; returns its CPU use, frame rate and counts."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "dnnprof.host", "live", "--broker", address, "--duration",
-                             f"{seconds}s", "--db", str(db)], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                             f"{seconds}s", "--db", str(db), "--refresh", str(refresh)], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
                             env=env, text=True)
     os.close(slave)
     screen = bytearray()
@@ -216,6 +216,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the dashboard runs")
     parser.add_argument("--cols", type=int, default=160)
     parser.add_argument("--rows", type=int, default=50)
+    parser.add_argument("--refresh", type=float, default=4.0, help="the dashboard's redraws per second")
     parser.add_argument("--serve", type=float, default=None, help="only run broker + fleet this long")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dnnprof-bench-live-") as tmp:
@@ -229,7 +230,8 @@ def main() -> None:
                 return
             time.sleep(1.0)  # the dashboard starts into a fleet already publishing
             sent_before = fleet.published
-            result = run_dashboard(address, args.seconds, args.cols, args.rows, Path(tmp) / "live.sqlite")
+            result = run_dashboard(address, args.seconds, args.cols, args.rows, Path(tmp) / "live.sqlite",
+                                   args.refresh)
             sent = fleet.published - sent_before
             fleet.stop()
         finally:

@@ -8,9 +8,12 @@ Times are wall-clock Unix seconds (the agents' timestamps) except rates, which u
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import threading
 import time
+
+from collections.abc import Iterator
 
 from dnnprof.shared import schema
 
@@ -26,8 +29,9 @@ class Board:
     state: str | None = None  # online, offline, lost; None: no status seen yet
     session: int | None = None
     info: schema.BoardInfo | None = None
-    # Power over the last WINDOW_S: {whole Unix second: [sum of watts, samples]} — bounded whatever the rate.
-    seconds: dict[int, list] = dataclasses.field(default_factory=dict)
+    # Power over the last WINDOW_S: {whole Unix second: (sum of watts, samples)} — bounded whatever the rate.
+    seconds: dict[int, tuple[float, int]] = dataclasses.field(default_factory=dict)
+    newest_second: int | None = None
     power_w: float | None = None  # mean of the latest telemetry batch
     power_source: str | None = None
     telemetry_seen: bool = False
@@ -43,6 +47,7 @@ class Board:
     result: schema.Result | None = None
     last_seen: float | None = None
     messages: int = 0
+    drawn: dict = dataclasses.field(default_factory=dict)  # a view's cache of what it drew (e.g. the sparkline)
 
     @property
     def temperature_c(self) -> float | None:
@@ -78,10 +83,15 @@ class Board:
         sums = [0.0] * buckets
         counts = [0] * buckets
         start = now - WINDOW_S
+        scale = buckets / WINDOW_S
+        last = buckets - 1
         for second, (total, n) in self.seconds.items():
-            i = int((second + 0.5 - start) / WINDOW_S * buckets)
-            if 0 <= i <= buckets:  # i == buckets: stamped a hair after "now" (clock skew): the newest bucket
-                i = min(i, buckets - 1)
+            i = int((second + 0.5 - start) * scale)
+            if i >= 0:
+                if i > last:  # stamped a hair after "now" (clock skew): the newest bucket
+                    if i > buckets:
+                        continue
+                    i = last
                 sums[i] += total
                 counts[i] += n
         return [s / c if c else None for s, c in zip(sums, counts)]
@@ -103,7 +113,8 @@ class Fleet:
         self._boards: dict[str, Board] = {}
         self.counts: collections.Counter[str] = collections.Counter()
         self.last_rejection: str | None = None
-        self._recent: collections.deque = collections.deque()  # (monotonic t, kind) within RATE_WINDOW_S
+        # Messages per kind in each whole second of this host's monotonic clock, the last RATE_WINDOW_S of them.
+        self._per_second: dict[int, collections.Counter] = {}
 
     def _board(self, name: str) -> Board:
         board = self._boards.get(name)
@@ -118,8 +129,12 @@ class Fleet:
         with self._lock:
             self.counts[kind] += 1
             self.counts["received"] += 1
-            self._recent.append((now, kind))
-            self._trim(now)
+            second = int(now)
+            bucket = self._per_second.get(second)
+            if bucket is None:
+                bucket = self._per_second[second] = collections.Counter()
+                self._trim(now)
+            bucket[kind] += 1
             if self.only is not None and message.board not in self.only:
                 return
             board = self._board(message.board)
@@ -147,15 +162,18 @@ class Fleet:
         board.power_source, board.estimated = t.power_source, t.estimated
         if t.power_w:
             board.power_w = sum(t.power_w) / len(t.power_w)
+            seconds = board.seconds
             for i, w in enumerate(t.power_w):
-                cell = board.seconds.setdefault(int(t.t0 + i * t.dt_s), [0.0, 0])
-                cell[0] += w
-                cell[1] += 1
+                second = int(t.t0 + i * t.dt_s)
+                total, n = seconds.get(second, (0.0, 0))
+                seconds[second] = (total + w, n + 1)
+            if board.newest_second is None or second > board.newest_second:  # a new second: trim the window
+                board.newest_second = second
+                horizon = int(max(t.ts, board.last_seen or 0.0) - WINDOW_S) - 1
+                for second in [s for s in seconds if s < horizon]:
+                    del seconds[second]
         elif t.power_source is None:
             board.power_w = None
-        horizon = int(max(t.ts, board.last_seen or 0.0) - WINDOW_S) - 1
-        for second in [s for s in board.seconds if s < horizon]:
-            del board.seconds[second]
         board.rails_w = dict(t.rails_w)
         board.temperatures_c = dict(t.temperatures_c)
         if t.throttle_events is not None:
@@ -172,21 +190,30 @@ class Fleet:
             self.last_rejection = f"{topic}: {reason}"
 
     def _trim(self, now: float) -> None:
-        while self._recent and self._recent[0][0] < now - RATE_WINDOW_S:
-            self._recent.popleft()
+        for second in [s for s in self._per_second if s <= now - RATE_WINDOW_S - 1]:
+            del self._per_second[second]
 
     def rates(self) -> dict[str, float]:
         """Messages per second over the last RATE_WINDOW_S seconds, per kind and in ``all``."""
         now = self._clock()
+        first = int(now - RATE_WINDOW_S)  # the window: that (partial) second to now
+        span = now - first
         with self._lock:
             self._trim(now)
-            kinds = collections.Counter(kind for _, kind in self._recent)
-        out = {kind: n / RATE_WINDOW_S for kind, n in kinds.items()}
-        out["all"] = sum(kinds.values()) / RATE_WINDOW_S
+            kinds = sum((c for s, c in self._per_second.items() if s >= first), collections.Counter())
+        out = {kind: n / span for kind, n in kinds.items()}
+        out["all"] = sum(kinds.values()) / span
         return out
 
     def snapshot(self) -> list[Board]:
         """Copies of every board (safe to read while messages keep arriving)."""
         with self._lock:
-            return [dataclasses.replace(b, seconds={k: list(v) for k, v in b.seconds.items()}, rails_w=dict(b.rails_w),
+            return [dataclasses.replace(b, seconds=dict(b.seconds), rails_w=dict(b.rails_w),
                                         temperatures_c=dict(b.temperatures_c)) for b in self._boards.values()]
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[list[Board]]:
+        """The boards themselves, with incoming messages held back until the block ends: for drawing a frame
+        without copying the fleet (the collector queues what arrives meanwhile; nothing is lost)."""
+        with self._lock:
+            yield list(self._boards.values())

@@ -13,10 +13,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from rich.console import Console, Group, RenderableType
+from rich.cells import cell_len, set_cell_size
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from rich.text import Span, Text
 
 from dnnprof.shared import units
 
@@ -116,6 +116,15 @@ class Column:
 
 SPARK = 20  # sparkline characters: 3 s each over the 60 s window
 
+
+def _sparkline(board: Board, now: float) -> str:
+    # Redrawn once a second: its 3-second bars cannot change faster, and it is the costliest cell.
+    key = int(now)
+    cached = board.drawn.get("sparkline")
+    if cached is None or cached[0] != key:
+        cached = board.drawn["sparkline"] = (key, sparkline(board.sparkline_values(now, SPARK)))
+    return cached[1]
+
 # In the order they are dropped from a narrow terminal: last first.
 COLUMNS = [
     Column("board", 12, lambda b, now: Text(b.board, style="bold")),
@@ -124,7 +133,7 @@ COLUMNS = [
     Column("run", 24, lambda b, now: _run(b), ratio=4),
     Column("warnings", 12, lambda b, now: Text(", ".join(b.warnings()) or "", style="yellow"), ratio=1),
     Column("last result", 18, lambda b, now: _result(b), ratio=2),
-    Column(f"power, last {WINDOW_S:.0f} s", SPARK, lambda b, now: sparkline(b.sparkline_values(now, SPARK))),
+    Column(f"power, last {WINDOW_S:.0f} s", SPARK, lambda b, now: _sparkline(b, now)),
     Column("temp", 5, lambda b, now: _temperature(b)),
     Column("model · mode", 14, lambda b, now: _model(b), ratio=1),
     Column("rails W", 14, lambda b, now: _rails(b), ratio=1),
@@ -143,6 +152,45 @@ def columns_for(width: int) -> list[Column]:
     return chosen
 
 
+def _fit(text: str, width: int) -> str:
+    """``text`` padded or cut (with an ellipsis) to exactly ``width`` terminal cells."""
+    size = cell_len(text)
+    if size <= width:
+        return text + " " * (width - size)
+    return set_cell_size(text, width - 1) + "…"
+
+
+def _widths(cols: list[Column], width: int) -> list[int]:
+    """Each column's width: its minimum, plus a share of what is left by its ratio."""
+    spare = width - sum(c.width for c in cols) - (len(cols) - 1)
+    ratios = sum(c.ratio or 0 for c in cols)
+    widths = [c.width + (spare * (c.ratio or 0) // ratios if ratios and spare > 0 else 0) for c in cols]
+    if ratios and spare > 0:  # what integer division left over goes to the first column with a ratio
+        first = next(i for i, c in enumerate(cols) if c.ratio)
+        widths[first] += spare - sum(w - c.width for w, c in zip(widths, cols))
+    return widths
+
+
+def _table(boards: list[Board], cols: list[Column], width: int, now: float) -> list[Text]:
+    """The board table as one Text per line, laid out by hand: a rich Table measures every cell of every frame,
+    which at a few redraws a second costs more than the whole rest of the dashboard."""
+    widths = _widths(cols, width)
+    header = Text(" ".join(_fit(c.name, w) for c, w in zip(cols, widths)), style="bold", no_wrap=True)
+    lines = [header]
+    for b in boards:
+        pieces, spans, at = [], [], 0
+        for col, w in zip(cols, widths):
+            cell = col.cell(b, now)
+            if isinstance(cell, Text):
+                if cell.style:
+                    spans.append(Span(at, at + w, cell.style))
+                cell = cell.plain
+            pieces.append(_fit(cell, w))
+            at += w + 1
+        lines.append(Text(" ".join(pieces), no_wrap=True, overflow="crop", spans=spans))
+    return lines
+
+
 def _sort_key(sort: str):
     if sort == "power":
         return lambda b: (-(b.power_w if b.power_w is not None else -math.inf), b.board)
@@ -153,6 +201,13 @@ def _sort_key(sort: str):
     if sort == "seen":
         return lambda b: (-(b.last_seen or 0.0), b.board)
     return lambda b: b.board
+
+
+def _join(lines: list[Text]) -> Text:
+    # One Text, not a Group of many: rich renders it in one pass, which is most of a frame's cost.
+    out = Text("\n", no_wrap=True, overflow="crop").join(lines)
+    out.no_wrap, out.overflow = True, "crop"
+    return out
 
 
 def frame(boards: list[Board], *, width: int, height: int, now: float | None = None, sort: str = "board",
@@ -180,24 +235,17 @@ def frame(boards: list[Board], *, width: int, height: int, now: float | None = N
         parts.append(Text("No board has published yet. Agents publish here with "
                           f"`dnnagent run MODELS --broker {broker or 'HOST'}`.", style="dim"))
         parts.append(footer)
-        return Group(*parts)
-    # Header, banner, table header and rule, a line for "more", the footer: what is left is for boards.
-    room = max(1, height - len(parts) - 4 - 1)
+        return _join(parts)
+    # Header, banner, the table's header, a line for "more", the footer and the cursor line: the rest is boards.
+    room = max(1, height - len(parts) - 4)
     ordered = sorted(boards, key=_sort_key(sort))
     shown = ordered[:room] if len(ordered) > room else ordered
-    cols = columns_for(width)
-    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False, expand=True,
-                  header_style="bold")
-    for col in cols:
-        table.add_column(col.name, min_width=col.width, ratio=col.ratio, no_wrap=True, overflow="ellipsis")
-    for b in shown:
-        table.add_row(*(col.cell(b, now) for col in cols))
-    parts.append(table)
+    parts.extend(_table(shown, columns_for(width), width, now))
     if len(shown) < len(ordered):
         parts.append(Text(f"… {len(ordered) - len(shown)} more boards (a taller terminal, --board or --sort "
                           "shows them)", style="dim", no_wrap=True, overflow="ellipsis"))
     parts.append(footer)
-    return Group(*parts)
+    return _join(parts)
 
 
 class Dashboard:
@@ -225,10 +273,11 @@ class Dashboard:
     def render(self) -> RenderableType:
         size = self.console.size
         c = self.collector
-        return frame(self.fleet.snapshot(), width=size.width, height=size.height, sort=self.sort,
-                     broker=f"{c.host}:{c.port}", connected=c.connected, rates=self.fleet.rates(),
-                     counts=dict(self.fleet.counts), last_rejection=self.fleet.last_rejection, store=self.store,
-                     refresh_hz=self.refresh_hz)
+        rates = self.fleet.rates()
+        with self.fleet.locked() as boards:  # frame() turns what it needs into text, so no copies are made
+            return frame(boards, width=size.width, height=size.height, sort=self.sort, broker=f"{c.host}:{c.port}",
+                         connected=c.connected, rates=rates, counts=dict(self.fleet.counts),
+                         last_rejection=self.fleet.last_rejection, store=self.store, refresh_hz=self.refresh_hz)
 
     def run(self, stop: threading.Event, duration_s: float = math.inf) -> None:
         """Draw until ``stop`` is set or ``duration_s`` has passed (Ctrl-C is the caller's to catch)."""
