@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dnnprof.agent import board as board_facts
-from dnnprof.agent import profiler
+from dnnprof.agent import profiler, telemetry
 from dnnprof.agent.backends import get_backend
 from dnnprof.agent.link import JsonlSink, MqttLink, Sink
 from dnnprof.agent.models import onnxfile
@@ -45,6 +47,25 @@ def _result_line(r: schema.Result) -> str:
     return (f"{r.network:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
             f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi.gross if epi else None) + est:>9}/img"
             f"{net}{flags}")
+
+
+def _parse_hz(text: str, option: str, *, zero_off: bool = False) -> float:
+    """``"10"`` or ``"10Hz"`` → 10.0 per second, checked for ``option``; 0 only where ``zero_off`` (0 = off)."""
+    raw = text.strip()
+    number = raw[:-2].strip() if raw.lower().endswith("hz") else raw
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    off = "0 turns telemetry off" if zero_off else "--telemetry-rate 0 turns telemetry off"
+    if not math.isfinite(value):
+        raise UserError(f"{option} {text!r} is not a rate: give a number per second, e.g. 1, 0.5 or 10Hz ({off})")
+    if value < 0 or (value == 0 and not zero_off):
+        which = "cannot be negative" if value < 0 else "must be above 0"
+        raise UserError(f"{option} {text!r} {which}: give a number per second, e.g. 1, 0.5 or 10Hz ({off})")
+    if value > telemetry.MAX_HZ:
+        raise UserError(f"{option} {text!r} is too fast: at most {telemetry.MAX_HZ:g} per second")
+    return value
 
 
 class _Tee:
@@ -97,6 +118,14 @@ def run(
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend (default: all).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run id (letters a-z, digits, -); default: time-based.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random input data.")] = 0,
+    telemetry_rate: Annotated[str, typer.Option(
+        help="Live telemetry messages per second to the broker during the sweep (total power samples, per-rail "
+             "power, temperatures, throttling, clocks) for `dnnhost live`. QoS 0 and never stored: results carry "
+             "the measured figures. 0 turns it off; never written to --output.", metavar="HZ")] = "1",
+    telemetry_samples_hz: Annotated[str, typer.Option(
+        help="Power samples per second inside the telemetry messages: each message carries the samples since the "
+             "last one (--telemetry-rate 2 --telemetry-samples-hz 20: two messages a second of 10 samples each). "
+             "Never faster than the power sensor updates.", metavar="HZ")] = "10",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table on the terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list on stdout.")] = False,
 ) -> None:
@@ -119,6 +148,8 @@ def run(
             idle_max_age_s=units.parse_time(idle_max_age))
     except ValueError as exc:
         raise UserError(f"inconsistent measurement settings: {exc}") from None
+    telemetry_hz = _parse_hz(telemetry_rate, "--telemetry-rate", zero_off=True)
+    samples_hz = _parse_hz(telemetry_samples_hz, "--telemetry-samples-hz")
     board_id = topics.check_id(board) if board else board_facts.default_board_id()
     run_id = topics.check_id(run_id, "run id") if run_id else new_run_id()
     if not models and manifest is None:
@@ -130,8 +161,10 @@ def run(
         files += manifest_mod.load(manifest)
     engine = get_backend(backend, threads=threads)
     selection = open_source(power_source, tdp_w=tdp_w)
+    # The sweep's sampler and the telemetry thread read the same sensor: one lock for both.
+    power = telemetry.SharedSource(selection.source) if selection.source else None
     sweep = Sweep(board=board_id, run_id=run_id, models=files, batches=batches, backend=engine,
-                  power=selection.source, settings=settings, precision=precision, seed=seed)
+                  power=power, settings=settings, precision=precision, seed=seed)
     if precision not in engine.precisions:
         raise UserError(f"backend {engine.name} runs {', '.join(engine.precisions)}, not {precision!r}")
     source = selection.source
@@ -151,7 +184,8 @@ def run(
             flag = " [bold yellow]ESTIMATED[/]" if source.estimated else ""
             err.print(f"power: {source.name} ({source.boundary}){flag}{' — ' + source.method if source.method else ''}")
         if link is not None:
-            err.print(f"broker: {link.host}:{link.port} as board {board_id!r}, run {run_id}")
+            live = f", telemetry {telemetry_hz:g}/s" if telemetry_hz > 0 else ""
+            err.print(f"broker: {link.host}:{link.port} as board {board_id!r}, run {run_id}{live}")
     sink = _Tee(sinks)
     facts = board_facts.info(board_id, backends={engine.name: engine.version},
                              power_source=source.name if source else None,
@@ -160,19 +194,23 @@ def run(
     sink.send(schema.Status(board=board_id, ts=time.time(), state="online", session=session))
     sink.send(facts)
     results: list[schema.Result] = []
+    # Live telemetry goes to the broker only (the JSONL file is for results), for as long as the sweep runs.
+    live_feed = (telemetry.TelemetryPublisher(link, board_id, power, rate_hz=telemetry_hz, samples_hz=samples_hz)
+                 if link is not None and telemetry_hz > 0 else contextlib.nullcontext())
     try:
-        if quiet:
-            results = sweep.run(sink)
-        else:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TimeRemainingColumn(), console=err, transient=True) as progress:
-                task = progress.add_task("profiling", total=sweep.points)
+        with live_feed:
+            if quiet:
+                results = sweep.run(sink)
+            else:
+                with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as progress:
+                    task = progress.add_task("profiling", total=sweep.points)
 
-                def done(r: schema.Result) -> None:
-                    progress.console.print(_result_line(r))
-                    progress.advance(task)
+                    def done(r: schema.Result) -> None:
+                        progress.console.print(_result_line(r))
+                        progress.advance(task)
 
-                results = sweep.run(sink, on_point=done)
+                    results = sweep.run(sink, on_point=done)
     finally:
         unsent = sink.close()
         if unsent:

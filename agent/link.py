@@ -1,4 +1,7 @@
-"""Where results go: an MQTT session (retained birth, last will, QoS1 with PUBACK tracking) or a JSONL file."""
+"""Where results go: an MQTT session (retained birth, last will, QoS1 with PUBACK tracking) or a JSONL file.
+
+Telemetry is live only: QoS 0, never tracked, never written to a file.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from dnnprof.shared import schema, topics
 from dnnprof.shared.errors import UserError
 
 _RETAINED = {"status", "info"}
+LIVE_ONLY = (schema.Telemetry,)  # worth nothing late: QoS 0, not retained, not tracked, not stored
 
 
 def topic_for(message: schema.Message) -> str:
@@ -42,6 +46,8 @@ class JsonlSink:
             raise UserError(f"cannot write results to {self.path}: {exc.strerror or exc}") from None
 
     def send(self, message: schema.Message) -> None:
+        if isinstance(message, LIVE_ONLY):
+            return  # the file (or the unsent-rescue file) is for what lasts: results and run events
         self._fh.write(schema.encode(message) + b"\n")
         self._fh.flush()  # a crash later in the sweep keeps what was measured
 
@@ -55,7 +61,8 @@ class MqttLink:
 
     Birth: retained ``online`` status and board info at connect; the last will is a retained ``lost`` with the
     same session counter; a clean close publishes ``offline`` before disconnecting. Results and run events are
-    QoS1; each is tracked until its PUBACK, so ``close()`` can say exactly what did not arrive.
+    QoS1; each is tracked until its PUBACK, so ``close()`` can say exactly what did not arrive. Telemetry goes
+    out at QoS 0 (``send_live``): dropped while the broker is away, never tracked, never in ``close()``'s list.
     """
 
     def __init__(self, broker: str, board: str, *, session: int, connect_timeout_s: float = 5.0,
@@ -66,7 +73,11 @@ class MqttLink:
         self._connected = threading.Event()
         self._connack: object = None
         self._cond = threading.Condition()
+        # Delivery tracking by message id. on_publish fires for QoS 0 messages too (once written), and ids are
+        # shared by both QoS and wrap at 65535, so every id is matched once, whichever side comes first: the
+        # publisher (_pending: QoS 1 awaiting PUBACK, _live: QoS 0 not yet written) or the callback (_acked).
         self._pending: dict[int, schema.Message] = {}
+        self._live: set[int] = set()
         self._acked: set[int] = set()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dnnagent-{board}", clean_session=True)
         client.on_connect = self._on_connect
@@ -96,10 +107,18 @@ class MqttLink:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._cond:
-            self._acked.add(mid)
-            self._cond.notify_all()
+            if self._pending.pop(mid, None) is not None:
+                self._cond.notify_all()
+            elif mid in self._live:
+                self._live.discard(mid)
+            else:
+                self._acked.add(mid)  # before the publisher recorded the id
 
     def send(self, message: schema.Message) -> None:
+        """Publish ``message``: QoS 1 and tracked until its PUBACK; telemetry goes to ``send_live`` instead."""
+        if isinstance(message, LIVE_ONLY):
+            self.send_live(message)
+            return
         kind = schema.KIND_OF[type(message)]
         info = self._client.publish(topic_for(message), schema.encode(message), qos=1, retain=kind in _RETAINED)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
@@ -110,18 +129,29 @@ class MqttLink:
             else:
                 self._pending[info.mid] = message
 
+    def send_live(self, message: schema.Message) -> bool:
+        """Publish ``message`` at QoS 0, not retained and not tracked; False when it was dropped (no connection).
+
+        For live data that is worth nothing late: it never waits in paho's queue, never counts in ``flush()``
+        and is never among the unsent messages ``close()`` returns.
+        """
+        info = self._client.publish(topic_for(message), schema.encode(message), qos=0, retain=False)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False  # not queued: paho drops a QoS 0 message it cannot write now, and no callback follows
+        with self._cond:
+            if info.mid in self._acked:  # already written
+                self._acked.discard(info.mid)
+            else:
+                self._live.add(info.mid)
+        return True
+
     def flush(self, timeout_s: float = 10.0) -> list[schema.Message]:
         """Wait for every PUBACK; return the messages still unacknowledged after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while True:
-                for mid in self._acked & self._pending.keys():
-                    del self._pending[mid]
-                self._acked.clear()
-                left = deadline - time.monotonic()
-                if not self._pending or left <= 0:
-                    return list(self._pending.values())
+            while self._pending and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
+            return list(self._pending.values())
 
     def close(self, timeout_s: float = 10.0) -> list[schema.Message]:
         self.send(schema.Status(board=self.board, ts=time.time(), state="offline", session=self.session))

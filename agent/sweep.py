@@ -47,11 +47,16 @@ class Sweep:
 
     def _event(self, seq: int, event: str, done: int, **extra) -> schema.RunEvent:
         return schema.RunEvent(board=self.board, ts=time.time(), run_id=self.run_id, seq=seq, event=event,
-                               points_total=self.points, points_done=done, **extra)
+                               points_total=self.points, points_done=done, precision=self.precision, **extra)
 
     def run(self, sink: Sink, on_point: Callable[[schema.Result], None] | None = None) -> list[schema.Result]:
-        """Measure every point, sending run events and results to ``sink``; returns the results."""
+        """Measure every point, sending run events and results to ``sink``; returns the results.
+
+        Progress events carry ``eta_s``: the seconds left if each remaining point takes the average time of the
+        finished ones (idle baselines and model loading included).
+        """
         seq = 0
+        start = clock()
         sink.send(self._event(seq, "started", 0))
         results: list[schema.Result] = []
         current = (None, None)
@@ -63,7 +68,9 @@ class Sweep:
                     sink.send(result)
                     results.append(result)
                     seq += 1
-                    sink.send(self._event(seq, "progress", len(results), network=model.name, batch=batch))
+                    done = len(results)
+                    eta = (clock() - start) / done * (self.points - done)
+                    sink.send(self._event(seq, "progress", done, network=model.name, batch=batch, eta_s=eta))
                     if on_point:
                         on_point(result)
         except BaseException as exc:
@@ -71,7 +78,7 @@ class Sweep:
             sink.send(self._event(seq + 1, "failed", len(results), network=current[0], batch=current[1],
                                   message=why))
             raise
-        sink.send(self._event(seq + 1, "finished", len(results)))
+        sink.send(self._event(seq + 1, "finished", len(results), eta_s=0.0))
         return results
 
     def _idle(self) -> profiler.Idle | None:

@@ -166,9 +166,9 @@ def run_dashboard(address: str, seconds: float, cols: int, rows: int, db: Path, 
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "dnnprof.host", "live", "--broker", address, "--duration",
-                             f"{seconds}s", "--db", str(db), "--refresh", str(refresh)], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
-                            env=env, text=True)
+    command = [sys.executable, "-m", "dnnprof.host", "live", "--broker", address, "--duration", f"{seconds}s",
+               "--db", str(db), "--refresh", str(refresh)]
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=env, text=True)
     os.close(slave)
     screen = bytearray()
 

@@ -116,6 +116,11 @@ BAD_RUNS = {
     "bad board id": (["{model}", "--board", "My/Board"], "invalid board id"),
     "bad run id": (["{model}", "--run-id", "Run 1"], "invalid run id"),
     "bad broker port": (["{model}", "--broker", "127.0.0.1:http"], "invalid port"),
+    "negative telemetry rate": (["{model}", "--telemetry-rate=-1"], "--telemetry-rate '-1' cannot be negative"),
+    "absurd telemetry rate": (["{model}", "--telemetry-rate", "500"], "too fast: at most 100 per second"),
+    "telemetry rate garbage": (["{model}", "--telemetry-rate", "fast"], "is not a rate"),
+    "zero telemetry samples": (["{model}", "--telemetry-samples-hz", "0Hz"], "--telemetry-rate 0 turns telemetry off"),
+    "absurd telemetry samples": (["{model}", "--telemetry-samples-hz", "1e6"], "too fast"),
 }
 
 
@@ -205,6 +210,54 @@ def test_run_to_a_real_broker(small_dir, workdir, mosquitto):
     assert set(retained) == {"dnnprof/v1/cli-mqtt/status", "dnnprof/v1/cli-mqtt/info"}  # results are not retained
     assert schema.decode(retained["dnnprof/v1/cli-mqtt/status"]).state == "offline"  # a clean stop
     assert list((workdir).glob("dnnprof-unsent-*.jsonl")) == []
+
+
+def test_run_help_teaches_the_telemetry_options(workdir):
+    proc = dnnagent("run", "--help", cwd=workdir)
+    assert "--telemetry-rate" in proc.stdout and "--telemetry-samples-hz" in proc.stdout
+    assert "QoS 0" in proc.stdout
+
+
+def test_run_sends_telemetry_to_the_broker_only(small_dir, workdir, mosquitto):
+    import paho.mqtt.client as mqtt
+
+    received: list[mqtt.MQTTMessage] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, userdata, flags, rc, props: c.subscribe("dnnprof/v1/cli-live/#", qos=1)
+    client.on_message = lambda c, userdata, message: received.append(message)
+    host, _, port = mosquitto.rpartition(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    output = workdir / "live.jsonl"
+    try:
+        time.sleep(0.2)  # subscribed before the agent starts
+        proc = dnnagent("run", small_dir, "--broker", mosquitto, "--output", output, "--board", "cli-live",
+                        "--run-id", "cli-live-1", "--batch", "1", *SHORT, "--power-source", "estimate",
+                        "--telemetry-rate", "20", "--telemetry-samples-hz", "20Hz", "--quiet", cwd=workdir)
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 5
+        while not any(m.topic.endswith("/status") and schema.decode(m.payload).state == "offline"
+                      for m in received) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    kinds = [m.topic.split("/")[3] for m in received]
+    live = [m for m in received if m.topic == "dnnprof/v1/cli-live/telemetry"]
+    assert len(live) >= 3, kinds
+    assert all(m.qos == 0 and not m.retain for m in live)
+    telemetry = [schema.decode(m.payload) for m in live]
+    assert [t.seq for t in telemetry] == list(range(len(telemetry)))
+    assert all(t.power_source == "estimate" and t.estimated and t.dt_s == 0.05 for t in telemetry)
+    assert sum(len(t.power_w) for t in telemetry) >= len(telemetry) - 1
+    # during the sweep: after it started, stopped before the agent said goodbye
+    last_live = max(i for i, kind in enumerate(kinds) if kind == "telemetry")
+    offline = max(i for i, kind in enumerate(kinds) if kind == "status")
+    assert kinds.index("run") < kinds.index("telemetry") and last_live < offline
+    stored = [schema.decode(line) for line in output.read_bytes().splitlines()]
+    assert not [m for m in stored if isinstance(m, schema.Telemetry)]  # the file is for results
+    assert [m.event for m in stored if isinstance(m, schema.RunEvent)] == ["started", "progress", "finished"]
+    assert list(workdir.glob("dnnprof-unsent-*.jsonl")) == []
 
 
 def test_models_inspect_json_and_text(demo_dir, workdir):

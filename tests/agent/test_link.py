@@ -3,6 +3,8 @@
 import json
 import os
 import queue
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -245,3 +247,71 @@ def test_unresolvable_host_is_a_user_error():
         MqttLink("no-such-host.invalid:1883", "board-f", session=1, connect_timeout_s=2)
     assert "no-such-host.invalid:1883" in str(info_.value)
     assert os.linesep not in str(info_.value)
+
+
+# -- telemetry: live only ----------------------------------------------------------------------------------------
+
+
+def telemetry(board="board-a", seq=0) -> schema.Telemetry:
+    return schema.Telemetry(board=board, ts=TS, seq=seq, t0=TS, dt_s=0.1, power_w=[4.0], power_source="rapl",
+                            boundary="cpu_package")
+
+
+def test_topic_for_telemetry():
+    assert topic_for(telemetry()) == "dnnprof/v1/board-a/telemetry"
+
+
+def test_jsonl_sink_keeps_no_telemetry(tmp_path):
+    path = tmp_path / "results.jsonl"
+    sink = JsonlSink(path)
+    for message in (telemetry(seq=0), result(), telemetry(seq=1)):
+        sink.send(message)
+    sink.close()
+    assert [schema.KIND_OF[type(schema.decode(line))] for line in path.read_bytes().splitlines()] == ["result"]
+
+
+def test_telemetry_goes_out_at_qos0_not_retained_and_untracked(mosquitto, subscribers):
+    sub = subscribers()
+    link = MqttLink(mosquitto, "board-t", session=1)
+    link.send(telemetry("board-t", 0))
+    assert link.send_live(telemetry("board-t", 1))
+    got = [sub.get_on("dnnprof/v1/board-t/telemetry") for _ in range(2)]
+    assert all(m.qos == 0 and not m.retain for m in got)  # the subscription is QoS1: delivered at the publish QoS
+    assert [schema.decode(m.payload).seq for m in got] == [0, 1]
+    assert link.flush(0) == []  # nothing to wait for
+    assert link.close() == []
+    late = subscribers()
+    assert late.get_on("dnnprof/v1/board-t/status").retain
+    time.sleep(0.1)
+    assert not [m for m in list(late.messages.queue) if m.topic.endswith("/telemetry")]  # nothing retained
+
+
+def test_result_after_the_message_ids_wrap_past_telemetry_is_still_tracked(tmp_path):
+    # paho numbers QoS 0 and QoS 1 messages from one 16-bit counter and calls on_publish for both: QoS 0 ids
+    # taken for PUBACKs would, once the counter wraps, mark a result delivered that never was.
+    conf = tmp_path / "paused.conf"
+    port = free_port()
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        link = MqttLink(f"127.0.0.1:{port}", "board-w", session=1)
+        live = telemetry("board-w")
+        for _ in range(65534):  # ids 1..65534
+            link.send_live(live)
+        link.send(status("board-w", session=1))  # id 65535; its PUBACK comes after every telemetry was written
+        assert link.flush(10) == []
+        os.kill(broker.pid, signal.SIGSTOP)  # from now on nothing is acknowledged
+        lost = result("board-w")
+        link.send(lost)  # id 1 again
+        assert link.close(timeout_s=0.5) == [lost]
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+        broker.terminate()
+        broker.wait(10)

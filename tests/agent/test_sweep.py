@@ -118,6 +118,27 @@ def test_sweep_events_in_order(estimate_run, model, backend):
     assert len({r.id for r in results}) == 2
 
 
+def test_run_events_carry_precision_and_the_time_left(estimate_run):
+    _, sink, _, _ = estimate_run
+    started, first, second, finished = [m for m in sink.messages if isinstance(m, schema.RunEvent)]
+    assert all(m.precision == "fp32" for m in (started, first, second, finished))
+    assert started.eta_s is None  # no point finished: nothing to estimate from
+    # one point of two done: the time left is the time the first one took
+    assert first.eta_s == pytest.approx(first.ts - started.ts, abs=0.05)
+    assert second.eta_s == 0 and finished.eta_s == 0
+
+
+def test_eta_is_the_average_point_time_times_the_points_left(model, sleep_backend, sleep_runner):
+    backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.002 * batch))
+    sink = ListSink()
+    make_sweep([model], [1, 2, 4, 8], backend, None, settings=settings(idle_s=0, window_min_s=0.1)).run(sink)
+    progress = [m for m in sink.messages if isinstance(m, schema.RunEvent) and m.event == "progress"]
+    start = sink.messages[0].ts
+    for m in progress:
+        assert m.eta_s == pytest.approx((m.ts - start) / m.points_done * (4 - m.points_done), abs=0.05)
+    assert [m.eta_s > 0 for m in progress] == [True, True, True, False]
+
+
 def test_result_describes_the_point(estimate_run, model, backend):
     _, _, _, results = estimate_run
     for r in results:
@@ -365,6 +386,7 @@ def test_runner_raising_mid_point_sends_failed(model, sleep_backend, sleep_runne
     assert failed.seq == 2 and failed.points_done == 1 and failed.points_total == 2
     assert (failed.network, failed.batch) == ("shufflenet_v2_x0_5", 2)
     assert failed.message == "RuntimeError: device lost at batch 10"
+    assert failed.eta_s is None and failed.precision == "fp32"  # a failed sweep has no time left
     assert all(r.closed for r in backend.runners)  # the failing runner was closed too
     assert not [t for t in threading.enumerate() if t.name.startswith("power-")]  # no sampler left running
 
