@@ -69,13 +69,13 @@ class Board:
         if no_source:
             out.append("no power source")
         elif self.estimated or (not self.telemetry_seen and self.info is not None and self.info.power_estimated):
-            out.append("power estimated")
-        if self.clocks is not None and not clocks_locked(self.clocks):
-            out.append("clocks not locked")
+            out.append("estimated")
         if self.throttled:
             out.append(f"throttling ×{self.throttled}")
+        if self.clocks is not None and not clocks_locked(self.clocks):
+            out.append("clocks unlocked")
         if self.result is not None and self.result.unstable:
-            out.append("unstable latency")
+            out.append("unstable")
         return out
 
     def sparkline_values(self, now: float, buckets: int) -> list[float | None]:

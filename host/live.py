@@ -58,7 +58,7 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
 
-def _bar(done: int, total: int, width: int = 8) -> str:
+def _bar(done: int, total: int, width: int = 6) -> str:
     filled = 0 if total <= 0 else round(width * min(done, total) / total)
     return "█" * filled + "░" * (width - filled)
 
@@ -98,7 +98,8 @@ def _model(board: Board) -> str:
 
 
 def _rails(board: Board) -> str:
-    return " ".join(f"{name} {w:.2g}" for name, w in sorted(board.rails_w.items())) or "—"
+    # Largest first: the input rail, where there is one, leads.
+    return " ".join(f"{name} {w:.2g}" for name, w in sorted(board.rails_w.items(), key=lambda kv: -kv[1])) or "—"
 
 
 def _temperature(board: Board) -> str:
@@ -130,7 +131,7 @@ COLUMNS = [
     Column("board", 12, lambda b, now: Text(b.board, style="bold")),
     Column("state", 7, lambda b, now: Text(b.state or "?", style=STATE_STYLE.get(b.state, "yellow"))),
     Column("power", 8, lambda b, now: _power(b)),
-    Column("run", 24, lambda b, now: _run(b), ratio=4),
+    Column("run", 30, lambda b, now: _run(b), ratio=4),
     Column("warnings", 12, lambda b, now: Text(", ".join(b.warnings()) or "", style="yellow"), ratio=1),
     Column("last result", 18, lambda b, now: _result(b), ratio=2),
     Column(f"power, last {WINDOW_S:.0f} s", SPARK, lambda b, now: _sparkline(b, now)),
