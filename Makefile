@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/zoo.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/live.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

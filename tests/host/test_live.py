@@ -208,3 +208,21 @@ def test_in_a_real_terminal_with_simulated_boards_then_ctrl_c(mosquitto, msgs, t
         assert "live: " in screen and "frames" in screen
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_dashboard_with_the_broker_down_shows_a_banner_and_keeps_running(tmp_path):
+    import threading
+
+    from dnnprof.host.broker import free_port
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=120, height=20, force_terminal=True, color_system=None)
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    dash = live.Dashboard(address, tmp_path / "s.sqlite", console=console, refresh_hz=10)
+    stop = threading.Event()
+    runner = threading.Thread(target=dash.run, args=(stop, 1.5))
+    runner.start()
+    runner.join(15)
+    assert not runner.is_alive()
+    assert f"broker {address} unreachable — retrying" in buffer.getvalue()
+    assert dash.frames >= 5  # it kept drawing while the broker was away
