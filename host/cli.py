@@ -45,6 +45,13 @@ CatalogOption = Annotated[Optional[Path], typer.Option(
                       f"Default: {catalog.default_user_path()} when it exists.")]
 
 
+# collect and live: an existing broker, or the embedded one on BIND:PORT.
+BrokerOption = Annotated[Optional[str], typer.Option(help="Use this broker HOST[:PORT] instead of running the "
+                                                          "embedded one.")]
+BindOption = Annotated[str, typer.Option(help="Address the embedded broker listens on (0.0.0.0 for a fleet).")]
+PortOption = Annotated[int, typer.Option(help="Port of the embedded broker.")]
+
+
 def _catalog(path: Path | None) -> catalog.Catalog:
     if path is not None:
         return catalog.load_user(path)
@@ -62,11 +69,9 @@ def _broker_or_embedded(broker: str | None, bind: str, port: int) -> tuple[str, 
 
 @app.command()
 def collect(
-    broker: Annotated[Optional[str], typer.Option(help="Connect to this broker HOST[:PORT] instead of running the "
-                                                       "embedded one.")] = None,
-    bind: Annotated[str, typer.Option(help="Address the embedded broker listens on (0.0.0.0 for a fleet).")] =
-    "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = topics.DEFAULT_PORT,
+    broker: BrokerOption = None,
+    bind: BindOption = "127.0.0.1",
+    port: PortOption = topics.DEFAULT_PORT,
     db: DbOption = None,
     duration: Annotated[Optional[str], typer.Option(help="Stop after this long, e.g. 10min (default: Ctrl-C).")]
     = None,
@@ -108,11 +113,9 @@ def collect(
 
 @app.command()
 def live(
-    broker: Annotated[Optional[str], typer.Option(help="Watch this broker HOST[:PORT] instead of running the "
-                                                       "embedded one.")] = None,
-    bind: Annotated[str, typer.Option(help="Address the embedded broker listens on (0.0.0.0 for a fleet).")] =
-    "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = topics.DEFAULT_PORT,
+    broker: BrokerOption = None,
+    bind: BindOption = "127.0.0.1",
+    port: PortOption = topics.DEFAULT_PORT,
     board: Annotated[Optional[list[str]], typer.Option(help="Show only this board; repeat for several.")] = None,
     sort: Annotated[str, typer.Option(help=f"Order of the boards: {', '.join(live_mod.SORTS)}.")] = "board",
     refresh: Annotated[float, typer.Option(help="Redraws per second.")] = 4.0,

@@ -3,7 +3,6 @@
 import json
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
@@ -286,32 +285,17 @@ def test_telemetry_goes_out_at_qos0_not_retained_and_untracked(mosquitto, subscr
     assert not [m for m in list(late.messages.queue) if m.topic.endswith("/telemetry")]  # nothing retained
 
 
-def test_result_after_the_message_ids_wrap_past_telemetry_is_still_tracked(tmp_path):
+def test_result_after_the_message_ids_wrap_past_telemetry_is_still_tracked(brokers):
     # paho numbers QoS 0 and QoS 1 messages from one 16-bit counter and calls on_publish for both: QoS 0 ids
     # taken for PUBACKs would, once the counter wraps, mark a result delivered that never was.
-    conf = tmp_path / "paused.conf"
-    port = free_port()
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        link = MqttLink(f"127.0.0.1:{port}", "board-w", session=1)
-        live = telemetry("board-w")
-        for _ in range(65534):  # ids 1..65534
-            link.send_live(live)
-        link.send(status("board-w", session=1))  # id 65535; its PUBACK comes after every telemetry was written
-        assert link.flush(10) == []
-        os.kill(broker.pid, signal.SIGSTOP)  # from now on nothing is acknowledged
-        lost = result("board-w")
-        link.send(lost)  # id 1 again
-        assert link.close(timeout_s=0.5) == [lost]
-    finally:
-        os.kill(broker.pid, signal.SIGCONT)
-        broker.terminate()
-        broker.wait(10)
+    broker, address = brokers.start()
+    link = MqttLink(address, "board-w", session=1)
+    live = telemetry("board-w")
+    for _ in range(65534):  # ids 1..65534
+        link.send_live(live)
+    link.send(status("board-w", session=1))  # id 65535; its PUBACK comes after every telemetry was written
+    assert link.flush(10) == []
+    os.kill(broker.pid, signal.SIGSTOP)  # from now on nothing is acknowledged
+    lost = result("board-w")
+    link.send(lost)  # id 1 again
+    assert link.close(timeout_s=0.5) == [lost]

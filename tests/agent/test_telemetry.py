@@ -8,9 +8,7 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import threading
 import time
 import uuid
@@ -205,27 +203,10 @@ def test_a_gap_in_the_readings_starts_a_new_batch(tmp_path):
 
 
 @pytest.fixture
-def pausable_broker(tmp_path):
+def pausable_broker(brokers):
     """A private Mosquitto and its process, to SIGSTOP: connections stay up but nothing is acknowledged."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = tmp_path / "paused.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    try:
-        yield f"127.0.0.1:{port}", proc
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        proc.wait(10)
+    proc, address = brokers.start()
+    return address, proc
 
 
 def telemetry(board: str, seq: int) -> schema.Telemetry:

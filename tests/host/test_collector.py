@@ -4,9 +4,7 @@ aside and counted, the collector alive throughout."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
 import time
 
 import pytest
@@ -239,15 +237,12 @@ def test_on_valid_sees_every_valid_message_and_on_rejected_each_refusal(broker, 
     assert rejected == [topics.topic("board-a", topics.RESULT)]
 
 
-def test_retry_mode_waits_for_a_broker_that_comes_later(db, msgs, mqtt_client, tmp_path):
+def test_retry_mode_waits_for_a_broker_that_comes_later(db, msgs, mqtt_client, brokers):
     port = free_port()
     collector = Collector(f"127.0.0.1:{port}", db).start(retry=True)  # nothing listens yet: no error
     try:
         assert not collector.connected
-        conf = tmp_path / "late.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        late = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        late, _ = brokers.start(port, wait=False)
         try:
             deadline = time.monotonic() + 20
             while not collector.connected and time.monotonic() < deadline:
