@@ -6,6 +6,7 @@ batches, so a slow disk never blocks the MQTT session (blocking inside paho call
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -37,6 +38,7 @@ def validate(topic_name: str, payload: bytes) -> schema.Message:
 
 
 _TELEMETRY_SUFFIX = "/" + topics.TELEMETRY
+log = logging.getLogger(__name__)
 
 
 class Collector:
@@ -92,8 +94,18 @@ class Collector:
             self.counts["received"] += 1
             self.counts[topics.TELEMETRY] += 1
             self._changed.notify_all()
-        if self.on_valid:
-            self.on_valid(message)
+        self._deliver(self.on_valid, message)
+
+    def _deliver(self, callback, *args) -> None:
+        """Run a callback; one that fails on a message must not end the thread that receives the next ones."""
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception as exc:  # a viewer's bug or an odd message: said, counted, survived
+            log.warning("a message handler failed on %s: %s", args[0] if args else "?", exc)
+            with self._changed:
+                self.counts["handler_errors"] += 1
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -123,7 +135,7 @@ class Collector:
             self._stop.set()
             reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
             raise UserError(f"cannot reach the MQTT broker at {self.host}:{self.port} ({reason}): start one, or "
-                            "let `dnnhost collect` run its embedded broker (leave out --broker)") from None
+                            "leave out --broker to run the embedded one") from None
         self._client.loop_start()
         if not self._subscribed.wait(timeout_s):
             self.stop()
@@ -218,16 +230,13 @@ class Collector:
             if last_rejection:
                 self.last_rejection = last_rejection
             self._changed.notify_all()
-        if self.on_stored:
-            for message in stored:
-                self.on_stored(message)
-        if self.on_valid:
-            for message in slots:
-                if message is not None:
-                    self.on_valid(message)
-        if self.on_rejected:
-            for topic_name, reason in rejected:
-                self.on_rejected(topic_name, reason)
+        for message in stored:
+            self._deliver(self.on_stored, message)
+        for message in slots:
+            if message is not None:
+                self._deliver(self.on_valid, message)
+        for topic_name, reason in rejected:
+            self._deliver(self.on_rejected, topic_name, reason)
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Block until ``predicate()`` holds (checked after each stored batch) or the timeout passes."""

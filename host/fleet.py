@@ -1,8 +1,9 @@
 """What the fleet is doing now, from the messages a live view receives: presence, power, temperatures, the current
-run and the last result per board, plus message rates. Thread-safe: the collector's writer thread feeds it, the
-dashboard reads snapshots.
+run and the last result per board, plus message rates. Thread-safe: the collector feeds it (telemetry from paho's
+network thread, everything else from its writer thread); the dashboard reads it under the same lock.
 
-Times are wall-clock Unix seconds (the agents' timestamps) except rates, which use this host's monotonic clock.
+The power history is kept on this host's wall clock (samples are shifted by receive time − the message's ts), so a
+board with a wrong clock still draws; rates use this host's monotonic clock.
 """
 
 from __future__ import annotations
@@ -106,9 +107,10 @@ def clocks_locked(clocks: str) -> bool:
 class Fleet:
     """Every board seen, and the message counters of the live view."""
 
-    def __init__(self, boards: set[str] | None = None, clock=time.monotonic) -> None:
+    def __init__(self, boards: set[str] | None = None, clock=time.monotonic, wall=time.time) -> None:
         self.only = boards  # show only these boards (None: all)
         self._clock = clock
+        self._wall = wall
         self._lock = threading.Lock()
         self._boards: dict[str, Board] = {}
         self.counts: collections.Counter[str] = collections.Counter()
@@ -141,7 +143,7 @@ class Fleet:
             board.messages += 1
             board.last_seen = max(board.last_seen or 0.0, message.ts)
             if isinstance(message, schema.Telemetry):
-                self._telemetry(board, message)
+                self._telemetry(board, message, self._wall())
             elif isinstance(message, schema.Status):
                 # A will from an older session must not mark a board that has since reconnected as lost.
                 if board.session is None or message.session >= board.session:
@@ -156,22 +158,27 @@ class Fleet:
             elif isinstance(message, schema.Result):
                 if board.result is None or message.ts >= board.result.ts:
                     board.result = message
+                    if message.conditions and message.conditions.power_mode:
+                        board.power_mode = message.conditions.power_mode
 
-    def _telemetry(self, board: Board, t: schema.Telemetry) -> None:
+    def _telemetry(self, board: Board, t: schema.Telemetry, received: float) -> None:
         board.telemetry_seen = True
         board.power_source, board.estimated = t.power_source, t.estimated
         if t.power_w:
             board.power_w = sum(t.power_w) / len(t.power_w)
+            # Samples go on this host's clock: a board whose clock is off (no NTP on many Jetsons) would otherwise
+            # fall outside the window. The message's own ts marks "sent", received now.
+            shift = received - t.ts
             seconds = board.seconds
             for i, w in enumerate(t.power_w):
-                second = int(t.t0 + i * t.dt_s)
+                second = int(t.t0 + i * t.dt_s + shift)
                 total, n = seconds.get(second, (0.0, 0))
                 seconds[second] = (total + w, n + 1)
             if board.newest_second is None or second > board.newest_second:  # a new second: trim the window
                 board.newest_second = second
-                horizon = int(max(t.ts, board.last_seen or 0.0) - WINDOW_S) - 1
-                for second in [s for s in seconds if s < horizon]:
-                    del seconds[second]
+                horizon = int(received - WINDOW_S) - 1
+                for old in [s for s in seconds if s < horizon]:
+                    del seconds[old]
         elif t.power_source is None:
             board.power_w = None
         board.rails_w = dict(t.rails_w)
@@ -214,6 +221,7 @@ class Fleet:
     @contextlib.contextmanager
     def locked(self) -> Iterator[list[Board]]:
         """The boards themselves, with incoming messages held back until the block ends: for drawing a frame
-        without copying the fleet (the collector queues what arrives meanwhile; nothing is lost)."""
+        without copying the fleet. The collector's threads wait on the lock meanwhile (a few milliseconds; paho
+        buffers in the socket), so nothing is lost."""
         with self._lock:
             yield list(self._boards.values())

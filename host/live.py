@@ -31,6 +31,7 @@ STATE_ORDER = {"lost": 0, None: 1, "online": 2, "offline": 3}
 
 def sparkline(values: list[float | None]) -> str:
     """One character per value, scaled between the window's lowest and highest; a gap where there was none."""
+    values = [v if v is not None and math.isfinite(v) else None for v in values]
     present = [v for v in values if v is not None]
     if not present:
         return " " * len(values)

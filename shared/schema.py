@@ -235,20 +235,24 @@ def power_mode(result: Result) -> str:
             or NO_POWER_MODE)
 
 
+UnixTime = Annotated[float, msgspec.Meta(ge=0, le=1e11)]  # seconds; 1e11 is the year 5138
+Watts = Annotated[float, msgspec.Meta(ge=0, le=1e6)]  # a megawatt: no board draws more; larger is garbage
+
+
 class Telemetry(_Message, tag="telemetry", kw_only=True):
     """What the board is doing now, for live dashboards: a batch of total-power samples (rather than one message
     per reading) and summaries. Published at QoS 0 and never stored; ``power_source`` None means no power source
     (then ``power_w`` is empty — not zero)."""
 
     seq: Count
-    t0: float  # Unix seconds of the first sample
-    dt_s: NonNegative  # spacing of the samples
-    power_w: list[NonNegative]  # total power samples, watts
+    t0: UnixTime  # Unix seconds of the first sample
+    dt_s: Annotated[float, msgspec.Meta(ge=0, le=3600)]  # spacing of the samples
+    power_w: Annotated[list[Watts], msgspec.Meta(max_length=100_000)]  # total power samples
     power_source: str | None = None
     boundary: str | None = None  # what the total covers: "cpu_package", "input_rail", "sum_of_rails", "estimate"
     estimated: bool = False
-    rails_w: dict[str, float] = {}  # mean power per rail over the batch, watts
-    temperatures_c: dict[str, float] = {}  # latest reading per thermal zone
+    rails_w: dict[str, Watts] = {}  # mean power per rail over the batch
+    temperatures_c: dict[str, Annotated[float, msgspec.Meta(ge=-273.15, le=1000)]] = {}  # per thermal zone
     throttle_events: Count | None = None  # cumulative thermal throttling events, where the board reports them
     clocks: str | None = None  # clock policy: jetson_clocks state, or the CPU frequency governor
     power_mode: str | None = None  # nvpmodel mode on a Jetson

@@ -237,6 +237,27 @@ def test_on_valid_sees_every_valid_message_and_on_rejected_each_refusal(broker, 
     assert rejected == [topics.topic("board-a", topics.RESULT)]
 
 
+def test_a_failing_handler_does_not_stop_the_collector(broker, db, msgs, mqtt_client):
+    seen = []
+
+    def fussy(message):
+        if not seen:
+            seen.append(None)
+            raise RuntimeError("a viewer bug")
+        seen.append(message)
+
+    telemetry = [schema.Telemetry(board="board-a", ts=time.time(), seq=i, t0=time.time(), dt_s=0.1, power_w=[2.0])
+                 for i in range(3)]
+    with Collector(broker, db, on_valid=fussy) as collector:
+        mqtt_client.publish(broker, [(msgs.topic_for(m), schema.encode(m)) for m in telemetry])
+        _wait_received(collector, 3)
+        r = msgs.result()
+        mqtt_client.publish(broker, [(msgs.topic_for(r), schema.encode(r))])
+        _wait_received(collector, 4)
+        assert collector.counts["handler_errors"] == 1
+    assert len([m for m in seen if m is not None]) == 3  # two telemetry after the failure, and the result
+
+
 def test_retry_mode_waits_for_a_broker_that_comes_later(db, msgs, mqtt_client, brokers):
     port = free_port()
     collector = Collector(f"127.0.0.1:{port}", db).start(retry=True)  # nothing listens yet: no error

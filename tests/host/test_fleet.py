@@ -44,7 +44,9 @@ def test_status_follows_sessions_and_a_stale_will_is_ignored(msgs):
 
 
 def test_telemetry_gives_power_now_and_a_bounded_history():
-    fleet = Fleet()
+    wall = Clock()
+    wall.t = T0
+    fleet = Fleet(wall=wall)
     fleet.ingest(telemetry(power=(10.0, 12.0), rails_w={"VDD_IN": 11.0}, temperatures_c={"cpu": 50.0, "gpu": 61.5}))
     b = one(fleet)
     assert b.power_w == 11.0 and b.rails_w == {"VDD_IN": 11.0}
@@ -52,6 +54,7 @@ def test_telemetry_gives_power_now_and_a_bounded_history():
     values = b.sparkline_values(T0, 20)
     assert values[-1] == pytest.approx(11.0) and values[0] is None
     # A minute later the old samples have left the window.
+    wall.t = T0 + WINDOW_S + 5
     fleet.ingest(telemetry(ts=T0 + WINDOW_S + 5, power=(20.0,)))
     b = one(fleet)
     assert all(second >= T0 for second in b.seconds)
@@ -59,10 +62,29 @@ def test_telemetry_gives_power_now_and_a_bounded_history():
 
 
 def test_many_samples_keep_the_history_small():
-    fleet = Fleet()
+    wall = Clock()
+    fleet = Fleet(wall=wall)
     for i in range(600):  # a minute at 10 Hz, 10 samples each
+        wall.t = T0 + i / 10
         fleet.ingest(telemetry(ts=T0 + i / 10, seq=i, power=[5.0 + j for j in range(10)]))
     assert len(one(fleet).seconds) <= WINDOW_S + 2
+
+
+def test_a_board_with_a_wrong_clock_still_draws_on_the_hosts_clock():
+    wall = Clock()
+    wall.t = T0
+    fleet = Fleet(wall=wall)
+    fleet.ingest(telemetry(ts=T0 - 120, power=(7.0,)))  # the board thinks it is two minutes earlier
+    assert one(fleet).sparkline_values(T0, 20)[-1] == 7.0
+
+
+def test_a_handler_never_sees_non_finite_power():
+    bad = b'{"kind":"telemetry","schema":1,"board":"b","ts":1,"seq":0,"t0":1e308,"dt_s":1e308,"power_w":[1]}'
+    with pytest.raises(schema.SchemaError):
+        schema.decode(bad)
+    with pytest.raises(schema.SchemaError):
+        schema.decode(bad.replace(b'"t0":1e308,"dt_s":1e308,"power_w":[1]', b'"t0":1,"dt_s":0.1,"power_w":[1e308]'))
+
 
 
 def test_no_power_source_is_missing_power_and_a_warning():
