@@ -21,6 +21,7 @@ import pty
 import random
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -219,6 +220,8 @@ def main() -> None:
     parser.add_argument("--refresh", type=float, default=4.0, help="the dashboard's redraws per second")
     parser.add_argument("--serve", type=float, default=None, help="only run broker + fleet this long")
     args = parser.parse_args()
+    # A SIGTERM (a killed session, a timeout) must still stop the private broker: let it unwind through finally.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="dnnprof-bench-live-") as tmp:
         broker, address = mosquitto(Path(tmp))
         try:

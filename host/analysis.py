@@ -171,9 +171,9 @@ class Limits:
     def text(self, basis: Basis) -> str:
         parts = []
         if self.energy_budget_j is not None:
-            parts.append(f"{units.format_energy(self.energy_budget_j)} {basis.text}")
+            parts.append(f"{units.format_energy(self.energy_budget_j, digits=6)} {basis.text}")
         if self.power_budget_w is not None:
-            parts.append(f"power ≤ {units.format_power(self.power_budget_w)}")
+            parts.append(f"power ≤ {units.format_power(self.power_budget_w, digits=6)}")
         if self.latency_budget_ms is not None:
             parts.append(f"{self.latency_stat} latency ≤ {self.latency_budget_ms:g} ms per batch")
         if self.min_fps is not None:
@@ -233,12 +233,13 @@ class _Arrays:
     def order(self, idx: np.ndarray, by_energy: bool) -> np.ndarray:
         """``idx`` ranked best first: by accuracy (ties: less energy) or by energy (ties: more accuracy).
 
-        Remaining ties go to higher throughput, then network name and batch, so the answer is deterministic.
+        Remaining ties go to a measured (not estimated) energy, higher throughput, then network name and batch, so
+        the answer never depends on the order results arrived in.
         """
         if idx.size == 0:
             return idx
         energy = np.where(np.isnan(self.energy[idx]), np.inf, self.energy[idx])
-        keys = (self.batch[idx], self.network_rank[idx], -self.ips[idx])
+        keys = (self.batch[idx], self.network_rank[idx], -self.ips[idx], self.estimated[idx])
         keys += (-self.top1[idx], energy) if by_energy else (energy, -self.top1[idx])
         return idx[np.lexsort(keys)]
 

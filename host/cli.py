@@ -144,7 +144,7 @@ def live(
     address, embedded = _broker_or_embedded(broker, bind, port)
     dashboard = live_mod.Dashboard(address, store_path, set(board) if board else None, sort, refresh, console=out)
     if once:
-        out.print(dashboard.once())
+        out.print(dashboard.once(), soft_wrap=True)  # one line per board, whatever the pipe's width
         return
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stopping.set())
@@ -260,7 +260,7 @@ def report(
         power_budget_w=units.parse_power(power_budget) if power_budget else None,
         latency_budget_ms=units.parse_time(latency_budget) * 1e3 if latency_budget else None,
         latency_stat=latency_stat.strip().lower(), min_fps=min_fps)
-    if min_fps is not None and min_fps <= 0:
+    if min_fps is not None and not (math.isfinite(min_fps) and min_fps > 0):
         raise UserError(f"--min-fps {min_fps:g}: give a positive number of images per second")
     for path in export or []:
         export_mod.check(path)

@@ -15,6 +15,7 @@ from pathlib import Path
 from dnnprof.shared import units
 
 from . import plots
+from . import report as report_text
 
 EST = "~"
 MISSING = "—"
@@ -264,8 +265,15 @@ def _board_section(entry: dict, basis: dict, constraints: dict, figures: dict[st
     ceiling = entry.get("ceiling")
     if results or ceiling is not None:
         cls = "ceiling" if ceiling and ceiling.get("best") is not None else "ceiling none"
-        text = ceiling_text(ceiling, basis, constraints)
+        if not entry.get("with_energy", 1) and (constraints or {}).get("energy_budget_j") is not None:
+            text = (f"No energy was measured on this board ({basis.get('text', 'energy')}: no power source"
+                    f"{' or no idle baseline' if basis.get('energy') == 'net' else ''}), so there is no "
+                    "energy-bounded ceiling.")
+        else:
+            text = ceiling_text(ceiling, basis, constraints)
         out.append(f'<p class="{cls}">{_e(text)}</p>')
+        for line in report_text.exclusions(ceiling) if ceiling else []:
+            out.append(f"<p>{_e(line)}</p>")
     else:
         out.append('<p class="ceiling none">No results from this board yet.</p>')
     for key, what in (("by_power_mode", "power mode"), ("by_precision", "precision")):
@@ -275,7 +283,10 @@ def _board_section(entry: dict, basis: dict, constraints: dict, figures: dict[st
             for group, c in split.items():
                 best = (c or {}).get("best")
                 top1 = (c or {}).get("top1")
-                rows.append([_e(group), _e(fmt(top1)), _e(describe(best, basis) if best else MISSING)])
+                cheapest = (c or {}).get("cheapest")
+                what_reaches = (describe(best, basis) if best else
+                                f"nothing fits; the cheapest is {describe(cheapest, basis)}" if cheapest else MISSING)
+                rows.append([_e(group), _e(fmt(top1)), _e(what_reaches)])
             out.append(f"<h3>Ceiling per {_e(what)}</h3>" + _table([_e(what), "top-1 (%)", "configuration"], rows,
                                                                     {1}))
     out.append(_frontier_table(entry.get("frontier") or [], basis))

@@ -215,7 +215,7 @@ def _join(lines: list[Text]) -> Text:
 def frame(boards: list[Board], *, width: int, height: int, now: float | None = None, sort: str = "board",
           broker: str = "", connected: bool = True, rates: dict[str, float] | None = None,
           counts: dict[str, int] | None = None, last_rejection: str | None = None, store: str | None = None,
-          refresh_hz: float | None = None) -> RenderableType:
+          refresh_hz: float | None = None, only: set[str] | None = None) -> RenderableType:
     """One screen of the dashboard for a terminal of ``width`` × ``height`` cells."""
     now = time.time() if now is None else now
     rates, counts = rates or {}, counts or {}
@@ -234,8 +234,8 @@ def frame(boards: list[Board], *, width: int, height: int, now: float | None = N
                   + (f" · refresh {refresh_hz:g} Hz" if refresh_hz else "") + " · Ctrl-C to quit",
                   style="dim", no_wrap=True, overflow="ellipsis")
     if not boards:
-        parts.append(Text("No board has published yet. Agents publish here with "
-                          f"`dnnagent run MODELS --broker {broker or 'HOST'}`.", style="dim"))
+        parts.append(Text(f"No board{' of ' + ', '.join(sorted(only)) if only else ''} has published yet. Agents "
+                          f"publish here with `dnnagent run MODELS --broker {broker or 'HOST'}`.", style="dim"))
         parts.append(footer)
         return _join(parts)
     # Header, banner, the table's header, a line for "more", the footer and the cursor line: the rest is boards.
@@ -272,14 +272,16 @@ class Dashboard:
             return 0.0
         return self.frames / max(1e-9, (self.drawing_until or time.monotonic()) - self.drawing_since)
 
-    def render(self) -> RenderableType:
+    def render(self, all_boards: bool = False) -> RenderableType:
         size = self.console.size
         c = self.collector
         rates = self.fleet.rates()
         with self.fleet.locked() as boards:  # frame() turns what it needs into text, so no copies are made
-            return frame(boards, width=size.width, height=size.height, sort=self.sort, broker=f"{c.host}:{c.port}",
+            height = len(boards) + 10 if all_boards else size.height
+            return frame(boards, width=size.width, height=height, sort=self.sort, broker=f"{c.host}:{c.port}",
                          connected=c.connected, rates=rates, counts=dict(self.fleet.counts),
-                         last_rejection=self.fleet.last_rejection, store=self.store, refresh_hz=self.refresh_hz)
+                         last_rejection=self.fleet.last_rejection, store=self.store, refresh_hz=self.refresh_hz,
+                         only=self.fleet.only)
 
     def run(self, stop: threading.Event, duration_s: float = math.inf) -> None:
         """Draw until ``stop`` is set or ``duration_s`` has passed (Ctrl-C is the caller's to catch)."""
@@ -302,18 +304,21 @@ class Dashboard:
             self.collector.stop()
 
     def once(self, settle_s: float = 1.5, timeout_s: float = 5.0) -> RenderableType:
-        """Connect, take in the retained state (quiet for ``settle_s``, or ``timeout_s`` at most), one frame."""
+        """Connect, take in the retained state, and draw one frame with every board. Retained messages arrive
+        first; the state counts as taken in once no message but telemetry (which never stops) has arrived for
+        ``settle_s`` — or after ``timeout_s``."""
         self.collector.start(timeout_s=timeout_s)
         try:
             deadline = time.monotonic() + timeout_s
             last, quiet_since = -1, time.monotonic()
             while time.monotonic() < deadline:
-                received = self.fleet.counts["received"] + self.fleet.counts["rejected"]
+                counts = self.fleet.counts
+                received = counts["received"] + counts["rejected"] - counts["telemetry"]
                 if received != last:
                     last, quiet_since = received, time.monotonic()
                 elif time.monotonic() - quiet_since >= settle_s:
                     break
                 time.sleep(0.05)
-            return self.render()
+            return self.render(all_boards=True)
         finally:
             self.collector.stop()

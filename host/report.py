@@ -53,7 +53,9 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
                    "others_text": dataclasses.replace(limits, energy_budget_j=None).text(basis)},
         "catalog": networks.origin,
         "boards": [],
-        "analyses": seed.analyses(df, energy=basis.energy) if analyses else None,
+        "analyses": seed.analyses(df, energy=basis.energy) if analyses and not df.empty else None,
+        "board_filter": board,
+        "known_boards": store.board_names() if board and board not in boards and df.empty else [],
     }
     by_board = df.groupby("board", sort=False).indices
     wanted = [rows for rows in by_board.values() if rows_up_to is None or len(rows) <= rows_up_to]
@@ -178,7 +180,7 @@ def _ceiling_line(c: dict, limits: dict, scope: str = "") -> str:
                 + (f"  [yellow](energy {EST} estimated)[/]" if c["estimated"] else ""))
         if c["next"] is not None:
             line += (f"\n  next step: {c['next']['top1']:.2f}% with {_describe(c['next'])} — needs "
-                     f"{units.format_energy(c['next_extra_j'])} more than the budget")
+                     f"{_est(units.format_energy(c['next_extra_j']), c['next']['estimated'])} more than the budget")
         elif limits["energy_budget_j"] is not None:
             line += "\n  nothing more accurate was measured within the other limits."
         return line
@@ -189,15 +191,17 @@ def _ceiling_line(c: dict, limits: dict, scope: str = "") -> str:
     return f"{scope}[yellow]No configuration with reference accuracy {where}.[/]"
 
 
-def _exclusions(c: dict) -> list[str]:
+def exclusions(c: dict) -> list[str]:
+    """Sentences on what the ceiling could not rank, and why (plain text)."""
     lines = []
-    if c["without_accuracy"]:
-        lines.append(f"Not ranked (no reference accuracy in the catalog): {', '.join(c['without_accuracy'])}.")
-    if c["without_energy"]:
-        lines.append(f"Not ranked (no energy measured in this basis): {c['without_energy']} configurations.")
+    if c.get("without_accuracy"):
+        lines.append(f"Not ranked (no reference accuracy in the catalog): {', '.join(c.get('without_accuracy', []))}.")
+    if c.get("without_energy"):
+        n = c.get("without_energy", 0)
+        lines.append(f"Not ranked (no energy measured in this basis): {n} configuration{'s' if n != 1 else ''}.")
     names = {"power_budget": "over the power budget", "latency_budget": "over the latency budget",
              "min_fps": "below the minimum images/s", "energy_budget": "over the energy budget"}
-    parts = [f"{n} {names[k]}" for k, n in c["excluded"].items() if n]
+    parts = [f"{n} {names[k]}" for k, n in c.get("excluded", {}).items() if n]
     if parts:
         lines.append("Outside the limits: " + ", ".join(parts) + ".")
     return lines
@@ -205,6 +209,10 @@ def _exclusions(c: dict) -> list[str]:
 
 def render(console: Console, report: dict, all_rows: bool = False) -> None:
     if not report["boards"]:
+        if report.get("board_filter") and report.get("known_boards"):
+            console.print(f"No board {report['board_filter']!r} in this store. Boards here: "
+                          f"{', '.join(report['known_boards'])}.")
+            return
         console.print("No results stored yet. Run `dnnhost demo`, or `dnnhost collect` while an agent runs, "
                       "or `dnnhost import FILE.jsonl`.")
         return
@@ -234,7 +242,7 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
         for key, label in (("by_power_mode", "power mode"), ("by_precision", "precision")):
             for name, sub in entry[key].items():
                 console.print("  " + _ceiling_line(sub, limits, scope=f"{label} {name}: ").replace("\n", "\n  "))
-        for line in _exclusions(c):
+        for line in exclusions(c):
             console.print(line)
         if limits["energy_budget_j"] is None and any(r["energy_j"] is not None for r in results):
             console.print("Add [bold]--energy-budget[/] (e.g. 50mJ) for the energy-bounded accuracy ceiling.")

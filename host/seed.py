@@ -43,7 +43,17 @@ GROUP = ["board", "power_mode", "precision", "backend", "device"]
 SERIES = [*GROUP, "network"]
 MIN_FIT = 3  # two points always fit a line exactly: R² would say nothing
 INDEPENDENT_COV = 0.10  # power counts as independent of the configuration when stdev / mean ≤ this
-LINK_RHO = 0.5  # |Spearman ρ| from which FC share and batching gain count as linked
+# Critical |Spearman ρ| for a two-sided test at the 5% level, by number of networks (Zar, Biostatistical Analysis,
+# table B.20); beyond 20, the normal approximation 1.96 / sqrt(n - 1). Fewer than 5 networks cannot reach 5%.
+RHO_CRITICAL_5PCT = {5: 1.0, 6: 0.886, 7: 0.786, 8: 0.738, 9: 0.700, 10: 0.648, 11: 0.618, 12: 0.587, 13: 0.560,
+                     14: 0.538, 15: 0.521, 16: 0.503, 17: 0.485, 18: 0.472, 19: 0.460, 20: 0.447}
+
+
+def rho_critical(n: int) -> float | None:
+    """|ρ| at or above which a Spearman correlation over ``n`` points is significant at 5%; None below 5."""
+    if n < 5:
+        return None
+    return RHO_CRITICAL_5PCT.get(n) or 1.96 / math.sqrt(n - 1)
 SEED_RATIOS = {"googlenet/alexnet": 10, "googlenet/vgg16": 20}
 ENERGY = {"gross": "energy_per_inference_j", "net": "energy_per_inference_net_j"}
 POWER_RULE = (f"independent when the coefficient of variation (stdev / mean) of power across the group's "
@@ -321,12 +331,17 @@ def _finding(n: int, r: float | None, rho: float | None, reason: str | None) -> 
     if rho is None:
         return f"Cannot say whether networks with more FC MACs gain more from batching: {reason}."
     stats = f"Spearman rho = {rho:.2f}" + ("" if r is None else f", Pearson r = {r:.2f}") + f" over {n} networks"
-    if rho >= LINK_RHO:
-        return f"Networks with more FC MACs gain more from batching ({stats}), as the seed's early versions said."
-    if rho <= -LINK_RHO:
-        return f"Networks with more FC MACs gain less from batching ({stats}), unlike the seed's early claim."
-    return (f"No clear link between the FC share of MACs and the gain from batching ({stats}; "
-            f"|rho| >= {LINK_RHO} would count as one).")
+    critical = rho_critical(n)
+    if critical is None:
+        return f"Too few networks to judge whether more FC MACs mean more gain from batching ({stats}; 5 needed)."
+    if rho >= critical:
+        return (f"Networks with more FC MACs gain more from batching ({stats}; significant at 5%, |rho| >= "
+                f"{critical:.3f}), as the seed's early versions said.")
+    if rho <= -critical:
+        return (f"Networks with more FC MACs gain less from batching ({stats}; significant at 5%, |rho| >= "
+                f"{critical:.3f}), unlike the seed's early claim.")
+    return (f"No clear link between the FC share of MACs and the gain from batching ({stats}; not significant at "
+            f"5%, which needs |rho| >= {critical:.3f}).")
 
 
 def _scaling_summary(f: _Frame, rows: np.ndarray, gain: np.ndarray, share: np.ndarray) -> list[dict]:

@@ -183,6 +183,11 @@ class Store:
             query, args = query + " WHERE l.board = ?", (board,)
         return [schema.decode(row[0]) for row in self.db.execute(query, args)]
 
+    def board_names(self) -> list[str]:
+        """Every board the store has heard of: by its birth or info, or by a result."""
+        rows = self.db.execute("SELECT board FROM boards UNION SELECT DISTINCT board FROM latest ORDER BY 1")
+        return [row[0] for row in rows]
+
     def boards(self) -> dict[str, dict]:
         out = {}
         for board, info, state, session in self.db.execute("SELECT board, info, state, session FROM boards"):

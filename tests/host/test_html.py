@@ -348,3 +348,19 @@ def _table_after(text: str, heading: str) -> list[list[str]]:
     tables = Tables(text)
     at = tables.outside.index(heading)
     return next([[c.strip() for c in row] for row in rows] for pos, rows in tables.tables if pos > at)
+
+
+def test_what_the_ceiling_could_not_rank_is_said():
+    rep = report()
+    rep["boards"][0]["ceiling"].update(without_accuracy=["mysterynet"], without_energy=1,
+                                       excluded={"power_budget": 2})
+    text = Page(html.render(rep)).all_text
+    assert "Not ranked (no reference accuracy in the catalog): mysterynet." in text
+    assert "Not ranked (no energy measured in this basis): 1 configuration." in text
+    assert "Outside the limits: 2 over the power budget." in text
+
+
+def test_a_board_without_energy_says_so_rather_than_nothing_fits():
+    rep = report()
+    rep["boards"][0].update(with_energy=0)
+    assert "No energy was measured on this board" in Page(html.render(rep)).all_text

@@ -114,7 +114,7 @@ def test_render_ceiling_names_the_configuration(fleet):
             "— 40 mJ~, 100 img/s (energy ~ estimated)") in flat
     assert "nothing more accurate was measured within the other limits." in flat
     assert "Not ranked (no reference accuracy in the catalog): mystery_net." in flat
-    assert "Not ranked (no energy measured in this basis): 1 configurations." in flat
+    assert "Not ranked (no energy measured in this basis): 1 configuration." in flat
     assert "frontier: the best top-1 at each gross energy per image" in flat
 
 
@@ -123,7 +123,7 @@ def test_render_next_step_and_extra_energy(fleet):
     top1 = catalog.lookup("resnet18").top1
     assert f"Energy-bounded accuracy ceiling within 20 mJ gross energy per image: {top1:.2f}% top-1" in flat
     assert (f"next step: {catalog.lookup('mobilenet_v2').top1:.2f}% with mobilenet_v2 batch 4 fp32 on "
-            "onnxruntime/cpu — 40 mJ~, 100 img/s — needs 20 mJ more than the budget") in flat
+            "onnxruntime/cpu — 40 mJ~, 100 img/s — needs 20 mJ~ more than the budget") in flat
 
 
 def test_render_marks_estimates_and_never_shows_missing_as_zero(fleet):
@@ -248,3 +248,18 @@ def test_build_can_leave_out_the_rows_of_large_boards(store, msgs):
     text, flat = render(data)
     assert "big: 4 configurations (the frontier below" in flat
     assert "No energy was measured on this board" in flat  # small
+
+
+def test_unknown_board_names_the_boards_there(fleet):
+    data = build(fleet, 0.05, "board-z")
+    assert data["analyses"] is None
+    _, flat = render(data)
+    assert flat == "No board 'board-z' in this store. Boards here: board-a, board-b."
+
+
+def test_an_estimate_loses_a_tie_to_a_measurement(store, msgs):
+    for order in ((True, False), (False, True)):
+        with Store(store.path.with_name(f"tie-{order[0]}.sqlite")) as s:
+            for i, est in enumerate(order):
+                s.add(msgs.result("resnet18", 1, 0.01, estimated=est, backend=f"b{i}", ts=100.0 + i))
+            assert build(s, 0.05)["boards"][0]["ceiling"]["best"]["estimated"] is False

@@ -259,7 +259,10 @@ def test_batch_scaling_summary_negative_none_and_too_few():
     shares = {"a": 0.0, "b": 0.2, "c": 0.4, "d": 0.6}
     down = only(seed.analyses(frame(*scaling_rows(gains, shares)))["batch_scaling_summary"], board="board-a")
     assert down["spearman_rho"] == pytest.approx(-1.0)
-    assert "gain less" in down["finding"]
+    assert down["finding"].startswith("Too few networks")  # 4 networks cannot be significant at 5%
+    gains5, shares5 = {**gains, "e": 1.0}, {**shares, "e": 0.8}
+    down5 = only(seed.analyses(frame(*scaling_rows(gains5, shares5)))["batch_scaling_summary"], board="board-a")
+    assert "gain less" in down5["finding"] and "significant at 5%" in down5["finding"]
     few = only(seed.analyses(frame(*scaling_rows(gains, {"a": 0.1, "b": 0.3})))["batch_scaling_summary"],
                board="board-a")
     assert (few["n"], few["pearson_r"], few["spearman_rho"]) == (2, None, None)
@@ -275,7 +278,12 @@ def test_batch_scaling_no_clear_link():
     shares = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4, "e": 0.5}
     r = only(seed.analyses(frame(*scaling_rows(gains, shares)))["batch_scaling_summary"], board="board-a")
     assert abs(r["spearman_rho"]) < 0.5
-    assert r["finding"].startswith("No clear link")
+    assert r["finding"].startswith("No clear link") and "needs |rho| >= 1.000" in r["finding"]
+
+
+@pytest.mark.parametrize("n, critical", [(4, None), (5, 1.0), (11, 0.618), (20, 0.447), (101, 0.196)])
+def test_rho_critical(n, critical):
+    assert seed.rho_critical(n) == (None if critical is None else pytest.approx(critical))
 
 
 # -- accuracy density ----------------------------------------------------------------------------------------------
