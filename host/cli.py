@@ -99,7 +99,7 @@ def collect(
                             f"rejected {c['rejected']}")
                 stopping.wait(0.25)
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C is how a user ends it: the summary below still prints
     finally:
         collector.stop()
         if embedded:
@@ -152,7 +152,7 @@ def live(
     try:
         dashboard.run(stopping, stop_after)
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C is how a user ends it: the summary below still prints
     finally:
         if embedded:
             embedded.stop()
