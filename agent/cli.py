@@ -68,6 +68,17 @@ def _parse_hz(text: str, option: str, *, zero_off: bool = False) -> float:
     return value
 
 
+def _precisions(text: str, backend: str, supported: tuple[str, ...]) -> list[str]:
+    """``"fp16,int8"`` → ``["fp16", "int8"]``, each one the backend runs; UserError naming what it does run."""
+    wanted = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not wanted:
+        raise UserError(f"--precision is empty: give one or more of {', '.join(supported)}")
+    for p in wanted:
+        if p not in supported:
+            raise UserError(f"backend {backend} runs {', '.join(supported)}, not {p!r}")
+    return list(dict.fromkeys(wanted))
+
+
 class _Tee:
     def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = sinks
@@ -96,7 +107,8 @@ def run(
     board: Annotated[Optional[str], typer.Option(help="Board id (letters a-z, digits, -); default: the hostname.")]
     = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnxruntime.")] = "auto",
-    precision: Annotated[str, typer.Option(help="Precision to build/run: fp32 (fp16, int8 on TensorRT).")] = "fp32",
+    precision: Annotated[str, typer.Option(help="Precisions to build and run, comma separated: fp32 (fp16, int8 on "
+                                                "TensorRT).")] = "fp32",
     power_source: Annotated[str, typer.Option(help="auto, none, rapl[:ROOT], estimate[:ROOT]. auto uses the "
                                                    "best real sensor, else a labelled estimate.")] = "auto",
     tdp_w: Annotated[Optional[float], typer.Option(help="TDP in watts for the estimate source.")] = None,
@@ -163,10 +175,9 @@ def run(
     selection = open_source(power_source, tdp_w=tdp_w)
     # The sweep's sampler and the telemetry thread read the same sensor: one lock for both.
     power = telemetry.SharedSource(selection.source) if selection.source else None
+    precisions = _precisions(precision, engine.name, engine.precisions)
     sweep = Sweep(board=board_id, run_id=run_id, models=files, batches=batches, backend=engine,
-                  power=power, settings=settings, precision=precision, seed=seed)
-    if precision not in engine.precisions:
-        raise UserError(f"backend {engine.name} runs {', '.join(engine.precisions)}, not {precision!r}")
+                  power=power, settings=settings, precisions=precisions, seed=seed)
     source = selection.source
     session = int(time.time() * 1000)
     sinks: list[Sink] = []

@@ -29,9 +29,11 @@ class Sweep:
     backend: Backend
     power: PowerSource | None
     settings: profiler.Settings
-    precision: str = "fp32"
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
     seed: int = 0
     root: str = "/"  # filesystem root the condition readers look under
+    # Called before each point with (model, batch, precision): a reason to skip it (already measured), or None.
+    skip: Callable[[ModelFile, int, str], str | None] | None = None
     _idle_cache: profiler.Idle | None = field(default=None, init=False, repr=False)
     _costs: dict[str, schema.ModelCost | None] = field(default_factory=dict, init=False, repr=False)
 
@@ -43,13 +45,19 @@ class Sweep:
 
     @property
     def points(self) -> int:
-        return len(self.models) * len(self.batches)
+        return len(self.models) * len(self.batches) * len(self.precisions)
 
     def _event(self, seq: int, event: str, done: int, **extra) -> schema.RunEvent:
+        extra.setdefault("precision", self.precisions[0] if len(self.precisions) == 1 else None)
         return schema.RunEvent(board=self.board, ts=time.time(), run_id=self.run_id, seq=seq, event=event,
-                               points_total=self.points, points_done=done, precision=self.precision, **extra)
+                               points_total=self.points, points_done=done, **extra)
 
-    def run(self, sink: Sink, on_point: Callable[[schema.Result], None] | None = None) -> list[schema.Result]:
+    def plan(self) -> list[tuple[ModelFile, int, str]]:
+        """Every point in the order it is measured: per precision (an engine build each), model, batch."""
+        return [(m, b, p) for p in self.precisions for m in self.models for b in self.batches]
+
+    def run(self, sink: Sink, on_point: Callable[[schema.Result], None] | None = None,
+            on_skip: Callable[[ModelFile, int, str, str], None] | None = None) -> list[schema.Result]:
         """Measure every point, sending run events and results to ``sink``; returns the results.
 
         Progress events carry ``eta_s``: the seconds left if each remaining point takes the average time of the
@@ -59,26 +67,33 @@ class Sweep:
         start = clock()
         sink.send(self._event(seq, "started", 0))
         results: list[schema.Result] = []
-        current = (None, None)
+        done = measured = 0
+        current: tuple[str | None, int | None, str | None] = (None, None, None)
         try:
-            for model in self.models:
-                for batch in self.batches:
-                    current = (model.name, batch)
-                    result = self.measure(model, batch)
+            for model, batch, precision in self.plan():
+                current = (model.name, batch, precision)
+                reason = self.skip(model, batch, precision) if self.skip else None
+                result = None if reason else self.measure(model, batch, precision)
+                done += 1
+                seq += 1
+                if result is not None:
                     sink.send(result)
                     results.append(result)
-                    seq += 1
-                    done = len(results)
-                    eta = (clock() - start) / done * (self.points - done)
-                    sink.send(self._event(seq, "progress", done, network=model.name, batch=batch, eta_s=eta))
-                    if on_point:
-                        on_point(result)
+                    measured += 1
+                # Skipped points take no time, so the time left is paced on the measured ones only.
+                eta = (clock() - start) / measured * (self.points - done) if measured else None
+                sink.send(self._event(seq, "progress", done, network=model.name, batch=batch, precision=precision,
+                                      eta_s=eta, message=f"skipped: {reason}" if reason else None))
+                if on_point and result is not None:
+                    on_point(result)
+                if reason and on_skip:
+                    on_skip(model, batch, precision, reason)
         except BaseException as exc:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc.__class__.__name__}: {exc}"
-            sink.send(self._event(seq + 1, "failed", len(results), network=current[0], batch=current[1],
-                                  message=why))
+            sink.send(self._event(seq + 1, "failed", done, network=current[0], batch=current[1],
+                                  precision=current[2], message=why))
             raise
-        sink.send(self._event(seq + 1, "finished", len(results), eta_s=0.0))
+        sink.send(self._event(seq + 1, "finished", done, eta_s=0.0))
         return results
 
     def _idle(self) -> profiler.Idle | None:
@@ -97,9 +112,10 @@ class Sweep:
             self._costs[model.sha256] = model_cost(model)
         return self._costs[model.sha256]
 
-    def measure(self, model: ModelFile, batch: int) -> schema.Result:
+    def measure(self, model: ModelFile, batch: int, precision: str | None = None) -> schema.Result:
+        precision = precision or self.precisions[0]
         before = conditions.snapshot(self.root)
-        runner = self.backend.prepare(model, batch, self.precision, seed=self.seed)
+        runner = self.backend.prepare(model, batch, precision, seed=self.seed)
         try:
             idle = self._idle()
             start = conditions.snapshot(self.root)
@@ -113,9 +129,10 @@ class Sweep:
             peak = conditions.process_peak_rss_bytes(root=self.root)
         finally:
             runner.close()
-        return self._result(model, runner, m, idle, before, start, end, peak, conditions.cpu_governor(self.root))
+        return self._result(model, precision, runner, m, idle, before, start, end, peak,
+                            conditions.cpu_governor(self.root))
 
-    def _result(self, model: ModelFile, runner, m: profiler.Measurement, idle: profiler.Idle | None,
+    def _result(self, model: ModelFile, precision: str, runner, m: profiler.Measurement, idle: profiler.Idle | None,
                 before: conditions.Snapshot, start: conditions.Snapshot, end: conditions.Snapshot,
                 peak_rss: int | None, governor: str | None) -> schema.Result:
         source = self.power
@@ -152,7 +169,9 @@ class Sweep:
             backend=self.backend.name,
             backend_version=self.backend.version,
             device=runner.device,
-            precision=self.precision,
+            precision=precision,
+            calibration=runner.calibration,
+            timing_only=runner.timing_only,
             batch=m.batch,
             threads=runner.threads,
             warmup_s=m.warmup_s,

@@ -41,7 +41,7 @@ class SharedSource(PowerSource):
         self.name, self.boundary, self.estimated = source.name, source.boundary, source.estimated
         self.quantity = source.quantity
         self.period_s, self.update_interval_s = source.period_s, source.update_interval_s
-        self.rails, self.method = source.rails, source.method
+        self.rails, self.method, self.input_rail = source.rails, source.method, source.input_rail
         self._lock = threading.Lock()
 
     def read(self) -> tuple[float, ...]:
@@ -177,12 +177,12 @@ class TelemetryPublisher:
         ts = [t for t, _ in readings]
         rails = self.source.rails
         if self.source.quantity == "energy_j":
-            powers = energy.interval_powers(ts, [sum(v) for _, v in readings])
+            powers = energy.interval_powers(ts, [self.source.total(v) for _, v in readings])
             span = ts[-1] - ts[0]
             rails_w = {rail: (readings[-1][1][i] - readings[0][1][i]) / span
                        for i, rail in enumerate(rails)} if span > 0 else {}
         else:
-            powers = [sum(v) for _, v in readings[1:]]
+            powers = [self.source.total(v) for _, v in readings[1:]]
             n = len(readings) - 1
             rails_w = {rail: sum(v[i] for _, v in readings[1:]) / n for i, rail in enumerate(rails)}
         # Sensor noise around zero must not make the message invalid (power samples are non-negative).

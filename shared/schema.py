@@ -45,6 +45,21 @@ class Status(_Message, tag="status", kw_only=True):
     session: Count
 
 
+class BoardFacts(msgspec.Struct, kw_only=True):
+    """What a Jetson is and how it is set up, read on the board (``dnnagent info``). ``None`` = not known here."""
+
+    model: str | None = None  # /proc/device-tree/model, e.g. "NVIDIA Jetson Orin Nano Developer Kit"
+    soc: str | None = None  # last entry of /proc/device-tree/compatible, e.g. "tegra234"
+    l4t: str | None = None  # L4T release from /etc/nv_tegra_release, e.g. "36.4.3"
+    jetpack: str | None = None  # JetPack release, e.g. "6.2"
+    tensorrt: str | None = None  # TensorRT version installed
+    cuda: str | None = None  # CUDA toolkit version
+    power_mode: str | None = None  # nvpmodel mode name, e.g. "MAXN", "15W"
+    power_mode_id: int | None = None  # nvpmodel mode number
+    jetson_clocks: bool | None = None  # True: clocks pinned at their maximum by jetson_clocks
+    dla_cores: Count | None = None  # deep-learning accelerator cores
+
+
 class BoardInfo(_Message, tag="info", kw_only=True):
     """Retained facts about the machine the agent runs on."""
 
@@ -61,6 +76,7 @@ class BoardInfo(_Message, tag="info", kw_only=True):
     power_boundary: str | None = None
     power_estimated: bool = False
     session: Count = 0
+    facts: BoardFacts | None = None  # Jetson facts; None on other machines
 
 
 class RunEvent(_Message, tag="run", kw_only=True):
@@ -201,6 +217,8 @@ class Result(_Message, tag="result", kw_only=True):
     backend_version: str
     device: str  # e.g. "cpu", "gpu", "dla0"
     precision: str  # "fp32", "fp16", "int8"
+    calibration: str | None = None  # int8 only: "images:<folder> (<n> images)" or "random"
+    timing_only: bool = False  # True: accuracy is meaningless (int8 calibrated on random data); time it, don't rank it
     batch: Positive
     threads: Count | None = None
     warmup_s: NonNegative
@@ -223,6 +241,7 @@ class Result(_Message, tag="result", kw_only=True):
     confidence: Confidence | None = None
     memory: Memory | None = None
     conditions: Conditions | None = None
+    board_facts: BoardFacts | None = None  # the Jetson's facts when the point was measured
     provenance: Provenance
 
 

@@ -25,6 +25,8 @@ class Runner(ABC):
     device: str = "cpu"
     sync_mode: str = "synchronous"  # how the host waits for a batch: "synchronous", "blocking", "spin"
     memory_bytes: int | None = None  # the backend's own footprint figure (engine device memory), where it has one
+    calibration: str | None = None  # int8: what the engine was calibrated on ("random" or "images:...")
+    timing_only: bool = False  # True when the engine's outputs mean nothing (int8 calibrated on random data)
 
     @abstractmethod
     def infer(self) -> DeviceTimes | None:

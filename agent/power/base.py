@@ -23,12 +23,15 @@ class SourceUnavailable(Exception):
 
 class PowerSource(ABC):
     name: ClassVar[str]  # spec name: "rapl", "estimate"
-    boundary: ClassVar[str]  # what is measured: "cpu_package", "estimate", "input_rail", "sum_of_rails"
+    boundary: str  # what the total covers: "cpu_package", "estimate", "input_rail", "sum_of_rails"
     estimated: ClassVar[bool]  # True when values come from a model, not a sensor
     quantity: ClassVar[Literal["energy_j", "power_w"]]
     period_s: float = 0.01  # how often to read: 100 Hz unless the sensor is slower
     update_interval_s: float | None = None  # how often the sensor produces a new value, where known
     rails: tuple[str, ...] = ()
+    # The rail that feeds the whole board (VDD_IN, POM_5V_IN, VIN), where the source has one: then the total is
+    # that rail alone, since the other rails are branches of it and summing would count them twice.
+    input_rail: str | None = None
     method: str | None = None  # a sentence a reader of the result needs (how an estimate is made)
 
     @abstractmethod
@@ -37,6 +40,16 @@ class PowerSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - most sources hold nothing open
         """Release whatever the source holds."""
+
+    def total(self, values: tuple[float, ...] | list[float]) -> float:
+        """The board's total from one value per rail: the input rail where there is one, else the sum."""
+        if self.input_rail is None:
+            return sum(values)
+        return values[self.rails.index(self.input_rail)]
+
+    def total_of(self, per_rail: dict[str, float]) -> float:
+        """``total`` of a per-rail mapping (energies or powers keyed by rail name)."""
+        return per_rail[self.input_rail] if self.input_rail is not None else sum(per_rail.values())
 
 
 class HeldFile:

@@ -16,7 +16,7 @@ clock = time.monotonic  # the one clock for power samples and inference timestam
 
 @dataclass
 class WindowEnergy:
-    energy_j: float  # all rails together
+    energy_j: float  # the board's total: the input rail where the source has one, else all rails summed
     rails_j: dict[str, float]
     samples: int  # readings inside the window
     unique_samples: int  # of those, readings left after de-duplication (first rail)
@@ -58,7 +58,7 @@ class Sampler:
             with self._lock:
                 self.ts.append(t)
                 self.values.append(value)
-                self._extend_series(t, sum(value))
+                self._extend_series(t, self.source.total(value))
         except (OSError, ValueError):  # a transient I/O error or a garbled value: skip this reading
             self.read_errors += 1
 
@@ -132,7 +132,8 @@ class Sampler:
             span, n = (self.ts[-1] - self.ts[0], len(self.ts)) if self.ts else (0.0, 0)
         first_ts = next(iter(rails.values()))[0] if rails else []
         unique = sum(1 for t in first_ts if t0 <= t <= t1)
-        return WindowEnergy(sum(rails_j.values()), rails_j, inside, unique, (n - 1) / span if span > 0 else 0.0)
+        total = self.source.total_of(rails_j) if rails_j else 0.0
+        return WindowEnergy(total, rails_j, inside, unique, (n - 1) / span if span > 0 else 0.0)
 
     def _span(self, t0: float, t1: float) -> tuple[int, int]:
         # Only intervals wholly inside the window: one that straddles an edge averages in what ran outside it.

@@ -402,3 +402,48 @@ def test_new_run_id_is_a_valid_topic_level():
     run_id = new_run_id()
     assert topics.check_id(run_id, "run id") == run_id
     assert new_run_id() != run_id
+
+
+def test_several_precisions_are_measured_in_turn_each_labelled(model, sleep_backend, sleep_runner):
+    backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
+    sink = ListSink()
+    sweep = make_sweep([model], [1, 2], backend, None, settings=settings(idle_s=0, window_min_s=0.05),
+                       precisions=["fp16", "int8"])
+    assert sweep.points == 4
+    results = sweep.run(sink)
+    assert [(r.precision, r.batch) for r in results] == [("fp16", 1), ("fp16", 2), ("int8", 1), ("int8", 2)]
+    events = [m for m in sink.messages if isinstance(m, schema.RunEvent)]
+    assert events[0].precision is None and events[-1].precision is None  # the sweep as a whole has several
+    assert [e.precision for e in events if e.event == "progress"] == ["fp16", "fp16", "int8", "int8"]
+    assert events[-1].points_done == events[-1].points_total == 4
+
+
+def test_points_the_skip_hook_names_are_not_measured_and_events_say_why(model, sleep_backend, sleep_runner):
+    backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
+    sink = ListSink()
+    asked, skipped = [], []
+
+    def skip(m, batch, precision):
+        asked.append((m.name, batch, precision))
+        return "already measured" if batch == 1 else None
+
+    sweep = make_sweep([model], [1, 2, 4], backend, None, settings=settings(idle_s=0, window_min_s=0.05), skip=skip)
+    results = sweep.run(sink, on_skip=lambda m, b, p, why: skipped.append((b, why)))
+    assert asked == [(model.name, b, "fp32") for b in (1, 2, 4)]
+    assert [r.batch for r in results] == [2, 4] and len(backend.runners) == 2  # nothing was loaded for batch 1
+    assert skipped == [(1, "already measured")]
+    progress = [m for m in sink.messages if isinstance(m, schema.RunEvent) and m.event == "progress"]
+    assert [(p.batch, p.message) for p in progress] == [(1, "skipped: already measured"), (2, None), (4, None)]
+    assert progress[0].eta_s is None  # nothing measured yet: no pace to estimate from
+    assert [p.points_done for p in progress] == [1, 2, 3]
+
+
+def test_runner_labels_reach_the_result(model, sleep_backend, sleep_runner):
+    def make(m, batch):
+        runner = sleep_runner(lambda n: 0.001)
+        runner.calibration, runner.timing_only = "random", True
+        return runner
+
+    results = make_sweep([model], [1], sleep_backend(make), None, settings=settings(idle_s=0, window_min_s=0.05),
+                         precisions=["int8"]).run(ListSink())
+    assert results[0].calibration == "random" and results[0].timing_only is True
