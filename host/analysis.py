@@ -28,6 +28,7 @@ COLUMNS = [
     "throughput_ips", "power_w", "idle_power_w", "net_power_w",
     "energy_per_inference_j", "energy_per_inference_net_j",  # per image; net = idle power subtracted
     "unstable", "converged", "estimated", "power_source", "boundary",
+    "timing_only",  # int8 calibrated on random data: the engine's accuracy is unknown, so top1 is missing
     "top1", "top1_source",  # reference top-1, percent
     "params",  # parameters (count)
     "gmacs", "gops",  # multiply-accumulates per image, 1e9; gops = 2 x gmacs (the seed's "G-Ops")
@@ -35,6 +36,7 @@ COLUMNS = [
     "cost_source",  # "model" (the agent inspected the graph), "catalog" (published figures), or None
     "memory_bytes", "memory_kind",  # "backend" (engine device memory) or "process_rss_delta"
 ]
+TIMING_ONLY = "timing only: int8 calibrated on random data, accuracy unknown"
 FLOATS = ["latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "ms_per_image", "throughput_ips",
           "power_w", "idle_power_w", "net_power_w", "energy_per_inference_j", "energy_per_inference_net_j", "top1",
           "params", "gmacs", "gops", "fc_macs_share", "memory_bytes"]
@@ -83,9 +85,13 @@ def row(r: schema.Result, networks: catalog.Catalog) -> dict:
         "unstable": r.unstable, "converged": r.confidence is None or r.confidence.stop == "converged",
         "estimated": r.provenance.estimated, "power_source": r.provenance.power_source,
         "boundary": r.provenance.boundary,
-        # The model's own accuracy (the agent's manifest) describes exactly what ran; else the catalog's.
-        "top1": r.reference_top1 if r.reference_top1 is not None else (ref.top1 if ref else None),
-        "top1_source": r.reference_top1_source if r.reference_top1 is not None else (ref.source if ref else None),
+        "timing_only": r.timing_only,
+        # The model's own accuracy (the agent's manifest) describes exactly what ran; else the catalog's. An engine
+        # calibrated on random data has no known accuracy: it is timed, never ranked.
+        "top1": None if r.timing_only else (r.reference_top1 if r.reference_top1 is not None
+                                            else (ref.top1 if ref else None)),
+        "top1_source": TIMING_ONLY if r.timing_only else (
+            r.reference_top1_source if r.reference_top1 is not None else (ref.source if ref else None)),
         **_cost(r, ref),
         "memory_bytes": memory, "memory_kind": memory_kind,
     }
@@ -98,7 +104,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
         df[col] = df[col].astype("float64")  # None → NaN, so "missing" survives arithmetic as missing
     df["gops"] = 2 * df["gmacs"]
     df["power_mode"] = df["power_mode"].astype(object).fillna(NO_MODE)
-    for col, default in (("unstable", False), ("estimated", False), ("converged", True)):
+    for col, default in (("unstable", False), ("estimated", False), ("converged", True), ("timing_only", False)):
         df[col] = [default if v is None or v != v else bool(v) for v in df[col]]  # v != v: NaN
     return df
 
@@ -200,6 +206,7 @@ class _Arrays:
         self.batch = df["batch"].to_numpy(dtype="int64")
         self.network_rank = pd.factorize(df["network"], sort=True)[0]
         self.estimated = df["estimated"].to_numpy(dtype=bool)
+        self.timing_only = df["timing_only"].to_numpy(dtype=bool)
         self.top1 = df["top1"].to_numpy(dtype="float64")
         self.energy = basis.energy_j(df)
         self.per_image = df[basis.column].to_numpy(dtype="float64")
@@ -280,6 +287,9 @@ def ceiling_of(arrays: _Arrays, rows: np.ndarray, limits: Limits) -> dict:
         ranked_cheap = a.order(pool, by_energy=True)
         cheapest = int(ranked_cheap[0]) if ranked_cheap.size else None
     excluded = {name: int(mask[rows].sum()) for name, mask in a.excluded.items()}
+    timing_only = int(a.timing_only[rows].sum())
+    if timing_only:
+        excluded["timing_only"] = timing_only
     if need_energy:
         excluded["energy_budget"] = int(candidates.size - feasible.size)
     return {
@@ -295,7 +305,7 @@ def ceiling_of(arrays: _Arrays, rows: np.ndarray, limits: Limits) -> dict:
         "ranked": int(candidates.size),  # with accuracy (and energy, under an energy budget) within the other limits
         "excluded": excluded,
         "without_energy": int((~has_energy).sum()) if need_energy else 0,
-        "without_accuracy": sorted(set(a.columns["network"][rows[~has_top1]])),
+        "without_accuracy": sorted(set(a.columns["network"][rows[~has_top1 & ~a.timing_only[rows]]])),
         "estimated": bool(best is not None and a.estimated[best]),
     }
 

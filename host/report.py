@@ -123,6 +123,8 @@ def _caption(results: list[dict], basis: dict) -> str:
         caption += "; ! = unstable latency (high CoV)"
     if not all(r["converged"] for r in results):
         caption += "; * = window hit its time limit before the intervals were tight"
+    if any(r.get("timing_only") for r in results):
+        caption += "; timing = int8 calibrated on random data: timed, accuracy unknown, never ranked"
     return caption
 
 
@@ -148,7 +150,7 @@ def _table(entry: dict, basis: dict) -> Table:
             f"{r['latency_ms_p99']:.2f}", f"{r['throughput_ips']:.1f}",
             _est("—" if power is None else f"{power:.3g}", r["estimated"]),
             _est("—" if energy is None else _sig3(energy / factor), r["estimated"]),
-            _num(r["top1"], ".2f"),
+            "timing" if r.get("timing_only") else _num(r["top1"], ".2f"),
         )
     return table
 
@@ -201,7 +203,12 @@ def exclusions(c: dict) -> list[str]:
         lines.append(f"Not ranked (no energy measured in this basis): {n} configuration{'s' if n != 1 else ''}.")
     names = {"power_budget": "over the power budget", "latency_budget": "over the latency budget",
              "min_fps": "below the minimum images/s", "energy_budget": "over the energy budget"}
-    parts = [f"{n} {names[k]}" for k, n in c.get("excluded", {}).items() if n]
+    excluded = dict(c.get("excluded", {}))
+    timing_only = excluded.pop("timing_only", 0)
+    if timing_only:
+        lines.append(f"Not ranked (timing only: int8 calibrated on random data, accuracy unknown): {timing_only} "
+                     f"configuration{'s' if timing_only != 1 else ''}.")
+    parts = [f"{n} {names[k]}" for k, n in excluded.items() if n]
     if parts:
         lines.append("Outside the limits: " + ", ".join(parts) + ".")
     return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import msgspec
+from msgspec.structs import replace as msgstruct_replace
 import pytest
 
 from dnnprof.host import analysis
@@ -114,6 +115,21 @@ def test_network_outside_the_catalog_is_counted_not_ranked(msgs):
     nothing = ceiling(results, 0.002)  # only unranked networks fit
     assert nothing["best"] is None
     assert nothing["cheapest"]["network"] == "resnet18"
+
+
+def test_timing_only_results_are_timed_but_never_ranked(msgs):
+    fp16 = msgs.result("resnet50", 1, 0.020, precision="fp16")
+    int8 = msgstruct_replace(msgs.result("resnet50", 1, 0.005, precision="int8"), calibration="random",
+                             timing_only=True)
+    df = analysis.latest(analysis.frame([fp16, int8]))
+    row = df[df["precision"] == "int8"].iloc[0]
+    assert bool(row["timing_only"]) and math.isnan(row["top1"]) and row["top1_source"] == analysis.TIMING_ONLY
+    assert row["energy_per_inference_j"] == 0.005  # its timing and energy are kept
+    c = ceiling([fp16, int8], 1.0)
+    assert c["best"]["precision"] == "fp16"  # the cheaper int8 engine's accuracy is unknown
+    assert c["excluded"]["timing_only"] == 1
+    assert c["without_accuracy"] == []  # resnet50 has an accuracy: only the timing-only engine is unranked
+    assert [step["precision"] for step in analysis.frontier(df)] == ["fp16"]
 
 
 def test_single_point(msgs):

@@ -178,6 +178,18 @@ def test_render_power_modes_and_precisions_separately(store, msgs):
     assert "precision int8: Energy-bounded accuracy ceiling" in flat and "precision fp32: Energy-bounded" in flat
 
 
+def test_render_timing_only_engines_are_shown_never_ranked(store, msgs):
+    random_int8 = msgspec.structs.replace(msgs.result("resnet50", 1, 0.001, precision="int8"),
+                                          calibration="random", timing_only=True)
+    store.add_many([msgs.result("resnet18", 1, 0.010), random_int8])
+    text, flat = render(build(store, 0.05))
+    cells = [line.split() for line in text.splitlines() if line.split()[:3] == ["resnet50", "int8", "1"]]
+    assert cells and cells[0][-1] == "timing"  # its top-1 cell
+    assert "timing = int8 calibrated on random data" in flat
+    assert "Not ranked (timing only: int8 calibrated on random data, accuracy unknown): 1 configuration." in flat
+    assert f"ceiling within 50 mJ gross energy per image: {catalog.lookup('resnet18').top1:.2f}%" in flat
+
+
 def test_render_a_large_board_shows_the_frontier_not_every_row(store, msgs):
     store.add_many([msgs.result("resnet18", b, 0.01 * b) for b in range(1, report.MAX_ROWS + 2)])
     text, flat = render(build(store, 0.05))
