@@ -8,8 +8,9 @@ import socket
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Literal
 
-from dnnprof.agent import conditions
+from dnnprof.agent import conditions, tegra
 from dnnprof.shared import schema, topics
 
 
@@ -43,7 +44,16 @@ def default_board_id() -> str:
 
 
 def info(board: str, *, backends: dict[str, str], power_source: str | None, power_boundary: str | None,
-         power_estimated: bool, session: int = 0, root: str | Path = "/") -> schema.BoardInfo:
+         power_estimated: bool, session: int = 0, root: str | Path = "/",
+         facts: schema.BoardFacts | None | Literal["read"] = "read") -> schema.BoardInfo:
+    """What the agent knows about the machine under ``root``.
+
+    ``facts``: the Jetson facts to report; ``"read"`` (the default) reads them under ``root`` with
+    :func:`dnnprof.agent.tegra.facts`, taking the TensorRT version from ``backends["tensorrt"]`` when that backend is
+    there; ``None`` reports none (as off a Jetson).
+    """
+    if facts == "read":
+        facts = tegra.facts(root, tensorrt_version=backends.get("tensorrt"), runner=tegra.live_runner(root))
     return schema.BoardInfo(
         board=board,
         ts=time.time(),
@@ -60,4 +70,5 @@ def info(board: str, *, backends: dict[str, str], power_source: str | None, powe
         power_boundary=power_boundary,
         power_estimated=power_estimated,
         session=session,
+        facts=facts,
     )

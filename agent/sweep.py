@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dnnprof.agent import conditions, profiler
+import msgspec
+
+from dnnprof.agent import conditions, profiler, tegra
 from dnnprof.agent.backends import Backend
 from dnnprof.agent.link import Sink
 from dnnprof.agent.models.onnxfile import ModelFile
@@ -36,6 +38,7 @@ class Sweep:
     skip: Callable[[ModelFile, int, str], str | None] | None = None
     _idle_cache: profiler.Idle | None = field(default=None, init=False, repr=False)
     _costs: dict[str, schema.ModelCost | None] = field(default_factory=dict, init=False, repr=False)
+    _facts: tuple[schema.BoardFacts | None] | None = field(default=None, init=False, repr=False)  # (facts,) once read
 
     def __post_init__(self) -> None:
         # Fail before any profiling time is spent.
@@ -96,11 +99,23 @@ class Sweep:
         sink.send(self._event(seq + 1, "finished", done, eta_s=0.0))
         return results
 
-    def _idle(self) -> profiler.Idle | None:
-        """A fresh idle baseline: reused while young and measured in the same clock state, else re-measured."""
+    def board_facts(self) -> schema.BoardFacts | None:
+        """The Jetson's facts under ``root``, read once per sweep; None off a Jetson. TensorRT's version is the
+        backend's own when the backend is TensorRT."""
+        if self._facts is None:
+            version = self.backend.version if self.backend.name == "tensorrt" else None
+            self._facts = (tegra.facts(self.root, tensorrt_version=version, runner=tegra.live_runner(self.root)),)
+        return self._facts[0]
+
+    def clock_state(self) -> tegra.ClockState:
+        """The nvpmodel mode, jetson_clocks and CPU governor now (read before every point: they can change)."""
+        return tegra.clock_state(self.root, jetson=self.board_facts() is not None)
+
+    def _idle(self, key: object) -> profiler.Idle | None:
+        """A fresh idle baseline: reused while young and measured in the same clock state (``key``, see
+        :attr:`tegra.ClockState.idle_key`), else re-measured."""
         if self.power is None or self.settings.idle_s <= 0:
             return None
-        key = conditions.cpu_governor(self.root)
         idle = self._idle_cache
         if idle is None or idle.key != key or clock() - idle.t_end > self.settings.idle_max_age_s:
             idle = self._idle_cache = profiler.measure_idle(self.power, self.settings.idle_s, key)
@@ -114,10 +129,11 @@ class Sweep:
 
     def measure(self, model: ModelFile, batch: int, precision: str | None = None) -> schema.Result:
         precision = precision or self.precisions[0]
+        state = self.clock_state()
         before = conditions.snapshot(self.root)
         runner = self.backend.prepare(model, batch, precision, seed=self.seed)
         try:
-            idle = self._idle()
+            idle = self._idle(state.idle_key)
             start = conditions.snapshot(self.root)
             if self.power is None:
                 m = profiler.measure(runner, batch, self.settings)
@@ -129,12 +145,11 @@ class Sweep:
             peak = conditions.process_peak_rss_bytes(root=self.root)
         finally:
             runner.close()
-        return self._result(model, precision, runner, m, idle, before, start, end, peak,
-                            conditions.cpu_governor(self.root))
+        return self._result(model, precision, runner, m, idle, before, start, end, peak, state)
 
     def _result(self, model: ModelFile, precision: str, runner, m: profiler.Measurement, idle: profiler.Idle | None,
                 before: conditions.Snapshot, start: conditions.Snapshot, end: conditions.Snapshot,
-                peak_rss: int | None, governor: str | None) -> schema.Result:
+                peak_rss: int | None, state: tegra.ClockState) -> schema.Result:
         source = self.power
         energy = rails = None
         if m.energy is not None:
@@ -153,7 +168,11 @@ class Sweep:
                 gross=m.energy.energy_j / per,
                 net=None if idle is None else (m.energy.energy_j - idle.power_w * m.window_s) / per)
         cov = m.latency_cov
-        clocks = f"cpu governor {governor}" if governor else None
+        clocks = state.clocks
+        facts = self.board_facts()
+        if facts is not None:  # the sweep-wide facts, with the mode and clocks this point ran under
+            facts = msgspec.structs.replace(facts, power_mode=state.power_mode, power_mode_id=state.power_mode_id,
+                                            jetson_clocks=state.jetson_clocks)
         return schema.Result(
             id=uuid.uuid4().hex,
             board=self.board,
@@ -203,6 +222,7 @@ class Sweep:
                 temperatures_start_c=start.temperatures_c,
                 temperatures_end_c=end.temperatures_c,
                 throttle_events=_delta(end.throttle_count, start.throttle_count),
+                power_mode=state.power_mode,
                 clocks=clocks,
                 sync_mode=runner.sync_mode,
             ),
@@ -217,8 +237,10 @@ class Sweep:
                 sampler_cpu_fraction=m.sampler_cpu_fraction,
                 rails=list(source.rails) if source else [],
                 method=source.method if source else "no power source: energy not measured",
+                power_mode=state.power_mode,
                 clocks=clocks,
             ),
+            board_facts=facts,
         )
 
 

@@ -10,7 +10,7 @@ import math
 import threading
 import time
 
-from dnnprof.agent import conditions, energy
+from dnnprof.agent import conditions, energy, tegra
 from dnnprof.agent.link import Sink
 from dnnprof.agent.power import PowerSource
 from dnnprof.agent.power.sampler import clock
@@ -103,6 +103,8 @@ class TelemetryPublisher:
         self._temperatures: dict[str, float] = {}
         self._throttle: int | None = None
         self._clocks: str | None = None
+        self._power_mode: str | None = None  # nvpmodel's mode on a Jetson
+        self._jetson = tegra.is_jetson(root)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
 
@@ -196,8 +198,8 @@ class TelemetryPublisher:
         if now - self._slow_at >= THROTTLE_AND_CLOCKS_PERIOD_S:
             self._slow_at = now
             self._throttle = conditions.throttle_count(self.root)
-            governor = conditions.cpu_governor(self.root)
-            self._clocks = f"cpu governor {governor}" if governor else None  # as results word it
+            state = tegra.clock_state(self.root, jetson=self._jetson)
+            self._clocks, self._power_mode = state.clocks, state.power_mode  # as results word them
         source = self.source
         if source is None:
             t0, powers, rails_w = now, [], {}
@@ -209,7 +211,7 @@ class TelemetryPublisher:
             dt_s=self.sample_period_s if source is not None else 0.0, power_w=powers,
             power_source=source.name if source else None, boundary=source.boundary if source else None,
             estimated=bool(source and source.estimated), rails_w=rails_w, temperatures_c=self._temperatures,
-            throttle_events=self._throttle, clocks=self._clocks, power_mode=None)  # nvpmodel: Jetsons, later
+            throttle_events=self._throttle, clocks=self._clocks, power_mode=self._power_mode)
         self._seq += 1
         try:
             self.sink.send(message)

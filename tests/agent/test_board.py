@@ -1,12 +1,13 @@
 """Facts about the machine, read from recorded /proc files (tests/data/board) through the root parameter."""
 
+import json
 import os
 import socket
 from pathlib import Path
 
 import pytest
 
-from dnnprof.agent import board
+from dnnprof.agent import board, tegra
 from dnnprof.shared import schema, topics
 
 DATA = Path(__file__).parents[1] / "data" / "board"
@@ -95,3 +96,73 @@ def test_info_without_power_or_proc(tmp_path):
     assert facts.cpu_model is None and facts.memory_total_bytes is None
     assert facts.power_source is None
     assert schema.decode(schema.encode(facts)) == facts
+
+
+# --- Jetson facts (recorded trees in tests/data/jetson) -----------------------------------------------------------
+
+JETSON = Path(__file__).parents[1] / "data" / "jetson"
+
+
+def test_info_carries_the_jetson_facts():
+    root = JETSON / "orin-nano-jp6"
+    info = board.info("orin-1", backends={"onnxruntime": "1.17.1"}, power_source=None, power_boundary=None,
+                      power_estimated=False, root=root)
+    assert info.facts == tegra.facts(root)
+    assert info.facts.model == "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"
+    assert (info.facts.power_mode, info.facts.power_mode_id, info.facts.jetson_clocks) == ("15W", 0, False)
+    assert info.facts.tensorrt == "10.3.0.30"  # from the packages: ONNX Runtime knows no TensorRT version
+    assert schema.decode(schema.encode(info)) == info
+
+
+def test_info_takes_the_tensorrt_version_from_the_tensorrt_backend():
+    info = board.info("orin-1", backends={"tensorrt": "10.3.0"}, power_source=None, power_boundary=None,
+                      power_estimated=False, root=JETSON / "orin-nano-jp6")
+    assert info.facts.tensorrt == "10.3.0"
+
+
+def test_info_has_no_facts_off_a_jetson(tmp_path):
+    for root in (X86, ORIN, tmp_path):  # ORIN: an Orin's /proc without its device tree or release file
+        info = board.info("bench-3", backends={}, power_source=None, power_boundary=None, power_estimated=False,
+                          root=root)
+        assert info.facts is None
+        assert schema.to_builtins(info)["facts"] is None
+
+
+def test_info_facts_given_or_withheld():
+    given = schema.BoardFacts(model="given", dla_cores=1)
+    kw = dict(backends={}, power_source=None, power_boundary=None, power_estimated=False, root=JETSON / "nano-jp4")
+    assert board.info("b", facts=given, **kw).facts is given
+    assert board.info("b", facts=None, **kw).facts is None
+
+
+def test_dnnagent_info_json_on_a_recorded_jetson():
+    from typer.testing import CliRunner
+
+    from dnnprof.agent.cli import app
+
+    result = CliRunner().invoke(app, ["info", "--root", str(JETSON / "orin-nano-jp6"), "--json",
+                                      "--power-source", "none"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["kind"] == "info" and "power_notes" in data and "hostname" in data and "backends" in data
+    assert data["facts"] == {
+        "model": "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", "soc": "tegra234",
+        "l4t": "36.4.3", "jetpack": "6.2", "tensorrt": "10.3.0.30", "cuda": "12.6.11", "power_mode": "15W",
+        "power_mode_id": 0, "jetson_clocks": False, "dla_cores": 0}
+
+
+@pytest.mark.parametrize("root, lines", [
+    (JETSON / "agx-orin-jp6", ["NVIDIA Jetson AGX Orin Developer Kit", "tegra234", "36.3.0", "6.0", "8.6.2.3",
+                                "12.2.140", "MAXN (id 0)", "jetson_clocks", "on", "dla cores", "2"]),
+    (ORIN, ["not a Jetson: no Jetson facts"]),
+])
+def test_dnnagent_info_text(root, lines):
+    from typer.testing import CliRunner
+
+    from dnnprof.agent.cli import app
+
+    result = CliRunner().invoke(app, ["info", "--root", str(root), "--power-source", "none"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for text in lines:
+        assert text in result.stdout

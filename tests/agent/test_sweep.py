@@ -5,7 +5,9 @@ counters a background thread moves at a known power.
 """
 
 import os
+import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -447,3 +449,92 @@ def test_runner_labels_reach_the_result(model, sleep_backend, sleep_runner):
     results = make_sweep([model], [1], sleep_backend(make), None, settings=settings(idle_s=0, window_min_s=0.05),
                          precisions=["int8"]).run(ListSink())
     assert results[0].calibration == "random" and results[0].timing_only is True
+
+
+# --- Board facts and clock state on a recorded Jetson tree (tests/data/jetson) --------------------------------------
+
+JETSON = Path(__file__).parents[1] / "data" / "jetson"
+
+
+def jetson_root(tmp_path, name="orin-nano-jp6") -> Path:
+    """A copy of a recorded Jetson tree: it has no /proc/stat, /proc/meminfo or thermal zones, which the sweep's
+    other condition readers must take as unknown."""
+    root = tmp_path / name
+    shutil.copytree(JETSON / name, root)
+    return root
+
+
+def pin_clocks(root: Path) -> None:
+    """What `sudo jetson_clocks` does to the files the agent reads: every minimum raised to its maximum."""
+    for low in [*root.glob("sys/devices/system/cpu/cpu*/cpufreq/scaling_min_freq"),
+                *root.glob("sys/class/devfreq/*/min_freq")]:
+        low.write_text(low.with_name("scaling_max_freq" if low.name.startswith("scaling") else "max_freq").read_text())
+
+
+def test_jetson_points_carry_board_facts_power_mode_and_clocks(model, sleep_backend, sleep_runner, powercap,
+                                                               tmp_path):
+    writer = powercap(PACKAGES)
+    root = jetson_root(tmp_path)
+    backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.002))
+    sweep = make_sweep([model], [1, 2, 4, 8], backend, RaplSource(root=writer.root),
+                       settings=settings(idle_max_age_s=60, window_min_s=0.1), root=str(root))
+    seen: list = []
+    changes = {1: lambda: (root / "var/lib/nvpmodel/status").write_text("pmode:0003 fmode:quiet\n"),  # 15W -> 7W
+               2: lambda: pin_clocks(root),  # jetson_clocks on
+               3: lambda: (root / "proc/device-tree/model").write_bytes(b"changed\0")}  # facts are read once
+
+    def on_point(result):
+        seen.append(sweep._idle_cache)
+        changes.get(len(seen), lambda: None)()
+
+    results = sweep.run(ListSink(), on_point=on_point)
+    assert [(r.conditions.power_mode, r.conditions.clocks) for r in results] == [
+        ("15W", "jetson_clocks off"), ("7W", "jetson_clocks off"), ("7W", "jetson_clocks on"),
+        ("7W", "jetson_clocks on")]
+    for r in results:
+        assert r.provenance.power_mode == r.conditions.power_mode and r.provenance.clocks == r.conditions.clocks
+        f = r.board_facts
+        assert f.model == "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super"  # not "changed"
+        assert (f.soc, f.l4t, f.jetpack, f.tensorrt, f.cuda, f.dla_cores) == (
+            "tegra234", "36.4.3", "6.2", "10.3.0.30", "12.6.11", 0)  # the sleep backend is no TensorRT
+        # the mode and clocks in the facts are the point's own
+        assert (f.power_mode, f.jetson_clocks) == (r.conditions.power_mode, r.conditions.clocks.endswith("on"))
+    assert [r.board_facts.power_mode_id for r in results] == [0, 3, 3, 3]
+    # an idle baseline measured in another mode or clock state is never reused; in the same state it is
+    assert seen[0] is not seen[1] and seen[1] is not seen[2] and seen[3] is seen[2]
+    assert [i.key for i in seen[:3]] == [(0, "15W", False, "schedutil"), (3, "7W", False, "schedutil"),
+                                         (3, "7W", True, "schedutil")]
+    assert results[0].memory.process_peak_rss_bytes is None and results[0].conditions.temperatures_start_c == {}
+
+
+def test_jetson_facts_take_the_tensorrt_backends_version(model, sleep_backend, sleep_runner, tmp_path):
+    backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
+    backend.name = "tensorrt"  # a backend that says it is TensorRT reports its own library version
+    (r,) = make_sweep([model], [1], backend, None, settings=settings(idle_s=0, window_min_s=0.05),
+                      root=str(jetson_root(tmp_path, "agx-orin-jp6"))).run(ListSink())
+    assert r.board_facts.tensorrt == backend.version == "1.0"
+    assert (r.conditions.power_mode, r.conditions.clocks, r.board_facts.dla_cores) == ("MAXN", "jetson_clocks on", 2)
+    assert schema.decode(schema.encode(r)) == r
+
+
+def test_jetson_without_readable_clocks_keeps_the_governor_wording(model, sleep_backend, sleep_runner, tmp_path):
+    root = jetson_root(tmp_path, "nano-jp4")
+    shutil.rmtree(root / "sys/class/devfreq")
+    for low in root.glob("sys/devices/system/cpu/cpu*/cpufreq/scaling_min_freq"):
+        low.unlink()  # governor still there, min/max not both: jetson_clocks unknown
+    (root / "var/lib/nvpmodel/status").unlink()  # and the mode unknown: a recorded tree has no nvpmodel to ask
+    backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
+    (r,) = make_sweep([model], [1], backend, None, settings=settings(idle_s=0, window_min_s=0.05),
+                      root=str(root)).run(ListSink())
+    assert r.conditions.clocks == r.provenance.clocks == "cpu governor schedutil"
+    assert r.conditions.power_mode is None and r.board_facts.power_mode is None
+    assert r.board_facts.jetson_clocks is None and r.board_facts.model == "NVIDIA Jetson Nano Developer Kit"
+
+
+def test_no_board_facts_off_a_jetson(model, sleep_backend, sleep_runner, tmp_path):
+    backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
+    sweep = make_sweep([model], [1], backend, None, settings=settings(idle_s=0, window_min_s=0.05),
+                       root=str(tmp_path))
+    (r,) = sweep.run(ListSink())
+    assert r.board_facts is None and r.conditions.power_mode is None and r.provenance.power_mode is None
+    assert sweep.clock_state().idle_key is None  # no governor either: the key is what it was before Jetsons

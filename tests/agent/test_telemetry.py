@@ -146,6 +146,15 @@ def test_without_a_power_source_samples_are_empty_never_zero(listen, links):
         assert (m.temperatures_c, m.throttle_events, m.clocks) == tuple(X86_FACTS.values())
 
 
+def test_on_a_jetson_messages_carry_the_nvpmodel_mode_and_jetson_clocks(listen, links):
+    listener, link = listen(), links("tele-j")
+    with TelemetryPublisher(link, "tele-j", None, rate_hz=20, root=str(DATA / "jetson" / "orin-nano-jp6")):
+        got = listener.take(2)
+    for _, raw in got:
+        m = schema.decode(raw.payload)
+        assert (m.power_mode, m.clocks) == ("15W", "jetson_clocks off")  # the recorded Orin Nano's state
+
+
 def test_sample_rate_is_bounded_by_the_sensor_update_interval():
     # USER_HZ 10: the recorded /proc/stat's jiffies would tick every 0.1 s, so reading faster only repeats
     source = SharedSource(EstimateSource(DATA / "procstat" / "x86-4cpu", user_hz=10))
