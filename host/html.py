@@ -257,7 +257,7 @@ def _board_section(entry: dict, basis: dict, constraints: dict, figures: dict[st
                    placed: set[str]) -> str:
     name = entry.get("board")
     out = [f'<section id="{_id("board", name)}"><h2>{_e(name)}</h2>']
-    meta = [f"{label}: {entry[k]}" for k, label in (("state", "state"), ("hostname", "host"), ("cpu_model", "CPU"))
+    meta = [f"{label}: {entry[k]}" for k, label in (("state", "state"), ("hostname", "host"), ("machine", "machine"))
             if entry.get(k)]
     results = entry.get("results") or []
     meta.append(f"configurations: {entry.get('configurations', len(results))}")

@@ -18,7 +18,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Span, Text
 
-from dnnprof.shared import units
+from dnnprof.shared import schema, units
 
 from .collector import Collector
 from .fleet import WINDOW_S, Board, Fleet
@@ -93,8 +93,7 @@ def _power(board: Board) -> str:
 
 
 def _model(board: Board) -> str:
-    info = board.info
-    parts = [info.cpu_model or info.hostname if info else None, board.power_mode]
+    parts = [schema.machine(board.info), board.power_mode]
     return " · ".join(p for p in parts if p) or "—"
 
 

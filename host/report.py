@@ -15,7 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from dnnprof.shared import catalog, units
+from dnnprof.shared import catalog, schema, units
 
 from . import analysis, seed
 from .store import Store
@@ -73,6 +73,7 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
             "state": meta.get("state"),
             "hostname": info.hostname if info else None,
             "cpu_model": info.cpu_model if info else None,
+            "machine": schema.machine(info),
             "configurations": len(rows),
             "with_energy": int(has_energy[rows].sum()),
             "results": [records[i] for i in rows] if rows_up_to is None or len(rows) <= rows_up_to else None,
@@ -132,7 +133,7 @@ def _table(entry: dict, basis: dict) -> Table:
     results = entry["results"]
     modes = len({r["power_mode"] for r in results}) > 1
     precisions = len({r["precision"] for r in results}) > 1
-    title = f"[bold]{entry['board']}[/]" + (f" — {entry['cpu_model']}" if entry["cpu_model"] else "")
+    title = f"[bold]{entry['board']}[/]" + (f" — {entry['machine']}" if entry.get("machine") else "")
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
                   caption=_caption(results, basis))
     factor, unit = units.common_unit([r["energy_j"] for r in results], "energy")

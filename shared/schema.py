@@ -245,6 +245,16 @@ class Result(_Message, tag="result", kw_only=True):
     provenance: Provenance
 
 
+def machine(info: BoardInfo | None) -> str | None:
+    """What a person calls the machine: the Jetson's model and JetPack, else the CPU model, else the hostname."""
+    if info is None:
+        return None
+    facts = info.facts
+    if facts is not None and facts.model:
+        return facts.model + (f" (JetPack {facts.jetpack})" if facts.jetpack else "")
+    return info.cpu_model or info.hostname
+
+
 NO_POWER_MODE = "n/a"  # the power mode of a machine that has none (a value, so grouping and keys never see None)
 
 

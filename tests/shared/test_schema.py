@@ -314,3 +314,18 @@ def test_decoder_is_strict_msgspec():
     with pytest.raises(SchemaError):
         schema.decode(b"{}")
     assert not issubclass(msgspec.ValidationError, SchemaError)
+
+
+def test_machine_names_a_jetson_by_its_model_and_jetpack_else_the_cpu_else_the_host():
+    base = dict(board="b", ts=1.0, hostname="host-1", os="Linux", arch="aarch64", cpu_count=6, python="3.10",
+                agent_version="0.1.0")
+    jetson = schema.BoardInfo(**base, cpu_model="ARMv8", facts=schema.BoardFacts(
+        model="NVIDIA Jetson Orin Nano Developer Kit", jetpack="6.2", power_mode="15W"))
+    assert schema.machine(jetson) == "NVIDIA Jetson Orin Nano Developer Kit (JetPack 6.2)"
+    no_jetpack = msgspec.structs.replace(jetson, facts=schema.BoardFacts(model="NVIDIA Jetson Nano"))
+    assert schema.machine(no_jetpack) == "NVIDIA Jetson Nano"
+    assert schema.machine(schema.BoardInfo(**base, cpu_model="AMD EPYC")) == "AMD EPYC"
+    assert schema.machine(schema.BoardInfo(**base)) == "host-1"
+    assert schema.machine(None) is None
+    round_trip = schema.decode(schema.encode(jetson))
+    assert round_trip.facts == jetson.facts
