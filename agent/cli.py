@@ -16,7 +16,7 @@ from rich.table import Table
 
 from dnnprof.agent import board as board_facts
 from dnnprof.agent import profiler, telemetry
-from dnnprof.agent.backends import get_backend
+from dnnprof.agent.backends import get_backend, resolve
 from dnnprof.agent.link import JsonlSink, MqttLink, Sink
 from dnnprof.agent.models import onnxfile
 from dnnprof.agent.power import open_source
@@ -79,6 +79,40 @@ def _precisions(text: str, backend: str, supported: tuple[str, ...]) -> list[str
     return list(dict.fromkeys(wanted))
 
 
+def _parse_size(text: str, option: str) -> int:
+    """``"1GiB"``, ``"512MiB"``, ``"2GB"`` or ``"1073741824"`` → bytes (KiB/MiB/GiB are 1024-based, kB/MB/GB 1000)."""
+    factors = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+    raw = text.strip().replace(" ", "")
+    number = raw.rstrip("bBkKmMgGiI")
+    unit = raw[len(number):].lower()
+    try:
+        value = float(number) * factors[unit]
+    except (ValueError, KeyError):
+        value = math.nan
+    if not math.isfinite(value) or value < 1:
+        raise UserError(f"{option} {text!r} is not a size: write e.g. 1GiB, 512MiB or 2GB")
+    return int(value)
+
+
+class _EngineStatus:
+    """TensorRT engine-build status on stderr: texts ending in "…" (work in progress) replace the progress line's
+    description while a build runs; the others (built, loaded from cache, rebuilt because ...) are printed."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task = None
+
+    def __call__(self, text: str) -> None:
+        in_progress = text.endswith("…")
+        if self.progress is None:
+            if not in_progress:
+                err.print(f"engine: {text}")
+            return
+        self.progress.update(self.task, description=text if in_progress else "profiling")
+        if not in_progress:
+            self.progress.console.print(f"engine: {text}")
+
+
 class _Tee:
     def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = sinks
@@ -106,11 +140,25 @@ def run(
                                                    "(load it on the host with `dnnhost import`).")] = None,
     board: Annotated[Optional[str], typer.Option(help="Board id (letters a-z, digits, -); default: the hostname.")]
     = None,
-    backend: Annotated[str, typer.Option(help="Inference backend: auto, onnxruntime.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Inference backend: auto, onnxruntime, tensorrt. auto is tensorrt "
+                                              "where TensorRT and pycuda import, else onnxruntime.")] = "auto",
     precision: Annotated[str, typer.Option(help="Precisions to build and run, comma separated: fp32 (fp16, int8 on "
                                                 "TensorRT).")] = "fp32",
-    power_source: Annotated[str, typer.Option(help="auto, none, rapl[:ROOT], estimate[:ROOT]. auto uses the "
-                                                   "best real sensor, else a labelled estimate.")] = "auto",
+    engine_cache: Annotated[Optional[Path], typer.Option(
+        help="TensorRT: directory of built engines, so a second run builds nothing (default: "
+             "~/.cache/dnnprof/engines).", metavar="DIR")] = None,
+    dla_core: Annotated[Optional[int], typer.Option(
+        help="TensorRT: build for this DLA core (0, 1) with GPU fallback; fp16 and int8 only.", metavar="N")] = None,
+    calibration: Annotated[Optional[Path], typer.Option(
+        help="TensorRT int8: calibrate on the .jpg/.png images in DIR (ImageNet preprocessing). Without it int8 is "
+             "calibrated on random data and its results are labelled timing only.", metavar="DIR")] = None,
+    rebuild_engines: Annotated[bool, typer.Option(
+        "--rebuild-engines", help="TensorRT: build every engine again, ignoring the engine cache.")] = False,
+    workspace: Annotated[Optional[str], typer.Option(
+        help="TensorRT: builder workspace limit, e.g. 1GiB (the default) or 512MiB.", metavar="SIZE")] = None,
+    power_source: Annotated[str, typer.Option(help="auto, none, ina3221[:ROOT], jtop, tegrastats, rapl[:ROOT], "
+                                                   "estimate[:ROOT]. auto uses the best real sensor (in that order),"
+                                                   " else a labelled estimate; `dnnagent power` tries one.")] = "auto",
     tdp_w: Annotated[Optional[float], typer.Option(help="TDP in watts for the estimate source.")] = None,
     warmup: Annotated[str, typer.Option(help="Minimum warm-up per point; it goes on until latency is steady.")]
     = "200ms",
@@ -127,7 +175,7 @@ def run(
     idle: Annotated[str, typer.Option(help="Idle baseline length for net energy; 0s for none.")] = "1s",
     idle_max_age: Annotated[str, typer.Option(help="Reuse an idle baseline this long.")] = "60s",
     min_iterations: Annotated[int, typer.Option(help="Minimum batches in the timed window.")] = 10,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for the backend (default: all).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="onnxruntime: CPU threads (default: all).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run id (letters a-z, digits, -); default: time-based.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random input data.")] = 0,
     telemetry_rate: Annotated[str, typer.Option(
@@ -171,11 +219,26 @@ def run(
         from dnnprof.agent.models import manifest as manifest_mod
 
         files += manifest_mod.load(manifest)
-    engine = get_backend(backend, threads=threads)
+    if calibration is not None and "int8" not in [p.strip().lower() for p in precision.split(",")]:
+        raise UserError("--calibration calibrates int8 engines: add int8 to --precision, or leave it out")
+    chosen = resolve(backend)
+    engine_status = _EngineStatus()
+    platform = None
+    if chosen == "tensorrt":
+        from dnnprof.agent import tegra
+
+        platform = tegra.l4t()  # part of the engine-cache key; None off a Jetson
+    if engine_cache is None and chosen == "tensorrt":
+        engine_cache = Path("~/.cache/dnnprof/engines").expanduser()
+    engine = get_backend(backend, threads=threads, engine_cache=engine_cache, dla_core=dla_core,
+                         calibration=calibration, rebuild=rebuild_engines,
+                         workspace_bytes=_parse_size(workspace, "--workspace") if workspace is not None else None,
+                         on_status=None if quiet else engine_status, platform=platform)
     selection = open_source(power_source, tdp_w=tdp_w)
     # The sweep's sampler and the telemetry thread read the same sensor: one lock for both.
     power = telemetry.SharedSource(selection.source) if selection.source else None
-    precisions = _precisions(precision, engine.name, engine.precisions)
+    precisions = _precisions(precision, engine.name if dla_core is None else f"{engine.name} on DLA core {dla_core}",
+                             engine.precisions)
     sweep = Sweep(board=board_id, run_id=run_id, models=files, batches=batches, backend=engine,
                   power=power, settings=settings, precisions=precisions, seed=seed)
     source = selection.source
@@ -216,6 +279,7 @@ def run(
                 with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as progress:
                     task = progress.add_task("profiling", total=sweep.points)
+                    engine_status.progress, engine_status.task = progress, task
 
                     def done(r: schema.Result) -> None:
                         progress.console.print(_result_line(r))
@@ -223,6 +287,8 @@ def run(
 
                     results = sweep.run(sink, on_point=done)
     finally:
+        if power is not None:
+            power.close()  # a tegrastats child or a jtop client must not outlive the sweep
         unsent = sink.close()
         if unsent:
             rescue = Path(f"dnnprof-unsent-{run_id}.jsonl")
@@ -240,10 +306,71 @@ def run(
             err.print("~ estimated: energy and power come from a model of CPU power, not a sensor.")
 
 
+# --- service: `serve` (what the systemd unit runs) and `install-service` ---------------------------------------
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The agent's TOML config (example: "
+                                                                "systemd/agent.toml).")]
+    = Path("/etc/dnnprof/agent.toml"),
+    check: Annotated[bool, typer.Option("--check", help="Only check the config and its models, then exit.")]
+    = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug log lines too.")] = False,
+) -> None:
+    """Run as a service: connect, announce the board, run the configured sweep (skipping points already
+    measured), then stay online publishing telemetry until SIGTERM. What systemd/dnnprof-agent.service runs.
+
+    Example: [bold]dnnagent serve --config /etc/dnnprof/agent.toml[/bold]
+    """
+    import threading
+
+    from dnnprof.agent import config as agent_config
+    from dnnprof.agent import service
+
+    settings = agent_config.load(config)
+    if check:
+        for path in settings.models:
+            onnxfile.load(path)
+        out.print(f"{config}: OK — board {settings.board_id}, broker {settings.broker.address}, "
+                  f"{len(settings.models)} models x {len(settings.batch_sizes)} batch sizes x "
+                  f"{len(settings.precisions)} precisions")
+        return
+    service.log_to_stderr(verbose)
+    stop = threading.Event()
+    with service.stop_on_signals(stop):
+        service.serve(settings, stop=stop)
+
+
+@app.command("install-service")
+def install_service(
+    config: Annotated[Path, typer.Option("--config", help="Config file the service reads (the example is "
+                                                          "installed there if it does not exist).")]
+    = Path("/etc/dnnprof/agent.toml"),
+    user: Annotated[str, typer.Option(help="System user the agent runs as (created if missing).")] = "dnnprof",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every file and command; change nothing.")]
+    = False,
+    root: Annotated[Path, typer.Option(help="Install under this root instead of / (an image being prepared: "
+                                            "nothing is started).")] = Path("/"),
+) -> None:
+    """Install the agent as a systemd service: system user in the jtop/video/render groups, /etc/dnnprof/agent.toml
+    (never overwritten), the unit, then enable (and start, once the config loads). Needs sudo."""
+    from dnnprof.agent import install
+
+    install.install_service(config=config, user=user, dry_run=dry_run, root=root)
+
+
 @app.command()
 def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-         power_source: Annotated[str, typer.Option(help="Power source spec to probe.")] = "auto") -> None:
-    """Show what the agent knows about this machine and which power source it would use."""
+         power_source: Annotated[str, typer.Option(help="Power source to probe: auto, ina3221[:ROOT], jtop, "
+                                                        "tegrastats, rapl[:ROOT], estimate[:ROOT].")] = "auto",
+         root: Annotated[Optional[Path], typer.Option(
+             "--root", help="Read the machine's files (/proc, /sys, /etc, ...) from this recorded tree instead of /.",
+             exists=True, file_okay=False)] = None) -> None:
+    """Show what the agent knows about this machine and which power source it would use.
+
+    On a Jetson: model, SoC, L4T, JetPack, TensorRT and CUDA versions, nvpmodel mode, jetson_clocks and DLA cores.
+    """
     selection = open_source(power_source)
     engines = {}
     try:
@@ -255,7 +382,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     facts = board_facts.info(board_facts.default_board_id(), backends=engines,
                              power_source=source.name if source else None,
                              power_boundary=source.boundary if source else None,
-                             power_estimated=bool(source and source.estimated))
+                             power_estimated=bool(source and source.estimated), root=root or "/")
     data = schema.to_builtins(facts)
     data["power_notes"] = selection.notes
     if as_json:
@@ -263,9 +390,117 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         return
     table = Table(show_header=False, box=None)
     for key, value in data.items():
-        if key not in ("kind", "schema", "ts"):
+        if key not in ("kind", "schema", "ts", "facts"):
             table.add_row(key, str(value))
+    for key, value in _jetson_rows(facts.facts):
+        table.add_row(key, value)
     out.print(table)
+
+
+def _jetson_rows(facts: schema.BoardFacts | None) -> list[tuple[str, str]]:
+    """``dnnagent info``'s Jetson lines; one line saying so off a Jetson. Unknown values read "unknown"."""
+    if facts is None:
+        return [("jetson", "not a Jetson: no Jetson facts")]
+
+    def known(value: object) -> str:
+        return "unknown" if value is None else str(value)
+
+    if facts.power_mode_id is None:
+        mode = known(facts.power_mode)
+    else:
+        mode = f"{facts.power_mode or 'name unknown'} (id {facts.power_mode_id})"
+    clocks = {True: "on", False: "off", None: "unknown"}[facts.jetson_clocks]
+    return [("jetson model", known(facts.model)), ("soc", known(facts.soc)), ("l4t", known(facts.l4t)),
+            ("jetpack", known(facts.jetpack)), ("tensorrt", known(facts.tensorrt)), ("cuda", known(facts.cuda)),
+            ("nvpmodel mode", mode), ("jetson_clocks", clocks), ("dla cores", known(facts.dla_cores))]
+
+
+def _parse_duration(text: str, option: str, bare_unit: str = "s") -> float:
+    """``"5"`` (in ``bare_unit``), ``"5s"``, ``"500ms"`` → seconds; UserError naming ``option`` unless positive."""
+    raw = text.strip()
+    try:
+        value = float(raw) * (1e-3 if bare_unit == "ms" else 1.0)
+    except ValueError:
+        try:
+            value = units.parse_time(raw)
+        except UserError as exc:
+            raise UserError(f"{option}: {exc}") from None
+    if not (math.isfinite(value) and value > 0):
+        example = "100, 100ms or 0.1s" if bare_unit == "ms" else "5, 5s or 500ms"
+        raise UserError(f"{option} {text!r} must be a positive time, e.g. {example}")
+    return value
+
+
+@app.command()
+def power(
+    source: Annotated[str, typer.Option(
+        "--source", "-s", metavar="SPEC",
+        help="auto, ina3221[:ROOT], jtop, tegrastats, tegrastats:LOGFILE (replay), rapl[:ROOT], estimate[:ROOT]. "
+             "ROOT is a filesystem root holding sys/... (a recorded tree works).")] = "auto",
+    duration: Annotated[Optional[str], typer.Option(
+        metavar="S", help="How long to sample a live source: 5, 5s or 500ms (default 5s). For a tegrastats log: "
+                          "its first S seconds (default: all of it).", show_default=False)] = None,
+    interval: Annotated[Optional[str], typer.Option(
+        metavar="MS", help="jtop/tegrastats: the interval to ask for (default 100 ms). ina3221/rapl/estimate: the "
+                           "sampling period (default 10 ms / 50 ms). tegrastats log: the spacing of undated lines "
+                           "(default 1000 ms, tegrastats' own). 100, 100ms or 0.1s.", show_default=False)] = None,
+    tdp_w: Annotated[Optional[float], typer.Option(help="TDP in watts for the estimate source.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reading as JSON on stdout.")] = False,
+) -> None:
+    """Read a power source for a while: mean power per rail, the total (input rail or sum of rails), energy,
+    readings and achieved rate — to check a sensor before a sweep, or to read a recorded tegrastats log.
+
+    [bold]dnnagent power[/bold]  the source a sweep would pick here (auto)
+
+    [bold]dnnagent power -s ina3221 --duration 10s[/bold]  Jetson INA3221 rails from sysfs at 100 Hz
+
+    [bold]dnnagent power -s ina3221:/srv/xavier-copy[/bold]  a recorded tree (ROOT/sys/bus/i2c/devices/...)
+
+    [bold]dnnagent power -s jtop --interval 200[/bold]  through jetson-stats' jtop.service
+
+    [bold]dnnagent power -s tegrastats --interval 100[/bold]  spawns tegrastats --interval 100
+
+    [bold]dnnagent power -s tegrastats:run.log --interval 100 --json[/bold]  replays a log tegrastats wrote
+
+    [bold]dnnagent power -s rapl[/bold]  x86 CPU package energy
+
+    [bold]dnnagent power -s estimate --tdp-w 15[/bold]  a labelled estimate (TDP x CPU utilisation)
+    """
+    from dnnprof.agent.power import is_replay
+    from dnnprof.agent.power.probe import probe
+
+    replay = is_replay(source)
+    duration_s = _parse_duration(duration, "--duration") if duration else (math.inf if replay else 5.0)
+    interval_ms = _parse_duration(interval, "--interval", bare_unit="ms") * 1e3 if interval else None
+    if err.is_terminal and not replay:
+        from rich.progress import SpinnerColumn
+
+        with Progress(SpinnerColumn(), TextColumn(f"sampling {source}"), BarColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as progress:
+            task = progress.add_task("sampling", total=1.0)
+            reading = probe(source, duration_s, interval_ms=interval_ms, tdp_w=tdp_w,
+                            on_progress=lambda fraction: progress.update(task, completed=fraction))
+    else:
+        reading = probe(source, duration_s, interval_ms=interval_ms, tdp_w=tdp_w)
+    if as_json:
+        print(json.dumps(reading.to_json(), indent=2))
+        return
+    for note in reading.notes:
+        err.print(f"[yellow]power:[/] {note}")
+    flag = " [bold yellow]ESTIMATED[/]" if reading.estimated else ""
+    kind = "replay of a log" if reading.replay else reading.boundary
+    table = Table("rail", "mean power", title=f"{reading.source} ({kind}){flag}", title_justify="left")
+    for rail, watts in reading.rails.items():
+        table.add_row(rail + (" (input rail)" if rail == reading.input_rail else ""), units.format_power(watts))
+    out.print(table)
+    total = f"input rail {reading.input_rail}" if reading.total_kind == "input_rail" else "sum of rails"
+    out.print(f"total   {units.format_power(reading.total_w)} ({total})")
+    out.print(f"energy  {units.format_energy(reading.energy_j)} over {units.format_time(reading.duration_s)}")
+    repeats = (f", {reading.unique_samples} new values" if reading.unique_samples != reading.samples else "")
+    errors = f", {reading.read_errors} read errors" if reading.read_errors else ""
+    out.print(f"samples {reading.samples}{repeats} at {reading.rate_hz:.3g} Hz achieved{errors}")
+    if reading.method:
+        out.print(f"[dim]{reading.method}[/]")
 
 
 @models_app.command("list")

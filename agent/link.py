@@ -5,8 +5,11 @@ Telemetry is live only: QoS 0, never tracked, never written to a file.
 
 from __future__ import annotations
 
+import logging
+import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +17,8 @@ import paho.mqtt.client as mqtt
 
 from dnnprof.shared import schema, topics
 from dnnprof.shared.errors import UserError
+
+log = logging.getLogger(__name__)
 
 _RETAINED = {"status", "info"}
 LIVE_ONLY = (schema.Telemetry,)  # worth nothing late: QoS 0, not retained, not tracked, not stored
@@ -63,14 +68,23 @@ class MqttLink:
     same session counter; a clean close publishes ``offline`` before disconnecting. Results and run events are
     QoS1; each is tracked until its PUBACK, so ``close()`` can say exactly what did not arrive. Telemetry goes
     out at QoS 0 (``send_live``): dropped while the broker is away, never tracked, never in ``close()``'s list.
+
+    ``tls`` (an ``ssl.SSLContext``) encrypts the connection and checks the broker's certificate; ``username`` and
+    ``password`` log in. ``on_ack(message)`` is called once per tracked message when its PUBACK arrives, on the
+    network thread (so it must be quick and must not publish); an exception it raises is logged, never lost in
+    paho's loop. ``reconnected`` is set each time the connection comes back after a drop (the broker has then
+    published the last will, so a long-running agent re-announces itself).
     """
 
     def __init__(self, broker: str, board: str, *, session: int, connect_timeout_s: float = 5.0,
-                 keepalive_s: int = 30) -> None:
+                 keepalive_s: int = 30, tls: ssl.SSLContext | None = None, username: str | None = None,
+                 password: str | None = None, on_ack: Callable[[schema.Message], None] | None = None) -> None:
         self.host, self.port = topics.parse_broker(broker)
         self.board = topics.check_id(board)
         self.session = session
         self._connected = threading.Event()
+        self.reconnected = threading.Event()
+        self._on_ack = on_ack
         self._connack: object = None
         self._cond = threading.Condition()
         # Delivery tracking by message id. on_publish fires for QoS 0 messages too (once written), and ids are
@@ -86,6 +100,10 @@ class MqttLink:
         lost = schema.Status(board=board, ts=time.time(), state="lost", session=session)
         client.will_set(topics.topic(board, topics.STATUS), schema.encode(lost), qos=1, retain=True)
         client.connect_timeout = connect_timeout_s
+        if tls is not None:
+            client.tls_set_context(tls)
+        if username is not None:
+            client.username_pw_set(username, password)
         self._client = client
         where = f"MQTT broker at {self.host}:{self.port}"
         try:
@@ -102,17 +120,31 @@ class MqttLink:
             raise UserError(f"the {where} did not accept the connection ({self._connack or 'no CONNACK'})")
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        again = self._connected.is_set()
         self._connack = reason_code
         self._connected.set()
+        if again and not getattr(reason_code, "is_failure", False):
+            self.reconnected.set()
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._cond:
-            if self._pending.pop(mid, None) is not None:
+            message = self._pending.pop(mid, None)
+            if message is not None:
                 self._cond.notify_all()
             elif mid in self._live:
                 self._live.discard(mid)
             else:
                 self._acked.add(mid)  # before the publisher recorded the id
+        if message is not None:
+            self._acknowledged(message)
+
+    def _acknowledged(self, message: schema.Message) -> None:
+        if self._on_ack is None:
+            return
+        try:
+            self._on_ack(message)
+        except Exception as exc:  # raised into paho's loop it would end the network thread
+            log.error("acknowledgement handler failed for a %s message: %s", schema.KIND_OF[type(message)], exc)
 
     def send(self, message: schema.Message) -> None:
         """Publish ``message``: QoS 1 and tracked until its PUBACK; telemetry goes to ``send_live`` instead."""
@@ -124,10 +156,13 @@ class MqttLink:
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             raise UserError("the MQTT send queue is full: the broker has been unreachable for too long")
         with self._cond:
-            if info.mid in self._acked:  # PUBACK raced ahead of us
+            raced = info.mid in self._acked  # PUBACK raced ahead of us
+            if raced:
                 self._acked.discard(info.mid)
             else:
                 self._pending[info.mid] = message
+        if raced:
+            self._acknowledged(message)
 
     def send_live(self, message: schema.Message) -> bool:
         """Publish ``message`` at QoS 0, not retained and not tracked; False when it was dropped (no connection).

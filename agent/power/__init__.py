@@ -1,8 +1,28 @@
 """Power sources, one module per kind, and the factory that picks one.
 
-Auto-detection tries the real sensors in ``AUTO_ORDER`` and falls back to the labelled estimate only when none
-works. ``none`` profiles without energy (results say so). A spec is ``NAME[:ROOT]``; ROOT is the filesystem root
-the source reads under (``/`` by default), so a recorded sysfs tree works in place of the live one.
+A spec is ``NAME[:ARG]``:
+
+* ``ina3221[:ROOT]`` — Jetson INA3221 rails read directly from sysfs (``ina3221.py``)
+* ``jtop`` — Jetson rails through the jetson-stats service (``jtop.py``)
+* ``tegrastats`` — Jetson rails from a spawned ``tegrastats --interval MS`` (``tegrastats.py``);
+  ``tegrastats:LOGFILE`` *replays* a recorded log: ``dnnagent power`` reads it, a live sweep refuses it
+* ``rapl[:ROOT]`` — Intel/AMD CPU package energy counters (``rapl.py``)
+* ``estimate[:ROOT]`` — a labelled estimate, TDP x CPU utilisation (``estimate.py``)
+* ``auto[:ROOT]`` — the first of ``AUTO_ORDER`` that works here, else the estimate; ``none`` — no energy
+
+ROOT is the filesystem root a source reads under (``/`` by default), so a recorded tree works in place of the live
+one; ``auto:ROOT`` hands it to every candidate (jtop looks for its socket and tegrastats for its binary under it).
+
+Auto-detection order, best first — ``AUTO_ORDER``:
+
+1. ``ina3221``: the board's own power monitors read in-process at 100 Hz — the fastest and most direct, and it
+   needs nothing installed (JetPack 4's iio files may need root).
+2. ``jtop``: the same monitors read by the jetson-stats root service — works without sysfs access (a container
+   with ``/run/jtop.sock`` mounted), but samples only at the service's interval and needs a matching client.
+3. ``tegrastats``: NVIDIA's tool as a child process — always on a Jetson, but line-rate (10 Hz here) and text.
+4. ``rapl``: CPU package energy on x86 machines (not Jetsons).
+
+Only when none works does auto fall back to the ``estimate``, labelled as an estimate everywhere.
 """
 
 from __future__ import annotations
@@ -14,47 +34,76 @@ from dnnprof.shared.errors import UserError
 
 from .base import PowerSource, SourceUnavailable
 from .estimate import EstimateSource
+from .ina3221 import Ina3221Source
+from .jtop import JtopSource
 from .rapl import RaplSource
+from .tegrastats import TegrastatsSource
 
-SOURCES: dict[str, type[PowerSource]] = {"rapl": RaplSource, "estimate": EstimateSource}
-AUTO_ORDER = ("rapl",)  # real sensors, best first; the estimate is the last resort
+SOURCES: dict[str, type[PowerSource]] = {"ina3221": Ina3221Source, "jtop": JtopSource,
+                                         "tegrastats": TegrastatsSource, "rapl": RaplSource,
+                                         "estimate": EstimateSource}
+AUTO_ORDER = ("ina3221", "jtop", "tegrastats", "rapl")  # real sensors, best first; the estimate is the last resort
+SPECS = "auto, none, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT]"
 
-__all__ = ["PowerSource", "SourceUnavailable", "Selection", "open_source", "SOURCES", "AUTO_ORDER"]
+__all__ = ["PowerSource", "SourceUnavailable", "Selection", "open_source", "open_live", "parse_spec", "is_replay",
+           "SOURCES", "AUTO_ORDER", "SPECS"]
 
 
 @dataclass
 class Selection:
     source: PowerSource | None
-    notes: list[str] = field(default_factory=list)  # why other sources were not used
+    notes: list[str] = field(default_factory=list)  # why other sources were not used; what the chosen one skipped
 
 
-def _make(name: str, root: str | None, tdp_w: float | None) -> PowerSource:
-    kwargs: dict = {"root": root} if root else {}
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"ina3221:/mnt/board"`` → ``("ina3221", "/mnt/board")``; the name lower-cased, the argument as given."""
+    name, _, arg = spec.partition(":")
+    return name.strip().lower(), arg
+
+
+def is_replay(spec: str) -> bool:
+    """True for ``tegrastats:LOGFILE``: a recorded log, read by ``dnnagent power`` but never a live source."""
+    name, arg = parse_spec(spec)
+    return name == "tegrastats" and bool(arg)
+
+
+def _make(name: str, arg: str | None, tdp_w: float | None, interval_ms: float | None) -> PowerSource:
+    """Build source ``name``; ``arg`` is its ROOT (or, from auto, the root every candidate reads under)."""
+    kwargs: dict = {"root": arg} if arg else {}
     if name == "estimate" and tdp_w is not None:
         kwargs["tdp_w"] = tdp_w
+    if name == "jtop" and interval_ms is not None:
+        kwargs["interval_s"] = interval_ms / 1e3
+    if name == "tegrastats" and interval_ms is not None:
+        kwargs["interval_ms"] = interval_ms
     return SOURCES[name](**kwargs)
 
 
-def open_source(spec: str = "auto", *, tdp_w: float | None = None) -> Selection:
-    """Open the power source named by ``spec`` (``auto``, ``none``, ``rapl[:ROOT]``, ``estimate[:ROOT]``).
+def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: float | None = None) -> Selection:
+    """Open the live power source named by ``spec``; ``interval_ms`` is the sampling interval jtop and tegrastats
+    are asked for (sysfs sources are paced by the sampler instead).
 
-    An explicitly named source that cannot work raises UserError; ``auto`` records why each one was skipped.
+    An explicitly named source that cannot work raises UserError (one line); ``auto`` records why each one was
+    skipped. A replay spec (``tegrastats:LOGFILE``) is refused: a sweep needs a live sensor.
     """
-    name, _, root = spec.partition(":")
-    name = name.strip().lower()
+    name, arg = parse_spec(spec)
     if name == "none":
         return Selection(None, ["power source disabled (--power-source none): no energy will be reported"])
     if tdp_w is not None and not (math.isfinite(tdp_w) and tdp_w > 0):
         raise UserError(f"TDP {tdp_w:g} W is not valid: give the processor's TDP in watts, a positive number")
+    if interval_ms is not None and not (math.isfinite(interval_ms) and interval_ms > 0):
+        raise UserError(f"interval {interval_ms:g} ms is not valid: give a positive number of milliseconds")
     if name == "auto":
         notes = []
         for candidate in AUTO_ORDER:
             try:
-                return Selection(_make(candidate, root or None, tdp_w), notes)
+                source = _make(candidate, arg or None, tdp_w, interval_ms)
             except SourceUnavailable as exc:
                 notes.append(f"{candidate}: {exc}")
+                continue
+            return Selection(source, notes + _skipped(source))
         try:
-            source = _make("estimate", root or None, tdp_w)
+            source = _make("estimate", arg or None, tdp_w, interval_ms)
         except SourceUnavailable as exc:
             notes.append(f"estimate: {exc}")
             notes.append("no power source: no energy will be reported")
@@ -62,8 +111,26 @@ def open_source(spec: str = "auto", *, tdp_w: float | None = None) -> Selection:
         notes.append("no power sensor found: energy is an ESTIMATE (TDP x CPU utilisation)")
         return Selection(source, notes)
     if name not in SOURCES:
-        raise UserError(f"unknown power source {spec!r}: use auto, none, {', '.join(n + '[:ROOT]' for n in SOURCES)}")
+        raise UserError(f"unknown power source {spec!r}: use {SPECS}")
+    if name == "jtop" and arg:
+        raise UserError(f"power source {spec!r}: jtop takes no ROOT (it reads the board through /run/jtop.sock): "
+                        "use jtop")
+    if is_replay(spec):
+        raise UserError(f"power source {spec!r} replays a recorded log and cannot measure a live run: use "
+                        "tegrastats (live), ina3221 or jtop; read the log with `dnnagent power --source "
+                        f"{spec}`")
     try:
-        return Selection(_make(name, root or None, tdp_w))
+        source = _make(name, arg or None, tdp_w, interval_ms)
     except SourceUnavailable as exc:
         raise UserError(f"power source {name!r} is not available: {exc}") from None
+    return Selection(source, _skipped(source))
+
+
+def open_source(spec: str = "auto", *, tdp_w: float | None = None) -> Selection:
+    """Open the live power source named by ``spec`` (see the module docstring) at its default rate."""
+    return open_live(spec, tdp_w=tdp_w)
+
+
+def _skipped(source: PowerSource) -> list[str]:
+    """What the chosen source left out (an NC channel, an unreadable rail), as notes naming it."""
+    return [f"{source.name}: {note}" for note in getattr(source, "notes", [])]

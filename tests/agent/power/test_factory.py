@@ -5,19 +5,35 @@ from pathlib import Path
 
 import pytest
 
-from dnnprof.agent.power import AUTO_ORDER, SOURCES, Selection, open_source
+from dnnprof.agent.power import AUTO_ORDER, SOURCES, Selection, is_replay, open_live, open_source, parse_spec
 from dnnprof.agent.power.estimate import EstimateSource
+from dnnprof.agent.power.ina3221 import Ina3221Source
+from dnnprof.agent.power.jtop import JtopSource
 from dnnprof.agent.power.rapl import RaplSource
+from dnnprof.agent.power.tegrastats import TegrastatsSource
 from dnnprof.shared.errors import UserError
 
 DATA = Path(__file__).parents[2] / "data"
 RAPL_ROOT = DATA / "powercap" / "two-packages"
 PROC_ROOT = DATA / "procstat" / "x86-4cpu"  # has proc/stat, no sys/class/powercap
+JETSON = DATA / "jetson"
 
 
 def test_registry():
-    assert SOURCES == {"rapl": RaplSource, "estimate": EstimateSource}
+    assert SOURCES == {"ina3221": Ina3221Source, "jtop": JtopSource, "tegrastats": TegrastatsSource,
+                       "rapl": RaplSource, "estimate": EstimateSource}
     assert "estimate" not in AUTO_ORDER  # the estimate is only ever the last resort
+
+
+def test_auto_order_is_best_first():
+    # direct sysfs (fastest, nothing to install), then the jtop service, then tegrastats, then x86 RAPL
+    assert AUTO_ORDER == ("ina3221", "jtop", "tegrastats", "rapl")
+
+
+def test_parse_spec_and_replay():
+    assert parse_spec("INA3221:/mnt/x") == ("ina3221", "/mnt/x")
+    assert parse_spec("tegrastats:C:/logs/a.log") == ("tegrastats", "C:/logs/a.log")  # only the first colon splits
+    assert is_replay("tegrastats:run.log") and not is_replay("tegrastats") and not is_replay("ina3221:/x")
 
 
 @pytest.mark.parametrize("spec", ["none", "NONE", "none:/whatever"])
@@ -40,14 +56,24 @@ def test_auto_without_powercap_falls_back_to_the_estimate():
 def test_auto_prefers_a_real_sensor():
     selection = open_source(f"auto:{RAPL_ROOT}")
     assert isinstance(selection.source, RaplSource)
-    assert selection.notes == []
+    # each Jetson source said why it was not used, in the auto order, and nothing else was noted
+    assert [note.split(":")[0] for note in selection.notes] == ["ina3221", "jtop", "tegrastats"]
+
+
+@pytest.mark.parametrize(("board", "input_rail"), [("orin-nano-jp6", "VDD_IN"), ("nano-jp4", "POM_5V_IN"),
+                                                   ("agx-orin-jp6", None)])
+def test_auto_on_a_recorded_jetson_picks_ina3221_first(board, input_rail):
+    selection = open_source(f"auto:{JETSON / board}")
+    assert isinstance(selection.source, Ina3221Source)
+    assert selection.source.input_rail == input_rail
+    assert selection.source.boundary == ("input_rail" if input_rail else "sum_of_rails")
 
 
 def test_auto_with_nothing_at_all(tmp_path):
     selection = open_source(f"auto:{tmp_path}")
     assert selection.source is None
-    assert any(note.startswith("rapl:") for note in selection.notes)
-    assert any(note.startswith("estimate:") for note in selection.notes)
+    assert [note.split(":")[0] for note in selection.notes[:5]] == ["ina3221", "jtop", "tegrastats", "rapl",
+                                                                    "estimate"]
     assert "no energy" in selection.notes[-1]
 
 
@@ -59,6 +85,61 @@ def test_auto_passes_the_tdp_to_the_estimate():
 def test_auto_on_this_machine_gives_some_source_or_says_why():
     selection = open_source("auto")
     assert selection.source is not None or selection.notes
+
+
+def test_auto_on_this_machine_is_not_a_jetson():
+    # the development VM has no INA3221, no jtop.service, no tegrastats: auto must still land on rapl or the estimate
+    selection = open_source("auto")
+    try:
+        assert selection.source is None or selection.source.name in ("rapl", "estimate")
+        assert [note.split(":")[0] for note in selection.notes[:3]] == ["ina3221", "jtop", "tegrastats"]
+    finally:
+        if selection.source is not None:
+            selection.source.close()
+
+
+def test_ina3221_with_recorded_root():
+    selection = open_source(f"ina3221:{JETSON / 'orin-nano-jp6'}")
+    assert isinstance(selection.source, Ina3221Source)
+    assert selection.source.rails == ("VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC")
+    assert selection.notes == []
+
+
+def test_what_the_chosen_source_skipped_is_noted():
+    selection = open_source(f"ina3221:{JETSON / 'agx-orin-jp6'}")
+    assert selection.notes == ["ina3221: skipped 1-0041 in1: not connected (NC)",
+                               "ina3221: skipped 1-0041 in3: not connected (NC)"]
+
+
+def test_ina3221_on_an_empty_dir_is_a_user_error(tmp_path):
+    with pytest.raises(UserError) as info:
+        open_source(f"ina3221:{tmp_path}")
+    message = str(info.value)
+    assert "'ina3221' is not available: no I2C devices" in message and "\n" not in message
+
+
+def test_a_replay_is_not_a_live_source():
+    with pytest.raises(UserError) as info:
+        open_source("tegrastats:tests/data/tegrastats/nano-jp4.log")
+    message = str(info.value)
+    assert "replays a recorded log and cannot measure a live run" in message and "dnnagent power" in message
+    assert "\n" not in message
+
+
+def test_jtop_takes_no_argument():
+    with pytest.raises(UserError, match="jtop takes no ROOT"):
+        open_source("jtop:/")
+
+
+def test_jetson_sources_off_a_jetson_are_user_errors():
+    for spec in ("jtop", "tegrastats"):
+        with pytest.raises(UserError, match=f"power source '{spec}' is not available: "):
+            open_source(spec)
+
+
+def test_open_live_checks_the_interval():
+    with pytest.raises(UserError, match="interval 0 ms is not valid"):
+        open_live(f"ina3221:{JETSON / 'orin-nano-jp6'}", interval_ms=0)
 
 
 def test_rapl_with_recorded_root():
@@ -78,13 +159,14 @@ def test_estimate_with_recorded_root_and_tdp():
     assert selection.source.tdp_w == 12.5
 
 
-@pytest.mark.parametrize("spec", ["nope", "ina3221", "jtop:/", "rapl2", ""])
+@pytest.mark.parametrize("spec", ["nope", "ina3222", "jtops:/", "rapl2", ""])
 def test_unknown_name_is_a_user_error(spec):
     with pytest.raises(UserError) as info:
         open_source(spec)
     message = str(info.value)
     assert "unknown power source" in message and "\n" not in message
-    assert "auto" in message and "rapl" in message and "estimate" in message
+    for name in ("auto", "none", "ina3221[:ROOT]", "jtop", "tegrastats[:LOGFILE]", "rapl[:ROOT]", "estimate[:ROOT]"):
+        assert name in message
 
 
 def test_rapl_on_an_empty_dir_is_a_user_error(tmp_path):

@@ -1,0 +1,490 @@
+"""``dnnagent serve``: the agent as a long-running service, what ``systemd/dnnprof-agent.service`` runs.
+
+It connects to the broker (TLS and a password where configured), announces itself (retained ``online`` status and
+board info; the last will says ``lost``), tells systemd it is ready (Type=notify), publishes live telemetry, runs
+the configured sweep — skipping every point the ledger says was already measured for the same engine and
+conditions, unless ``redo`` is set — and then stays online publishing telemetry until SIGTERM. On SIGTERM it
+stops at the next point boundary (a second signal stops at once), publishes a retained ``offline`` and disconnects.
+
+Results the broker has not acknowledged when the agent stops go to the outbox in the state directory and are sent
+again at the next start. Logs go to stderr, one line per event (journald keeps them); no secret is ever logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dnnprof.agent import board, conditions, tegra, telemetry
+from dnnprof.agent.backends import Backend, get_backend, resolve
+from dnnprof.agent.config import AgentConfig
+from dnnprof.agent.ledger import Ledger, PointKey
+from dnnprof.agent.link import JsonlSink, MqttLink
+from dnnprof.agent.models import onnxfile
+from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.agent.power import open_source
+from dnnprof.agent.sweep import Sweep, new_run_id
+from dnnprof.shared import schema
+from dnnprof.shared.errors import UserError
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FLUSH_S = 10.0  # how long the start waits for the broker to acknowledge what the outbox sends again
+CLOSE_FLUSH_S = 10.0  # how long the stop waits for outstanding acknowledgements before saving to the outbox
+
+
+class Stopped(Exception):
+    """The service was asked to stop; raised at a point boundary to end the sweep there."""
+
+
+# --- systemd's notification protocol ---------------------------------------------------------------------------
+
+
+class Notifier:
+    """sd_notify(3) without libsystemd: one AF_UNIX datagram per call to the socket named by ``$NOTIFY_SOCKET``
+    (a path, or ``@name`` for an abstract socket). Without the variable (not started by systemd) it does nothing.
+
+    ``notify("READY=1", "STATUS=measuring resnet18 b=8")`` sends the assignments newline-separated in one datagram.
+    A failed send is logged once and never stops the agent: systemd's view of it is not worth a crash.
+    """
+
+    def __init__(self, address: str | None) -> None:
+        self.address = address or None
+        self._warned = False
+        if self.address and self.address[0] not in "/@":
+            log.warning("NOTIFY_SOCKET=%r is neither a path nor @abstract: systemd will not hear from the agent",
+                        self.address)
+            self.address = None
+
+    @classmethod
+    def from_environ(cls) -> Notifier:
+        return cls(os.environ.get("NOTIFY_SOCKET"))
+
+    def __call__(self, *assignments: str) -> bool:
+        """Send ``KEY=value`` assignments (newlines inside a value are replaced); False when nothing was sent."""
+        if self.address is None:
+            return False
+        lines = [a.replace("\n", " ") for a in assignments]
+        target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                s.connect(target)
+                s.sendall("\n".join(lines).encode())
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("cannot notify systemd at %s (%s)", self.address, exc.strerror or exc)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT set ``stop`` (the sweep ends at the next point boundary); a second
+    one raises KeyboardInterrupt to stop at once. Main thread only (Python's rule for signal handlers)."""
+
+    def handler(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning("%s again: stopping now, in the middle of the point", name)
+            raise KeyboardInterrupt
+        log.info("%s: stopping (a point being measured is finished first; send it again to stop at once)", name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class _JournalFormatter(logging.Formatter):
+    """``<N>`` syslog priority prefixes, which journald reads from a service's stderr (sd-daemon(3))."""
+
+    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record).replace("\n", " | ")  # one journal entry per event
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>{text}"
+
+
+def log_to_stderr(verbose: bool = False) -> None:
+    """One line per event on stderr: with journald priorities when stderr is the journal (``$JOURNAL_STREAM``
+    names its device and inode, systemd.exec(5)), else with a timestamp for a terminal."""
+    handler = logging.StreamHandler(sys.stderr)
+    journal = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+        to_journal = journal == f"{st.st_dev}:{st.st_ino}"
+    except (OSError, ValueError):
+        to_journal = False
+    if to_journal:
+        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+# --- the service -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """What one ``serve`` did."""
+
+    run_id: str
+    session: int
+    measured: int = 0
+    skipped: int = 0
+    failed: str | None = None  # why the sweep ended early (an error; a stop is not a failure)
+    stopped_early: bool = False  # asked to stop before the sweep finished
+    outbox_sent: int = 0  # messages sent again from the outbox at start
+    unsent: int = 0  # messages left unacknowledged at the end (saved to the outbox)
+    skip_reasons: list[str] = field(default_factory=list)
+
+
+def clock_policy(root: str | Path = "/") -> str:
+    """The clock state a measurement depends on: jetson_clocks where the board has it, and the CPU governor."""
+    parts = []
+    pinned = tegra.jetson_clocks(root)
+    if pinned is not None:
+        parts.append(f"jetson_clocks {'on' if pinned else 'off'}")
+    governor = conditions.cpu_governor(root)
+    if governor:
+        parts.append(f"cpu governor {governor}")
+    return ", ".join(parts) or "unknown"
+
+
+class _Points:
+    """The ledger side of the sweep: which points to skip, and which results to record once they are safe."""
+
+    def __init__(self, config: AgentConfig, ledger: Ledger, backend, stop: threading.Event, root: str) -> None:
+        self.config, self.ledger, self.backend, self.stop, self.root = config, ledger, backend, stop, root
+        self._keys: dict[tuple[str, int, str], PointKey] = {}  # (sha256, batch, precision) -> key when planned
+        self._pending: dict[str, PointKey] = {}  # result id -> key, until the broker acknowledges it
+        self._lock = threading.Lock()
+
+    def key(self, model: ModelFile, batch: int, precision: str) -> PointKey:
+        cfg = self.config
+        if precision == "int8":
+            calibration = f"images:{cfg.calibration_dir}" if cfg.calibration_dir else "random"
+        else:
+            calibration = ""
+        mode, _ = tegra.power_mode(self.root, runner=tegra.live_runner(self.root))
+        return PointKey(model_sha256=model.sha256, batch=batch, precision=precision, backend=self.backend.name,
+                        backend_version=self.backend.version,
+                        device=f"dla{cfg.dla_core}" if cfg.dla_core is not None else "default",
+                        calibration=calibration, power_mode=mode or schema.NO_POWER_MODE,
+                        clocks=clock_policy(self.root))
+
+    def skip(self, model: ModelFile, batch: int, precision: str) -> str | None:
+        """Called by the sweep before each point: why to skip it, or None to measure it; raises Stopped."""
+        if self.stop.is_set():
+            raise Stopped("the service is stopping; the next start measures the points left")
+        key = self.key(model, batch, precision)  # read now: the power mode and clocks the point would run in
+        with self._lock:
+            self._keys[(model.sha256, batch, precision)] = key
+        entry = self.ledger.get(key)
+        if entry is None or self.config.redo:
+            return None
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.measured_ts))
+        return (f"already measured {when} in run {entry.run_id} (result {entry.result_id[:8]}, {entry.persisted}); "
+                "redo = true in [sweep] measures it again")
+
+    def sent(self, result: schema.Result) -> None:
+        """A result is about to be published: remember its key until the broker acknowledges it."""
+        with self._lock:
+            self._pending[result.id] = self._keys[(result.model_sha256, result.batch, result.precision)]
+
+    def acknowledged(self, message: schema.Message) -> None:
+        """MqttLink's on_ack (network thread): the broker has the message, so the point is measured for good."""
+        if not isinstance(message, schema.Result):
+            return
+        with self._lock:
+            key = self._pending.pop(message.id, None)
+        if key is not None:
+            self.ledger.record(key, message, "acknowledged")
+        else:
+            self.ledger.acknowledged(message.id)  # sent again from the outbox: already in the ledger
+        log.debug("broker acknowledged result %s", message.id)
+
+    def saved(self, result: schema.Result) -> None:
+        """An unacknowledged result was written to the outbox: safe too (the next start sends it)."""
+        with self._lock:
+            key = self._pending.pop(result.id, None)
+        if key is not None:
+            self.ledger.record(key, result, "outbox")
+
+
+class _SweepSink:
+    """The sweep's sink: the link, with each result's ledger key noted before it is published."""
+
+    def __init__(self, link: MqttLink, points: _Points) -> None:
+        self.link, self.points = link, points
+
+    def send(self, message: schema.Message) -> None:
+        if isinstance(message, schema.Result):
+            self.points.sent(message)
+        self.link.send(message)
+
+    def close(self) -> list[schema.Message]:
+        return []  # the link is closed by serve()
+
+
+class _Presence(threading.Thread):
+    """After a reconnection the broker has published the last will (``lost``) and, if it restarted, may have lost
+    the retained info: announce the agent again."""
+
+    def __init__(self, link: MqttLink, birth: Callable[[], list[schema.Message]]) -> None:
+        super().__init__(name="presence", daemon=True)
+        self.link, self.birth = link, birth
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            if self.link.reconnected.wait(0.5):
+                self.link.reconnected.clear()
+                log.info("reconnected to the broker: publishing the birth again")
+                try:
+                    for message in self.birth():
+                        self.link.send(message)
+                except Exception as exc:  # the link may be going down again: the next reconnection retries
+                    log.warning("birth after reconnection not sent: %s", exc)
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.is_alive():
+            self.join()
+
+
+def _outbox_files(outbox: Path) -> list[Path]:
+    return sorted(outbox.glob("*.jsonl")) if outbox.is_dir() else []
+
+
+def _read_outbox(path: Path) -> list[schema.Message]:
+    messages, bad = [], 0
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
+            continue
+        try:
+            messages.append(schema.decode(line))
+        except schema.SchemaError:
+            bad += 1
+    if bad:
+        log.error("outbox %s: %d lines are not valid messages and are not sent (load the file with `dnnhost "
+                  "import` to see why)", path, bad)
+    return messages
+
+
+def _connect(config: AgentConfig, session: int, on_ack) -> MqttLink:
+    b = config.broker
+    return MqttLink(b.address, config.board_id, session=session, tls=b.tls.context() if b.tls else None,
+                    username=b.username, password=b.password, on_ack=on_ack)
+
+
+def serve(config: AgentConfig, *, stop: threading.Event | None = None,
+          notify: Callable[..., bool] | None = None, root: str = "/") -> Summary:
+    """Run the agent service until ``stop`` is set (the CLI sets it on SIGTERM/SIGINT); returns what it did.
+
+    ``notify`` receives sd_notify assignments (default: ``Notifier.from_environ()``); ``root`` is the filesystem
+    root the board readers look under. Everything that can be wrong with the configuration raises UserError
+    before the agent connects.
+    """
+    stop = stop or threading.Event()
+    notify = notify or Notifier.from_environ()
+    # Inputs first: a bad model or backend is one line in the journal, before the broker sees the agent.
+    try:
+        for d in (config.state_dir, config.engine_cache, config.outbox_dir):
+            d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{config.path}: [agent] state_dir: cannot write {config.state_dir} "
+                        f"({exc.strerror or exc}): under the systemd unit only /var/lib/dnnprof (StateDirectory) is "
+                        "writable; leave state_dir at its default there") from None
+    models = [onnxfile.load(p) for p in config.models]
+
+    def on_status(text: str) -> None:
+        log.info("%s", text)
+        notify(f"STATUS={text}")
+
+    engine = _backend(config, on_status, root)
+    for p in config.precisions:
+        if p not in engine.precisions:
+            raise UserError(f"{config.path}: [sweep] precisions: backend {engine.name} runs "
+                            f"{', '.join(engine.precisions)}, not {p!r}: remove it or choose another backend")
+    # Closed last, whatever happens: the ledger (after the outbox saved what it must) and the power source.
+    with contextlib.ExitStack() as held:
+        selection = open_source(config.power_source, tdp_w=config.tdp_w)
+        for note in selection.notes:
+            log.warning("power: %s", note)
+        source = selection.source
+        power = telemetry.SharedSource(source) if source else None
+        if power is not None:
+            held.callback(power.close)
+        ledger = Ledger(config.ledger_path)
+        held.callback(ledger.close)
+        summary = Summary(run_id=new_run_id(), session=int(time.time() * 1000))
+        points = _Points(config, ledger, engine, stop, root)
+        sweep = Sweep(board=config.board_id, run_id=summary.run_id, models=models, batches=config.batch_sizes,
+                      backend=engine, power=power, settings=config.settings, precisions=config.precisions,
+                      seed=config.seed, root=root, skip=points.skip)
+        b = config.broker
+        log.info("dnnprof agent %s, board %s, run %s: %d models x %d batch sizes x %d precisions = %d points on %s %s; "
+                 "power %s%s; state in %s", board.agent_version(), config.board_id, summary.run_id, len(models),
+                 len(config.batch_sizes), len(config.precisions), sweep.points, engine.name, engine.version,
+                 source.name if source else "none (no energy)", " (ESTIMATED)" if source and source.estimated else "",
+                 config.state_dir)
+        log.info("connecting to the MQTT broker at %s%s%s", b.address, " over TLS" if b.tls else "",
+                 f" as {b.username}" if b.username else "")
+        notify(f"STATUS=connecting to the MQTT broker at {b.address}")
+        link = _connect(config, summary.session, points.acknowledged)
+
+        def birth() -> list[schema.Message]:
+            facts = board.info(config.board_id, backends={engine.name: engine.version},
+                               power_source=source.name if source else None,
+                               power_boundary=source.boundary if source else None,
+                               power_estimated=bool(source and source.estimated), session=summary.session, root=root)
+            online = schema.Status(board=config.board_id, ts=time.time(), state="online", session=summary.session)
+            return [online, facts]
+
+        presence = _Presence(link, birth)
+        feed = (telemetry.TelemetryPublisher(link, config.board_id, power, rate_hz=config.telemetry_rate_hz,
+                                             samples_hz=config.telemetry_samples_hz, root=root)
+                if config.telemetry_rate_hz > 0 else None)
+        # Messages sent again from the outbox, by id() (the dict keeps them alive, so no id is reused): their files stay
+        # until the broker acknowledges them, so they are not saved a second time.
+        replayed: dict[int, schema.Message] = {}
+        try:
+            for message in birth():
+                link.send(message)
+            log.info("online as %s (session %d)", config.board_id, summary.session)
+            notify("READY=1", f"STATUS=online at {b.address}; {sweep.points} points to go through")
+            presence.start()
+            if feed is not None:
+                feed.start()
+            summary.outbox_sent = _resend_outbox(link, config.outbox_dir, replayed)
+            if not stop.is_set():
+                _run_sweep(sweep, _SweepSink(link, points), summary, notify)
+            else:
+                summary.stopped_early = True
+            if not stop.is_set():
+                state = f"sweep failed: {summary.failed}" if summary.failed else "sweep done"
+                notify(f"STATUS={state}: {summary.measured} measured, {summary.skipped} skipped; online, publishing "
+                       "telemetry")
+                log.info("%s: %d measured, %d skipped; staying online until stopped", state, summary.measured,
+                         summary.skipped)
+            stop.wait()
+        finally:
+            notify("STOPPING=1", "STATUS=stopping: publishing offline")
+            log.info("stopping: publishing offline and disconnecting")
+            if feed is not None:
+                feed.stop()
+            presence.stop()
+            unsent = link.close(CLOSE_FLUSH_S)
+            summary.unsent = len(unsent)
+            _save_outbox([m for m in unsent if id(m) not in replayed], config, summary, points)
+            log.info("offline: %d measured, %d skipped this run", summary.measured, summary.skipped)
+    return summary
+
+
+def _backend(config: AgentConfig, on_status: Callable[[str], None], root: str) -> Backend:
+    """The configured backend; options that mean nothing to it are named by their config key."""
+    chosen = resolve(config.backend)
+    auto = " (auto chose onnxruntime: tensorrt or pycuda does not import here)" if config.backend == "auto" else ""
+    if chosen == "tensorrt":
+        if config.threads is not None:
+            raise UserError(f"{config.path}: [sweep] threads: only the onnxruntime backend takes a thread count; "
+                            "remove the key (TensorRT runs on the GPU)")
+        return get_backend("tensorrt", engine_cache=config.engine_cache, dla_core=config.dla_core,
+                           calibration=config.calibration_dir, on_status=on_status, platform=tegra.l4t(root))
+    for key, value in (("dla_core", config.dla_core), ("calibration_dir", config.calibration_dir)):
+        if value is not None:
+            raise UserError(f"{config.path}: [sweep] {key}: only the tensorrt backend uses it, and the backend is "
+                            f"onnxruntime{auto}: remove the key or install TensorRT and pycuda")
+    return get_backend("onnxruntime", threads=config.threads)
+
+
+def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callable[..., bool]) -> None:
+    total = sweep.points
+
+    def measured(r: schema.Result) -> None:
+        summary.measured += 1
+        done = summary.measured + summary.skipped
+        energy = r.energy_per_inference_j
+        per_image = f", {energy.gross * 1e3:.3g} mJ/img{'~' if r.provenance.estimated else ''}" if energy else ""
+        log.info("point %d/%d measured: %s b=%d %s: %.2f ms, %.1f img/s%s", done, total, r.network, r.batch,
+                 r.precision, r.latency_ms.mean, r.throughput_ips, per_image)
+        notify(f"STATUS=sweep {done}/{total}: measured {r.network} b={r.batch} {r.precision}")
+
+    def skipped(model: ModelFile, batch: int, precision: str, reason: str) -> None:
+        summary.skipped += 1
+        summary.skip_reasons.append(reason)
+        done = summary.measured + summary.skipped
+        log.info("point %d/%d skipped: %s b=%d %s: %s", done, total, model.name, batch, precision, reason)
+        notify(f"STATUS=sweep {done}/{total}: skipped {model.name} b={batch} {precision} (already measured)")
+
+    notify(f"STATUS=sweep of {total} points starting")
+    try:
+        sweep.run(sink, on_point=measured, on_skip=skipped)
+    except Stopped as exc:
+        summary.stopped_early = True
+        log.info("sweep stopped after %d of %d points: %s", summary.measured + summary.skipped, total, exc)
+    except Exception as exc:
+        # The sweep already sent a "failed" run event. Staying online keeps telemetry going and avoids a restart
+        # loop that would hit the same point again; the journal and systemctl status say what went wrong.
+        summary.failed = str(exc).splitlines()[0] if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        log.error("sweep failed: %s", summary.failed)
+        log.debug("sweep failure", exc_info=True)
+
+
+def _resend_outbox(link: MqttLink, outbox: Path, replayed: dict[int, schema.Message]) -> int:
+    """Send again what earlier runs left in the outbox; delete each file whose messages all reached the broker."""
+    files = {path: _read_outbox(path) for path in _outbox_files(outbox)}
+    if not files:
+        return 0
+    sent = 0
+    for path, messages in files.items():
+        for message in messages:
+            replayed[id(message)] = message
+            link.send(message)
+            sent += 1
+    left = {id(m) for m in link.flush(OUTBOX_FLUSH_S)}
+    for path, messages in files.items():
+        if any(id(m) in left for m in messages):
+            log.warning("outbox %s: not every message was acknowledged yet; kept for the next start", path)
+        else:
+            path.unlink()
+            log.info("outbox %s: %d messages delivered", path.name, len(messages))
+    return sent
+
+
+def _save_outbox(unsent: list[schema.Message], config: AgentConfig, summary: Summary, points: _Points) -> None:
+    """Write what the broker did not acknowledge to the outbox (sent again at the next start)."""
+    if not unsent:
+        return
+    path = config.outbox_dir / f"{summary.run_id}-{summary.session}.jsonl"
+    try:
+        sink = JsonlSink(path)
+        for message in unsent:
+            sink.send(message)
+        sink.close()
+    except (UserError, OSError) as exc:
+        log.error("%d messages were not acknowledged by the broker and cannot be saved (%s): they are lost",
+                  len(unsent), exc)
+        return
+    for message in unsent:
+        if isinstance(message, schema.Result):
+            points.saved(message)
+    log.warning("%d messages were not acknowledged by the broker: saved in %s, sent again at the next start",
+                len(unsent), path)

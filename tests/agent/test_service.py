@@ -1,0 +1,383 @@
+"""``dnnagent serve`` against a real private Mosquitto, with a real sd_notify socket: ready, birth, sweep, ledger,
+skip, redo, outbox, and a clean stop (offline retained) — in a thread and as the process systemd would run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from dnnprof.agent import config as agent_config
+from dnnprof.agent import service
+from dnnprof.agent.ledger import Ledger
+from dnnprof.shared import schema
+
+BOARD = "svc-board"
+SHORT = """[measurement]
+warmup_s = 0.01
+max_warmup_s = 0.05
+duration_s = 0.05
+max_duration_s = 0.1
+min_iterations = 2
+min_power_samples = 0
+idle_s = 0
+"""
+
+
+def write_config(tmp_path: Path, broker: str, model_dir: Path, *, batches=(1, 2), redo=False, source="estimate",
+                 measurement: str = SHORT, name: str = "agent.toml") -> Path:
+    host, port = broker.rsplit(":", 1)
+    path = tmp_path / name
+    path.write_text(f"""[broker]
+host = "{host}"
+port = {port}
+[agent]
+board_id = "{BOARD}"
+state_dir = "{tmp_path / 'state'}"
+models_dir = "{model_dir}"
+[sweep]
+batch_sizes = {list(batches)}
+backend = "onnxruntime"
+redo = {str(redo).lower()}
+[power]
+source = "{source}"
+telemetry_rate_hz = 20
+telemetry_samples_hz = 20
+{measurement}""")
+    return path
+
+
+class Subscriber:
+    """Everything under the board's topics, decoded, with the retain flag; ``wait(predicate)`` blocks until true."""
+
+    def __init__(self, broker: str) -> None:
+        host, port = broker.rsplit(":", 1)
+        self.messages: list[tuple[schema.Message, bool]] = []
+        self._cond = threading.Condition()
+        subscribed = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"dnnprof/v1/{BOARD}/#", qos=1)
+        client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
+        client.on_message = self._on_message
+        client.connect(host, int(port))
+        client.loop_start()
+        self.client = client
+        assert subscribed.wait(5), "subscription not acknowledged"
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if not msg.payload:
+            return
+        with self._cond:
+            self.messages.append((schema.decode(msg.payload), bool(msg.retain)))
+            self._cond.notify_all()
+
+    def wait(self, predicate, timeout: float = 60.0) -> list[schema.Message]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: predicate(self.of()), timeout), [type(m) for m in self.of()]
+            return self.of()
+
+    def of(self, kind: type | None = None) -> list:
+        return [m for m, _ in self.messages if kind is None or isinstance(m, kind)]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def retained_status(broker: str) -> schema.Status:
+    """The status a newcomer gets: the retained one (the broker marks it retained for a new subscription)."""
+    late = Subscriber(broker)
+    try:
+        late.wait(lambda ms: any(isinstance(m, schema.Status) for m in ms), timeout=10)
+        return [m for m, retained in late.messages if retained and isinstance(m, schema.Status)][-1]
+    finally:
+        late.close()
+
+
+def events(messages, run_id: str | None = None) -> list[schema.RunEvent]:
+    return [m for m in messages if isinstance(m, schema.RunEvent) and (run_id is None or m.run_id == run_id)]
+
+
+class NotifySocket:
+    """systemd's side of sd_notify: an abstract AF_UNIX datagram socket; ``wait(text)`` until a datagram holds it."""
+
+    def __init__(self) -> None:
+        self.name = f"@dnnprof-test-{uuid.uuid4().hex}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name[1:])
+        self.received: list[str] = []
+
+    def wait(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        for seen in self.received:
+            if text in seen:
+                return seen
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                datagram = self.sock.recv(4096).decode()
+            except TimeoutError:
+                break
+            self.received.append(datagram)
+            if text in datagram:
+                return datagram
+        raise AssertionError(f"no notification with {text!r}; got {self.received}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(monkeypatch):
+    sock = NotifySocket()
+    monkeypatch.setenv("NOTIFY_SOCKET", sock.name)
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def subscriber(mosquitto):
+    sub = Subscriber(mosquitto)
+    yield sub
+    sub.close()
+
+
+class Serving:
+    """``serve(config)`` on a thread, stopped by ``stop()``, which returns its Summary (or raises what it raised)."""
+
+    def __init__(self, config: agent_config.AgentConfig, notify=None) -> None:
+        self.event = threading.Event()
+        self.outcome: list = []
+
+        def target() -> None:
+            try:
+                self.outcome.append(service.serve(config, stop=self.event, notify=notify))
+            except BaseException as exc:  # handed to the test thread
+                self.outcome.append(exc)
+
+        self.thread = threading.Thread(target=target, name="serve")
+        self.thread.start()
+
+    def stop(self) -> service.Summary:
+        self.event.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "serve did not return after stop"
+        if isinstance(self.outcome[0], BaseException):
+            raise self.outcome[0]
+        return self.outcome[0]
+
+
+def test_serve_measures_then_skips_then_redoes(tmp_path, mosquitto, model_dir, notify_socket, subscriber):
+    path = write_config(tmp_path, mosquitto, model_dir)
+    cfg = agent_config.load(path)
+
+    # 1. First start: everything is measured.
+    serving = Serving(cfg)
+    ready = notify_socket.wait("READY=1")
+    assert "STATUS=online at 127.0.0.1:" in ready
+    messages = subscriber.wait(lambda ms: any(e.event == "finished" for e in events(ms))
+                               and any(isinstance(m, schema.Telemetry) for m in ms))
+    notify_socket.wait("STATUS=sweep done: 2 measured, 0 skipped")
+    summary = serving.stop()
+    notify_socket.wait("STOPPING=1")
+    assert (summary.measured, summary.skipped, summary.failed, summary.unsent) == (2, 0, None, 0)
+    online, facts = messages[0], messages[1]
+    assert isinstance(online, schema.Status) and online.state == "online" and online.session == summary.session
+    assert isinstance(facts, schema.BoardInfo) and facts.session == summary.session
+    assert facts.backends.keys() == {"onnxruntime"} and facts.power_source == "estimate" and facts.power_estimated
+    results = subscriber.of(schema.Result)
+    assert sorted(r.batch for r in results) == [1, 2] and {r.run_id for r in results} == {summary.run_id}
+    assert [e.event for e in events(messages)] == ["started", "progress", "progress", "finished"]
+    telemetry = subscriber.of(schema.Telemetry)[0]
+    assert telemetry.power_source == "estimate" and telemetry.estimated
+    status = subscriber.wait(lambda ms: isinstance(ms[-1], schema.Status) and ms[-1].state == "offline")[-1]
+    assert status.session == summary.session
+    ledger = Ledger(cfg.ledger_path)
+    assert ledger.count() == 2
+    ledger.close()
+
+    # 2. Second start, same config: every point is in the ledger, nothing is measured.
+    first_events = len(events(subscriber.of()))
+    serving = Serving(cfg)
+    subscriber.wait(lambda ms: any(e.event == "finished" for e in events(ms)[first_events:]))
+    summary2 = serving.stop()
+    assert (summary2.measured, summary2.skipped) == (0, 2)
+    assert len(subscriber.of(schema.Result)) == 2  # no new result
+    again = events(subscriber.of(), summary2.run_id)
+    assert [e.event for e in again] == ["started", "progress", "progress", "finished"]
+    for e in again[1:3]:
+        assert e.message.startswith("skipped: already measured") and summary.run_id in e.message
+        assert "redo = true in [sweep]" in e.message
+    assert "STATUS=sweep 1/2: skipped shufflenet_v2_x0_5 b=1 fp32 (already measured)" in notify_socket.wait(
+        "(already measured)")
+
+    # 3. redo = true: measured again, and the ledger points at the new results.
+    cfg3 = agent_config.load(write_config(tmp_path, mosquitto, model_dir, redo=True))
+    before = len(events(subscriber.of()))
+    serving = Serving(cfg3)
+    subscriber.wait(lambda ms: any(e.event == "finished" for e in events(ms)[before:]))
+    summary3 = serving.stop()
+    assert (summary3.measured, summary3.skipped) == (2, 0)
+    assert len(subscriber.of(schema.Result)) == 4
+    ledger = Ledger(cfg.ledger_path)
+    assert ledger.count() == 2
+    newest = {r.id for r in subscriber.of(schema.Result) if r.run_id == summary3.run_id}
+    rows = ledger._db.execute("SELECT result_id, persisted FROM points").fetchall()
+    assert {rid for rid, _ in rows} == newest and {p for _, p in rows} == {"acknowledged"}
+    ledger.close()
+    assert retained_status(mosquitto).state == "offline"
+
+
+def test_unacknowledged_results_go_to_the_outbox_and_are_sent_at_the_next_start(
+        tmp_path, brokers, model_dir, monkeypatch):
+    monkeypatch.setattr(service, "CLOSE_FLUSH_S", 0.5)
+    proc, broker = brokers.start()
+    subscriber = Subscriber(broker)
+    cfg = agent_config.load(write_config(tmp_path, broker, model_dir, source="none"))
+    notes: list[str] = []
+    done = threading.Event()
+
+    def notify(*assignments: str) -> bool:
+        notes.extend(assignments)
+        if "READY=1" in assignments:
+            os.kill(proc.pid, signal.SIGSTOP)  # the broker freezes: no result of this run is acknowledged
+        if any(a.startswith("STATUS=sweep done") for a in assignments):
+            done.set()
+        return True
+
+    try:
+        serving = Serving(cfg, notify=notify)
+        assert done.wait(60), notes
+        summary = serving.stop()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert summary.measured == 2 and summary.unsent >= 2  # both results, and the run events
+    outbox = list(cfg.outbox_dir.glob("*.jsonl"))
+    assert len(outbox) == 1
+    saved = [schema.decode(line) for line in outbox[0].read_bytes().splitlines()]
+    result_ids = {m.id for m in saved if isinstance(m, schema.Result)}
+    assert len(result_ids) == 2
+    ledger = Ledger(cfg.ledger_path)
+    assert ledger._db.execute("SELECT persisted FROM points").fetchall() == [("outbox",), ("outbox",)]
+    ledger.close()
+    # The thawed broker works through the closed connection: it may take some of what the agent wrote before its
+    # PUBACK to the closed socket fails, and then publishes the last will ("lost": nothing confirmed the offline).
+    # Wait for that end of the old session before the next start.
+    subscriber.wait(lambda ms: any(isinstance(m, schema.Status) and m.state in ("offline", "lost") for m in ms))
+
+    serving = Serving(cfg, notify=lambda *a: True)
+    subscriber.wait(lambda ms: {r.id for r in subscriber.of(schema.Result)} == result_ids
+                    and any(e.event == "finished" and e.run_id != summary.run_id for e in events(ms)))
+    summary2 = serving.stop()
+    subscriber.close()
+    assert summary2.outbox_sent == len(saved) and (summary2.measured, summary2.skipped) == (0, 2)
+    assert list(cfg.outbox_dir.glob("*.jsonl")) == []  # delivered, so deleted
+    ledger = Ledger(cfg.ledger_path)
+    assert ledger._db.execute("SELECT persisted FROM points").fetchall() == [("acknowledged",)] * 2
+    ledger.close()
+
+
+def test_broker_restart_brings_the_board_back_online(tmp_path, brokers, model_dir):
+    """The broker restarts (its retained messages gone, the will published): the agent reconnects and announces
+    itself again, so the host does not show a live board as lost."""
+    proc, broker = brokers.start()
+    cfg = agent_config.load(write_config(tmp_path, broker, model_dir, batches=(1,), source="none"))
+    done = threading.Event()
+
+    def notify(*assignments: str) -> bool:
+        if any(a.startswith("STATUS=sweep done") for a in assignments):
+            done.set()
+        return True
+
+    serving = Serving(cfg, notify=notify)
+    try:
+        assert done.wait(60)
+        proc.terminate()
+        proc.wait(10)
+        brokers.start(port=int(broker.rsplit(":", 1)[1]))  # a fresh broker: no retained status or info
+        late = Subscriber(broker)
+        try:
+            messages = late.wait(lambda ms: {type(m) for m in ms} >= {schema.Status, schema.BoardInfo}, timeout=30)
+        finally:
+            late.close()
+    finally:
+        summary = serving.stop()
+    status = next(m for m in messages if isinstance(m, schema.Status))
+    assert status.state == "online" and status.session == summary.session
+
+
+def test_backend_options_and_precisions_are_named_by_config_key(tmp_path, mosquitto, model_dir):
+    from dnnprof.shared.errors import UserError
+
+    path = write_config(tmp_path, mosquitto, model_dir)
+    text = path.read_text()
+    path.write_text(text.replace('backend = "onnxruntime"', 'backend = "onnxruntime"\ndla_core = 0'))
+    with pytest.raises(UserError, match=r"\[sweep\] dla_core: only the tensorrt backend uses it"):
+        service.serve(agent_config.load(path), stop=threading.Event(), notify=lambda *a: True)
+    path.write_text(text.replace('backend = "onnxruntime"', 'backend = "onnxruntime"\nprecisions = ["fp16"]'))
+    with pytest.raises(UserError, match=r"\[sweep\] precisions: backend onnxruntime runs fp32, not 'fp16'"):
+        service.serve(agent_config.load(path), stop=threading.Event(), notify=lambda *a: True)
+
+
+def test_unreachable_broker_is_one_line(tmp_path, model_dir):
+    from dnnprof.shared.errors import UserError
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = agent_config.load(write_config(tmp_path, f"127.0.0.1:{port}", model_dir))
+    with pytest.raises(UserError, match=rf"^cannot reach the MQTT broker at 127.0.0.1:{port} "):
+        service.serve(cfg, stop=threading.Event(), notify=lambda *a: True)
+
+
+def test_notifier_path_socket_and_no_socket(tmp_path):
+    short = Path(os.path.realpath("/tmp")) / f"sd-{uuid.uuid4().hex[:8]}.sock"  # AF_UNIX paths are short
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(short))
+    try:
+        notifier = service.Notifier(str(short))
+        assert notifier("READY=1", "STATUS=two\nlines")
+        assert sock.recv(100) == b"READY=1\nSTATUS=two lines"
+    finally:
+        sock.close()
+        short.unlink()
+    assert service.Notifier(None)("READY=1") is False  # not under systemd: nothing to tell
+    assert service.Notifier("relative/path")("READY=1") is False
+    gone = service.Notifier(str(short))  # the socket went away: logged, never raised
+    assert gone("READY=1") is False
+
+
+def test_sigterm_mid_sweep_exits_cleanly_with_offline_retained(tmp_path, mosquitto, model_dir, notify_socket,
+                                                                subscriber):
+    measurement = SHORT.replace("duration_s = 0.05\nmax_duration_s = 0.1", "duration_s = 0.25\nmax_duration_s = 0.3")
+    path = write_config(tmp_path, mosquitto, model_dir, batches=(1, 2, 3, 4, 5, 6, 7, 8), measurement=measurement)
+    env = {**os.environ, "NOTIFY_SOCKET": notify_socket.name}
+    proc = subprocess.Popen([sys.executable, "-m", "dnnprof.agent", "serve", "--config", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        notify_socket.wait("READY=1")
+        notify_socket.wait("STATUS=sweep 1/8: measured")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert out == "" and "Traceback" not in err
+    assert "SIGTERM: stopping (a point being measured is finished first" in err and "offline" in err
+    notify_socket.wait("STOPPING=1")
+    messages = subscriber.wait(lambda ms: isinstance(ms[-1], schema.Status) and ms[-1].state == "offline")
+    run = events(messages)
+    assert run[-1].event == "failed" and "stopping" in run[-1].message  # ended at a point boundary, said why
+    assert 1 <= len(subscriber.of(schema.Result)) < 8
+    assert retained_status(mosquitto).state == "offline"  # what a newcomer (the host, later) sees
