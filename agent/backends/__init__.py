@@ -56,7 +56,8 @@ def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache:
                                               ("--rebuild-engines", rebuild),
                                               ("--workspace", workspace_bytes is not None)) if value]
         if given:
-            raise UserError(f"{', '.join(given)} only apply to the tensorrt backend, not onnxruntime{auto}")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UserError(f"{', '.join(given)} only {verb} to the tensorrt backend, not onnxruntime{auto}")
         from .onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(threads=threads)

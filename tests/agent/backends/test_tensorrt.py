@@ -559,7 +559,7 @@ def test_tensorrt_asked_for_but_missing(install_fakes, monkeypatch, missing, wor
     ({"workspace_bytes": 1}, "--workspace"), ({"engine_cache": "x"}, "--engine-cache"),
 ])
 def test_tensorrt_options_on_onnxruntime(option, words):
-    with pytest.raises(UserError, match=f"{words} only apply to the tensorrt backend, not onnxruntime"):
+    with pytest.raises(UserError, match=f"{words} only applies to the tensorrt backend, not onnxruntime"):
         get_backend("onnxruntime", **option)
 
 
@@ -669,7 +669,7 @@ def test_run_on_tensorrt(install_fakes, tiny, tmp_path):
     (["--precision", "fp16", "--calibration", "."], "--calibration calibrates int8 engines"),
     (["--dla-core", "0"], "backend tensorrt on DLA core 0 runs fp16, int8, not 'fp32'"),
     (["--dla-core", "5", "--precision", "fp16"], "DLA core 5 does not exist"),
-    (["--backend", "onnxruntime", "--dla-core", "0"], "--dla-core only apply to the tensorrt backend"),
+    (["--backend", "onnxruntime", "--dla-core", "0"], "--engine-cache, --dla-core only apply to the tensorrt backend"),
     (["--threads", "2"], "--threads only applies to the onnxruntime backend"),
 ])
 def test_run_option_errors(install_fakes, tiny, tmp_path, args, words):
