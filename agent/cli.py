@@ -16,7 +16,7 @@ from rich.table import Table
 
 from dnnprof.agent import board as board_facts
 from dnnprof.agent import profiler, telemetry
-from dnnprof.agent.backends import get_backend, resolve
+from dnnprof.agent.backends import auto_note, get_backend, resolve
 from dnnprof.agent.link import JsonlSink, MqttLink, Sink
 from dnnprof.agent.models import onnxfile
 from dnnprof.agent.power import open_source
@@ -75,7 +75,9 @@ def _precisions(text: str, backend: str, supported: tuple[str, ...]) -> list[str
         raise UserError(f"--precision is empty: give one or more of {', '.join(supported)}")
     for p in wanted:
         if p not in supported:
-            raise UserError(f"backend {backend} runs {', '.join(supported)}, not {p!r}")
+            hint = "" if backend != "onnxruntime" else (
+                ": fp16 and int8 need --backend tensorrt (TensorRT and pycuda, on an NVIDIA GPU or a Jetson)")
+            raise UserError(f"backend {backend} runs {', '.join(supported)}, not {p!r}{hint}")
     return list(dict.fromkeys(wanted))
 
 
@@ -260,6 +262,8 @@ def run(
         if link is not None:
             live = f", telemetry {telemetry_hz:g}/s" if telemetry_hz > 0 else ""
             err.print(f"broker: {link.host}:{link.port} as board {board_id!r}, run {run_id}{live}")
+        fallback = auto_note(backend)
+        err.print(f"backend: {engine.name} {engine.version}" + (f" — [yellow]{fallback}[/]" if fallback else ""))
     sink = _Tee(sinks)
     facts = board_facts.info(board_id, backends={engine.name: engine.version},
                              power_source=source.name if source else None,
@@ -365,12 +369,15 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
          power_source: Annotated[str, typer.Option(help="Power source to probe: auto, ina3221[:ROOT], jtop, "
                                                         "tegrastats, rapl[:ROOT], estimate[:ROOT].")] = "auto",
          root: Annotated[Optional[Path], typer.Option(
-             "--root", help="Read the machine's files (/proc, /sys, /etc, ...) from this recorded tree instead of /.",
+             "--root", help="Read the board's files (/proc, /sys, /etc, ...) and probe its power sensors from this "
+                            "recorded tree instead of /; hostname, OS and Python stay this machine's.",
              exists=True, file_okay=False)] = None) -> None:
     """Show what the agent knows about this machine and which power source it would use.
 
     On a Jetson: model, SoC, L4T, JetPack, TensorRT and CUDA versions, nvpmodel mode, jetson_clocks and DLA cores.
     """
+    if root is not None and power_source.strip().lower() in ("auto", "ina3221", "rapl", "estimate"):
+        power_source = f"{power_source}:{root}"  # probe the tree's sensors, not this machine's
     selection = open_source(power_source)
     engines = {}
     try:
@@ -379,12 +386,17 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     except UserError as exc:
         engines["none"] = str(exc)
     source = selection.source
-    facts = board_facts.info(board_facts.default_board_id(), backends=engines,
-                             power_source=source.name if source else None,
-                             power_boundary=source.boundary if source else None,
-                             power_estimated=bool(source and source.estimated), root=root or "/")
+    try:
+        facts = board_facts.info(board_facts.default_board_id(), backends=engines,
+                                 power_source=source.name if source else None,
+                                 power_boundary=source.boundary if source else None,
+                                 power_estimated=bool(source and source.estimated), root=root or "/")
+    finally:
+        if source is not None:
+            source.close()
     data = schema.to_builtins(facts)
     data["power_notes"] = selection.notes
+    data["backend_notes"] = [note] if (note := auto_note("auto")) else []
     if as_json:
         print(json.dumps(data, indent=2))
         return

@@ -12,15 +12,31 @@ from .base import Backend, DeviceTimes, Runner
 
 BACKENDS = ("onnxruntime", "tensorrt")
 
-__all__ = ["Backend", "DeviceTimes", "Runner", "BACKENDS", "get_backend", "resolve"]
+__all__ = ["Backend", "DeviceTimes", "Runner", "BACKENDS", "get_backend", "resolve", "why_not_tensorrt",
+           "auto_note"]
 
 
-def _importable(module: str) -> bool:
+def _import_error(module: str) -> str | None:
+    """Why ``module`` does not import here (one line), or None when it does."""
     try:
         importlib.import_module(module)
-    except (ImportError, OSError):  # OSError: a binding whose shared libraries are missing
-        return False
-    return True
+    except (ImportError, OSError) as exc:  # OSError: a binding whose shared libraries are missing
+        return f"{module}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__}"
+    return None
+
+
+def why_not_tensorrt() -> str | None:
+    """Why the tensorrt backend cannot run here (the import errors of tensorrt and pycuda), or None when it can."""
+    errors = [e for e in (_import_error("tensorrt"), _import_error("pycuda.driver")) if e]
+    return "; ".join(errors) or None
+
+
+def auto_note(name: str) -> str | None:
+    """For ``auto`` resolving to onnxruntime: a sentence saying so and why TensorRT was not taken; else None."""
+    if name.strip().lower() != "auto":
+        return None
+    why = why_not_tensorrt()
+    return None if why is None else f"auto chose onnxruntime (CPU): TensorRT is not usable here ({why})"
 
 
 def resolve(name: str) -> str:
@@ -28,7 +44,7 @@ def resolve(name: str) -> str:
     onnxruntime. UserError for an unknown name."""
     name = name.strip().lower()
     if name == "auto":
-        return "tensorrt" if _importable("tensorrt") and _importable("pycuda.driver") else "onnxruntime"
+        return "onnxruntime" if why_not_tensorrt() else "tensorrt"
     if name in ("onnxruntime", "ort"):
         return "onnxruntime"
     if name in ("tensorrt", "trt"):

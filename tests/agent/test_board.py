@@ -166,3 +166,19 @@ def test_dnnagent_info_text(root, lines):
     assert result.exit_code == 0, result.output
     for text in lines:
         assert text in result.stdout
+
+
+def test_dnnagent_info_probes_the_recorded_trees_sensors_and_says_why_auto_is_onnxruntime():
+    from typer.testing import CliRunner
+
+    from dnnprof.agent.backends import why_not_tensorrt
+    from dnnprof.agent.cli import app
+
+    result = CliRunner().invoke(app, ["info", "--root", str(JETSON / "orin-nano-jp6"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    # auto under the tree finds its INA3221 (not this machine's sensors), totalled on the input rail
+    assert (data["power_source"], data["power_boundary"], data["power_estimated"]) == ("ina3221", "input_rail", False)
+    if why_not_tensorrt():  # no TensorRT here: auto's choice of the CPU is said, with the reason
+        assert data["backends"].keys() == {"onnxruntime"}
+        assert data["backend_notes"][0].startswith("auto chose onnxruntime (CPU): TensorRT is not usable here (")

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from dnnprof.agent.backends import why_not_tensorrt
 from dnnprof.agent.models import zoo
 from dnnprof.shared import schema
 
@@ -60,6 +61,9 @@ def test_run_writes_decodable_jsonl(small_dir, workdir):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "ESTIMATE" in proc.stderr  # the terminal says the energy is estimated
+    assert "backend: onnxruntime " in proc.stderr  # which backend auto took, and why where it isn't TensorRT
+    flat = " ".join(proc.stderr.split())  # undo the terminal's line wrapping
+    assert ("auto chose onnxruntime (CPU): TensorRT is not usable here" in flat) == bool(why_not_tensorrt())
     assert proc.stdout == ""
     messages = [schema.decode(line) for line in output.read_bytes().splitlines()]
     kinds = [m.event if isinstance(m, schema.RunEvent) else schema.KIND_OF[type(m)] for m in messages]
@@ -112,7 +116,8 @@ BAD_RUNS = {
     "rapl on a root without it": (["{model}", "--power-source", "rapl:{dir}"], "not available"),
     "zero TDP": (["{model}", "--power-source", "estimate", "--tdp-w", "0"], "TDP"),
     "unknown backend": (["{model}", "--backend", "nope"], "unknown backend 'nope'"),
-    "unsupported precision": (["{model}", "--precision", "fp16"], "fp16"),
+    "unsupported precision": (["{model}", "--precision", "fp16", "--backend", "onnxruntime"],
+                              "backend onnxruntime runs fp32, not 'fp16': fp16 and int8 need --backend tensorrt"),
     "bad board id": (["{model}", "--board", "My/Board"], "invalid board id"),
     "bad run id": (["{model}", "--run-id", "Run 1"], "invalid run id"),
     "bad broker port": (["{model}", "--broker", "127.0.0.1:http"], "invalid port"),
