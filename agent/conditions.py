@@ -25,17 +25,23 @@ _PID = re.compile(r"\d+|self|thread-self")
 _THROTTLE_FILES = ("core_throttle_count", "package_throttle_count")
 
 
-def _read(path: Path) -> str | None:
-    """The text of a file, or None when it cannot be read (missing, a directory, EINVAL/ENODATA from a sensor)."""
+def read_text(path: str | Path, *, strict: bool = False) -> str | None:
+    """The UTF-8 text of a file, or None when it cannot be read (missing, a directory, EINVAL/ENODATA from a
+    sensor). Bytes that are not UTF-8 are replaced, or with ``strict`` make it None (garbage, not text). The one
+    file reader of the agent's sysfs/procfs readers (this module, ``tegra``, the INA3221 power source); never raises."""
     try:
         with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+            data = f.read()
     except OSError:
+        return None
+    try:
+        return data.decode("utf-8", "strict" if strict else "replace")
+    except UnicodeDecodeError:
         return None
 
 
 def _read_int(path: Path) -> int | None:
-    text = _read(path)
+    text = read_text(path)
     if text is None:
         return None
     try:
@@ -63,7 +69,7 @@ def temperatures_c(root: str | Path = "/") -> dict[str, float]:
     """
     zones: list[tuple[str, Path]] = []
     for zone in _numbered(Path(root) / "sys/class/thermal", _ZONE):
-        kind = _read(zone / "type")
+        kind = read_text(zone / "type")
         if kind is not None and (kind := kind.strip()):
             zones.append((kind, zone))
     total: dict[str, int] = {}
@@ -101,7 +107,7 @@ def cpu_governor(root: str | Path = "/") -> str | None:
     cpufreq."""
     governors = set()
     for cpu in _numbered(Path(root) / "sys/devices/system/cpu", _CPU):
-        text = _read(cpu / "cpufreq/scaling_governor")
+        text = read_text(cpu / "cpufreq/scaling_governor")
         if text is not None and (text := text.strip()):
             governors.add(text)
     if not governors:
@@ -113,7 +119,7 @@ def cpu_governor(root: str | Path = "/") -> str | None:
 
 def _kb_fields(path: Path, *names: str) -> dict[str, int]:
     """The ``Name:  123 kB`` lines of a procfs file, in bytes, for the names asked for that are present."""
-    text = _read(path)
+    text = read_text(path)
     if text is None:
         return {}
     out: dict[str, int] = {}

@@ -39,7 +39,9 @@ NvpmodelRunner = Callable[[], "str | None"]
 # L4T release -> JetPack release, from jetson-stats' NVIDIA_JETPACK table (rbonghi/jetson_stats
 # jtop/core/jetson_variables.py, snapshot f41d5ca), which follows https://developer.nvidia.com/embedded/jetpack-archive.
 # JetPack 4 and later only; entries jtop lists as ambiguous ("3.3 | 3.2.1") are left out. An L4T release not listed
-# gives None, never a guess from its neighbours.
+# gives None, never a guess from its neighbours. Values are kept as jtop spells them ("6.1 (rev1)", "7.2 GA");
+# jetpack_from_l4t reports only their version number, as the nvidia-jetpack package does ("6.1+b123" -> "6.1"), so a
+# board says the same JetPack whichever of the two it was read from (the L4T release tells the revisions apart).
 L4T_TO_JETPACK = {
     "39.2.0": "7.2 GA", "39.0.0": "7.2 EA", "38.4.0": "7.1",
     "38.2.2": "7.0", "38.2.1": "7.0", "38.2.0": "7.0",
@@ -58,7 +60,6 @@ _RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\)\s*,\s*REVISION:\s*(\d+(?:\.\d+)
 _LEADING_VERSION = re.compile(r"\d+(?:\.\d+)*")
 _PMODE = re.compile(r"pmode:\s*(\d+)")
 _POWER_MODEL = re.compile(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)\s*>")
-_PM_DEFAULT = re.compile(r"<\s*PM_CONFIG\s+DEFAULT=(\d+)\s*>")
 _QUERY = re.compile(r"NV Power Mode:\s*(\S+)")
 _CUDA_TXT = re.compile(r"CUDA Version\s+(\d+(?:\.\d+)*)")
 _CUDA_PACKAGES = (re.compile(r"cuda-toolkit-\d+-\d+"), re.compile(r"cuda-cudart-\d+-\d+"))
@@ -74,28 +75,9 @@ _DLA_NODE = re.compile(r"nvdla\d+@[0-9a-f]+")
 # --- low-level file reading ----------------------------------------------------------------------------------------
 
 
-def _bytes(path: Path) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _text(path: Path) -> str | None:
-    """UTF-8 text of a file, or None when it is missing, unreadable or not text."""
-    data = _bytes(path)
-    if data is None:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 def _dt_string(path: Path) -> str | None:
     """A device-tree string property: NUL terminated (and possibly padded), so NULs and whitespace are stripped."""
-    text = _text(path)
+    text = conditions.read_text(path, strict=True)
     if text is None:
         return None
     text = text.replace("\x00", "").strip()
@@ -104,7 +86,7 @@ def _dt_string(path: Path) -> str | None:
 
 def _dt_strings(path: Path) -> list[str] | None:
     """A device-tree string-list property (``a\\0b\\0c\\0``) as a list; None when missing or empty."""
-    text = _text(path)
+    text = conditions.read_text(path, strict=True)
     if text is None:
         return None
     items = [item.strip() for item in text.split("\x00") if item.strip()]
@@ -112,7 +94,7 @@ def _dt_strings(path: Path) -> list[str] | None:
 
 
 def _int(path: Path) -> int | None:
-    text = _text(path)
+    text = conditions.read_text(path, strict=True)
     try:
         return int(text.strip()) if text is not None else None
     except ValueError:
@@ -191,10 +173,10 @@ def installed_packages(root: str | Path = "/") -> dict[str, str]:
     Only stanzas whose ``Status`` ends in ``installed`` count: dpkg keeps removed packages with config files as
     ``deinstall ok config-files``, and those are not installed.
     """
-    data = _bytes(Path(root) / "var/lib/dpkg/status")
-    if data is None:
+    # Not strict: a stray byte in one Description must not hide every package.
+    text = conditions.read_text(Path(root) / "var/lib/dpkg/status")
+    if text is None:
         return {}
-    text = data.decode("utf-8", "replace")  # a stray byte in one Description must not hide every package
     out: dict[str, str] = {}
     for stanza in re.split(r"\n\s*\n", text):
         fields: dict[str, str] = {}
@@ -214,7 +196,7 @@ def l4t(root: str | Path = "/", *, packages: dict[str, str] | None = None) -> st
     """L4T release, e.g. ``"36.4.3"``: ``R<major>`` and ``REVISION: <minor.patch>`` of ``etc/nv_tegra_release``,
     else the upstream version of the installed ``nvidia-l4t-core`` package (``36.4.3-20250107174145``), as jtop does
     (jtop/core/jetson_variables.py ``get_nvidia_l4t``)."""
-    text = _text(Path(root) / "etc/nv_tegra_release")
+    text = conditions.read_text(Path(root) / "etc/nv_tegra_release", strict=True)
     match = _RELEASE.search(text) if text else None
     if match:
         return f"{match.group(1)}.{match.group(2)}"
@@ -223,23 +205,24 @@ def l4t(root: str | Path = "/", *, packages: dict[str, str] | None = None) -> st
 
 
 def jetpack_from_l4t(release: str | None) -> str | None:
-    """JetPack release for an L4T release from :data:`L4T_TO_JETPACK`; None when the release is not listed.
+    """JetPack version (digits and dots: ``"6.1"`` for the table's ``"6.1 (rev1)"``, ``"7.2"`` for ``"7.2 GA"``) for
+    an L4T release from :data:`L4T_TO_JETPACK`; None when the release is not listed.
 
     ``36.4`` and ``36.4.0`` are the same release (old nv_tegra_release lines give no patch number).
     """
     if not release:
         return None
-    if release in L4T_TO_JETPACK:
-        return L4T_TO_JETPACK[release]
-    parts = release.split(".")
-    if len(parts) == 2:
-        return L4T_TO_JETPACK.get(f"{release}.0")
-    return None
+    name = L4T_TO_JETPACK.get(release)
+    if name is None and len(release.split(".")) == 2:
+        name = L4T_TO_JETPACK.get(f"{release}.0")
+    match = _LEADING_VERSION.match(name) if name else None
+    return match.group(0) if match else None
 
 
 def jetpack(root: str | Path = "/", *, packages: dict[str, str] | None = None) -> str | None:
-    """JetPack release, e.g. ``"6.2"``: the installed ``nvidia-jetpack`` meta package (``6.2+b77``,
-    ``5.1.2-b104``), else looked up from the L4T release; None when neither tells."""
+    """JetPack version, digits and dots only, e.g. ``"6.2"``: the upstream version of the installed
+    ``nvidia-jetpack`` meta package (``6.2+b77``, ``5.1.2-b104``), else looked up from the L4T release (a container
+    without the meta package); None when neither tells. Both give the same spelling for the same board."""
     packages = installed_packages(root) if packages is None else packages
     meta = packages.get("nvidia-jetpack")
     if meta and (version := _upstream_version(meta)):
@@ -275,7 +258,7 @@ def cuda(root: str | Path = "/", *, packages: dict[str, str] | None = None) -> s
     else ``CUDA Version 10.2.300`` in ``usr/local/cuda/version.txt`` (CUDA 10), else the newest installed
     ``cuda-toolkit-X-Y`` package, else the newest ``cuda-cudart-X-Y``."""
     base = Path(root) / "usr/local/cuda"
-    text = _text(base / "version.json")
+    text = conditions.read_text(base / "version.json", strict=True)
     if text is not None:
         try:
             version = json.loads(text)["cuda"]["version"]
@@ -283,7 +266,7 @@ def cuda(root: str | Path = "/", *, packages: dict[str, str] | None = None) -> s
             version = None
         if isinstance(version, str) and version.strip():
             return version.strip()
-    text = _text(base / "version.txt")
+    text = conditions.read_text(base / "version.txt", strict=True)
     match = _CUDA_TXT.search(text) if text else None
     if match:
         return match.group(1)
@@ -305,20 +288,18 @@ def parse_nvpmodel_status(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def parse_nvpmodel_conf(text: str) -> tuple[dict[int, str], int | None]:
-    """Mode names by id (``< POWER_MODEL ID=0 NAME=MAXN >``) and the boot default (``< PM_CONFIG DEFAULT=2 >``) of
-    an nvpmodel.conf. Commented lines (``#``) are skipped."""
+def parse_nvpmodel_conf(text: str) -> dict[int, str]:
+    """Mode names by id (``< POWER_MODEL ID=0 NAME=MAXN >``) of an nvpmodel.conf. Commented lines (``#``) are
+    skipped. The boot default (``< PM_CONFIG DEFAULT=2 >``) is not read: it is not the current mode, and nothing
+    reports it."""
     modes: dict[int, str] = {}
-    default = None
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("#"):
             continue
         if match := _POWER_MODEL.match(line):
             modes.setdefault(int(match.group(1)), match.group(2))
-        elif match := _PM_DEFAULT.match(line):
-            default = int(match.group(1))
-    return modes, default
+    return modes
 
 
 def parse_nvpmodel_query(text: str) -> tuple[str | None, int | None]:
@@ -353,10 +334,10 @@ def live_runner(root: str | Path) -> NvpmodelRunner | None:
     return query_nvpmodel if _is_live(root) else None
 
 
-def power_modes(root: str | Path = "/") -> tuple[dict[int, str], int | None]:
-    """Every nvpmodel mode (id -> name) and the boot default of ``etc/nvpmodel.conf``; ``({}, None)`` without it."""
-    text = _text(Path(root) / "etc/nvpmodel.conf")
-    return parse_nvpmodel_conf(text) if text is not None else ({}, None)
+def power_modes(root: str | Path = "/") -> dict[int, str]:
+    """Every nvpmodel mode (id -> name) of ``etc/nvpmodel.conf``; ``{}`` without it."""
+    text = conditions.read_text(Path(root) / "etc/nvpmodel.conf", strict=True)
+    return parse_nvpmodel_conf(text) if text is not None else {}
 
 
 def power_mode(root: str | Path = "/", *, runner: NvpmodelRunner | None = None) -> tuple[str | None, int | None]:
@@ -364,18 +345,19 @@ def power_mode(root: str | Path = "/", *, runner: NvpmodelRunner | None = None) 
 
     The id comes from ``var/lib/nvpmodel/status``, where nvpmodel records the mode it last applied (``pmode:0000
     fmode:quiet``), and the name from ``etc/nvpmodel.conf``. Only when that state file is absent is ``runner`` (if
-    given) asked for ``nvpmodel -q`` output. The boot default in the conf is never taken for the current mode.
+    given) asked for ``nvpmodel -q`` output. The conf's boot default (``PM_CONFIG DEFAULT``) is never taken for the
+    current mode.
     """
     # UNVERIFIED on hardware: the state file's "pmode:NNNN fmode:..." format is confirmed by NVIDIA's own Isaac SDK
     # check (CheckJetsonPerformanceModel.cpp: "Format for JetPack 4.3 is: pmode:0000 fmode:quiet") and by several
     # JetPack 5/6 scripts reading it; that nvpmodel rewrites it on every mode change, including the one applied at
     # boot, is assumed from those scripts, not confirmed on a board.
-    status = _text(Path(root) / "var/lib/nvpmodel/status")
+    status = conditions.read_text(Path(root) / "var/lib/nvpmodel/status", strict=True)
     if status is not None:
         mode_id = parse_nvpmodel_status(status)
         if mode_id is None:
             return None, None
-        return power_modes(root)[0].get(mode_id), mode_id
+        return power_modes(root).get(mode_id), mode_id
     if runner is not None:
         output = runner()
         if output:
@@ -438,7 +420,7 @@ def jetson_clocks(root: str | Path = "/") -> bool | None:
         return None
     pinned: list[bool] = []
     for cpu in _cpus(base):
-        online = _text(cpu / "online")
+        online = conditions.read_text(cpu / "online", strict=True)
         if online is not None and online.strip() == "0":
             continue  # an offline CPU keeps stale limits
         low, high = _int(cpu / "cpufreq/scaling_min_freq"), _int(cpu / "cpufreq/scaling_max_freq")

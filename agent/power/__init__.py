@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from dnnprof.shared.errors import UserError
 
-from .base import PowerSource, SourceUnavailable
+from .base import PowerSource, SourceUnavailable, check_interval_ms
 from .estimate import EstimateSource
 from .ina3221 import Ina3221Source
 from .jtop import JtopSource
@@ -43,16 +43,25 @@ SOURCES: dict[str, type[PowerSource]] = {"ina3221": Ina3221Source, "jtop": JtopS
                                          "tegrastats": TegrastatsSource, "rapl": RaplSource,
                                          "estimate": EstimateSource}
 AUTO_ORDER = ("ina3221", "jtop", "tegrastats", "rapl")  # real sensors, best first; the estimate is the last resort
+# The specs that measure something (what `dnnagent power` reads), and every spec a sweep takes.
+MEASURING_SPECS = "auto, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT]"
 SPECS = "auto, none, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT]"
 
 __all__ = ["PowerSource", "SourceUnavailable", "Selection", "open_source", "open_live", "parse_spec", "is_replay",
-           "SOURCES", "AUTO_ORDER", "SPECS"]
+           "SOURCES", "AUTO_ORDER", "SPECS", "MEASURING_SPECS"]
 
 
 @dataclass
 class Selection:
+    """The source opened (None: no energy) and what to tell the user about it, each entry one sentence prefixed
+    with the source it concerns."""
+
     source: PowerSource | None
-    notes: list[str] = field(default_factory=list)  # why other sources were not used; what the chosen one skipped
+    # Worth a warning: why other sources were not used, what the chosen one could not read (an unreadable or
+    # disabled rail), that no energy or only an estimate will be reported.
+    notes: list[str] = field(default_factory=list)
+    # Normal for the hardware, worth a plain line at most: the channels the board labels NC.
+    info: list[str] = field(default_factory=list)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -91,8 +100,7 @@ def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: fl
         return Selection(None, ["power source disabled (--power-source none): no energy will be reported"])
     if tdp_w is not None and not (math.isfinite(tdp_w) and tdp_w > 0):
         raise UserError(f"TDP {tdp_w:g} W is not valid: give the processor's TDP in watts, a positive number")
-    if interval_ms is not None and not (math.isfinite(interval_ms) and interval_ms > 0):
-        raise UserError(f"interval {interval_ms:g} ms is not valid: give a positive number of milliseconds")
+    check_interval_ms(interval_ms)
     if name == "auto":
         notes = []
         for candidate in AUTO_ORDER:
@@ -101,7 +109,7 @@ def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: fl
             except SourceUnavailable as exc:
                 notes.append(f"{candidate}: {exc}")
                 continue
-            return Selection(source, notes + _skipped(source))
+            return Selection(source, notes + _said(source, "notes"), _said(source, "info"))
         try:
             source = _make("estimate", arg or None, tdp_w, interval_ms)
         except SourceUnavailable as exc:
@@ -123,7 +131,7 @@ def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: fl
         source = _make(name, arg or None, tdp_w, interval_ms)
     except SourceUnavailable as exc:
         raise UserError(f"power source {name!r} is not available: {exc}") from None
-    return Selection(source, _skipped(source))
+    return Selection(source, _said(source, "notes"), _said(source, "info"))
 
 
 def open_source(spec: str = "auto", *, tdp_w: float | None = None) -> Selection:
@@ -131,6 +139,6 @@ def open_source(spec: str = "auto", *, tdp_w: float | None = None) -> Selection:
     return open_live(spec, tdp_w=tdp_w)
 
 
-def _skipped(source: PowerSource) -> list[str]:
-    """What the chosen source left out (an NC channel, an unreadable rail), as notes naming it."""
-    return [f"{source.name}: {note}" for note in getattr(source, "notes", [])]
+def _said(source: PowerSource, which: str) -> list[str]:
+    """The source's ``notes`` (an unreadable rail) or ``info`` (an NC channel), each prefixed with its name."""
+    return [f"{source.name}: {note}" for note in getattr(source, which, [])]

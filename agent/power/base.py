@@ -6,15 +6,38 @@ A source reads one value per rail each time ``read()`` is called. What the value
   difference of the counter interpolated at the window's edges.
 * ``"power_w"`` — instantaneous power in watts (INA3221 rails, jtop). Energy is the trapezoid integral.
 
-Sources that cannot work on this machine raise ``SourceUnavailable`` from their constructor, with the reason.
+Sources that cannot work on this machine raise ``SourceUnavailable`` from their constructor, with the reason. What
+a source leaves out is said in two lists, each entry one sentence: ``notes`` for what a reader should look into (an
+unreadable or disabled rail) and ``info`` for what is normal for the hardware (a channel labelled NC).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar, Literal
+
+from dnnprof.shared.errors import UserError
+
+from . import rails as railnames
+
+
+def check_positive(value: float, what: str, example: str, *, infinite: bool = False) -> float:
+    """``value`` when it is a positive number (``math.inf`` too where ``infinite``); else UserError
+    ``"<what> is not valid: give a positive time, e.g. <example>"``. The one check of every duration and interval
+    the power code takes (``dnnagent power`` options, ``probe``, ``open_live``, ``read_log``)."""
+    if not (value > 0 and (math.isfinite(value) or (infinite and value == math.inf))):
+        raise UserError(f"{what} is not valid: give a positive time, e.g. {example}")
+    return value
+
+
+def check_interval_ms(interval_ms: float | None) -> float | None:
+    """``check_positive`` for an optional interval in milliseconds (None: the source's default)."""
+    if interval_ms is None:
+        return None
+    return check_positive(interval_ms, f"interval {interval_ms:g} ms", "100, 100ms or 0.1s")
 
 
 class SourceUnavailable(Exception):
@@ -42,14 +65,15 @@ class PowerSource(ABC):
         """Release whatever the source holds."""
 
     def total(self, values: tuple[float, ...] | list[float]) -> float:
-        """The board's total from one value per rail: the input rail where there is one, else the sum."""
+        """The board's total from one value per rail: the input rail where there is one, else the sum (the rule of
+        ``rails.total_of``, by position: the sampler calls this for every reading)."""
         if self.input_rail is None:
             return sum(values)
         return values[self.rails.index(self.input_rail)]
 
     def total_of(self, per_rail: dict[str, float]) -> float:
-        """``total`` of a per-rail mapping (energies or powers keyed by rail name)."""
-        return per_rail[self.input_rail] if self.input_rail is not None else sum(per_rail.values())
+        """``total`` of a per-rail mapping (energies or powers keyed by rail name): ``rails.total_of``."""
+        return railnames.total_of(per_rail, self.input_rail)
 
 
 class HeldFile:
@@ -59,6 +83,7 @@ class HeldFile:
     def __init__(self, path: str | Path, size: int = 4096) -> None:
         self.path = Path(path)
         self._size = size
+        self._fd = -1  # set first: __del__ runs even when the open below fails
         self._fd = os.open(self.path, os.O_RDONLY)
 
     def read(self) -> str:

@@ -10,9 +10,11 @@ Devices are found under ``<root>/sys/bus/i2c/devices/*/`` by their ``name`` file
   (mW), K = 0..2. Reading these may need root.
 
 The hwmon/iio index N changes between boards and boots, so it is globbed. Rails come from the label files only;
-channels labelled NC are skipped. Total = the input rail (VDD_IN, POM_5V_IN, VIN) where the board has one, else the
-sum of rails (AGX Orin), and ``boundary`` says which. Sources: Linux Documentation/hwmon/ina3221.rst and
-drivers/hwmon/ina3221.c; rbonghi/jetson_stats jtop/core/power.py (discovery, NC and channel-7 skipping).
+channels labelled NC are skipped (``info``: normal hardware). Total = the input rail (VDD_IN, POM_5V_IN, VIN) where
+the board has one, else the sum of rails (AGX Orin), and ``boundary`` says which. A board whose label names an input
+rail that cannot be read is refused (SourceUnavailable): its total must not quietly become a sum of branch rails.
+Sources: Linux Documentation/hwmon/ina3221.rst and drivers/hwmon/ina3221.c; rbonghi/jetson_stats jtop/core/power.py
+(discovery, NC and channel-7 skipping).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from dnnprof.agent.conditions import read_text
 
 from . import rails as railnames
 from .base import HeldFile, PowerSource, SourceUnavailable
@@ -57,11 +61,10 @@ def _int(held: HeldFile) -> int:
         raise OSError(errno.EIO, f"{held.path}: not a number: {text.strip()[:40]!r}") from None
 
 
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace").strip().rstrip("\x00")
-    except OSError:
-        return None
+def _field(path: Path) -> str | None:
+    """A sysfs attribute's value without its newline (or NUL padding); None when it cannot be read."""
+    text = read_text(path)
+    return text.strip().rstrip("\x00") if text is not None else None
 
 
 def _index(path: Path) -> int:
@@ -86,13 +89,15 @@ class Ina3221Source(PowerSource):
         devices = Path(root) / "sys/bus/i2c/devices"
         if not devices.is_dir():
             raise SourceUnavailable(f"no I2C devices at {devices}: not a Jetson, or /sys is not visible here")
-        self.notes: list[str] = []
+        self.notes: list[str] = []  # what a reader should look into: an unreadable or disabled rail
+        self.info: list[str] = []  # what is normal for the hardware: channels labelled NC
+        self._input_missing: list[str] = []  # input rails whose label was read but whose values were not
         self._denied = False  # some file could not be opened for lack of permission
         self._channels: list[_Channel] = []
         intervals_ms: list[int] = []
         found: list[str] = []
         for device in sorted(devices.iterdir()):
-            kind = _text(device / "name")
+            kind = _field(device / "name")
             if kind not in DEVICE_NAMES:
                 continue
             found.append(device.name)
@@ -108,24 +113,37 @@ class Ina3221Source(PowerSource):
             raise SourceUnavailable(f"no INA3221 power monitor under {devices} (no device named "
                                     f"{' or '.join(DEVICE_NAMES)})")
         if not self._channels:
-            why = "; ".join(self.notes) or "no labelled channel"
-            hint = ""
-            if self._denied and os.geteuid() != 0:
-                hint = " — JetPack 4's ina3221x iio files may need root: run the agent as root, or use jtop"
-            raise SourceUnavailable(f"INA3221 at {', '.join(found)}: no readable rail ({why}){hint}")
+            why = "; ".join(self.notes + self.info) or "no labelled channel"
+            raise SourceUnavailable(f"INA3221 at {', '.join(found)}: no readable rail ({why}){self._root_hint()}")
         self._dedupe_names()
         self.rails = tuple(ch.rail for ch in self._channels)
         self.input_rail = railnames.find_input_rail(self.rails)
+        if self.input_rail is None and self._input_missing:
+            # The board has an input rail: a sum of its branches would be another quantity under the same name.
+            self.close()
+            raise SourceUnavailable(f"the board's input rail {'; '.join(self._input_missing)} — without it the total "
+                                    f"would be a sum of branch rails, not the board's power{self._root_hint()}")
         self.boundary = railnames.boundary_of(self.input_rail)
         # Several chips may convert at different rates: de-duplicate against the slowest, since a repeat is only
         # dropped when it equals the previous value, a faster chip loses nothing real.
         self.update_interval_s = max(intervals_ms) / 1e3 if intervals_ms else None
         every = f", sensor updates every {self.update_interval_s * 1e3:g} ms" if self.update_interval_s else ""
         layout = "hwmon V x I" if any(len(ch.files) == 2 for ch in self._channels) else "iio in_power"
-        self.method = (f"INA3221 sysfs ({layout}) at {', '.join(found)}: {len(self.rails)} rails{every}; "
+        self.method = (f"INA3221 sysfs ({layout}) at {', '.join(found)}: {railnames.count(len(self.rails))}{every}; "
                        f"total = {railnames.describe_total(self.input_rail)}")
 
+    def _root_hint(self) -> str:
+        if self._denied and os.geteuid() != 0:
+            return " — JetPack 4's ina3221x iio files may need root: run the agent as root, or use jtop"
+        return ""
+
     # -- discovery -------------------------------------------------------------------------------------------------
+
+    def _skip(self, rail: str, where: str, why: str) -> None:
+        """Note a labelled channel that cannot be used; remember it when its label names an input rail."""
+        self.notes.append(f"skipped {rail} ({where}): {why}")
+        if railnames.find_input_rail([rail]) is not None:
+            self._input_missing.append(f"{rail} ({where}) {why}")
 
     def _open(self, where: str, rail: str, paths: list[Path]) -> _Channel | None:
         """Open a channel's files and read them once; None (with a note) when any of them fails."""
@@ -140,7 +158,7 @@ class Ina3221Source(PowerSource):
             for h in held:
                 h.close()
             self._denied |= isinstance(exc, PermissionError)
-            self.notes.append(f"skipped {rail} ({where}): {_why(exc)}")
+            self._skip(rail, where, f"cannot be read: {_why(exc)}")
             return None
 
     def _hwmon(self, device: str, folder: Path, intervals_ms: list[int]) -> list[_Channel]:
@@ -148,7 +166,7 @@ class Ina3221Source(PowerSource):
         # UNVERIFIED on hardware: attribute names, units and the in7 label are the upstream driver's (Linux
         # Documentation/hwmon/ina3221.rst, drivers/hwmon/ina3221.c); that NVIDIA's L4T 35/36 kernels expose the same
         # under <dev>/hwmon/hwmonN/ is from jetson_stats core/power.py and public board logs, not a board here.
-        interval = _text(folder / "update_interval")
+        interval = _field(folder / "update_interval")
         if interval is not None and interval.isdigit() and int(interval) > 0:
             intervals_ms.append(int(interval))
         labelled = []
@@ -158,7 +176,7 @@ class Ina3221Source(PowerSource):
                 labelled.append((int(match.group(1)), label_file))
         channels = []
         for k, label_file in sorted(labelled):
-            label = _text(label_file)
+            label = _field(label_file)
             where = f"{device} in{k}"
             if label is None:
                 self.notes.append(f"skipped {where}: label unreadable")
@@ -166,10 +184,10 @@ class Ina3221Source(PowerSource):
             if k == SUM_CHANNEL or railnames.is_summation(label):
                 continue  # the chip's sum of shunt voltages: a sum of the others, not a rail
             if not label or railnames.not_connected(label):
-                self.notes.append(f"skipped {where}: not connected ({label or 'no label'})")
+                self.info.append(f"skipped {where}: not connected ({label or 'no label'})")
                 continue
-            if _text(folder / f"in{k}_enable") == "0":
-                self.notes.append(f"skipped {label} ({where}): channel disabled")
+            if _field(folder / f"in{k}_enable") == "0":
+                self._skip(label, where, f"is disabled (in{k}_enable is 0)")
                 continue
             channel = self._open(where, label, [folder / f"in{k}_input", folder / f"curr{k}_input"])
             if channel is not None:
@@ -187,14 +205,14 @@ class Ina3221Source(PowerSource):
                 named.append((int(match.group(1)), name_file))
         channels = []
         for k, name_file in sorted(named):
-            label = _text(name_file)
+            label = _field(name_file)
             where = f"{device} {folder.name} channel {k}"
             if label is None:
                 self._denied |= not os.access(name_file, os.R_OK)
                 self.notes.append(f"skipped {where}: rail name unreadable")
                 continue
             if not label or railnames.not_connected(label):
-                self.notes.append(f"skipped {where}: not connected ({label or 'no label'})")
+                self.info.append(f"skipped {where}: not connected ({label or 'no label'})")
                 continue
             power = folder / f"in_power{k}_input"
             # The driver computes power itself; where a kernel lacks the file, V x I is the same quantity.

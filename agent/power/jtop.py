@@ -10,8 +10,9 @@ Unix socket ``/run/jtop.sock``, which belongs to the ``jtop`` group.
   names are shortened (``VDD_IN`` → ``IN``, ``POM_5V_IN`` → ``5V IN``). ``total`` is either the sum of the rails or
   a rail jtop took out of ``rails`` as the board input (4.1: ``POM_5V_IN``; <= 4.0: any name containing ``IN``).
 * jetson-stats >= 4.2 and 7.x (reads sysfs): ``{'rail': {name: {'power': mW, 'avg': mW, ...}}, 'tot': {...}}``.
-  When the board has an input rail (``VDD_IN``, ``POM_5V_IN``, ``VIN``) jtop removes it from ``rail`` and ``tot``
-  is that rail with ``tot['name']`` set; otherwise ``tot`` is a sum without a name (AGX Orin/Xavier).
+  When the board has ``VDD_IN`` or ``POM_5V_IN`` jtop removes it from ``rail`` and ``tot`` is that rail with
+  ``tot['name']`` set; otherwise ``tot`` is a sum without a name (AGX Orin/Xavier). Any other input rail (``VIN``)
+  stays among the rails, and is taken as the input here. An input rail jtop reports offline is refused.
 
 Samples arrive at the service's interval, which the *first* client to connect sets; ``jetson.interval`` is the one
 in effect. A callback (``jetson.attach``) stores each sample as it arrives and ``read()`` returns the latest.
@@ -91,6 +92,7 @@ class JtopSource(PowerSource):
         if not os.access(socket, os.R_OK | os.W_OK):
             raise SourceUnavailable(_explain("can't access"))
         self.notes: list[str] = []
+        self.info: list[str] = []
         self._old_total = False  # <= 4.1: the total is a rail jtop took out of the list
         self._shape = self._caveat = ""
         self._lock = threading.Lock()
@@ -153,8 +155,18 @@ class JtopSource(PowerSource):
         elif isinstance(power, dict):
             self._shape = ">= 4.2 dict"
             values = self._values(power)
+            # UNVERIFIED on hardware: an `online: False` entry in `rail` is assumed from the 7.x sample shape used
+            # by _values (jetson_stats 4.2's I2C entries have no `online` key at all; then nothing is offline).
+            offline = [name for name, entry in (power.get("rail") or {}).items()
+                       if entry.get("online", True) is False and railnames.find_input_rail([name])]
+            if offline:
+                # The board has an input rail: a sum of its branches would be another quantity under the same name.
+                raise SourceUnavailable(f"jtop reports the board's input rail {offline[0]} offline — without it the "
+                                        "total would be a sum of branch rails, not the board's power")
             name = (power.get("tot") or {}).get("name")
-            input_rail = name if name in values else None
+            # jtop names `tot` only for VDD_IN/POM_5V_IN (core/power.py total_power); any other input rail (Thor's
+            # VIN) stays among the rails while `tot` sums them all, so it is looked for by name here.
+            input_rail = name if name in values else railnames.find_input_rail(values)
         else:
             raise SourceUnavailable(f"jtop's power has an unknown shape ({type(power).__name__})")
         if not values:

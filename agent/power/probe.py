@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from dnnprof.agent import energy
 from dnnprof.shared.errors import UserError
 
-from . import SPECS, is_replay, open_live, parse_spec
+from . import MEASURING_SPECS, SOURCES, is_replay, open_live, parse_spec
 from . import rails as railnames
+from .base import check_positive
 from .sampler import Sampler, clock
 from .tegrastats import read_log
 
@@ -32,17 +33,25 @@ class PowerReading:
     estimated: bool
     rails: dict[str, float]  # rail → mean power over the window, W
     total_w: float  # mean total power: the input rail where there is one, else the sum of rails
-    total_kind: str  # "input_rail" | "sum_of_rails"
+    # "input_rail" | "sum_of_rails": RAPL packages and the estimate are summed too; ``boundary`` says what they are
+    total_kind: str
     input_rail: str | None
     energy_j: float  # total energy over the window
     samples: int  # readings in the window
     unique_samples: int  # of those, new values from the sensor (repeats of a slower sensor dropped)
-    rate_hz: float  # achieved readings per second
-    duration_s: float  # the window: first to last reading
+    rate_hz: float  # achieved readings per second, over the span of the readings in the window
+    duration_s: float  # the window: first to last reading (replay: the log's start to the end asked for)
     read_errors: int = 0
     replay: bool = False
     method: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth a warning: an unreadable rail, an option not used
+    info: list[str] = field(default_factory=list)  # normal for the hardware: channels labelled NC, dropped
+
+    @property
+    def total_words(self) -> str:
+        """How ``total_w`` is formed, in words: ``"input rail VDD_IN"``, ``"sum of rails"``, ``"CPU packages,
+        summed"``, ``"estimate"``."""
+        return railnames.describe_total(self.input_rail, self.boundary)
 
     def to_json(self) -> dict:
         """A JSON-ready dict: rails, total_w, total_kind, energy_j, samples, rate_hz and the provenance keys."""
@@ -56,19 +65,19 @@ def probe(spec: str, duration_s: float, *, interval_ms: float | None = None, tdp
     Live sources: ``interval_ms`` is the rate asked of jtop/tegrastats, or the sampling period of the sysfs
     sources (default: the source's own, 100 Hz for ina3221/rapl). ``on_progress(fraction)`` is called from 0 to 1.
     Replay (``tegrastats:LOGFILE``): the first ``duration_s`` seconds of the log (``math.inf``: all of it);
-    ``interval_ms`` spaces undated lines. Raises UserError for anything that gives no measurement.
+    ``interval_ms`` spaces lines that do not each carry their own date (``notes`` says when it was not used); the
+    window must hold at least two lines. Raises UserError for anything that gives no measurement.
     """
-    if not (duration_s > 0 and not math.isnan(duration_s)):
-        raise UserError(f"duration {duration_s:g} s is not valid: give a positive time, e.g. 5s or 500ms")
-    if interval_ms is not None and not (math.isfinite(interval_ms) and interval_ms > 0):
-        raise UserError(f"interval {interval_ms:g} ms is not valid: give a positive number of milliseconds")
+    check_positive(duration_s, f"duration {duration_s:g} s", "5s or 500ms", infinite=True)
     if is_replay(spec):
         return _replay(parse_spec(spec)[1], duration_s, interval_ms, on_progress)
     if not math.isfinite(duration_s):
         raise UserError("a live power source needs a finite --duration, e.g. 5s")
     name, _ = parse_spec(spec)
     if name == "none":
-        raise UserError(f"--source none measures nothing: name a power source ({SPECS})")
+        raise UserError(f"none measures nothing: name a source ({MEASURING_SPECS})")
+    if name != "auto" and name not in SOURCES:
+        raise UserError(f"unknown power source {spec!r}: use {MEASURING_SPECS}")  # open_live's list offers none
     selection = open_live(spec, tdp_w=tdp_w, interval_ms=interval_ms)
     source = selection.source
     if source is None:
@@ -102,7 +111,7 @@ def probe(spec: str, duration_s: float, *, interval_ms: float | None = None, tdp
         total_kind=railnames.boundary_of(source.input_rail), input_rail=source.input_rail,
         energy_j=window.energy_j, samples=window.samples, unique_samples=window.unique_samples,
         rate_hz=window.rate_hz, duration_s=span_s, read_errors=sampler.read_errors, method=source.method,
-        notes=selection.notes)
+        notes=selection.notes, info=selection.info)
 
 
 def _replay(logfile: str, duration_s: float, interval_ms: float | None,
@@ -113,17 +122,22 @@ def _replay(logfile: str, duration_s: float, interval_ms: float | None,
         raise UserError(f"{log.path} has one line: a replay needs at least two to integrate")
     t0 = log.ts[0]
     t1 = min(log.ts[-1], t0 + duration_s)
-    if t1 <= t0:
-        raise UserError(f"{log.path}: its first lines share one timestamp: nothing to integrate")
+    inside = [t for t in log.ts if t <= t1]  # read_log's timestamps rise strictly
+    if len(inside) < 2:
+        # One line is one instant: no rate, and an "energy" that is only that line's power stretched over the window.
+        raise UserError(f"{log.path}: --duration {duration_s:g}s holds only the first of its {len(log)} lines (the "
+                        f"log spans {log.ts[-1] - t0:g} s): give --duration {log.ts[1] - t0:g}s or more, or leave it "
+                        "out to read the whole log")
     rails_j = {rail: energy.trapezoid_energy(log.ts, [v[i] for v in log.values], t0, t1)
                for i, rail in enumerate(log.rails)}
     span_s = t1 - t0
-    total_j = log.total_of(rails_j)
-    inside = sum(1 for t in log.ts if t0 <= t <= t1)
+    total_j = railnames.total_of(rails_j, log.input_rail)
     if on_progress is not None:
         on_progress(1.0)
     return PowerReading(
         source=log.name, boundary=log.boundary, estimated=False,
         rails={rail: e / span_s for rail, e in rails_j.items()}, total_w=total_j / span_s,
-        total_kind=log.boundary, input_rail=log.input_rail, energy_j=total_j, samples=inside, unique_samples=inside,
-        rate_hz=(inside - 1) / span_s, duration_s=span_s, replay=True, method=log.method)
+        total_kind=log.boundary, input_rail=log.input_rail, energy_j=total_j, samples=len(inside),
+        unique_samples=len(inside), rate_hz=(len(inside) - 1) / (inside[-1] - t0), duration_s=span_s, replay=True,
+        method=log.method, notes=[f"{log.name}: {note}" for note in log.notes],
+        info=[f"{log.name}: {note}" for note in log.info])

@@ -7,7 +7,7 @@ board itself reports — never from a list of boards.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 # Rails that feed the whole module/board: VDD_IN (Xavier NX, Orin NX/Nano, TX2), POM_5V_IN (Nano), VIN (Thor's
 # INA238 carrier input). Exact names only: AGX Orin's VIN_SYS_5V0 is a branch of the board's supply, not its input,
@@ -45,6 +45,20 @@ def boundary_of(input_rail: str | None) -> str:
     return "input_rail" if input_rail is not None else "sum_of_rails"
 
 
-def describe_total(input_rail: str | None) -> str:
-    """How the total is formed, in words: ``"input rail VDD_IN"`` or ``"sum of rails"``."""
-    return f"input rail {input_rail}" if input_rail is not None else "sum of rails"
+def total_of(per_rail: Mapping[str, float], input_rail: str | None) -> float:
+    """The board's total of a per-rail mapping (energies or powers): the input rail where there is one, else the
+    sum — the branches are inside the input rail, so adding them to it would count them twice."""
+    return per_rail[input_rail] if input_rail is not None else sum(per_rail.values())
+
+
+def describe_total(input_rail: str | None, boundary: str | None = None) -> str:
+    """How the total is formed, in words: ``"input rail VDD_IN"``, ``"sum of rails"``; for the non-Jetson
+    boundaries ``"CPU packages, summed"`` (RAPL) and ``"estimate"``."""
+    if input_rail is not None:
+        return f"input rail {input_rail}"
+    return {"cpu_package": "CPU packages, summed", "estimate": "estimate"}.get(boundary or "", "sum of rails")
+
+
+def count(n: int) -> str:
+    """``"1 rail"``, ``"3 rails"``."""
+    return f"{n} rail" if n == 1 else f"{n} rails"

@@ -12,7 +12,9 @@ with a date, ``MM-DD-YYYY HH:MM:SS`` (JetPack 5+). Other fields (``RAM 2000/7000
 ``EMC_FREQ``, ``GR3D_FREQ``, ``cpu@52.968C/52.968C``) are not rails: a rail's values are whole words of digits,
 optionally followed by ``mW``, so ``MB``/``kB`` suffixes and ``@`` temperatures never match.
 
-Total = the input rail (VDD_IN, POM_5V_IN, VIN) where the board has one, else the sum of rails. Sources: jtop's
+Total = the input rail (VDD_IN, POM_5V_IN, VIN) where the board has one, else the sum of rails. tegrastats prints
+only what it read, so an input rail it could not read is simply absent — nothing here can tell it apart from a board
+without one; a line that lacks a rail of the first line is an error (replay) or a read error (live). Sources: jtop's
 tegrastats parser and board emulator lines (rbonghi/jetson_stats jtop/core/tegra_parse.py, tests/tegrastats,
 jtop/tests/test_06_tegra_parse.py) and NVIDIA's tegrastats documentation.
 """
@@ -29,14 +31,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from dnnprof.shared.errors import UserError
 
 from . import rails as railnames
-from .base import PowerSource, SourceUnavailable
+from .base import PowerSource, SourceUnavailable, check_interval_ms
 
 DEFAULT_INTERVAL_MS = 100.0  # live: 10 readings a second (tegrastats' own default is 1000 ms)
 REPLAY_INTERVAL_MS = 1000.0  # replay without dates: tegrastats' default interval
@@ -50,10 +52,12 @@ _RAIL = re.compile(rf"(?<!\S)([A-Za-z][A-Za-z0-9_]*) {_NUMBER}(?:mW)?/{_NUMBER}(
 
 @dataclass
 class Line:
-    """One parsed tegrastats line: its date (if it has one) and the power of each rail, W, in line order."""
+    """One parsed tegrastats line: its date (if it has one), the power of each rail, W, in line order, and how many
+    channels it printed as NC (not connected)."""
 
     date: datetime | None
     rails_w: dict[str, float]
+    not_connected: int = 0
 
 
 def parse_line(text: str) -> Line:
@@ -67,13 +71,22 @@ def parse_line(text: str) -> Line:
         date = datetime(year, month, day, hour, minute, second)  # ValueError for 13-45-2024
         text = text[match.end():]
     rails: dict[str, float] = {}
+    not_connected = 0
     for name, first, _avg, _third in _RAIL.findall(text):
         if railnames.not_connected(name):
-            continue  # AGX Orin prints its two unconnected channels as "NC 0mW/0mW"
+            not_connected += 1  # AGX Orin prints its two unconnected channels as "NC 0mW/0mW"
+            continue
         if name in rails:
             raise ValueError(f"rail {name} appears twice")
         rails[name] = float(first) / 1e3  # instantaneous mW → W; the average is never used
-    return Line(date, rails)
+    return Line(date, rails, not_connected)
+
+
+def _nc_info(count: int) -> list[str]:
+    """The ``info`` entry for the channels a line printed as NC: normal hardware, said once."""
+    if not count:
+        return []
+    return [f"skipped {count} channel{'s' if count > 1 else ''} printed as NC (not connected)"]
 
 
 # -- live -------------------------------------------------------------------------------------------------------------
@@ -115,10 +128,12 @@ class TegrastatsSource(PowerSource):
         # Read a few times per line so a reading's timestamp trails the line by a small fraction of the interval.
         self.period_s = min(max(self.interval_s / 10, 0.01), 0.1)
         self.notes: list[str] = []
+        self.info: list[str] = []  # what is normal for the hardware: channels printed as NC
         self._lock = threading.Lock()
         self._arrived = threading.Event()  # a line with rails came
         self._eof = threading.Event()  # tegrastats closed its output
         self._latest: tuple[float, dict[str, float]] | None = None  # (monotonic arrival, rails W)
+        self._not_connected = 0  # NC channels on the first line with rails
         self._bad_lines = 0
         self._last_error: str | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close(); a pipe nobody reads can fill up
@@ -141,10 +156,13 @@ class TegrastatsSource(PowerSource):
             self.close()
             raise
         self.rails = tuple(first)
+        with self._lock:
+            self.info += _nc_info(self._not_connected)
         self.input_rail = railnames.find_input_rail(self.rails)
         self.boundary = railnames.boundary_of(self.input_rail)
-        self.method = (f"tegrastats --interval {round(interval_ms)} ({self.binary}): {len(self.rails)} rails, "
-                       f"instantaneous values; total = {railnames.describe_total(self.input_rail)}")
+        self.method = (f"tegrastats --interval {round(interval_ms)} ({self.binary}): "
+                       f"{railnames.count(len(self.rails))}, instantaneous values; "
+                       f"total = {railnames.describe_total(self.input_rail)}")
 
     def _read_lines(self) -> None:
         for text in self._proc.stdout:
@@ -159,6 +177,8 @@ class TegrastatsSource(PowerSource):
                 self._last_error = f"no power rails in {text.strip()[:120]!r}"
                 continue
             with self._lock:
+                if self._latest is None:
+                    self._not_connected = line.not_connected
                 self._latest = (time.monotonic(), line.rails_w)
             self._arrived.set()
         self._eof.set()
@@ -242,6 +262,8 @@ class Log:
     values: list[tuple[float, ...]]  # W, one per rail
     timed_by: str  # "date" or "interval"
     interval_s: float | None  # the spacing, when timed by interval
+    notes: list[str] = field(default_factory=list)  # what a reader should know: an --interval that was not used
+    info: list[str] = field(default_factory=list)  # normal for the hardware: NC channels dropped
 
     name = "tegrastats"
     estimated = False
@@ -254,8 +276,8 @@ class Log:
     def method(self) -> str:
         timing = ("timestamps from the lines' dates" if self.timed_by == "date"
                   else f"lines spaced {self.interval_s * 1e3:g} ms apart")
-        return (f"tegrastats log {self.path} (replay, {timing}): {len(self.rails)} rails, instantaneous values; "
-                f"total = {railnames.describe_total(self.input_rail)}")
+        return (f"tegrastats log {self.path} (replay, {timing}): {railnames.count(len(self.rails))}, instantaneous "
+                f"values; total = {railnames.describe_total(self.input_rail)}")
 
     def __iter__(self) -> Iterator[tuple[float, tuple[float, ...]]]:
         """(t_s, power per rail W) for every line, t from 0 at the first line."""
@@ -264,23 +286,19 @@ class Log:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def total_of(self, per_rail: dict[str, float]) -> float:
-        """The input rail where there is one, else the sum (as ``PowerSource.total_of``)."""
-        return per_rail[self.input_rail] if self.input_rail is not None else sum(per_rail.values())
-
 
 def read_log(path: str | Path, interval_ms: float | None = None) -> Log:
     """Parse a tegrastats log (``tegrastats --logfile`` or captured stdout) for replay.
 
     Timing: when every line carries a date and the dates differ line to line, the dates are the timestamps and
-    ``interval_ms`` is not needed. Dates have one-second resolution, so a log with several lines a second must be
-    given ``interval_ms`` (the interval tegrastats ran with), which is checked against the dates' span. A log
-    without dates is spaced by ``interval_ms`` (default 1000 ms, tegrastats' default). Every line must carry every
+    ``interval_ms`` is not used (``notes`` says so when it was given). Dates have one-second resolution, so a log
+    with several lines a second must be given ``interval_ms`` (the interval tegrastats ran with), which is checked
+    against the dates' span. A log without dates is spaced by ``interval_ms`` (default 1000 ms, tegrastats'
+    default). Every line must carry every
     rail of the log: a line that lacks one (or has none) is an error naming its line number. Raises UserError.
     """
     path = Path(path)
-    if interval_ms is not None and not (math.isfinite(interval_ms) and interval_ms > 0):
-        raise UserError(f"--interval {interval_ms:g} ms is not valid: give the interval tegrastats ran with")
+    check_interval_ms(interval_ms)
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
@@ -311,10 +329,14 @@ def read_log(path: str | Path, interval_ms: float | None = None) -> Log:
             raise UserError(f"{path}:{number}: rail {missing[0]} is missing (it is on line {first_number}): every "
                             "line must carry the same rails")
     ts, timed_by, spacing_s = _timestamps(path, lines, interval_ms)
+    notes = []
+    if timed_by == "date" and interval_ms is not None:
+        notes.append(f"--interval {interval_ms:g} ms not used: every line of {path.name} has its own date, and the "
+                     "dates time the lines")
     rails = tuple(rail_names)
     return Log(path=path, rails=rails, input_rail=railnames.find_input_rail(rails), ts=ts,
                values=[tuple(line.rails_w[r] for r in rails) for _, line in lines], timed_by=timed_by,
-               interval_s=spacing_s)
+               interval_s=spacing_s, notes=notes, info=_nc_info(max(line.not_connected for _, line in lines)))
 
 
 def _timestamps(path: Path, lines: list[tuple[int, Line]], interval_ms: float | None

@@ -179,6 +179,7 @@ def test_dnnagent_info_probes_the_recorded_trees_sensors_and_says_why_auto_is_on
     data = json.loads(result.stdout)
     # auto under the tree finds its INA3221 (not this machine's sensors), totalled on the input rail
     assert (data["power_source"], data["power_boundary"], data["power_estimated"]) == ("ina3221", "input_rail", False)
+    assert data["power_notes"] == [] and data["power_info"] == []  # the Orin Nano's three channels are all rails
     if why_not_tensorrt():  # no TensorRT here: auto's choice of the CPU is said, with the reason
         assert data["backends"].keys() == {"onnxruntime"}
         assert data["backend_notes"][0].startswith("auto chose onnxruntime (CPU): TensorRT is not usable here (")

@@ -88,11 +88,12 @@ def test_each_reader_on_each_board(name):
 
 
 def test_recorded_power_modes():
-    assert tegra.power_modes(DATA / "orin-nano-jp6") == ({0: "15W", 1: "25W", 2: "MAXN_SUPER", 3: "7W"}, 0)
-    assert tegra.power_modes(DATA / "agx-orin-jp6") == ({0: "MAXN", 1: "MODE_15W", 2: "MODE_30W", 3: "MODE_50W"}, 2)
-    assert tegra.power_modes(DATA / "nano-jp4") == ({0: "MAXN", 1: "5W"}, 0)
-    modes, default = tegra.power_modes(DATA / "xavier-nx-jp5")
-    assert len(modes) == 9 and modes[5] == "MODE_10W_DESKTOP" and default == 2
+    assert tegra.power_modes(DATA / "orin-nano-jp6") == {0: "15W", 1: "25W", 2: "MAXN_SUPER", 3: "7W"}
+    assert tegra.power_modes(DATA / "agx-orin-jp6") == {0: "MAXN", 1: "MODE_15W", 2: "MODE_30W", 3: "MODE_50W"}
+    assert tegra.power_modes(DATA / "nano-jp4") == {0: "MAXN", 1: "5W"}
+    modes = tegra.power_modes(DATA / "xavier-nx-jp5")
+    assert len(modes) == 9 and modes[5] == "MODE_10W_DESKTOP"
+    assert tegra.power_modes(DATA / "nowhere") == {}
 
 
 # --- not a Jetson, and a Jetson container -------------------------------------------------------------------------
@@ -216,6 +217,33 @@ def test_jetpack_from_the_l4t_table(tmp_path, release, expected):
     assert tegra.jetpack(tmp_path) == expected
 
 
+@pytest.mark.parametrize("release, table, expected", [
+    ("36.4.2", "6.1 (rev1)", "6.1"), ("39.2.0", "7.2 GA", "7.2"), ("39.0.0", "7.2 EA", "7.2"),
+    ("35.1.0", "5.0.2 GA", "5.0.2"), ("36.2.0", "6.0 DP", "6.0"), ("34.0.1", "5.0 PRE-DP", "5.0"),
+    ("35.3.0", "5.1.1 PRE", "5.1.1"), ("36.4.3", "6.2", "6.2"),
+])
+def test_jetpack_from_the_table_is_the_plain_version(release, table, expected):
+    assert tegra.L4T_TO_JETPACK[release] == table  # jtop's spelling, kept in the table
+    assert tegra.jetpack_from_l4t(release) == expected  # digits and dots, as the package gives it
+
+
+def test_every_table_entry_gives_a_plain_version():
+    for release in tegra.L4T_TO_JETPACK:
+        version = tegra.jetpack_from_l4t(release)
+        assert version and all(part.isdigit() for part in version.split(".")), release
+
+
+@pytest.mark.parametrize("package, release", [("6.1+b123", "# R36 (release), REVISION: 4.2, GCID: 1"),
+                                              ("6.0+b106", "# R36 (release), REVISION: 2.0, GCID: 1")])
+def test_jetpack_reads_alike_on_the_host_and_in_a_container(tmp_path, package, release):
+    # the host has the nvidia-jetpack meta package; an L4T container only the release file
+    host, container = tmp_path / "host", tmp_path / "container"
+    for root in (host, container):
+        write(root, "etc/nv_tegra_release", release + "\n")
+    write(host, "var/lib/dpkg/status", stanza("nvidia-jetpack", package))
+    assert tegra.jetpack(host) == tegra.jetpack(container) == package.split("+")[0]
+
+
 def test_jetpack_unknown_without_l4t(tmp_path):
     assert tegra.jetpack(tmp_path) is None and tegra.jetpack_from_l4t(None) is None
     assert tegra.jetpack_from_l4t("36.4") is tegra.jetpack_from_l4t("36.4.0") == "6.1"
@@ -319,8 +347,9 @@ def test_parse_nvpmodel_conf():
             "< POWER_MODEL ID=0 NAME=15W >\nCPU_ONLINE CORE_0 1\n#< POWER_MODEL ID=9 NAME=OLD >\n"
             "  < POWER_MODEL ID=1 NAME=25W >\n< POWER_MODEL ID=2 NAME=MAXN_SUPER >\n< POWER_MODEL ID=3 NAME=7W >\n"
             "# mandatory section to configure the default mode\n< PM_CONFIG DEFAULT=2 >\n")
-    assert tegra.parse_nvpmodel_conf(text) == ({0: "15W", 1: "25W", 2: "MAXN_SUPER", 3: "7W"}, 2)
-    assert tegra.parse_nvpmodel_conf("") == ({}, None)
+    # the boot default (PM_CONFIG DEFAULT=2) is not the current mode and is not read
+    assert tegra.parse_nvpmodel_conf(text) == {0: "15W", 1: "25W", 2: "MAXN_SUPER", 3: "7W"}
+    assert tegra.parse_nvpmodel_conf("") == {}
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -1,6 +1,7 @@
 """open_source: picking a power source by spec, with recorded trees as the machine."""
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -105,10 +106,30 @@ def test_ina3221_with_recorded_root():
     assert selection.notes == []
 
 
-def test_what_the_chosen_source_skipped_is_noted():
+def test_nc_channels_the_chosen_source_skipped_are_info_not_warnings():
+    # AGX Orin's two NC channels are normal hardware: said as info, never among the notes that warn
     selection = open_source(f"ina3221:{JETSON / 'agx-orin-jp6'}")
-    assert selection.notes == ["ina3221: skipped 1-0041 in1: not connected (NC)",
-                               "ina3221: skipped 1-0041 in3: not connected (NC)"]
+    assert selection.info == ["ina3221: skipped 1-0041 in1: not connected (NC)",
+                              "ina3221: skipped 1-0041 in3: not connected (NC)"]
+    assert selection.notes == []
+
+
+def test_a_rail_the_chosen_source_could_not_read_is_a_note(tmp_path):
+    root = tmp_path / "board"
+    shutil.copytree(JETSON / "orin-nano-jp6" / "sys/bus/i2c", root / "sys/bus/i2c")
+    (root / "sys/bus/i2c/devices/1-0040/hwmon/hwmon1/in3_enable").write_text("0\n")
+    selection = open_source(f"ina3221:{root}")
+    assert selection.notes == ["ina3221: skipped VDD_SOC (1-0040 in3): is disabled (in3_enable is 0)"]
+    assert selection.info == []
+
+
+def test_auto_says_why_ina3221_was_refused_for_an_unreadable_input_rail(tmp_path):
+    root = tmp_path / "board"
+    shutil.copytree(JETSON / "xavier-nx-jp5" / "sys/bus/i2c", root / "sys/bus/i2c")
+    (root / "sys/bus/i2c/devices/7-0040/hwmon/hwmon3/in1_input").write_text("garbage\n")
+    selection = open_source(f"auto:{root}")
+    assert selection.source is None  # nothing else works under this root: no energy, never a sum of branches
+    assert selection.notes[0].startswith("ina3221: the board's input rail VDD_IN (7-0040 in1) cannot be read")
 
 
 def test_ina3221_on_an_empty_dir_is_a_user_error(tmp_path):
@@ -137,9 +158,10 @@ def test_jetson_sources_off_a_jetson_are_user_errors():
             open_source(spec)
 
 
-def test_open_live_checks_the_interval():
-    with pytest.raises(UserError, match="interval 0 ms is not valid"):
-        open_live(f"ina3221:{JETSON / 'orin-nano-jp6'}", interval_ms=0)
+@pytest.mark.parametrize("interval_ms", [0.0, -5.0, math.inf, math.nan])
+def test_open_live_checks_the_interval(interval_ms):
+    with pytest.raises(UserError, match=f"interval {interval_ms:g} ms is not valid: give a positive time"):
+        open_live(f"ina3221:{JETSON / 'orin-nano-jp6'}", interval_ms=interval_ms)
 
 
 def test_rapl_with_recorded_root():

@@ -67,8 +67,10 @@ def test_agx_orin_total_is_the_sum_and_nc_channels_are_skipped():
     source = Ina3221Source(root=JETSON / "agx-orin-jp6")
     assert "NC" not in source.rails and len(source.rails) == 4  # two chips, minus the two NC channels
     assert source.total_of({"VDD_GPU_SOC": 1.0, "VDD_CPU_CV": 2.0, "VIN_SYS_5V0": 3.0, "VDDQ_VDD2_1V8AO": 4.0}) == 10.0
-    assert source.notes == ["skipped 1-0041 in1: not connected (NC)", "skipped 1-0041 in3: not connected (NC)"]
-    assert "1-0040, 1-0041" in source.method
+    # NC is normal hardware: info, not a note that warns
+    assert source.info == ["skipped 1-0041 in1: not connected (NC)", "skipped 1-0041 in3: not connected (NC)"]
+    assert source.notes == []
+    assert "1-0040, 1-0041" in source.method and "4 rails" in source.method
 
 
 def test_orin_nano_total_is_the_input_rail_not_the_sum():
@@ -84,7 +86,7 @@ def test_summation_channel_is_not_a_rail():
     assert (hwmon / "curr4_input").exists()
     source = Ina3221Source(root=JETSON / "orin-nano-jp6")
     assert len(source.rails) == 3 and all("sum" not in rail for rail in source.rails)
-    assert source.notes == []  # the sum channel is expected, not worth a note
+    assert source.notes == [] and source.info == []  # the sum channel is expected, not worth a word
 
 
 def test_values_follow_the_sensor(tree):
@@ -147,7 +149,73 @@ def test_a_disabled_channel_is_skipped(tree):
     put(root, f"{DEVICES}/7-0040/hwmon/hwmon3/in3_enable", 0)
     source = Ina3221Source(root=root)
     assert source.rails == ("VDD_IN", "VDD_CPU_GPU_CV")
-    assert source.notes == ["skipped VDD_SOC (7-0040 in3): channel disabled"]
+    assert source.notes == ["skipped VDD_SOC (7-0040 in3): is disabled (in3_enable is 0)"]
+
+
+# -- an input rail the board has but that cannot be read: refused, never a sum of branches ---------------------------
+
+
+def unreadable(root: Path, relative: str, how: str) -> None:
+    """Make one sysfs value file fail: garbage in it, gone, or a directory in its place (tests run as root, so
+    permissions cannot do it)."""
+    path = root / relative
+    if how == "garbage":
+        path.write_text("garbage\n")
+    elif how == "missing":
+        path.unlink()
+    else:
+        path.unlink()
+        path.mkdir()
+
+
+@pytest.mark.parametrize("how", ["garbage", "missing", "directory"])
+@pytest.mark.parametrize("which", ["in1_input", "curr1_input"])
+def test_an_unreadable_input_rail_is_refused(tree, which, how):
+    root = tree("xavier-nx-jp5")
+    unreadable(root, f"{DEVICES}/7-0040/hwmon/hwmon3/{which}", how)
+    with pytest.raises(SourceUnavailable) as info:
+        Ina3221Source(root=root)
+    message = str(info.value)
+    assert message.startswith("the board's input rail VDD_IN (7-0040 in1) cannot be read: ")
+    assert "sum of branch rails" in message and "\n" not in message
+
+
+def test_a_disabled_input_rail_is_refused(tree):
+    root = tree("orin-nano-jp6")
+    put(root, f"{ORIN_NANO_HWMON}/in1_enable", 0)
+    with pytest.raises(SourceUnavailable, match=r"input rail VDD_IN \(1-0040 in1\) is disabled \(in1_enable is 0\)"):
+        Ina3221Source(root=root)
+
+
+def test_an_unreadable_jetpack4_input_rail_is_refused(tree):
+    root = tree("nano-jp4")
+    put(root, f"{DEVICES}/6-0040/iio:device0/in_power0_input", "garbage")
+    with pytest.raises(SourceUnavailable, match=r"input rail POM_5V_IN \(6-0040 iio:device0 channel 0\) cannot"):
+        Ina3221Source(root=root)
+
+
+def test_an_input_rail_labelled_nc_is_not_seen_so_the_rails_are_summed(tree):
+    # The board itself says the channel is not connected: there is no input rail to read, and the sum is honest.
+    root = tree("xavier-nx-jp5")
+    put(root, f"{DEVICES}/7-0040/hwmon/hwmon3/in1_label", "NC")
+    source = Ina3221Source(root=root)
+    assert source.rails == ("VDD_CPU_GPU_CV", "VDD_SOC") and source.input_rail is None
+    assert source.boundary == "sum_of_rails" and source.info == ["skipped 7-0040 in1: not connected (NC)"]
+
+
+def test_an_unreadable_branch_rail_is_only_a_note(tree):
+    root = tree("xavier-nx-jp5")
+    put(root, f"{DEVICES}/7-0040/hwmon/hwmon3/in2_input", "garbage")
+    source = Ina3221Source(root=root)
+    assert source.input_rail == "VDD_IN" and source.rails == ("VDD_IN", "VDD_SOC")
+    assert len(source.notes) == 1 and source.notes[0].startswith("skipped VDD_CPU_GPU_CV (7-0040 in2): cannot be read")
+
+
+def test_one_rail_is_said_in_the_singular(tree):
+    root = tree("xavier-nx-jp5")
+    for k in (2, 3):
+        put(root, f"{DEVICES}/7-0040/hwmon/hwmon3/in{k}_label", "NC")
+    assert ": 1 rail, " in Ina3221Source(root=root).method
 
 
 def test_a_read_error_at_read_time_is_an_oserror_the_sampler_counts(tree):

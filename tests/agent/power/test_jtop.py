@@ -149,6 +149,26 @@ def test_dict_shape_without_an_input_rail_is_a_sum(service, opened):
     assert source.total(values) == pytest.approx(7.015)  # = tot['power'], computed from the rails ourselves
 
 
+def test_dict_shape_takes_an_input_rail_jtop_left_among_the_rails(service, opened):
+    # jtop names `tot` only for VDD_IN/POM_5V_IN; a Thor-like VIN stays a rail and `tot` sums everything with it
+    power = load("power-7x-agx-orin.json")
+    power["rail"]["VIN"] = {"type": "INA238", "online": True, "volt": 19000, "curr": 500, "power": 9500, "avg": 9400}
+    power["tot"] = {"power": 7015 + 9500, "avg": 7009 + 9400}
+    service.power = power
+    source = opened()
+    assert source.input_rail == "VIN" and source.boundary == "input_rail"
+    assert source.total(source.read()) == 9.5  # the input rail, not jtop's sum of VIN and its own branches
+
+
+def test_dict_shape_refuses_an_offline_input_rail(service):
+    power = load("power-7x-agx-orin.json")
+    power["rail"]["VIN"] = {"type": "INA238", "online": False, "volt": 0, "curr": 0, "power": 0, "avg": 0}
+    service.power = power
+    with pytest.raises(SourceUnavailable, match="jtop reports the board's input rail VIN offline .* sum of branch"):
+        JtopSource(root=service.root)
+    assert service.clients[-1].closed
+
+
 def test_tuple_shape_with_the_input_taken_out(service, opened):
     service.power = load("power-4.1-nano.json")  # POM_5V_IN removed from the rails and returned as the total
     source = opened()

@@ -49,3 +49,23 @@ def test_boundary_and_words():
     assert rails.boundary_of(None) == "sum_of_rails"
     assert rails.describe_total("VDD_IN") == "input rail VDD_IN"
     assert rails.describe_total(None) == "sum of rails"
+
+
+@pytest.mark.parametrize(("boundary", "words"), [
+    ("input_rail", "sum of rails"),  # no input rail named: what the total is, not what the boundary claims
+    ("sum_of_rails", "sum of rails"), (None, "sum of rails"),
+    ("cpu_package", "CPU packages, summed"), ("estimate", "estimate"),
+])
+def test_words_for_every_boundary(boundary, words):
+    assert rails.describe_total(None, boundary) == words
+    assert rails.describe_total("VDD_IN", boundary) == "input rail VDD_IN"
+
+
+def test_total_of_is_the_input_rail_or_the_sum():
+    per_rail = {"VDD_IN": 5.0, "VDD_CPU_GPU_CV": 1.0, "VDD_SOC": 2.0}
+    assert rails.total_of(per_rail, "VDD_IN") == 5.0
+    assert rails.total_of(per_rail, None) == 8.0
+
+
+def test_count():
+    assert rails.count(1) == "1 rail" and rails.count(3) == "3 rails" and rails.count(0) == "0 rails"

@@ -4,6 +4,7 @@ The live tests run a small shell script in place of tegrastats under a temporary
 boundary): it prints recorded lines, as the real tool would, at the interval it is given.
 """
 
+import math
 import shutil
 import stat
 import time
@@ -52,6 +53,8 @@ def test_jetpack6_date_prefix():
 def test_agx_orin_nc_channels_are_skipped():
     line = parse_line(first_line("agx-orin-jp5.log"))
     assert line.rails_w == {"VDD_GPU_SOC": 2.39, "VDD_CPU_CV": 0.796, "VIN_SYS_5V0": 3.522, "VDDQ_VDD2_1V8AO": 0.301}
+    assert line.not_connected == 2  # counted, so a replay can say it dropped them
+    assert parse_line(first_line("orin-nano-jp6.log")).not_connected == 0
 
 
 def test_jetpack72_triples_and_two_value_temperatures():
@@ -116,8 +119,33 @@ def test_undated_lines_are_spaced_by_the_interval():
     assert log.interval_s == 1.0 and "spaced 1000 ms apart" in log.method  # tegrastats' default
 
 
-def test_dates_win_over_the_interval():
-    assert read_log(LOGS / "orin-nano-jp6.log", interval_ms=250).ts == [0.0, 1.0, 2.0, 3.0]
+def test_dates_win_over_the_interval_and_a_note_says_so():
+    log = read_log(LOGS / "orin-nano-jp6.log", interval_ms=250)
+    assert log.ts == [0.0, 1.0, 2.0, 3.0]
+    assert log.notes == ["--interval 250 ms not used: every line of orin-nano-jp6.log has its own date, and the "
+                         "dates time the lines"]
+    assert read_log(LOGS / "orin-nano-jp6.log").notes == []  # nothing given, nothing to say
+
+
+def test_an_interval_that_spaces_lines_is_used_silently():
+    assert read_log(LOGS / "nano-jp4.log", interval_ms=250).notes == []
+    assert read_log(LOGS / "orin-nano-jp6-250ms.log", interval_ms=250).notes == []
+
+
+def test_a_replay_says_which_nc_channels_it_dropped():
+    assert read_log(LOGS / "agx-orin-jp5.log").info == ["skipped 2 channels printed as NC (not connected)"]
+    assert read_log(LOGS / "orin-nano-jp6.log").info == []
+
+
+@pytest.mark.parametrize("interval_ms", [0.0, -1.0, math.inf, math.nan])
+def test_a_bad_replay_interval_is_refused(interval_ms):
+    with pytest.raises(UserError, match=f"interval {interval_ms:g} ms is not valid: give a positive time"):
+        read_log(LOGS / "nano-jp4.log", interval_ms=interval_ms)
+
+
+def test_one_rail_is_said_in_the_singular(tmp_path):
+    log = read_log(write_log(tmp_path, "VDD_IN 1000mW/1000mW", "VDD_IN 1100mW/1050mW"))
+    assert ": 1 rail, " in log.method
 
 
 def test_several_lines_per_dated_second_need_the_interval():
@@ -224,6 +252,13 @@ def test_live_agx_orin_sums_its_rails(live):
     assert source.input_rail is None and source.boundary == "sum_of_rails"
     values = source.read()
     assert source.total(values) == pytest.approx(sum(values))
+    assert source.info == [] and source.notes == []  # JetPack 7.2 prints no NC channels
+
+
+def test_live_nc_channels_are_info(live):
+    source = live(LOGS / "agx-orin-jp5.log")
+    assert source.info == ["skipped 2 channels printed as NC (not connected)"] and source.notes == []
+    assert "4 rails" in source.method
 
 
 def test_live_process_exit_is_a_read_error(live):
