@@ -8,6 +8,7 @@ domain is skipped, and a machine where none is readable has no RAPL source.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from .base import HeldFile, PowerSource, SourceUnavailable
@@ -54,8 +55,15 @@ class RaplSource(PowerSource):
         self.rails = tuple(rails)
         self._last_uj = [int(f.read()) for f in self._files]
         self._total_uj = [0] * len(self._files)
+        # The unwrapping keeps state between reads: two threads reading at once could each take the other's newer
+        # value for a counter wrap and add a whole counter range.
+        self._lock = threading.Lock()
 
     def read(self) -> tuple[float, ...]:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> tuple[float, ...]:
         out = []
         for i, held in enumerate(self._files):
             now = int(held.read())
