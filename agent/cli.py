@@ -254,6 +254,8 @@ def run(
         sinks.append(link)
     # Only now, with every input (the broker included) known good: an error stays the one line on stderr.
     if not quiet:
+        for note in selection.info:
+            err.print(f"[dim]power: {note}[/]")
         for note in selection.notes:
             err.print(f"[yellow]power:[/] {note}")
         if source is not None:
@@ -318,12 +320,17 @@ def serve(
     config: Annotated[Path, typer.Option("--config", "-c", help="The agent's TOML config (example: "
                                                                 "systemd/agent.toml).")]
     = Path("/etc/dnnprof/agent.toml"),
-    check: Annotated[bool, typer.Option("--check", help="Only check the config and its models, then exit.")]
+    check: Annotated[bool, typer.Option("--check", help="Only check what a start checks before it connects: the "
+                                                        "config, the models, the backend and the power source "
+                                                        "(opened, then closed); create nothing, then exit.")]
     = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug log lines too.")] = False,
 ) -> None:
     """Run as a service: connect, announce the board, run the configured sweep (skipping points already
     measured), then stay online publishing telemetry until SIGTERM. What systemd/dnnprof-agent.service runs.
+
+    Exit status: 78 for a config or start error a restart cannot fix (the unit does not restart it), 69 when the
+    broker cannot be reached (restarted after RestartSec).
 
     Example: [bold]dnnagent serve --config /etc/dnnprof/agent.toml[/bold]
     """
@@ -334,11 +341,15 @@ def serve(
 
     settings = agent_config.load(config)
     if check:
-        for path in settings.models:
-            onnxfile.load(path)
-        out.print(f"{config}: OK — board {settings.board_id}, broker {settings.broker.address}, "
+        found = service.check(settings)
+        for note in found.power.notes:
+            err.print(f"[yellow]power:[/] {note}", soft_wrap=True)
+        source = found.power.source
+        power = "none (no energy)" if source is None else source.name + (" (ESTIMATED)" if source.estimated else "")
+        out.print(f"{config}: OK — board {settings.board_id}, broker {settings.broker.address} (not contacted), "
                   f"{len(settings.models)} models x {len(settings.batch_sizes)} batch sizes x "
-                  f"{len(settings.precisions)} precisions")
+                  f"{len(settings.precisions)} precisions on {found.backend.name} {found.backend.version}, power "
+                  f"{power}", soft_wrap=True)
         return
     service.log_to_stderr(verbose)
     stop = threading.Event()
@@ -356,12 +367,16 @@ def install_service(
     = False,
     root: Annotated[Path, typer.Option(help="Install under this root instead of / (an image being prepared: "
                                             "nothing is started).")] = Path("/"),
+    exec_start: Annotated[Optional[str], typer.Option(
+        "--exec-start", help="The command the unit starts the agent with, e.g. /opt/dnnprof/bin/dnnagent (default: "
+                             "this installation's dnnagent).", metavar="COMMAND")] = None,
 ) -> None:
     """Install the agent as a systemd service: system user in the jtop/video/render groups, /etc/dnnprof/agent.toml
-    (never overwritten), the unit, then enable (and start, once the config loads). Needs sudo."""
+    (never overwritten), the unit, then enable (and start, once `serve --check` would pass the config). Needs
+    sudo."""
     from dnnprof.agent import install
 
-    install.install_service(config=config, user=user, dry_run=dry_run, root=root)
+    install.install_service(config=config, user=user, dry_run=dry_run, root=root, exec_start=exec_start)
 
 
 @app.command()
@@ -396,6 +411,7 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
             source.close()
     data = schema.to_builtins(facts)
     data["power_notes"] = selection.notes
+    data["power_info"] = selection.info
     data["backend_notes"] = [note] if (note := auto_note("auto")) else []
     if as_json:
         print(json.dumps(data, indent=2))
@@ -437,10 +453,9 @@ def _parse_duration(text: str, option: str, bare_unit: str = "s") -> float:
             value = units.parse_time(raw)
         except UserError as exc:
             raise UserError(f"{option}: {exc}") from None
-    if not (math.isfinite(value) and value > 0):
-        example = "100, 100ms or 0.1s" if bare_unit == "ms" else "5, 5s or 500ms"
-        raise UserError(f"{option} {text!r} must be a positive time, e.g. {example}")
-    return value
+    from dnnprof.agent.power.base import check_positive
+
+    return check_positive(value, f"{option} {text!r}", "100, 100ms or 0.1s" if bare_unit == "ms" else "5, 5s or 500ms")
 
 
 @app.command()
@@ -451,11 +466,12 @@ def power(
              "ROOT is a filesystem root holding sys/... (a recorded tree works).")] = "auto",
     duration: Annotated[Optional[str], typer.Option(
         metavar="S", help="How long to sample a live source: 5, 5s or 500ms (default 5s). For a tegrastats log: "
-                          "its first S seconds (default: all of it).", show_default=False)] = None,
+                          "its first S seconds, at least two lines (default: all of it).", show_default=False)] = None,
     interval: Annotated[Optional[str], typer.Option(
         metavar="MS", help="jtop/tegrastats: the interval to ask for (default 100 ms). ina3221/rapl/estimate: the "
-                           "sampling period (default 10 ms / 50 ms). tegrastats log: the spacing of undated lines "
-                           "(default 1000 ms, tegrastats' own). 100, 100ms or 0.1s.", show_default=False)] = None,
+                           "sampling period (default 10 ms / 50 ms). tegrastats log: the spacing of its lines (default "
+                           "1000 ms, tegrastats' own), not used when every line has its own date. 100, 100ms or 0.1s.",
+        show_default=False)] = None,
     tdp_w: Annotated[Optional[float], typer.Option(help="TDP in watts for the estimate source.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reading as JSON on stdout.")] = False,
 ) -> None:
@@ -497,17 +513,19 @@ def power(
     if as_json:
         print(json.dumps(reading.to_json(), indent=2))
         return
-    for note in reading.notes:
-        err.print(f"[yellow]power:[/] {note}")
+    for note in reading.info:  # normal for the hardware (NC channels): a plain line
+        err.print(f"[dim]power: {note}[/]", highlight=False)
+    for note in reading.notes:  # worth looking into (an unreadable or disabled rail, an option not used)
+        err.print(f"[yellow]power:[/] {note}", highlight=False)
+    est = _mark(reading.estimated)
     flag = " [bold yellow]ESTIMATED[/]" if reading.estimated else ""
-    kind = "replay of a log" if reading.replay else reading.boundary
-    table = Table("rail", "mean power", title=f"{reading.source} ({kind}){flag}", title_justify="left")
+    title = f"{reading.source}{' (replay of a log)' if reading.replay else ''}{flag}"
+    table = Table("rail", "mean power", title=title, title_justify="left")
     for rail, watts in reading.rails.items():
-        table.add_row(rail + (" (input rail)" if rail == reading.input_rail else ""), units.format_power(watts))
+        table.add_row(rail + (" (input rail)" if rail == reading.input_rail else ""), units.format_power(watts) + est)
     out.print(table)
-    total = f"input rail {reading.input_rail}" if reading.total_kind == "input_rail" else "sum of rails"
-    out.print(f"total   {units.format_power(reading.total_w)} ({total})")
-    out.print(f"energy  {units.format_energy(reading.energy_j)} over {units.format_time(reading.duration_s)}")
+    out.print(f"total   {units.format_power(reading.total_w)}{est} ({reading.total_words})")
+    out.print(f"energy  {units.format_energy(reading.energy_j)}{est} over {units.format_time(reading.duration_s)}")
     repeats = (f", {reading.unique_samples} new values" if reading.unique_samples != reading.samples else "")
     errors = f", {reading.read_errors} read errors" if reading.read_errors else ""
     out.print(f"samples {reading.samples}{repeats} at {reading.rate_hz:.3g} Hz achieved{errors}")

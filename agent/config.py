@@ -4,7 +4,8 @@ Every mistake is reported before anything runs, as one line naming the file, the
 wrong and what to write instead: ``agent.toml: [broker] port: 70000 is out of range: write a port in 1-65535``.
 Relative paths are relative to the directory of the config file (a service has no useful working directory).
 Secrets: the broker password is read from ``password_file``, which must not be readable by group or others; it
-never appears in a repr, a log line or an error message.
+never appears in a repr, a log line or an error message. Every error ``load`` raises exits with ``EX_CONFIG`` (78),
+which the systemd unit does not restart (``RestartPreventExitStatus=78``): a restart cannot fix a config.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from dnnprof.agent import board, profiler, telemetry
 from dnnprof.shared import cli, topics
 from dnnprof.shared.errors import UserError
 
+# sysexits.h EX_CONFIG: a configuration error. The unit's RestartPreventExitStatus=78 stops systemd from restarting
+# into the same mistake every RestartSec.
+EX_CONFIG = 78
 DEFAULT_PATH = Path("/etc/dnnprof/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/dnnprof")  # the unit's StateDirectory=dnnprof
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
@@ -245,8 +249,15 @@ def _read_toml(path: Path) -> dict:
 
 
 def load(path: str | Path) -> AgentConfig:
-    """Read and check the agent's TOML config; UserError (one line: FILE: [section] key: what to fix) otherwise."""
-    path = Path(path)
+    """Read and check the agent's TOML config; UserError (one line: FILE: [section] key: what to fix, exit status
+    ``EX_CONFIG``) otherwise."""
+    try:
+        return _load(Path(path))
+    except UserError as exc:
+        raise UserError(str(exc), exit_code=EX_CONFIG) from None
+
+
+def _load(path: Path) -> AgentConfig:
     data = _read_toml(path)
     base = path.parent.absolute()
     unknown = [k for k in data if k not in ("broker", "agent", "sweep", "power", "measurement")]
@@ -389,12 +400,21 @@ def _batches(section: _Section) -> list[int]:
 
 
 def _check_source(section: _Section, spec: str) -> None:
-    from dnnprof.agent.power import SOURCES
+    """A spec the power package parses, and a live one (the service measures; it never replays a log). Whether the
+    source works on this machine is for ``service.check`` (``serve --check``), which opens it."""
+    from dnnprof.agent.power import SOURCES, SPECS, is_replay, parse_spec
 
-    name = spec.partition(":")[0].strip().lower()
+    name, arg = parse_spec(spec)
     if name not in ("auto", "none", *SOURCES):
-        section.fail("source", f"{spec!r} is not a power source: write one of auto, none, "
-                               f"{', '.join(n + '[:ROOT]' for n in SOURCES)}")
+        section.fail("source", f"{spec!r} is not a power source: write one of {SPECS} (the service needs a live "
+                               "source: tegrastats, not a tegrastats:LOGFILE replay)")
+    if is_replay(spec):
+        section.fail("source", f"{spec!r} replays a recorded tegrastats log and cannot measure the sweep: write "
+                               "source = \"tegrastats\" (the live tool) or another live source; read the log with "
+                               f"`dnnagent power --source {spec}`")
+    if arg and name in ("none", "jtop"):
+        why = "reads the board through /run/jtop.sock" if name == "jtop" else "measures nothing"
+        section.fail("source", f"{spec!r}: {name} takes no ROOT (it {why}): write source = \"{name}\"")
 
 
 def _settings(section: _Section, path: Path) -> profiler.Settings:

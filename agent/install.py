@@ -3,7 +3,10 @@
 It creates the system user, puts it in the groups the hardware needs (jtop, video, render — those that exist),
 installs the example ``/etc/dnnprof/agent.toml`` if there is none (never overwriting one), writes the unit with
 ``ExecStart`` pointing at this installation's ``dnnagent``, reloads systemd and enables the service — and starts
-it when the config loads. ``--dry-run`` prints every file and command instead and changes nothing.
+it when ``serve --check`` would pass it. ``--dry-run`` prints every file and command instead and changes nothing.
+Before any change it checks what would make the service fail for sure: systemd not running (unless ``--root``
+prepares an image), an ``ExecStart`` the unit's sandbox hides (``/home``, ``/root``, ``/tmp``, ...), a user name
+useradd would refuse.
 
 The unit and the example config are kept here, as text, so an installed wheel carries them; ``systemd/`` in the
 source tree holds the same files (a test keeps them identical) for reading and for packagers.
@@ -13,6 +16,7 @@ Every command goes through ``runner`` and every path lies under ``root``, so tes
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -31,6 +35,16 @@ USER = "dnnprof"
 # groups L4T gives the GPU device nodes (/dev/nvhost-*, /dev/nvmap, /dev/dri/*) to.
 GROUPS = ("jtop", "video", "render")
 DEFAULT_EXEC = "/usr/local/bin/dnnagent"
+# POSIX portable user names as useradd takes them by default (shadow-utils' is_valid_user_name, without the '$'
+# of machine accounts): a lower-case letter or '_', then up to 31 of a-z, 0-9, '_' and '-'.
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# Places the unit's sandbox hides from the agent: ProtectHome=yes (/home, /root, /run/user) and PrivateTmp=yes
+# (a private, empty /tmp and /var/tmp).
+HIDDEN = {"/home/": "ProtectHome=yes", "/root/": "ProtectHome=yes", "/run/user/": "ProtectHome=yes",
+          "/tmp/": "PrivateTmp=yes", "/var/tmp/": "PrivateTmp=yes"}
+# A config path written into ExecStart= as it is: nothing systemd's command-line parsing would change (spaces,
+# quotes, backslashes, % specifiers, $ variables).
+PLAIN_PATH = re.compile(r"[A-Za-z0-9/._+,:@=-]+")
 
 Runner = Callable[[Sequence[str]], None]
 
@@ -41,9 +55,11 @@ UNIT_TEMPLATE = """\
 [Unit]
 Description=dnnprof profiling agent
 # Wants=, not Requires=: the agent works without jtop (INA3221 sysfs, tegrastats, or no power source), so a missing
-# or failed jtop.service must not stop it; After= only orders the start behind jtop's socket when both start.
+# or failed jtop.service must not stop it. No After=jtop.service: jtop.service is ordered After=multi-user.target,
+# which is itself after the units it wants (this one), so that would be an ordering cycle. With source = "jtop"
+# and jtop not up yet, the agent exits 69 and is started again after RestartSec.
 Wants=network-online.target jtop.service
-After=network-online.target jtop.service
+After=network-online.target
 
 [Service]
 # The agent sends READY=1 once the broker accepted it and the board info is published, STATUS= lines with the
@@ -61,9 +77,12 @@ StateDirectory=dnnprof
 StateDirectoryMode=0750
 # /etc/dnnprof, owned by root: agent.toml, and the password file and TLS key (mode 600, owned by {user}).
 ConfigurationDirectory=dnnprof
-# Connection failures and crashes restart the agent; the ledger makes a restart skip what was measured.
+# Connection failures and crashes restart the agent; the ledger makes a restart skip what was measured. A start
+# error that a restart cannot fix (the config, a model, the backend, the power source) exits 78 (EX_CONFIG): not
+# restarted, `systemctl status` shows it failed and the journal says why. An unreachable broker exits 69.
 Restart=on-failure
 RestartSec=30
+RestartPreventExitStatus=78
 # Loading the models and the inference backend comes before READY=1 (TensorRT engines are built after it).
 TimeoutStartSec=180
 # SIGTERM ends the sweep at the next point boundary: a point takes at most the configured warm-up, window and idle
@@ -96,7 +115,8 @@ WantedBy=multi-user.target
 EXAMPLE_CONFIG = """\
 # dnnprof agent configuration: /etc/dnnprof/agent.toml, read by `dnnagent serve` (the systemd unit).
 # Relative paths are relative to this file's folder. Durations are seconds. Every key is optional except
-# [broker] host; `dnnagent serve --config FILE` checks the file and names any mistake by section and key.
+# [broker] host; `dnnagent serve --config FILE --check` checks the file, its models, the backend and the power
+# source, and names any mistake by section and key.
 
 [broker]
 host = "192.168.1.10"              # the machine running `dnnhost collect` (or any MQTT broker)
@@ -124,10 +144,11 @@ backend = "auto"                   # auto (TensorRT where it imports, else ONNX 
 # calibration_dir = "/var/lib/dnnprof/calibration"   # int8: images to calibrate on; without it int8 results are
 #                                                     # calibrated on random data and labelled timing-only
 redo = false                       # true: measure again the points already measured (same model, batch,
-                                   # precision, backend version, device, power mode and clocks)
+                                   # precision, backend version, device, calibration images, power source,
+                                   # power mode and clocks)
 
 [power]
-source = "auto"                    # auto, jtop, ina3221[:ROOT], tegrastats[:LOGFILE], rapl[:ROOT], estimate, none
+source = "auto"                    # auto, jtop, ina3221[:ROOT], tegrastats, rapl[:ROOT], estimate, none
 telemetry_rate_hz = 1              # live telemetry messages per second; 0 turns them off
 telemetry_samples_hz = 10          # power samples inside them
 
@@ -153,10 +174,10 @@ def agent_command() -> str:
     PATH, or this Python with ``-m dnnprof.agent``."""
     argv0 = Path(sys.argv[0])
     if argv0.name == "dnnagent" and argv0.is_file():
-        return str(argv0.absolute())
+        return shlex.quote(str(argv0.absolute()))
     found = shutil.which("dnnagent")
     if found:
-        return str(Path(found).absolute())
+        return shlex.quote(str(Path(found).absolute()))
     return f"{shlex.quote(sys.executable)} -m dnnprof.agent"
 
 
@@ -188,25 +209,35 @@ def install_service(*, config: Path = CONFIG_PATH, user: str = USER, dry_run: bo
     ``root`` is where the files go (``/``; another directory prepares an image: systemctl and useradd then work on
     that root and nothing is started — ``offline``, which defaults to ``root != /``). ``runner`` runs a command
     (default: subprocess, failing on a non-zero status). ``euid`` is the effective user id (default: this
-    process's); only root may install.
+    process's); only root may install. ``exec_start``: the command the unit's ExecStart= runs, quoted for a shell
+    (default: ``agent_command()``, this installation's agent).
     """
     root = Path(root)
     live = root == Path("/") if offline is None else not offline
     euid = os.geteuid() if euid is None else euid
-    if euid != 0 and not dry_run:
-        raise UserError("run with sudo (or --dry-run to see what it would do)")
     run = runner or _run
     exec_start = exec_start or agent_command()
     config = Path(config)
-    if not config.is_absolute():
-        raise UserError(f"--config {config}: give an absolute path (systemd starts the agent in /)")
-    if exec_start.startswith(("/home/", "/root/", "/run/user/")):
-        raise UserError(f"the agent runs from {exec_start.split()[0]}, which the unit's ProtectHome=yes hides: "
-                        "install dnnprof system-wide (sudo pip install 'dnnprof[jetson]', or a venv under /opt) and "
-                        "run install-service from there")
 
     def at(path: Path) -> Path:
         return root / path.relative_to("/")
+
+    # Preflight, before any change: what would make the installed service fail for sure.
+    if not USER_NAME.fullmatch(user):
+        raise UserError(f"--user {user!r} is not a valid user name: use 1-32 of a-z, 0-9, '_' and '-', starting "
+                        "with a letter or '_', e.g. --user dnnprof")
+    if not config.is_absolute():
+        raise UserError(f"--config {config}: give an absolute path (systemd starts the agent in /)")
+    if not PLAIN_PATH.fullmatch(str(config)):
+        raise UserError(f"--config {shlex.quote(str(config))}: the unit's ExecStart= would need quoting or escaping "
+                        "for it: choose a path of letters, digits and / . _ -")
+    _check_exec_start(exec_start)
+    if live and not at(Path("/run/systemd/system")).is_dir():
+        raise UserError(f"systemd is not running here: {at(Path('/run/systemd/system'))} does not exist (a "
+                        "container, WSL, or another init): run the agent with `dnnagent serve --config FILE` under "
+                        "your own supervisor, or prepare an image with --root DIR")
+    if euid != 0 and not dry_run:
+        raise UserError("run with sudo (or --dry-run to see what it would do)")
 
     prefix = [] if live else ["--root", str(root)]
     commands: list[list[str]] = []
@@ -284,17 +315,42 @@ def install_service(*, config: Path = CONFIG_PATH, user: str = USER, dry_run: bo
             "its progress")
     else:
         command(["systemctl", "enable", SERVICE])
-        out(f"not started, {config}: {problem}. Edit it, check it with `sudo -u {user} {exec_start} serve --config "
-            f"{config} --check`, then `sudo systemctl start {SERVICE}`")
+        check = f"sudo -u {shlex.quote(user)} {exec_start} serve --config {shlex.quote(str(config))} --check"
+        out(f"not started, {config}: {problem}. Edit it, check it with `{check}`, then "
+            f"`sudo systemctl start {SERVICE}`")
     return commands
 
 
+def _check_exec_start(exec_start: str) -> None:
+    """Refuse an agent the unit's sandbox would hide: a program (or this Python's dnnprof package, for
+    ``python -m dnnprof.agent``) under /home, /root, /run/user, /tmp or /var/tmp."""
+    try:
+        program = shlex.split(exec_start)[0]
+    except (ValueError, IndexError):
+        raise UserError(f"the agent command {exec_start!r} is not a command line: give the absolute path of "
+                        "dnnagent") from None
+    if not program.startswith("/"):
+        raise UserError(f"the agent command {exec_start!r} must start with an absolute path (systemd does not "
+                        "search PATH the way a shell does)")
+    places = [program]
+    if "-m dnnprof.agent" in exec_start:  # this Python imports dnnprof from where this process found it
+        places.append(str(Path(__file__).resolve().parents[1]))
+    for place in places:
+        for prefix, directive in HIDDEN.items():
+            if (place.rstrip("/") + "/").startswith(prefix):
+                raise UserError(f"the agent runs from {place}, which the unit's {directive} hides: install dnnprof "
+                                "system-wide (sudo pip install 'dnnprof[jetson]', or a venv under /opt) and run "
+                                "install-service from there")
+
+
 def _config_problem(path: Path) -> str | None:
-    """Why the config at ``path`` would not load, or None."""
+    """Why a start with the config at ``path`` would fail — the preparation ``serve --check`` and a start run:
+    config, models, backend, power source — or None."""
     from dnnprof.agent import config as agent_config
+    from dnnprof.agent import service
 
     try:
-        agent_config.load(path)
+        service.check(agent_config.load(path))
     except UserError as exc:
         return str(exc)
     return None

@@ -21,6 +21,8 @@ from dnnprof.shared.errors import UserError
 log = logging.getLogger(__name__)
 
 _RETAINED = {"status", "info"}
+# What ``dnnagent run`` suggests when the broker cannot be reached; other callers say what is true for them.
+RUN_HINT = "start a broker (`dnnhost collect` runs one) or write results to a file with --output FILE"
 LIVE_ONLY = (schema.Telemetry,)  # worth nothing late: QoS 0, not retained, not tracked, not stored
 
 
@@ -73,12 +75,14 @@ class MqttLink:
     ``password`` log in. ``on_ack(message)`` is called once per tracked message when its PUBACK arrives, on the
     network thread (so it must be quick and must not publish); an exception it raises is logged, never lost in
     paho's loop. ``reconnected`` is set each time the connection comes back after a drop (the broker has then
-    published the last will, so a long-running agent re-announces itself).
+    published the last will, so a long-running agent re-announces itself). ``unreachable_hint`` ends the error
+    when the broker cannot be reached: what the caller's user can do about it.
     """
 
     def __init__(self, broker: str, board: str, *, session: int, connect_timeout_s: float = 5.0,
                  keepalive_s: int = 30, tls: ssl.SSLContext | None = None, username: str | None = None,
-                 password: str | None = None, on_ack: Callable[[schema.Message], None] | None = None) -> None:
+                 password: str | None = None, on_ack: Callable[[schema.Message], None] | None = None,
+                 unreachable_hint: str = RUN_HINT) -> None:
         self.host, self.port = topics.parse_broker(broker)
         self.board = topics.check_id(board)
         self.session = session
@@ -110,10 +114,7 @@ class MqttLink:
             client.connect(self.host, self.port, keepalive=keepalive_s)
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
-            raise UserError(
-                f"cannot reach the {where} ({reason}): start a broker (`dnnhost collect` runs one) "
-                "or write results to a file with --output FILE"
-            ) from None
+            raise UserError(f"cannot reach the {where} ({reason}): {unreachable_hint}") from None
         client.loop_start()
         if not self._connected.wait(connect_timeout_s) or getattr(self._connack, "is_failure", False):
             client.loop_stop()

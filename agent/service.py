@@ -8,6 +8,12 @@ stops at the next point boundary (a second signal stops at once), publishes a re
 
 Results the broker has not acknowledged when the agent stops go to the outbox in the state directory and are sent
 again at the next start. Logs go to stderr, one line per event (journald keeps them); no secret is ever logged.
+
+Exit statuses: 0 after a stop; ``EX_CONFIG`` (78) for whatever is wrong before connecting — the config, a model,
+the backend, the power source, the state directory, the ledger — which a restart cannot fix, so the unit does not
+restart it (``RestartPreventExitStatus=78``); ``EX_UNAVAILABLE`` (69) when the broker cannot be reached (or jtop's
+service is not up yet), which systemd restarts after ``RestartSec``. ``check`` (``serve --check``) runs the same
+preparation as a start, so a config it passes does not exit 78 at the start.
 """
 
 from __future__ import annotations
@@ -24,19 +30,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dnnprof.agent import board, conditions, tegra, telemetry
-from dnnprof.agent.backends import Backend, get_backend, resolve
-from dnnprof.agent.config import AgentConfig
+from dnnprof.agent import board, ledger, tegra, telemetry
+from dnnprof.agent.backends import Backend, auto_note, get_backend, resolve
+from dnnprof.agent.config import EX_CONFIG, AgentConfig
 from dnnprof.agent.ledger import Ledger, PointKey
 from dnnprof.agent.link import JsonlSink, MqttLink
 from dnnprof.agent.models import onnxfile
 from dnnprof.agent.models.onnxfile import ModelFile
-from dnnprof.agent.power import open_source
+from dnnprof.agent.power import PowerSource, Selection, open_live, parse_spec
 from dnnprof.agent.sweep import Sweep, new_run_id
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
 log = logging.getLogger(__name__)
+
+EX_UNAVAILABLE = 69  # sysexits.h: a service this one needs (the broker) is not there; systemd restarts the agent
+__all__ = ["EX_CONFIG", "EX_UNAVAILABLE", "serve", "check", "prepare", "Prepared", "Summary", "Notifier"]
 
 OUTBOX_FLUSH_S = 10.0  # how long the start waits for the broker to acknowledge what the outbox sends again
 CLOSE_FLUSH_S = 10.0  # how long the stop waits for outstanding acknowledgements before saving to the outbox
@@ -155,39 +164,37 @@ class Summary:
     skip_reasons: list[str] = field(default_factory=list)
 
 
-def clock_policy(root: str | Path = "/") -> str:
-    """The clock state a measurement depends on: jetson_clocks where the board has it, and the CPU governor."""
-    parts = []
-    pinned = tegra.jetson_clocks(root)
-    if pinned is not None:
-        parts.append(f"jetson_clocks {'on' if pinned else 'off'}")
-    governor = conditions.cpu_governor(root)
-    if governor:
-        parts.append(f"cpu governor {governor}")
-    return ", ".join(parts) or "unknown"
-
-
 class _Points:
     """The ledger side of the sweep: which points to skip, and which results to record once they are safe."""
 
-    def __init__(self, config: AgentConfig, ledger: Ledger, backend, stop: threading.Event, root: str) -> None:
-        self.config, self.ledger, self.backend, self.stop, self.root = config, ledger, backend, stop, root
+    def __init__(self, config: AgentConfig, ledger: Ledger, backend: Backend, power: PowerSource | None,
+                 stop: threading.Event, root: str) -> None:
+        self.config, self.ledger, self.backend, self.power, self.stop, self.root = (config, ledger, backend, power,
+                                                                                    stop, root)
+        self._jetson = tegra.is_jetson(root)  # as the sweep decides it (its board facts are None off a Jetson)
         self._keys: dict[tuple[str, int, str], PointKey] = {}  # (sha256, batch, precision) -> key when planned
         self._pending: dict[str, PointKey] = {}  # result id -> key, until the broker acknowledges it
         self._lock = threading.Lock()
 
     def key(self, model: ModelFile, batch: int, precision: str) -> PointKey:
-        cfg = self.config
+        """The point's key in the words its result will use: device, calibration, power source, clock state."""
+        backend, power = self.backend, self.power
         if precision == "int8":
-            calibration = f"images:{cfg.calibration_dir}" if cfg.calibration_dir else "random"
+            # The image set's hash, as the engine cache keys the engine: new images in the same folder are new.
+            images = getattr(backend, "calibration_sha256", None)
+            calibration = f"images:{images}" if images else "random"
         else:
             calibration = ""
-        mode, _ = tegra.power_mode(self.root, runner=tegra.live_runner(self.root))
-        return PointKey(model_sha256=model.sha256, batch=batch, precision=precision, backend=self.backend.name,
-                        backend_version=self.backend.version,
-                        device=f"dla{cfg.dla_core}" if cfg.dla_core is not None else "default",
-                        calibration=calibration, power_mode=mode or schema.NO_POWER_MODE,
-                        clocks=clock_policy(self.root))
+        state = tegra.clock_state(self.root, jetson=self._jetson)  # read now: what the point would run under
+        return PointKey(model_sha256=model.sha256, batch=batch, precision=precision, backend=backend.name,
+                        backend_version=backend.version,
+                        # TensorRT's backend names its device (gpu, dlaN) as its runners do; the others run on the
+                        # CPU, the Runner default results carry.
+                        device=getattr(backend, "device", "cpu"), threads=getattr(backend, "threads", None),
+                        calibration=calibration,
+                        power_source=power.name if power else "none", power_boundary=power.boundary if power else "",
+                        power_mode=state.power_mode or schema.NO_POWER_MODE, power_mode_id=state.power_mode_id,
+                        clocks=state.clocks or "unknown", governor=state.governor or "unknown")
 
     def skip(self, model: ModelFile, batch: int, precision: str) -> str | None:
         """Called by the sweep before each point: why to skip it, or None to measure it; raises Stopped."""
@@ -290,8 +297,113 @@ def _read_outbox(path: Path) -> list[schema.Message]:
 
 def _connect(config: AgentConfig, session: int, on_ack) -> MqttLink:
     b = config.broker
-    return MqttLink(b.address, config.board_id, session=session, tls=b.tls.context() if b.tls else None,
-                    username=b.username, password=b.password, on_ack=on_ack)
+    hint = (f"check [broker] host and port in {config.path} and that the broker runs (`dnnhost collect` runs one); "
+            "under systemd the agent is started again after RestartSec")
+    try:
+        return MqttLink(b.address, config.board_id, session=session, tls=b.tls.context() if b.tls else None,
+                        username=b.username, password=b.password, on_ack=on_ack, unreachable_hint=hint)
+    except UserError as exc:  # restartable: the broker may come (back) later
+        raise UserError(str(exc), exit_code=EX_UNAVAILABLE) from None
+
+
+@dataclass
+class Prepared:
+    """What a start needs before it connects, each part checked: the models, the backend and the power source."""
+
+    models: list[ModelFile]
+    backend: Backend
+    power: Selection  # .source is None for no energy; .notes say why other sources were not taken
+
+    def close(self) -> None:
+        """Close the power source (a tegrastats child or a jtop client must not outlive the check)."""
+        if self.power.source is not None:
+            self.power.source.close()
+
+
+@contextlib.contextmanager
+def _start_errors() -> Iterator[None]:
+    """A UserError raised inside is a start error a restart cannot fix: exit status EX_CONFIG, unless it carries a
+    status of its own (EX_UNAVAILABLE for something that may come up later)."""
+    try:
+        yield
+    except UserError as exc:
+        if exc.exit_code != UserError.exit_code:
+            raise
+        raise UserError(str(exc), exit_code=EX_CONFIG) from None
+
+
+def _writable(config: AgentConfig, directory: Path) -> None:
+    """What ``mkdir -p directory`` would hit, found without creating anything: the nearest existing ancestor must
+    be a directory this user can write into."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    raise UserError(f"{config.path}: [agent] state_dir: cannot write {directory} ({existing} is not a writable "
+                    "directory for this user): under the systemd unit only /var/lib/dnnprof (StateDirectory) is "
+                    "writable; leave state_dir at its default there")
+
+
+def prepare(config: AgentConfig, *, root: str = "/", on_status: Callable[[str], None] | None = None,
+            create: bool = True) -> Prepared:
+    """Everything a start does before it connects: the state directory (created, or with ``create=False`` only
+    checked), the ledger's format, the models and their batch sizes, the backend with its options and precisions,
+    and the power source, opened. Raises UserError (exit status EX_CONFIG, or EX_UNAVAILABLE for a jtop service
+    that is not up yet) for the first thing that is wrong; the caller closes what it returns."""
+    with _start_errors():
+        dirs = (config.state_dir, config.engine_cache, config.outbox_dir)
+        if create:
+            try:
+                for d in dirs:
+                    d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"{config.path}: [agent] state_dir: cannot write {config.state_dir} "
+                                f"({exc.strerror or exc}): under the systemd unit only /var/lib/dnnprof "
+                                "(StateDirectory) is writable; leave state_dir at its default there") from None
+        else:
+            for d in dirs:
+                _writable(config, d)
+        ledger.check(config.ledger_path)
+        models = []
+        for path in config.models:
+            try:
+                models.append(onnxfile.load(path))
+            except UserError as exc:
+                raise UserError(f"{config.path}: [sweep] models: {exc}") from None
+        for model in models:  # what the sweep checks first, here before the broker sees the agent
+            for batch in config.batch_sizes:
+                try:
+                    model.check_batch(batch)
+                except UserError as exc:
+                    raise UserError(f"{config.path}: [sweep] batch_sizes: {exc}") from None
+        # A check builds no engine, so it keeps none: the cache directory is only checked to be writable above.
+        backend = _backend(config, on_status, root, engine_cache=config.engine_cache if create else None)
+        for p in config.precisions:
+            if p not in backend.precisions:
+                raise UserError(f"{config.path}: [sweep] precisions: backend {backend.name} runs "
+                                f"{', '.join(backend.precisions)}, not {p!r}: remove it or choose another backend")
+        return Prepared(models, backend, _power(config))
+
+
+def _power(config: AgentConfig) -> Selection:
+    """The configured power source, opened (``open_live``: the source the sweep will sample)."""
+    try:
+        return open_live(config.power_source, tdp_w=config.tdp_w)
+    except UserError as exc:
+        if parse_spec(config.power_source)[0] == "jtop":
+            # jtop.service is ordered after multi-user.target, so at boot it may start after the agent: restartable.
+            raise UserError(f"{config.path}: [power] source: {exc} (at boot jtop.service may start after the agent, "
+                            "which is then started again after RestartSec)", exit_code=EX_UNAVAILABLE) from None
+        raise UserError(f"{config.path}: [power] source: {exc}") from None
+
+
+def check(config: AgentConfig, *, root: str = "/") -> Prepared:
+    """``serve --check``: the preparation of a start (``prepare``), creating nothing, then everything closed again.
+    Returns what was found (closed: for its names and notes only)."""
+    prepared = prepare(config, root=root, create=False)
+    prepared.close()
+    return prepared
 
 
 def serve(config: AgentConfig, *, stop: threading.Event | None = None,
@@ -300,42 +412,34 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
 
     ``notify`` receives sd_notify assignments (default: ``Notifier.from_environ()``); ``root`` is the filesystem
     root the board readers look under. Everything that can be wrong with the configuration raises UserError
-    before the agent connects.
+    (exit status EX_CONFIG) before the agent connects; an unreachable broker raises one with EX_UNAVAILABLE.
     """
     stop = stop or threading.Event()
     notify = notify or Notifier.from_environ()
-    # Inputs first: a bad model or backend is one line in the journal, before the broker sees the agent.
-    try:
-        for d in (config.state_dir, config.engine_cache, config.outbox_dir):
-            d.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{config.path}: [agent] state_dir: cannot write {config.state_dir} "
-                        f"({exc.strerror or exc}): under the systemd unit only /var/lib/dnnprof (StateDirectory) is "
-                        "writable; leave state_dir at its default there") from None
-    models = [onnxfile.load(p) for p in config.models]
 
     def on_status(text: str) -> None:
         log.info("%s", text)
         notify(f"STATUS={text}")
 
-    engine = _backend(config, on_status, root)
-    for p in config.precisions:
-        if p not in engine.precisions:
-            raise UserError(f"{config.path}: [sweep] precisions: backend {engine.name} runs "
-                            f"{', '.join(engine.precisions)}, not {p!r}: remove it or choose another backend")
-    # Closed last, whatever happens: the ledger (after the outbox saved what it must) and the power source.
+    # Inputs first: a bad model, backend or power source is one line in the journal, before the broker sees the
+    # agent. Closed last, whatever happens: the ledger (after the outbox saved what it must) and the power source.
     with contextlib.ExitStack() as held:
-        selection = open_source(config.power_source, tdp_w=config.tdp_w)
-        for note in selection.notes:
+        ready = prepare(config, root=root, on_status=on_status)
+        held.callback(ready.close)
+        models, engine = ready.models, ready.backend
+        for note in ready.power.notes:
             log.warning("power: %s", note)
-        source = selection.source
+        for line in ready.power.info:
+            log.info("power: %s", line)
+        if fallback := auto_note(config.backend):
+            log.warning("backend: %s", fallback)
+        source = ready.power.source
         power = telemetry.SharedSource(source) if source else None
-        if power is not None:
-            held.callback(power.close)
-        ledger = Ledger(config.ledger_path)
-        held.callback(ledger.close)
+        with _start_errors():
+            book = Ledger(config.ledger_path)
+        held.callback(book.close)
         summary = Summary(run_id=new_run_id(), session=int(time.time() * 1000))
-        points = _Points(config, ledger, engine, stop, root)
+        points = _Points(config, book, engine, power, stop, root)
         sweep = Sweep(board=config.board_id, run_id=summary.run_id, models=models, batches=config.batch_sizes,
                       backend=engine, power=power, settings=config.settings, precisions=config.precisions,
                       seed=config.seed, root=root, skip=points.skip)
@@ -398,7 +502,8 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
     return summary
 
 
-def _backend(config: AgentConfig, on_status: Callable[[str], None], root: str) -> Backend:
+def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root: str, *,
+             engine_cache: Path | None) -> Backend:
     """The configured backend; options that mean nothing to it are named by their config key."""
     chosen = resolve(config.backend)
     auto = " (auto chose onnxruntime: tensorrt or pycuda does not import here)" if config.backend == "auto" else ""
@@ -406,7 +511,7 @@ def _backend(config: AgentConfig, on_status: Callable[[str], None], root: str) -
         if config.threads is not None:
             raise UserError(f"{config.path}: [sweep] threads: only the onnxruntime backend takes a thread count; "
                             "remove the key (TensorRT runs on the GPU)")
-        return get_backend("tensorrt", engine_cache=config.engine_cache, dla_core=config.dla_core,
+        return get_backend("tensorrt", engine_cache=engine_cache, dla_core=config.dla_core,
                            calibration=config.calibration_dir, on_status=on_status, platform=tegra.l4t(root))
     for key, value in (("dla_core", config.dla_core), ("calibration_dir", config.calibration_dir)):
         if value is not None:

@@ -376,6 +376,12 @@ class TensorRTBackend(Backend):
     def version(self) -> str:
         return self._trt.__version__
 
+    @property
+    def calibration_sha256(self) -> str | None:
+        """The hash of the int8 calibration image set (names and contents), as the engine cache keys it; None when
+        int8 is calibrated on random data."""
+        return self._images_sha256
+
     def _status(self, text: str) -> None:
         log.info("%s", text)
         if self._on_status is not None:

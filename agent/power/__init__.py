@@ -97,7 +97,7 @@ def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: fl
     """
     name, arg = parse_spec(spec)
     if name == "none":
-        return Selection(None, ["power source disabled (--power-source none): no energy will be reported"])
+        return Selection(None, ["power source disabled (none): no energy will be reported"])
     if tdp_w is not None and not (math.isfinite(tdp_w) and tdp_w > 0):
         raise UserError(f"TDP {tdp_w:g} W is not valid: give the processor's TDP in watts, a positive number")
     check_interval_ms(interval_ms)

@@ -118,6 +118,10 @@ idle_max_age_s = 30
     ('[sweep]\nmodels = []', "", "[sweep] models: [] is not a list of texts"),
     ('[sweep]\ncalibration_dir = "missing"', "", "[sweep] calibration_dir: "),
     ('[power]\nsource = "magic"', "", "[power] source: 'magic' is not a power source: write one of auto, none,"),
+    ('[power]\nsource = "tegrastats:/var/log/t.log"', "",
+     "[power] source: 'tegrastats:/var/log/t.log' replays a recorded tegrastats log and cannot measure the sweep"),
+    ('[power]\nsource = "jtop:/mnt"', "", "[power] source: 'jtop:/mnt': jtop takes no ROOT"),
+    ('[power]\nsource = "none:x"', "", "[power] source: 'none:x': none takes no ROOT"),
     ("[power]\ntelemetry_rate_hz = 1000", "", "[power] telemetry_rate_hz: 1000 per second is too fast"),
     ("[power]\ntdp_w = 0", "", "[power] tdp_w: 0 must be above 0: write tdp_w = 15"),
     ("[measurement]\nlatency_ci = 2", "", "[measurement] latency_ci: 2 is not a fraction in (0, 1]"),
@@ -135,6 +139,7 @@ def test_mistakes_are_one_line_naming_section_and_key(tmp_path, models, extra, b
     path = write(tmp_path, minimal(models, extra, broker))
     with pytest.raises(UserError) as caught:
         config.load(path)
+    assert caught.value.exit_code == config.EX_CONFIG == 78  # the unit's RestartPreventExitStatus
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: [")
@@ -267,7 +272,7 @@ def test_example_config_loads_with_every_commented_key(tmp_path, pki):
 def test_serve_reports_a_bad_config_in_one_line(tmp_path, models):
     path = write(tmp_path, minimal(models, "[sweep]\nbatch_sizes = [0]"))
     result = CliRunner().invoke(app, ["serve", "--config", str(path)])
-    assert isinstance(result.exception, UserError) and result.exception.exit_code == 2
+    assert isinstance(result.exception, UserError) and result.exception.exit_code == 78
     assert str(result.exception) == (f"{path}: [sweep] batch_sizes: [0] is not a list of batch sizes in 1-4096: write "
                                      "batch_sizes = [1, 2, 4, 8]")
     result = CliRunner().invoke(app, ["serve", "--config", str(tmp_path / "missing.toml")])
@@ -275,10 +280,13 @@ def test_serve_reports_a_bad_config_in_one_line(tmp_path, models):
 
 
 def test_serve_check(tmp_path, model_dir):
-    path = write(tmp_path, minimal(model_dir))
+    state = tmp_path / "state"
+    path = write(tmp_path, minimal(model_dir, f'state_dir = "{state}"\n[power]\nsource = "none"'))
     result = CliRunner().invoke(app, ["serve", "--config", str(path), "--check"])
     assert result.exit_code == 0, result.output
-    assert "OK — board" in result.output and "1 models x 4 batch sizes x 1 precisions" in result.output
+    assert "OK — board" in result.output and "1 models x 4 batch sizes x 1 precisions on onnxruntime " in result.output
+    assert "power none (no energy)" in result.output
+    assert not state.exists()  # a check creates nothing
     # --check opens the models too: a file that is not ONNX is named.
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -287,12 +295,35 @@ def test_serve_check(tmp_path, model_dir):
     assert isinstance(result.exception, UserError) and "junk.onnx is not an ONNX model" in str(result.exception)
 
 
-def test_bad_config_exits_2_with_one_line_on_stderr(tmp_path, models):
-    """As systemd would see it: `dnnagent serve` prints `dnnagent: error: ...` on one line and exits 2."""
+@pytest.mark.parametrize("extra, expected", [
+    ('[sweep]\nprecisions = ["fp16"]', "[sweep] precisions: backend onnxruntime runs fp32, not 'fp16'"),
+    ('[sweep]\nbackend = "onnxruntime"\ndla_core = 0', "[sweep] dla_core: only the tensorrt backend uses it"),
+    ('[power]\nsource = "ina3221:{empty}"', "[power] source: power source 'ina3221' is not available: "),
+    ('[power]\nsource = "rapl:{empty}"', "[power] source: power source 'rapl' is not available: "),
+    ('state_dir = "{blocked}/state"', "[agent] state_dir: cannot write "),
+])
+def test_serve_check_finds_what_a_start_would_fail_on(tmp_path, model_dir, extra, expected):
+    """Past the file itself: the backend, its precisions and options, the power source (opened), the state
+    directory — every error a start hits before connecting, in one line, with the start's exit status 78."""
+    empty = tmp_path / "empty-root"
+    empty.mkdir()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    path = write(tmp_path, minimal(model_dir, extra.format(empty=empty, blocked=blocked)))
+    result = CliRunner().invoke(app, ["serve", "--config", str(path), "--check"])
+    assert isinstance(result.exception, UserError), result.output
+    message = str(result.exception)
+    assert result.exception.exit_code == 78 and "\n" not in message
+    assert message.startswith(f"{path}: {expected}"), message
+
+
+def test_bad_config_exits_78_with_one_line_on_stderr(tmp_path, models):
+    """As systemd would see it: `dnnagent serve` prints `dnnagent: error: ...` on one line and exits 78, which the
+    unit does not restart (RestartPreventExitStatus=78)."""
     path = write(tmp_path, minimal(models, '[power]\nsource = "magic"'))
     done = subprocess.run([sys.executable, "-m", "dnnprof.agent", "serve", "--config", str(path)],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stdout == ""
+    assert done.returncode == 78 and done.stdout == ""
     [line] = done.stderr.splitlines()
     assert line.startswith(f"dnnagent: error: {path}: [power] source: 'magic' is not a power source: write one of "
                            "auto, none, ")

@@ -25,9 +25,11 @@ class Recorder:
 
 @pytest.fixture
 def root(tmp_path) -> Path:
-    """A machine without the dnnprof user, with the video and jtop groups (the user already in video), no render."""
+    """A machine running systemd, without the dnnprof user, with the video and jtop groups (the user already in
+    video), no render."""
     r = tmp_path / "root"
     (r / "etc").mkdir(parents=True)
+    (r / "run/systemd/system").mkdir(parents=True)  # what sd_booted(3) looks for
     (r / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\nnvidia:x:1000:1000::/home/nvidia:/bin/bash\n")
     (r / "etc/group").write_text("root:x:0:\nvideo:x:44:nvidia\njtop:x:998:\n")
     return r
@@ -62,13 +64,11 @@ def test_first_install_creates_user_config_and_unit_but_does_not_start_the_examp
     assert not any(p.name.endswith(".tmp") for p in root.rglob("*"))
 
 
-def test_second_install_keeps_the_config_and_starts_a_valid_one(root, tmp_path):
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "net.onnx").write_bytes(b"")
+def test_second_install_keeps_the_config_and_starts_a_valid_one(root, tmp_path, model_dir):
     config = root / "etc/dnnprof/agent.toml"
     config.parent.mkdir(parents=True)
-    mine = f'[broker]\nhost = "mqtt.lan"\n[agent]\nmodels_dir = "{models}"\n'
+    mine = (f'[broker]\nhost = "mqtt.lan"\n[agent]\nmodels_dir = "{model_dir}"\nstate_dir = "{tmp_path / "state"}"\n'
+            '[power]\nsource = "none"\n')
     config.write_text(mine)
     (root / "etc/passwd").write_text((root / "etc/passwd").read_text() + "dnnprof:x:990:990::/var/lib/dnnprof:/x\n")
     (root / "etc/group").write_text("video:x:44:nvidia,dnnprof\njtop:x:998:dnnprof\nrender:x:105:\n")
@@ -91,6 +91,14 @@ def test_second_install_keeps_the_config_and_starts_a_valid_one(root, tmp_path):
     run(root, recorder, lines)
     assert recorder.commands[-1] == ["systemctl", "enable", "dnnprof-agent.service"]
     assert any("[broker] host: 7 is not a text" in line for line in lines)
+    # So is one that loads but would fail at the start (what `serve --check` runs): not started either.
+    config.write_text(mine + '[sweep]\nprecisions = ["fp16"]\n')
+    recorder, lines = Recorder(), []
+    run(root, recorder, lines)
+    assert recorder.commands[-1] == ["systemctl", "enable", "dnnprof-agent.service"]
+    [line] = [line for line in lines if line.startswith("not started")]
+    assert "[sweep] precisions: backend onnxruntime runs fp32, not 'fp16'" in line
+    assert f"`sudo -u dnnprof {EXEC} serve --config /etc/dnnprof/agent.toml --check`" in line
 
 
 def test_dry_run_prints_everything_and_changes_nothing(root):
@@ -120,6 +128,43 @@ def test_needs_root_unless_dry_run_and_a_system_wide_install(root):
                                 out=lambda _: None)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"user": "Agent"}, "--user 'Agent' is not a valid user name: use 1-32 of a-z, 0-9, '_' and '-'"),
+    ({"user": "a" * 33}, "is not a valid user name"),
+    ({"user": "x;rm -rf /"}, "is not a valid user name"),
+    ({"exec_start": "/tmp/venv/bin/dnnagent"}, "the agent runs from /tmp/venv/bin/dnnagent, which the unit's "
+                                               "PrivateTmp=yes hides"),
+    ({"exec_start": "'/var/tmp/x y/python' -m dnnprof.agent"}, "/var/tmp/x y/python, which the unit's PrivateTmp"),
+    ({"exec_start": "/root/venv/bin/dnnagent"}, "which the unit's ProtectHome=yes hides"),
+    ({"exec_start": "dnnagent"}, "must start with an absolute path"),
+    ({"config": Path("/etc/dnn prof/agent.toml")}, "--config '/etc/dnn prof/agent.toml': the unit's ExecStart= would "
+                                                   "need quoting"),
+])
+def test_preflight_refuses_before_any_change(root, kwargs, message):
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    recorder = Recorder()
+    kwargs = {"exec_start": EXEC, **kwargs}
+    with pytest.raises(UserError) as caught:
+        install.install_service(root=root, runner=recorder, euid=0, offline=False, out=lambda _: None, **kwargs)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert recorder.commands == [] and sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def test_systemd_must_be_running_unless_an_image_is_prepared(root):
+    (root / "run/systemd/system").rmdir()
+    for dry_run in (False, True):
+        recorder = Recorder()
+        with pytest.raises(UserError, match=rf"^systemd is not running here: {root}/run/systemd/system does not "
+                                            "exist"):
+            install.install_service(root=root, runner=recorder, exec_start=EXEC, euid=0, offline=False,
+                                    dry_run=dry_run, out=lambda _: None)
+        assert recorder.commands == [] and not (root / "etc/dnnprof").exists()
+    # Preparing an image (--root): its systemd is not running yet, and need not be.
+    recorder = Recorder()
+    install.install_service(root=root, runner=recorder, exec_start=EXEC, euid=0, out=lambda _: None)
+    assert recorder.commands[-1] == ["systemctl", f"--root={root}", "enable", "dnnprof-agent.service"]
+
+
 def test_offline_root_prepares_an_image(root):
     """Another root: useradd and systemctl act on that root, and nothing is started."""
     recorder, lines = Recorder(), []
@@ -138,8 +183,34 @@ def test_failed_command_is_one_line(root):
 
 
 def test_cli_dry_run(root):
-    result = CliRunner().invoke(app, ["install-service", "--dry-run", "--root", str(root), "--user", "agent"])
+    result = CliRunner().invoke(app, ["install-service", "--dry-run", "--root", str(root), "--user", "agent",
+                                      "--exec-start", EXEC])
     assert result.exit_code == 0, result.output
     assert "would run: useradd --root" in result.output and " agent\n" in result.output
     assert "would write" in result.output and "would run: systemctl --root=" in result.output
+    assert f"    ExecStart={EXEC} serve --config /etc/dnnprof/agent.toml" in result.output
     assert not (root / "etc/dnnprof").exists()
+
+
+def test_cli_preflight_errors_are_one_line(root):
+    result = CliRunner().invoke(app, ["install-service", "--dry-run", "--root", str(root), "--user", "Bad User",
+                                      "--exec-start", EXEC])
+    assert isinstance(result.exception, UserError)
+    assert str(result.exception) == ("--user 'Bad User' is not a valid user name: use 1-32 of a-z, 0-9, '_' and '-', "
+                                     "starting with a letter or '_', e.g. --user dnnprof")
+    result = CliRunner().invoke(app, ["install-service", "--dry-run", "--root", str(root), "--exec-start",
+                                      "/tmp/x/bin/dnnagent"])
+    assert isinstance(result.exception, UserError) and "PrivateTmp=yes hides" in str(result.exception)
+    assert not (root / "etc/dnnprof").exists()
+
+
+def test_printed_commands_are_quoted_for_a_shell(tmp_path):
+    image = tmp_path / "my image"  # a root with a space: every printed command must still paste into a shell
+    (image / "etc").mkdir(parents=True)
+    lines: list[str] = []
+    commands = install.install_service(root=image, runner=Recorder(), exec_start=EXEC, euid=0, dry_run=True,
+                                       out=lines.append)
+    assert f"would run: useradd --root '{image}' --system" in "\n".join(lines)
+    for command in commands:
+        assert f"would run: {shlex.join(command)}" in lines
+        assert shlex.split(shlex.join(command)) == command

@@ -228,7 +228,11 @@ def test_unreachable_broker_is_a_quick_user_error():
         MqttLink(f"127.0.0.1:{port}", "board-d", session=1, connect_timeout_s=2)
     assert time.monotonic() - start < 3
     message = str(info_.value)
-    assert f"127.0.0.1:{port}" in message and "--output" in message and "\n" not in message
+    assert f"127.0.0.1:{port}" in message and "--output" in message and "\n" not in message  # `dnnagent run`'s
+    # Another caller (the service, which has no --output) gives its own hint.
+    with pytest.raises(UserError) as info_:
+        MqttLink(f"127.0.0.1:{port}", "board-d", session=1, connect_timeout_s=2, unreachable_hint="check agent.toml")
+    assert str(info_.value).endswith("): check agent.toml") and "--output" not in str(info_.value)
 
 
 def test_invalid_board_id_is_rejected_before_connecting():

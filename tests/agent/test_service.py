@@ -3,9 +3,12 @@ skip, redo, outbox, and a clean stop (offline retained) — in a thread and as t
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,9 +20,14 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from dnnprof.agent import config as agent_config
-from dnnprof.agent import service
+from dnnprof.agent import profiler, service, tegra
+from dnnprof.agent.backends import get_backend
 from dnnprof.agent.ledger import Ledger
+from dnnprof.agent.models import onnxfile
+from dnnprof.agent.power import open_live
+from dnnprof.agent.sweep import Sweep
 from dnnprof.shared import schema
+from dnnprof.shared.errors import UserError
 
 BOARD = "svc-board"
 SHORT = """[measurement]
@@ -234,6 +242,14 @@ def test_serve_measures_then_skips_then_redoes(tmp_path, mosquitto, model_dir, n
     rows = ledger._db.execute("SELECT result_id, persisted FROM points").fetchall()
     assert {rid for rid, _ in rows} == newest and {p for _, p in rows} == {"acknowledged"}
     ledger.close()
+
+    # 4. Another power source (none instead of the estimate): not the same measurement, so measured again.
+    cfg4 = agent_config.load(write_config(tmp_path, mosquitto, model_dir, source="none"))
+    before = len(events(subscriber.of()))
+    serving = Serving(cfg4, notify=lambda *a: True)  # nobody reads the notify socket now: a full one would block
+    subscriber.wait(lambda ms: any(e.event == "finished" for e in events(ms)[before:]))
+    summary4 = serving.stop()
+    assert (summary4.measured, summary4.skipped) == (2, 0)
     assert retained_status(mosquitto).state == "offline"
 
 
@@ -315,28 +331,213 @@ def test_broker_restart_brings_the_board_back_online(tmp_path, brokers, model_di
     assert status.state == "online" and status.session == summary.session
 
 
-def test_backend_options_and_precisions_are_named_by_config_key(tmp_path, mosquitto, model_dir):
-    from dnnprof.shared.errors import UserError
-
-    path = write_config(tmp_path, mosquitto, model_dir)
-    text = path.read_text()
-    path.write_text(text.replace('backend = "onnxruntime"', 'backend = "onnxruntime"\ndla_core = 0'))
-    with pytest.raises(UserError, match=r"\[sweep\] dla_core: only the tensorrt backend uses it"):
-        service.serve(agent_config.load(path), stop=threading.Event(), notify=lambda *a: True)
-    path.write_text(text.replace('backend = "onnxruntime"', 'backend = "onnxruntime"\nprecisions = ["fp16"]'))
-    with pytest.raises(UserError, match=r"\[sweep\] precisions: backend onnxruntime runs fp32, not 'fp16'"):
-        service.serve(agent_config.load(path), stop=threading.Event(), notify=lambda *a: True)
-
-
-def test_unreachable_broker_is_one_line(tmp_path, model_dir):
-    from dnnprof.shared.errors import UserError
-
+def free_port() -> int:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = agent_config.load(write_config(tmp_path, f"127.0.0.1:{port}", model_dir))
-    with pytest.raises(UserError, match=rf"^cannot reach the MQTT broker at 127.0.0.1:{port} "):
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (('backend = "onnxruntime"', 'backend = "onnxruntime"\ndla_core = 0'),
+     "[sweep] dla_core: only the tensorrt backend uses it, and the backend is onnxruntime"),
+    (('backend = "onnxruntime"', 'backend = "onnxruntime"\ncalibration_dir = "."'),
+     "[sweep] calibration_dir: only the tensorrt backend uses it"),
+    (('backend = "onnxruntime"', 'backend = "onnxruntime"\nprecisions = ["fp16"]'),
+     "[sweep] precisions: backend onnxruntime runs fp32, not 'fp16': remove it or choose another backend"),
+    (('source = "estimate"', 'source = "ina3221:{empty}"'),
+     "[power] source: power source 'ina3221' is not available: "),
+    (('source = "estimate"', 'source = "rapl:{empty}"'), "[power] source: power source 'rapl' is not available: "),
+    (("batch_sizes = [1, 2]", "batch_sizes = [1, 2]"), " has a fixed batch size of 1, so batch 2 cannot run"),
+    (("", ""), "the ledger {state}/ledger.sqlite was written by a newer dnnprof (format 99)"),
+    (('state_dir = "{state}"', 'state_dir = "{blocked}/state"'), "[agent] state_dir: cannot write "),
+])
+def test_check_finds_every_error_a_start_hits_before_connecting(tmp_path, model_dir, make_onnx, change, expected):
+    """`serve --check` runs what a start runs before it connects: the same error, exit status 78 (not restarted),
+    and the broker is never contacted (nothing listens on its port)."""
+    empty, blocked, state = tmp_path / "empty-root", tmp_path / "a-file", tmp_path / "state"
+    empty.mkdir()
+    blocked.write_text("")
+    models = model_dir
+    if "fixed batch" in expected:
+        models = tmp_path / "fixed"
+        make_onnx(models / "fixed.onnx", batch=1)
+    path = write_config(tmp_path, f"127.0.0.1:{free_port()}", models)
+    path.write_text(path.read_text().replace(change[0].format(state=state), change[1].format(empty=empty,
+                                                                                             blocked=blocked)))
+    if "newer dnnprof" in expected:
+        state.mkdir()
+        with sqlite3.connect(state / "ledger.sqlite") as db:
+            db.execute("PRAGMA user_version = 99")
+    cfg = agent_config.load(path)
+    with pytest.raises(UserError) as checked:
+        service.check(cfg)
+    with pytest.raises(UserError) as started:
         service.serve(cfg, stop=threading.Event(), notify=lambda *a: True)
+    for caught in (checked, started):
+        message = str(caught.value)
+        assert caught.value.exit_code == service.EX_CONFIG == 78 and "\n" not in message
+        assert expected.format(state=state) in message and message.startswith(f"{path}: " if "ledger" not in
+                                                                               expected else "the ledger ")
+    if "state_dir" not in expected:  # the mkdir's own words at the start, the check's without creating anything
+        assert str(checked.value) == str(started.value)
+
+
+def test_a_config_check_passes_starts_until_the_broker(tmp_path, model_dir):
+    """What `--check` passes gets past the preparation at the start; an unreachable broker is the restartable 69,
+    with a hint that fits the service (no --output here)."""
+    port = free_port()
+    cfg = agent_config.load(write_config(tmp_path, f"127.0.0.1:{port}", model_dir))
+    found = service.check(cfg)
+    assert found.backend.name == "onnxruntime" and found.power.source.name == "estimate"
+    assert not cfg.state_dir.exists()  # the check created nothing
+    with pytest.raises(UserError, match=rf"^cannot reach the MQTT broker at 127.0.0.1:{port} ") as caught:
+        service.serve(cfg, stop=threading.Event(), notify=lambda *a: True)
+    assert caught.value.exit_code == service.EX_UNAVAILABLE == 69
+    message = str(caught.value)
+    assert f"check [broker] host and port in {cfg.path}" in message and "--output" not in message
+    assert "\n" not in message
+
+
+def test_jtop_not_up_yet_is_restartable(tmp_path, model_dir):
+    """At boot jtop.service starts after the agent (it is ordered after multi-user.target): a restart fixes that."""
+    path = write_config(tmp_path, f"127.0.0.1:{free_port()}", model_dir, source="jtop")
+    with pytest.raises(UserError) as caught:
+        service.check(agent_config.load(path))
+    assert caught.value.exit_code == service.EX_UNAVAILABLE
+    assert str(caught.value).startswith(f"{path}: [power] source: power source 'jtop' is not available: ")
+
+
+# --- the ledger key ------------------------------------------------------------------------------------------------
+
+JETSON = Path(__file__).parents[1] / "data" / "jetson"
+FAKES = Path(__file__).parents[1] / "fakes"
+FAST = profiler.Settings(warmup_min_s=0.01, warmup_min_iterations=1, warmup_max_s=0.2, window_min_s=0.05,
+                         window_max_s=0.1, min_iterations=2, min_power_samples=0, idle_s=0)
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.messages: list[schema.Message] = []
+
+    def send(self, message: schema.Message) -> None:
+        self.messages.append(message)
+
+    def close(self) -> list[schema.Message]:
+        return []
+
+
+def points_for(tmp_path, model_dir, backend, power, root, *, ledger: Ledger | None = None) -> service._Points:
+    cfg = agent_config.load(write_config(tmp_path, f"127.0.0.1:{free_port()}", model_dir))
+    return service._Points(cfg, ledger or Ledger(tmp_path / "ledger.sqlite"), backend, power, threading.Event(),
+                           str(root))
+
+
+def test_ledger_key_is_worded_as_the_result(tmp_path, model_dir):
+    """The key's device, clocks, power mode and power source are the result's own words (one wording of the clock
+    state: tegra.ClockState), and a point recorded under them is skipped until one of them changes."""
+    root = tmp_path / "board"
+    shutil.copytree(JETSON / "orin-nano-jp6", root)
+    backend = get_backend("onnxruntime", threads=1)
+    selection = open_live("estimate")
+    points = points_for(tmp_path, model_dir, backend, selection.source, root)
+    model = onnxfile.load(sorted(model_dir.glob("*.onnx"))[0])
+    sweep = Sweep(board=BOARD, run_id="r1", models=[model], batches=[1], backend=backend, power=selection.source,
+                  settings=FAST, root=str(root), skip=points.skip)
+    try:
+        [result] = sweep.run(ListSink())
+    finally:
+        selection.source.close()
+    key = points._keys[(model.sha256, 1, "fp32")]
+    assert (key.device, key.threads, key.calibration) == (result.device, result.threads, "") == ("cpu", 1, "")
+    assert key.clocks == result.conditions.clocks == tegra.clock_state(root).clocks
+    assert key.power_mode == result.conditions.power_mode and key.governor == tegra.clock_state(root).governor
+    assert (key.power_source, key.power_boundary) == (result.provenance.power_source, result.provenance.boundary)
+    points.ledger.record(key, result, "acknowledged")
+    assert points.skip(model, 1, "fp32").startswith("already measured")
+    # pinned clocks (what `sudo jetson_clocks` does to the files the agent reads): not the same conditions
+    for low in root.glob("sys/devices/system/cpu/cpu*/cpufreq/scaling_min_freq"):
+        low.write_text(low.with_name("scaling_max_freq").read_text())
+    for low in root.glob("sys/class/devfreq/*/min_freq"):
+        low.write_text(low.with_name("max_freq").read_text())
+    assert tegra.clock_state(root).clocks == "jetson_clocks on" != key.clocks
+    assert points.skip(model, 1, "fp32") is None
+    points.ledger.close()
+
+
+def test_ledger_measures_again_when_a_real_sensor_replaces_none_or_the_estimate(tmp_path, model_dir):
+    backend = get_backend("onnxruntime")
+    model = onnxfile.load(sorted(model_dir.glob("*.onnx"))[0])
+    book = Ledger(tmp_path / "ledger.sqlite")
+    estimate = open_live("estimate").source
+    rapl_root = Path(__file__).parents[1] / "data" / "powercap" / "two-packages"
+    rapl = open_live(f"rapl:{rapl_root}").source
+    try:
+        by_source = {name: points_for(tmp_path, model_dir, backend, source, tmp_path, ledger=book)
+                     for name, source in (("none", None), ("estimate", estimate), ("rapl", rapl))}
+        for name in ("none", "estimate"):
+            key = by_source[name].key(model, 1, "fp32")
+            assert key.power_source == name
+            book.record(key, result_for(key), "acknowledged")
+            assert by_source[name].skip(model, 1, "fp32").startswith("already measured")
+        key = by_source["rapl"].key(model, 1, "fp32")
+        assert (key.power_source, key.power_boundary) == ("rapl", rapl.boundary)
+        assert by_source["rapl"].skip(model, 1, "fp32") is None  # a real sensor now: measured again
+    finally:
+        estimate.close()
+        rapl.close()
+        book.close()
+
+
+def result_for(key) -> schema.Result:
+    return schema.Result(
+        id=uuid.uuid4().hex, board=BOARD, ts=time.time(), run_id="run-1", network="net", model_sha256=key.model_sha256,
+        input_shape=[3, 8, 8], backend=key.backend, backend_version=key.backend_version, device=key.device,
+        precision=key.precision, batch=key.batch, warmup_s=0.1, warmup_iterations=3, window_s=1.0, iterations=20,
+        images=20, latency_ms=schema.Latency(mean=1, stdev=0.1, p50=1, p90=1, p95=1, p99=1, min=1, max=1),
+        throughput_ips=1000.0, provenance=schema.Provenance(power_source=None, boundary=None, estimated=False))
+
+
+def _fake(name: str):
+    """tests/fakes/<name>.py by path (as tests/agent/backends/conftest.py loads them): the boundary fakes."""
+    module_name = f"dnnprof_test_fakes_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, FAKES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+def test_ledger_measures_int8_again_when_the_calibration_images_change(tmp_path, model_dir, monkeypatch):
+    """The key holds the image set's hash (as the engine cache does), not the folder: new images in the same folder
+    are a new calibration."""
+    image = pytest.importorskip("PIL.Image")
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake("fake_tensorrt").make_tensorrt("10.3.0"))
+    package, driver = _fake("fake_pycuda").make_pycuda()
+    monkeypatch.setitem(sys.modules, "pycuda", package)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    for i, color in enumerate([(255, 0, 0), (0, 255, 0)]):
+        image.new("RGB", (16, 16), color).save(folder / f"img{i}.png")
+    model = onnxfile.load(sorted(model_dir.glob("*.onnx"))[0])
+    book = Ledger(tmp_path / "ledger.sqlite")
+    before = get_backend("tensorrt", calibration=folder)
+    points = points_for(tmp_path, model_dir, before, None, tmp_path, ledger=book)
+    key = points.key(model, 1, "int8")
+    assert key.calibration == f"images:{before.calibration_sha256}" and key.device == "gpu"
+    assert points.key(model, 1, "fp16").calibration == ""
+    book.record(key, result_for(key), "acknowledged")
+    assert points.skip(model, 1, "int8").startswith("already measured")
+    # the same folder, one image replaced: the next start hashes the set again
+    image.new("RGB", (16, 16), (0, 0, 255)).save(folder / "img1.png")
+    after = get_backend("tensorrt", calibration=folder)
+    assert after.calibration_sha256 != before.calibration_sha256
+    assert points_for(tmp_path, model_dir, after, None, tmp_path, ledger=book).skip(model, 1, "int8") is None
+    # random calibration is its own key
+    assert points_for(tmp_path, model_dir, get_backend("tensorrt"), None, tmp_path,
+                      ledger=book).key(model, 1, "int8").calibration == "random"
+    book.close()
 
 
 def test_notifier_path_socket_and_no_socket(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dnnprof.agent import install
+from dnnprof.agent import config, install, service
 
 UNIT = Path(__file__).parents[2] / "systemd" / "dnnprof-agent.service"
 
@@ -39,9 +39,12 @@ def test_required_directives():
     unit = directives(UNIT.read_text())
     assert set(unit) == {"Unit", "Service", "Install"}
     u, s = unit["Unit"], unit["Service"]
-    for key in ("After", "Wants"):
-        words = " ".join(u[key]).split()
-        assert "network-online.target" in words and "jtop.service" in words
+    wants, after = " ".join(u["Wants"]).split(), " ".join(u["After"]).split()
+    assert "network-online.target" in wants and "network-online.target" in after
+    assert "jtop.service" in wants  # pulled in where it is installed ...
+    # ... but not ordered after: jtop's unit is After=multi-user.target, which is after the units it wants (this
+    # one), so After=jtop.service would be an ordering cycle that systemd breaks by dropping a start job.
+    assert "jtop.service" not in after
     assert "Requires" not in u and "BindsTo" not in u  # the agent works without jtop
     expected = {
         "Type": "notify",
@@ -51,6 +54,9 @@ def test_required_directives():
         "StateDirectory": "dnnprof",
         "ConfigurationDirectory": "dnnprof",
         "Restart": "on-failure",
+        # 78 (EX_CONFIG): a config or start error a restart cannot fix (agent/config.py, agent/service.py); an
+        # unreachable broker (69) is still restarted.
+        "RestartPreventExitStatus": "78",
         "KillSignal": "SIGTERM",
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",
@@ -59,6 +65,8 @@ def test_required_directives():
     }
     for key, value in expected.items():
         assert s.get(key) == [value], key
+    prevented = " ".join(s["RestartPreventExitStatus"]).split()
+    assert str(config.EX_CONFIG) in prevented and str(service.EX_UNAVAILABLE) not in prevented
     assert set(" ".join(s["SupplementaryGroups"]).split()) == {"jtop", "video", "render"}
     for key in ("RestartSec", "TimeoutStopSec"):
         assert s[key][0].isdigit()
