@@ -227,6 +227,6 @@ class JtopSource(PowerSource):
         try:
             client.detach(self._on_sample)
         except (KeyError, ValueError, AttributeError):
-            pass
+            pass  # never attached, or already detached: closing is what matters
         client.close()
         self._client = None
