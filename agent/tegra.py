@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from dnnprof.agent import conditions
 from dnnprof.shared import schema
@@ -123,22 +124,22 @@ def model(root: str | Path = "/") -> str | None:
     """Board name, e.g. ``"NVIDIA Jetson AGX Orin Developer Kit"``: ``proc/device-tree/model``, else
     ``sys/firmware/devicetree/base/model`` (the same file; /proc/device-tree links to it). NULs stripped (jtop
     does the same: jtop/core/common.py ``cat``)."""
-    base = Path(root)
-    for path in (base / "proc/device-tree/model", base / "sys/firmware/devicetree/base/model"):
-        text = _dt_string(path)
-        if text is not None:
-            return text
-    return None
+    return _device_tree(root, "model", _dt_string)
 
 
 def compatible(root: str | Path = "/") -> list[str] | None:
     """The device tree's root compatible list, most specific first (``proc/device-tree/compatible``, else
     ``sys/firmware/devicetree/base/compatible``)."""
+    return _device_tree(root, "compatible", _dt_strings)
+
+
+def _device_tree(root: str | Path, name: str, read: Callable[[Path], Any]) -> Any:
+    """``read`` of the device-tree property ``name``: under /proc/device-tree, else the /sys/firmware it links to."""
     base = Path(root)
-    for path in (base / "proc/device-tree/compatible", base / "sys/firmware/devicetree/base/compatible"):
-        items = _dt_strings(path)
-        if items is not None:
-            return items
+    for path in (base / "proc/device-tree" / name, base / "sys/firmware/devicetree/base" / name):
+        value = read(path)
+        if value is not None:
+            return value
     return None
 
 
