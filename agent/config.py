@@ -193,7 +193,13 @@ class _Section:
         text = self.string(key, example)
         if text is None:
             return default
-        return _absolute(Path(text).expanduser(), base)
+        if "\0" in text:  # no file system takes it, and os calls raise ValueError rather than OSError on it
+            self.fail(key, f"{text!r} holds a NUL character: write a plain path, e.g. {key} = {example}")
+        try:
+            expanded = Path(text).expanduser()
+        except RuntimeError:  # "~nosuchuser/...": expanduser cannot find that user's home
+            self.fail(key, f"{text!r}: no such user's home for ~: write an absolute path, e.g. {key} = {example}")
+        return _absolute(expanded, base)
 
     def file_path(self, key: str, base: Path, example: str, default: Any = None) -> Any:
         """A path that must name an existing, readable file."""
@@ -373,6 +379,8 @@ def _models(section: _Section, models_dir: Path, path: Path) -> list[Path]:
         return found
     models = []
     for name in names:
+        if "\0" in name:  # resolve() raises ValueError, not OSError, on it
+            section.fail("models", f"{name!r} holds a NUL character: name an ONNX file in {models_dir}")
         p = _absolute(Path(name), models_dir)
         try:
             inside = p.resolve().is_relative_to(root)

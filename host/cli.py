@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import signal
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from dnnprof.shared import catalog, cli, schema, topics, units
 from dnnprof.shared.errors import UserError
@@ -31,7 +33,7 @@ from . import export as export_mod
 from . import live as live_mod
 from . import report as report_mod
 from .broker import EmbeddedBroker
-from .collector import Collector
+from .collector import KEEP_REJECTED_BYTES, MAX_PAYLOAD_BYTES, Collector
 from .store import Store, default_path
 
 app = cli.app("dnnhost", "Collect profiling results from dnnprof agents and report the best accuracy each board "
@@ -181,9 +183,12 @@ def import_(
                     if not line.strip():
                         continue
                     try:
+                        if len(line) > MAX_PAYLOAD_BYTES:  # the collector's limit: a file is no more trusted than MQTT
+                            raise schema.SchemaError(f"line too large: {len(line)} bytes, over the "
+                                                     f"{MAX_PAYLOAD_BYTES}-byte limit")
                         added = store.add(schema.decode(line))
                     except (schema.SchemaError, OverflowError) as exc:  # OverflowError: an integer SQLite cannot hold
-                        store.reject(f"import:{path}:{lineno}", str(exc), line[:65536])
+                        store.reject(f"import:{path}:{lineno}", str(exc), line[:KEEP_REJECTED_BYTES])
                         # No wrapping or markup: FILE:LINE must stay one greppable line, and paths may contain [].
                         err.print(f"{path}:{lineno}: rejected: {exc}", soft_wrap=True, markup=False, highlight=False)
                         bad += 1
@@ -197,6 +202,125 @@ def import_(
     if bad:
         raise UserError(f"{bad} lines were rejected (kept in the store for inspection); the rest were imported",
                         exit_code=1)
+
+
+def _printable(text: str, keep: str = "") -> str:
+    """``text`` with control and other unprintable characters escaped (``\\x1b``), those in ``keep`` excepted:
+    a payload is untrusted input, and raw escape sequences would drive the terminal that shows it."""
+    return "".join(c if c.isprintable() or c in keep else ascii(c)[1:-1] for c in text)
+
+
+def _preview(payload: bytes | None, width: int = 30) -> str:
+    if payload is None:
+        return "—"
+    text = _printable(payload[:width * 4].decode("utf-8", "backslashreplace"))
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _size(payload: bytes | None) -> str:
+    n = len(payload or b"")
+    return f"≥{n}" if n >= KEEP_REJECTED_BYTES else str(n)  # the store keeps only the first 64 KiB
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _rejected_json(row) -> dict:
+    return {"id": row.id, "received": row.received, "source": row.source, "reason": row.reason,
+            "size": len(row.payload or b""), "truncated": len(row.payload or b"") >= KEEP_REJECTED_BYTES,
+            "payload_base64": None if row.payload is None else base64.b64encode(row.payload).decode("ascii")}
+
+
+@app.command()
+def rejected(
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(help="List at most this many, newest first.")] = 20,
+    since: Annotated[Optional[str], typer.Option(help="Only input refused within this long, e.g. 10min or 24h.")]
+    = None,
+    source: Annotated[Optional[str], typer.Option(help="Only input whose source contains this text: a board id, "
+                                                       "a topic (mqtt:dnnprof/v1/...) or a file (import:...).")]
+    = None,
+    show: Annotated[Optional[int], typer.Option("--show", metavar="ID", help="Print one in full, its payload as "
+                                                                             "text (hex when it is not UTF-8).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts (payloads in base64).")] = False,
+) -> None:
+    """What the host refused, and why: malformed JSON, another schema version, wrong types, payloads over the size
+    limit, topics outside dnnprof/v1/BOARD/KIND, a board in the payload that differs from the topic's.
+
+    `dnnhost collect`, `live` and `import` keep every refusal (its first 64 KiB) in the store rather than drop it.
+    List the newest with [bold]dnnhost rejected --since 1h[/bold], then read one whole with
+    [bold]dnnhost rejected --show ID[/bold]. Control characters in payloads are printed escaped.
+    """
+    if limit < 1:
+        raise UserError(f"--limit {limit}: give a number of rows, 1 or more")
+    cutoff = time.time() - units.parse_time(since) if since else None
+    path = Path(db) if db else default_path()
+    if not path.exists():  # reading must not create an empty store where the user mistyped a path
+        raise UserError(f"no result store at {path}: pass the one `dnnhost collect` or `import` wrote with --db")
+    with Store(path) as store:
+        if show is not None:
+            row = store.rejected_one(show)
+            if row is None:
+                raise UserError(f"no rejected input with id {show} in {path}: `dnnhost rejected` lists the ids")
+            rows = [row]
+        else:
+            rows = store.rejected(limit + 1, cutoff, source)  # one more than shown says whether there are more
+    more, rows = len(rows) > limit, rows[:limit]
+    if as_json:
+        print(json.dumps(_rejected_json(rows[0]) if show is not None else [_rejected_json(r) for r in rows],
+                         indent=2))
+        return
+    if show is not None:
+        _show_rejected(rows[0])
+        return
+    if not rows:
+        filters = [f"--since {since}"] * bool(since) + [f"--source {source!r}"] * bool(source)
+        _say(f"nothing rejected{' matching ' + ' '.join(filters) if filters else ''} in {path}")
+        return
+    table = Table(box=box.SIMPLE_HEAD, title=f"rejected input, newest first ({path})")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("received", no_wrap=True)
+    table.add_column("source", overflow="fold", min_width=12)  # a topic cut short would hide its board
+    table.add_column("reason", min_width=16)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("payload", no_wrap=True, max_width=30)
+    for row in rows:
+        # Text cells: sources, reasons and payloads are untrusted and may hold [markup].
+        table.add_row(str(row.id), _when(row.received), Text(_printable(row.source)), Text(_printable(row.reason)),
+                      _size(row.payload), Text(_preview(row.payload)))
+    out.print(table)
+    if more:
+        err.print(f"older rejected input not shown: raise --limit (now {limit}) or narrow with --since/--source",
+                  soft_wrap=True, markup=False, highlight=False)
+
+
+def _say(text: str) -> None:
+    """Print as is: no wrapping (hex and payload lines stay whole), no markup or highlighting of untrusted text."""
+    out.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _show_rejected(row) -> None:
+    say = _say
+    say(f"id:       {row.id}")
+    say(f"received: {_when(row.received)} ({row.received:.3f})")
+    say(f"source:   {_printable(row.source)}")
+    say(f"reason:   {_printable(row.reason)}")
+    payload = row.payload or b""
+    kept = " (the first 64 KiB kept)" if len(payload) >= KEEP_REJECTED_BYTES else ""
+    if row.payload is None:
+        say("payload:  none")
+        return
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        say(f"payload:  {len(payload)} bytes{kept}, not UTF-8, in hex:")
+        for start in range(0, len(payload), 32):
+            say(payload[start:start + 32].hex(" "))
+        return
+    say(f"payload:  {len(payload)} bytes{kept}, as text:")
+    say(_printable(text, keep="\n\t"))
 
 
 def _per(text: str) -> str | int:

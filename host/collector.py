@@ -23,8 +23,19 @@ from dnnprof.shared.errors import UserError
 from .store import Store
 
 
+# The largest payload the collector decodes; a larger one is refused unread, so a misbehaving or hostile publisher
+# cannot make the host parse (and hold) megabytes per message. Agents send a few KB; the largest message the schema
+# allows in practice, a Telemetry batch at its 100,000-sample cap, is about 2.3 MB of JSON, so 4 MiB refuses no
+# valid message.
+MAX_PAYLOAD_BYTES = 4 << 20
+# How much of a rejected payload is kept in the store for inspection: enough to see what it was, never a flood.
+KEEP_REJECTED_BYTES = 64 << 10
+
+
 def validate(topic_name: str, payload: bytes) -> schema.Message:
     """Decode ``payload`` received on ``topic_name``; raises ValueError naming what is wrong."""
+    if len(payload) > MAX_PAYLOAD_BYTES:  # before any parsing: the size alone condemns it
+        raise ValueError(f"payload too large: {len(payload)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit")
     where = topics.parse(topic_name)
     message = schema.decode(payload)
     kind = schema.KIND_OF[type(message)]
@@ -35,6 +46,11 @@ def validate(topic_name: str, payload: bytes) -> schema.Message:
     if where.run_id is not None and message.run_id != where.run_id:
         raise ValueError(f"run {message.run_id!r} in the payload differs from {where.run_id!r} in the topic")
     return message
+
+
+def _one_line(exc: Exception) -> str:
+    """The first line of an exception's message: the rejected table's reason is one line, never empty."""
+    return next(iter(str(exc).splitlines()), "") or exc.__class__.__name__
 
 
 _TELEMETRY_SUFFIX = "/" + topics.TELEMETRY
@@ -87,7 +103,7 @@ class Collector:
     def _telemetry(self, topic_name: str, payload: bytes) -> None:
         try:
             message = validate(topic_name, payload)
-        except ValueError:
+        except Exception:  # any refusal, even a validator bug: it must not kill paho's thread
             self._queue.put((topic_name, payload))  # the writer rejects it again and keeps it for inspection
             return
         with self._changed:
@@ -195,7 +211,12 @@ class Collector:
             try:
                 message = validate(topic_name, payload)
             except ValueError as exc:
-                checked.append((index, topic_name, payload, None, str(exc).splitlines()[0]))
+                checked.append((index, topic_name, payload, None, _one_line(exc)))
+                continue
+            except Exception as exc:  # a validator bug on odd input: rejected and kept, never the end of this thread
+                log.warning("validating a message on %s failed unexpectedly: %r", topic_name, exc)
+                checked.append((index, topic_name, payload, None,
+                                f"internal error: {exc.__class__.__name__}: {_one_line(exc)}"))
                 continue
             if isinstance(message, schema.Telemetry):  # live-only: never stored, and so not a duplicate either
                 counts[topics.TELEMETRY] += 1
@@ -221,7 +242,7 @@ class Collector:
                             else:
                                 counts["duplicate"] += 1
                             continue
-                    store.reject(f"mqtt:{topic_name}", reason, payload[:65536])
+                    store.reject(f"mqtt:{topic_name}", reason, payload[:KEEP_REJECTED_BYTES])
                     counts["rejected"] += 1
                     last_rejection = f"{topic_name}: {reason}"
                     rejected.append((topic_name, reason))

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
@@ -72,6 +73,26 @@ ON CONFLICT (board, network, backend, device, precision, batch, power_mode) DO U
 ts = excluded.ts WHERE excluded.ts > latest.ts OR (excluded.ts = latest.ts AND excluded.id > latest.id)
 """
 VERSION = 1  # PRAGMA user_version: 1 added the latest table (filled from the results of an older store)
+
+
+_REJECTED_COLUMNS = "received, source, reason, payload"
+
+
+class Rejected(NamedTuple):
+    """One refused message or line: ``payload`` holds at most its first 64 KiB (None: there was none)."""
+
+    id: int  # the table's rowid
+    received: float  # Unix seconds
+    source: str  # "mqtt:TOPIC" or "import:FILE:LINE"
+    reason: str
+    payload: bytes | None
+
+
+def _rejected(row: tuple) -> Rejected:
+    rowid, received, source, reason, payload = row
+    if isinstance(payload, str):  # SQLite hands back TEXT for a payload someone stored as text
+        payload = payload.encode("utf-8", "surrogatepass")
+    return Rejected(rowid, received, source, reason, payload)
 
 
 def default_path() -> Path:
@@ -166,9 +187,29 @@ class Store:
         )
         return cur.rowcount == 1
 
-    def reject(self, source: str, reason: str, payload: bytes | None) -> None:
-        self.db.execute("INSERT INTO rejected (received, source, reason, payload) VALUES (?, ?, ?, ?)",
-                        (time.time(), source, reason, payload))
+    def reject(self, source: str, reason: str, payload: bytes | None) -> int:
+        """Keep refused input for inspection; returns its id (``dnnhost rejected --show ID``)."""
+        cur = self.db.execute("INSERT INTO rejected (received, source, reason, payload) VALUES (?, ?, ?, ?)",
+                              (time.time(), source, reason, payload))
+        return cur.lastrowid
+
+    def rejected(self, limit: int | None = None, since: float | None = None, source: str | None = None
+                 ) -> list[Rejected]:
+        """Rejected input, newest first: received at or after ``since`` (Unix seconds), ``source`` containing that
+        text (case-sensitive), at most ``limit`` rows."""
+        query, args = f"SELECT rowid, {_REJECTED_COLUMNS} FROM rejected WHERE 1", []
+        if since is not None:
+            query, args = query + " AND received >= ?", [*args, since]
+        if source:
+            query, args = query + " AND instr(source, ?) > 0", [*args, source]  # instr: no LIKE wildcards in TEXT
+        query += " ORDER BY received DESC, rowid DESC"
+        if limit is not None:
+            query, args = query + " LIMIT ?", [*args, limit]
+        return [_rejected(row) for row in self.db.execute(query, args)]
+
+    def rejected_one(self, id: int) -> Rejected | None:
+        row = self.db.execute(f"SELECT rowid, {_REJECTED_COLUMNS} FROM rejected WHERE rowid = ?", (id,)).fetchone()
+        return _rejected(row) if row else None
 
     def results(self, board: str | None = None) -> list[schema.Result]:
         query, args = "SELECT payload FROM results", ()

@@ -305,6 +305,10 @@ def decode(payload: bytes | str) -> Message:
         return _decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise SchemaError(str(exc).splitlines()[0]) from None
+    except RecursionError:  # msgspec recurses per nesting level, even through a field it skips: '{"a":' * 2000
+        raise SchemaError("JSON is nested too deeply") from None
+    except UnicodeEncodeError as exc:  # a str holding a lone surrogate ("\ud800") has no UTF-8 form to parse
+        raise SchemaError(f"text is not valid Unicode: {exc.reason} at character {exc.start}") from None
 
 
 def to_builtins(message: Message) -> dict:

@@ -3,6 +3,7 @@ in systemd/ kept loadable."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dnnprof.agent import config, install
@@ -328,3 +331,116 @@ def test_bad_config_exits_78_with_one_line_on_stderr(tmp_path, models):
     assert line.startswith(f"dnnagent: error: {path}: [power] source: 'magic' is not a power source: write one of "
                            "auto, none, ")
     assert "rapl[:ROOT]" in line
+
+
+# --- fuzzing: whatever the file holds, load() answers with a config or a one-line UserError, nothing else --------
+
+_fuzz = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _check_load(path: Path) -> None:
+    try:
+        config.load(path)
+    except UserError as exc:
+        assert exc.exit_code == config.EX_CONFIG
+        assert str(exc) and "\n" not in str(exc)
+
+
+@_fuzz
+@given(data=st.binary(max_size=300))
+def test_fuzz_arbitrary_bytes_load_or_user_error(tmp_path, data):
+    path = tmp_path / "agent.toml"
+    path.write_bytes(data)
+    _check_load(path)
+
+
+@_fuzz
+@given(text=st.text(max_size=300))
+def test_fuzz_arbitrary_text_load_or_user_error(tmp_path, text):
+    path = tmp_path / "agent.toml"
+    path.write_text(text, encoding="utf-8")
+    _check_load(path)
+
+
+def _toml(value) -> str:
+    """``value`` as a TOML value: strings as basic strings (JSON's escapes are TOML's), NaN and inf bare."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf") if abs(value) == float("inf") \
+            else repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    return str(value)  # int, date
+
+
+# Values a person might write (or mistype) for any key: wrong types, huge and negative numbers, NaN and infinity,
+# paths with NUL, "~user" and "..", empty strings and lists, dates, nested tables.
+_toml_values = st.recursive(
+    st.booleans() | st.integers() | st.integers(min_value=2**63 - 2, max_value=2**63 - 1) | st.floats()
+    | st.dates()
+    | st.sampled_from(["", " ", "auto", "none", "tegrastats", "tegrastats:/x", "jtop:/x", "rapl", "estimate",
+                       "fp16", "INT8", "tensorrt", "1%", "nan%", "200%", "0", "~", "~nosuchuser/x", "a\x00b", "..",
+                       "../../etc/passwd", "/", "/dev/null", "[::1]", "10.0.0.2", "resnet18.onnx"])
+    | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=2),
+    max_leaves=6,
+)
+
+
+@st.composite
+def near_valid_configs(draw, models: Path) -> str:
+    """A valid config with a few keys of its sections set to odd values, sections replaced, or unknown keys."""
+    sections = {"broker": {"host": "10.0.0.2"}, "agent": {"models_dir": str(models)}}
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        name = draw(st.sampled_from(sorted(config._KEYS) + ["nonsense"]))
+        key = draw(st.sampled_from(config._KEYS.get(name, ()) + ("extra",)))
+        top = name.split(".")[0]
+        if draw(st.integers(min_value=0, max_value=9)) == 0:  # the whole section, not a table
+            sections[top] = draw(_toml_values)
+            continue
+        target = sections.setdefault(top, {})
+        if name == "broker.tls" and isinstance(target, dict):
+            target = target.setdefault("tls", {})
+        if isinstance(target, dict):  # a section already replaced by a value stays that value
+            target[key] = draw(_toml_values)
+    lines = []
+    for name, body in sections.items():
+        if isinstance(body, dict):
+            lines.append(f"[{name}]")
+            lines += [f"{json.dumps(k)} = {_toml(v)}" for k, v in body.items()]
+        else:
+            lines.append(f"{name} = {_toml(body)}")
+    return "\n".join(lines) + "\n"
+
+
+@_fuzz
+@given(data=st.data())
+def test_fuzz_near_valid_configs_load_or_user_error(tmp_path, models, data):
+    path = tmp_path / "agent.toml"
+    path.write_text(data.draw(near_valid_configs(models)), encoding="utf-8")
+    _check_load(path)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ('models_dir = "~nosuchuser/models"', r"\[agent\] models_dir: '~nosuchuser/models': no such user's home for ~"),
+    ('models_dir = "a\\u0000b"', r"\[agent\] models_dir: 'a\\x00b' holds a NUL character"),
+    ('state_dir = "~nosuchuser"', r"\[agent\] state_dir: '~nosuchuser': no such user's home"),
+])
+def test_regression_paths_fuzzing_broke(tmp_path, extra, expected):
+    """Found probing the loader with odd paths (the near-valid fuzz test reaches them too): "~nosuchuser/..."
+    raised RuntimeError (expanduser) and a path holding NUL raised ValueError from the file system calls, instead
+    of the one-line config error."""
+    path = write(tmp_path, f'[broker]\nhost = "10.0.0.2"\n[agent]\n{extra}\n')
+    with pytest.raises(UserError, match=expected):
+        config.load(path)
+
+
+def test_regression_model_name_with_nul(tmp_path, models):
+    """Found probing the loader with odd paths: models = ["a\\u0000.onnx"] raised ValueError from resolve()."""
+    with pytest.raises(UserError, match=r"\[sweep\] models: 'a\\x00.onnx' holds a NUL character"):
+        config.load(write(tmp_path, minimal(models, '[sweep]\nmodels = ["a\\u0000.onnx"]')))

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -15,8 +16,10 @@ import time
 import pytest
 
 from dnnprof.host.broker import free_port
+from dnnprof.host.collector import KEEP_REJECTED_BYTES, MAX_PAYLOAD_BYTES
 from dnnprof.host.store import Store
 from dnnprof.shared import catalog, schema
+from dnnprof.shared.errors import UserError
 
 
 @pytest.fixture
@@ -79,8 +82,8 @@ def measured(msgs):
     ]
 
 
-@pytest.mark.parametrize("command", [[], ["collect"], ["import"], ["report"], ["demo"], ["catalog"]],
-                         ids=["dnnhost", "collect", "import", "report", "demo", "catalog"])
+@pytest.mark.parametrize("command", [[], ["collect"], ["import"], ["report"], ["demo"], ["catalog"], ["rejected"]],
+                         ids=["dnnhost", "collect", "import", "report", "demo", "catalog", "rejected"])
 def test_help(run, command):
     proc = run(*command, "--help")
     assert proc.returncode == 0, proc.stderr
@@ -348,3 +351,127 @@ def test_catalog_command(run, tmp_path):
     bad.write_text("name,top1\nx,200\n")
     line = one_error_line(run("catalog", "--catalog", bad))
     assert "bad.csv:2" in line and "top1" in line
+
+
+# --- dnnhost rejected: in process (typer's CliRunner) on a real store filled through the Store API --------------
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """``cli(*args)``: dnnhost in this process; wide columns so table cells are not cut for the assertions."""
+    from typer.testing import CliRunner
+
+    from dnnprof.host.cli import app
+
+    monkeypatch.setenv("COLUMNS", "250")
+    return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _user_error(result) -> str:
+    """The one-line message of the UserError a command raised (cli.run prints it as ``dnnhost: error: ...``)."""
+    assert isinstance(result.exception, UserError), result.output
+    assert "\n" not in str(result.exception)
+    return str(result.exception)
+
+
+@pytest.fixture
+def refused(db):
+    """A store holding three refusals, oldest first: text, bytes that are not UTF-8, and text with markup and an
+    escape sequence (untrusted input that must be shown, not obeyed)."""
+    with Store(db) as store:
+        ids = [store.reject("mqtt:dnnprof/v1/board-a/result", "JSON is malformed: truncated", b'{"kind": "res'),
+               store.reject(f"import:{db.parent / 'run.jsonl'}:3", "Expected `int`, got `str` - at `$.batch`",
+                            b"\xff\xfe\x00\x01"),
+               store.reject("mqtt:dnnprof/v1/board-b/status", "unsupported schema version 2",
+                            b'[b]red[/b] \x1b[31mgo')]
+        # Received times one minute apart, oldest first, so --since and the order are deterministic.
+        for age, rowid in zip((120, 60, 0), ids):
+            store.db.execute("UPDATE rejected SET received = ? WHERE rowid = ?", (time.time() - age, rowid))
+    return ids
+
+
+def test_rejected_lists_newest_first_with_a_printable_preview(cli, db, refused):
+    result = cli("rejected", "--db", db)
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [int(r[0]) for r in rows] == refused[::-1]
+    text = result.stdout
+    assert "mqtt:dnnprof/v1/board-b/status" in text and "unsupported schema version 2" in text
+    assert "[b]red[/b] \\x1b[31mgo" in text  # markup shown literally, the escape escaped
+    assert "\x1b" not in text
+    assert "\\xff\\xfe\\x00\\x01" in text  # not UTF-8: shown byte by byte
+    assert '{"kind": "res' in text
+
+
+def test_rejected_limit_since_and_source_filter(cli, db, refused):
+    result = cli("rejected", "--db", db, "--limit", "1")
+    assert result.exit_code == 0
+    assert "unsupported schema version 2" in result.stdout and "truncated" not in result.stdout
+    assert "older rejected input not shown: raise --limit" in result.output
+    result = cli("rejected", "--db", db, "--since", "90s", "--json")
+    assert [row["id"] for row in json.loads(result.stdout)] == refused[:0:-1]
+    result = cli("rejected", "--db", db, "--source", "board-a", "--json")
+    assert [row["id"] for row in json.loads(result.stdout)] == [refused[0]]
+    result = cli("rejected", "--db", db, "--source", "run.jsonl:3", "--json")
+    assert [row["id"] for row in json.loads(result.stdout)] == [refused[1]]
+    result = cli("rejected", "--db", db, "--source", "%", "--json")  # a literal, not a LIKE wildcard
+    assert json.loads(result.stdout) == []
+
+
+def test_rejected_show_prints_one_whole_as_text_or_hex(cli, db, refused):
+    result = cli("rejected", "--db", db, "--show", refused[0])
+    assert result.exit_code == 0
+    assert "source:   mqtt:dnnprof/v1/board-a/result" in result.stdout
+    assert "reason:   JSON is malformed: truncated" in result.stdout
+    assert "13 bytes, as text:" in result.stdout and result.stdout.rstrip().endswith('{"kind": "res')
+    result = cli("rejected", "--db", db, "--show", refused[1])
+    assert "4 bytes, not UTF-8, in hex:" in result.stdout and "ff fe 00 01" in result.stdout
+    result = cli("rejected", "--db", db, "--show", refused[2])
+    assert "\\x1b[31mgo" in result.stdout and "\x1b" not in result.stdout
+
+
+def test_rejected_json_has_the_payload_in_base64(cli, db, refused):
+    rows = json.loads(cli("rejected", "--db", db, "--json").stdout)
+    assert [r["id"] for r in rows] == refused[::-1]
+    assert base64.b64decode(rows[1]["payload_base64"]) == b"\xff\xfe\x00\x01"
+    assert rows[1]["source"].endswith("run.jsonl:3") and rows[1]["size"] == 4 and rows[1]["truncated"] is False
+    one = json.loads(cli("rejected", "--db", db, "--show", refused[2], "--json").stdout)
+    assert base64.b64decode(one["payload_base64"]) == b"[b]red[/b] \x1b[31mgo"
+    assert one["reason"] == "unsupported schema version 2" and one["received"] <= time.time()
+
+
+def test_rejected_marks_a_payload_cut_to_the_kept_64_kib(cli, db):
+    with Store(db) as store:
+        store.reject("mqtt:dnnprof/v1/board-a/result", "payload too large", b"x" * KEEP_REJECTED_BYTES)
+    assert f"≥{KEEP_REJECTED_BYTES}" in cli("rejected", "--db", db).stdout
+    assert "(the first 64 KiB kept)" in cli("rejected", "--db", db, "--show", "1").stdout
+    assert json.loads(cli("rejected", "--db", db, "--json").stdout)[0]["truncated"] is True
+
+
+def test_rejected_on_a_store_with_nothing_rejected_says_so(cli, db):
+    Store(db).close()
+    result = cli("rejected", "--db", db)
+    assert result.exit_code == 0 and result.stdout.strip() == f"nothing rejected in {db}"
+    result = cli("rejected", "--db", db, "--since", "1h", "--source", "board-a")
+    assert result.stdout.strip() == f"nothing rejected matching --since 1h --source 'board-a' in {db}"
+    assert json.loads(cli("rejected", "--db", db, "--json").stdout) == []
+
+
+def test_rejected_mistakes_are_one_line_errors(cli, db, tmp_path, refused):
+    assert "no result store at" in _user_error(cli("rejected", "--db", tmp_path / "typo.sqlite"))
+    assert not (tmp_path / "typo.sqlite").exists()  # reading never creates a store
+    assert "--limit 0" in _user_error(cli("rejected", "--db", db, "--limit", "0"))
+    assert "no rejected input with id 99" in _user_error(cli("rejected", "--db", db, "--show", "99"))
+    assert "'2d'" in _user_error(cli("rejected", "--db", db, "--since", "2d"))
+
+
+def test_import_refuses_a_line_over_the_size_limit(cli, db, tmp_path, msgs):
+    good = msgs.result()
+    huge = b'{"kind": "result", "network": "' + b"x" * MAX_PAYLOAD_BYTES + b'"}'
+    path = write_jsonl(tmp_path / "run.jsonl", [good], raw={1: huge})
+    assert "1 lines were rejected" in _user_error(cli("import", path, "--db", db))
+    with Store(db) as store:
+        assert store.results() == [good]
+        (row,) = store.rejected()
+    assert row.source == f"import:{path}:1" and "line too large" in row.reason
+    assert row.payload == huge[:KEEP_REJECTED_BYTES]  # only the head is kept

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from dnnprof.host.broker import EmbeddedBroker, free_port
-from dnnprof.host.collector import Collector, validate
+from dnnprof.host.collector import KEEP_REJECTED_BYTES, MAX_PAYLOAD_BYTES, Collector, validate
 from dnnprof.host.store import Store
 from dnnprof.shared import schema, topics
 from dnnprof.shared.errors import UserError
@@ -322,3 +322,120 @@ def test_validate_rejects(msgs, topic_name, payload, reason):
     with pytest.raises(ValueError) as excinfo:
         validate(topic_name, payload)
     assert reason in str(excinfo.value)
+
+
+# --- bad input at the door: every kind of garbage against a real Mosquitto, raw bytes as a stranger would send ---
+
+
+def _result_json(msgs, **changes) -> bytes:
+    """A valid result on board-a, its JSON with ``changes`` applied."""
+    return _json(msgs.result(board="board-a"), **changes)
+
+
+RESULT_TOPIC = "dnnprof/v1/board-a/result"
+# (id, topic, payload(msgs) -> bytes, what the stored reason must mention)
+BAD_INPUT = [
+    ("malformed-json", RESULT_TOPIC, lambda m: b'{"kind": "result", "board": ', "truncated"),
+    ("not-utf8", RESULT_TOPIC, lambda m: b"\xff\xfe\x00garbage", "JSON is malformed"),
+    ("not-an-object", RESULT_TOPIC, lambda m: b'"a string"', "Expected `object`, got `str`"),
+    ("schema-version-2", RESULT_TOPIC, lambda m: _result_json(m, schema=2), "unsupported schema version 2"),
+    ("schema-version-text", RESULT_TOPIC, lambda m: _result_json(m, schema="1"),
+     "Expected `int`, got `str` - at `$.schema`"),
+    ("oversized", RESULT_TOPIC, lambda m: b"{" + b" " * MAX_PAYLOAD_BYTES + b"}", "payload too large"),
+    ("oversized-telemetry", "dnnprof/v1/board-a/telemetry", lambda m: b"[" * (MAX_PAYLOAD_BYTES + 1),
+     "payload too large"),
+    ("wrong-type", RESULT_TOPIC, lambda m: _result_json(m, batch="4"), "Expected `int`, got `str` - at `$.batch`"),
+    # 10**30 decodes as a Python int; the store, which cannot hold it, refuses it.
+    ("huge-integer", RESULT_TOPIC, lambda m: _result_json(m, batch=10**30), "int too large"),
+    ("huge-float", RESULT_TOPIC, lambda m: _result_json(m).replace(b'"ts":', b'"ts":1e999,"_":', 1),
+     "Number out of range"),
+    ("nan-as-text", RESULT_TOPIC, lambda m: _result_json(m, throughput_ips="NaN"),
+     "Expected `float`, got `str` - at `$.throughput_ips`"),
+    ("nested-junk", RESULT_TOPIC, lambda m: _result_json(m, latency_ms=[[[[{"a": [None]}]]]]),
+     "Expected `object`, got `array` - at `$.latency_ms`"),
+    # Before schema.decode caught RecursionError, this ended the writer thread: nothing was stored after it.
+    ("deep-nesting", RESULT_TOPIC, lambda m: b'{"a":' * 5000, "nested too deeply"),
+    ("deep-nesting-telemetry", "dnnprof/v1/board-a/telemetry", lambda m: b'{"a":' * 5000, "nested too deeply"),
+    ("telemetry-garbage", "dnnprof/v1/board-a/telemetry", lambda m: b"{nope", "JSON is malformed"),
+    ("topic-extra-level", "dnnprof/v1/board-a/result/extra", lambda m: _result_json(m), "unknown kind"),
+    ("topic-no-kind", "dnnprof/v1/board-a", lambda m: _result_json(m), "not under dnnprof/v1/"),
+    ("topic-board-invalid", "dnnprof/v1/Board_A/result", lambda m: _result_json(m), "invalid board id"),
+    ("topic-board-unicode", "dnnprof/v1/bøard/result", lambda m: _result_json(m), "invalid board id"),
+    ("payload-board-plus", "dnnprof/v1/board-a/status",
+     lambda m: _json(m.status(board="board-a"), board="board+a"), "at `$.board`"),
+    ("payload-board-hash", "dnnprof/v1/board-a/status",
+     lambda m: _json(m.status(board="board-a"), board="#"), "at `$.board`"),
+    ("payload-board-differs", RESULT_TOPIC, lambda m: _json(m.result(board="board-b")),
+     "board 'board-b' in the payload differs from 'board-a' in the topic"),
+]
+
+
+@pytest.mark.parametrize("topic_name, make, mention", [case[1:] for case in BAD_INPUT],
+                         ids=[case[0] for case in BAD_INPUT])
+def test_bad_input_is_rejected_counted_kept_and_survived(mosquitto, db, msgs, mqtt_client, topic_name, make,
+                                                         mention):
+    payload = make(msgs)
+    good = msgs.result("resnet50", board="board-a")
+    with Collector(mosquitto, db) as collector:
+        mqtt_client.publish(mosquitto, [(topic_name, payload)])
+        assert collector.wait_until(lambda: collector.counts["rejected"] == 1, 10), dict(collector.counts)
+        # A good message after the bad one is still stored: the collector lives on.
+        mqtt_client.publish(mosquitto, [(msgs.topic_for(good), schema.encode(good))])
+        assert collector.wait_until(lambda: collector.counts["stored"] == 1, 10), dict(collector.counts)
+        assert _alive(collector)
+        assert collector.counts["rejected"] == 1
+    with Store(db) as store:
+        assert store.results() == [good]
+        (row,) = store.rejected()
+    assert row.source == f"mqtt:{topic_name}"
+    assert mention in row.reason and "\n" not in row.reason
+    assert row.payload == payload[:KEEP_REJECTED_BYTES]  # kept for inspection; an oversized one only its head
+
+
+def _mqtt_packet(kind: int, body: bytes) -> bytes:
+    """An MQTT 3.1.1 control packet: fixed header with the variable-length remaining length, then ``body``."""
+    length, encoded = len(body), bytearray()
+    while True:
+        byte, length = length % 128, length // 128
+        encoded.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes([kind]) + bytes(encoded) + body
+
+
+def _mqtt_string(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+@pytest.mark.parametrize("topic_name", ["dnnprof/v1/board+a/result", "dnnprof/v1/+/result", "dnnprof/v1/#"])
+def test_a_wildcard_topic_never_reaches_the_collector(mosquitto, db, msgs, mqtt_client, topic_name):
+    """paho refuses to publish on a wildcard topic, so a hostile client is written by hand: MQTT forbids it
+    (MQTT-3.3.2-2) and Mosquitto drops the client. The collector sees nothing and goes on; its own check
+    (``validate``) would refuse the topic too."""
+    with pytest.raises(ValueError, match="wildcards"):
+        mqtt_client.connect(mosquitto).publish(topic_name, b"{}")
+    with pytest.raises(ValueError, match="invalid board id|not under"):
+        validate(topic_name, schema.encode(msgs.status()))
+    good = msgs.result(board="board-a")
+    host, port = topics.parse_broker(mosquitto)
+    with Collector(mosquitto, db) as collector, socket.create_connection((host, port), timeout=5) as raw:
+        raw.sendall(_mqtt_packet(0x10, _mqtt_string("MQTT") + bytes([4, 0x02, 0, 30]) + _mqtt_string("hostile")))
+        assert raw.recv(4) == b"\x20\x02\x00\x00"  # CONNACK, accepted
+        raw.sendall(_mqtt_packet(0x30, _mqtt_string(topic_name) + b'{"kind": "status"}'))
+        assert raw.recv(16) == b""  # the broker closed the connection rather than deliver it
+        mqtt_client.publish(mosquitto, [(msgs.topic_for(good), schema.encode(good))])
+        assert collector.wait_until(lambda: collector.counts["stored"] == 1, 10)
+        assert _alive(collector)
+        assert (collector.counts["received"], collector.counts["rejected"]) == (1, 0)
+
+
+def test_validate_refuses_an_oversized_payload_before_reading_it(msgs):
+    # Too large and not even a message: the size alone is the reason, reported before any parsing.
+    with pytest.raises(ValueError, match=f"payload too large: {MAX_PAYLOAD_BYTES + 1} bytes"):
+        validate("not/a/topic", b"\xff" * (MAX_PAYLOAD_BYTES + 1))
+    # The largest valid telemetry batch the schema allows fits under the limit.
+    biggest = schema.Telemetry(board="board-a", ts=1.0, seq=0, t0=1.0, dt_s=0.01,
+                               power_w=[123456.78901234567] * 100_000)
+    payload = schema.encode(biggest)
+    assert len(payload) <= MAX_PAYLOAD_BYTES
+    assert validate(msgs.topic_for(biggest), payload) == biggest

@@ -146,6 +146,25 @@ def test_reject_keeps_the_payload(store):
     assert store.count() == 0
 
 
+def test_rejected_newest_first_filtered_and_one_by_id(store):
+    ids = [store.reject("mqtt:dnnprof/v1/board-a/result", "a", b"1"),
+           store.reject("import:run_1.jsonl:3", "b", None),
+           store.reject("mqtt:dnnprof/v1/board-b/status", "c", b"3")]
+    store.db.execute("UPDATE rejected SET received = received - 3600 WHERE rowid = ?", (ids[0],))  # an hour ago
+    assert [r.id for r in store.rejected()] == ids[::-1]
+    assert [r.id for r in store.rejected(limit=2)] == ids[:0:-1]
+    assert [r.id for r in store.rejected(since=store.rejected_one(ids[1]).received)] == ids[:0:-1]
+    assert [r.id for r in store.rejected(source="board-a")] == [ids[0]]
+    assert store.rejected(source="run%") == [] and store.rejected(source="r_n") == []  # literal text, not LIKE
+    assert store.rejected_one(ids[1])[2:] == ("import:run_1.jsonl:3", "b", None)
+    assert store.rejected_one(999) is None
+
+
+def test_rejected_payload_stored_as_text_comes_back_as_bytes(store):
+    store.db.execute("INSERT INTO rejected (received, source, reason, payload) VALUES (1, 's', 'r', 'text')")
+    assert store.rejected()[0].payload == b"text"
+
+
 def test_results_filter_by_board_and_decode(store, msgs):
     a1 = msgs.result("resnet18", board="board-a", ts=30.0)
     a2 = msgs.result("mobilenet_v2", board="board-a", ts=10.0)

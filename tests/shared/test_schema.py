@@ -309,6 +309,93 @@ def test_fuzz_near_valid_messages_decode_or_schema_error(payload):
         assert schema.decode(schema.encode(message)) == message
 
 
+def _decode_or_schema_error(payload) -> None:
+    """The decoder's contract on any input: a message, or SchemaError with a one-line reason — nothing else."""
+    try:
+        message = schema.decode(payload)
+    except SchemaError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert type(message) in schema.KIND_OF
+
+
+# Every Unicode code point, lone surrogates included: decode() also takes str, and a str may hold what no UTF-8
+# byte string can.
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=any_text)
+def test_fuzz_arbitrary_text_decode_or_schema_error(payload):
+    _decode_or_schema_error(payload)
+
+
+def test_regression_lone_surrogate_in_text_is_a_schema_error():
+    """Found probing, and by the text fuzz test above: decode('{"kind": "status", "board": "\\ud800"}') (a str
+    with a lone surrogate) raised UnicodeEncodeError."""
+    assert "not valid Unicode" in _reject('{"kind": "status", "board": "\ud800"}')
+    _reject("\ud800")
+
+
+# Values close to what a broken or hostile agent sends: wrong types, numbers no field can hold, NaN and infinity
+# both as JSON's non-standard tokens and as text, and nesting where a scalar belongs.
+odd_scalars = (
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 2, max_value=2**70)
+    | st.integers(min_value=-(2**70), max_value=-(2**63) + 2) | st.floats()
+    | st.sampled_from(["NaN", "nan", "inf", "-inf", "Infinity", "-Infinity", "1e999", "0x10", "", " ", "null",
+                       "\u0000", "board+a", "#", "online", "result"])
+    | st.text(max_size=30)
+)
+junk = st.recursive(odd_scalars, lambda children: st.lists(children, max_size=3)
+                    | st.dictionaries(st.text(max_size=8), children, max_size=3), max_leaves=12)
+
+
+@st.composite
+def mutated_payloads(draw):
+    """A valid message with fields, nested fields included, replaced by junk, dropped, or with ``kind``,
+    ``schema`` and ``board`` broken; serialised with NaN/Infinity tokens and, sometimes, a raw huge number."""
+    data = valid(draw(st.sampled_from(sorted(MESSAGES))))
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        target = data
+        while True:  # walk into a nested object now and then
+            nested = [k for k, v in target.items() if isinstance(v, dict) and v]
+            if not nested or not draw(st.booleans()):
+                break
+            target = target[draw(st.sampled_from(sorted(nested)))]
+        key = draw(st.sampled_from(sorted(target) + ["kind", "schema", "board", "extra"]))
+        action = draw(st.sampled_from(["replace", "drop", "wrap"]))
+        if action == "replace":
+            target[key] = draw(junk)
+        elif action == "drop":
+            target.pop(key, None)
+        else:  # the right value, one level too deep
+            target[key] = [target.get(key)]
+    text = json.dumps(data)  # allow_nan: NaN and Infinity come out as bare tokens, which JSON forbids
+    if draw(st.booleans()):  # a number no float or int64 holds, in place of the first number
+        text = text.replace(": 1", ": " + draw(st.sampled_from(["1e999", "-1e999", "9" * 400, "1" + "0" * 40])), 1)
+    return text.encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=mutated_payloads())
+def test_fuzz_mutated_messages_decode_or_schema_error(payload):
+    _decode_or_schema_error(payload)
+
+
+def test_regression_deep_nesting_is_a_schema_error():
+    """Found by fuzzing: decode('{"a":' * 1993) raised RecursionError (msgspec recurses into the unknown field it
+    skips), which is no ValueError: it ended the collector's writer thread and gave `dnnhost import` a traceback."""
+    assert "nested too deeply" in _reject('{"a":' * 1993)
+    assert "nested too deeply" in _reject(b'{"kind": "result", "extra": ' + b"[" * 100_000)
+
+
+@settings(max_examples=50, deadline=None)
+@given(depth=st.integers(min_value=1, max_value=100_000), opener=st.sampled_from(["[", '{"a":', '{"kind":"result",'
+                                                                                   '"latency_ms":']))
+def test_fuzz_deep_nesting_decode_or_schema_error(depth, opener):
+    _decode_or_schema_error(opener * depth)
+
+
 def test_decoder_is_strict_msgspec():
     # decode raises SchemaError, not msgspec's own exception types
     with pytest.raises(SchemaError):

@@ -1,7 +1,7 @@
 """The topic scheme dnnprof/v1/<board>/<kind>[/<run-id>], ids, and broker addresses."""
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnnprof.shared import topics
@@ -206,3 +206,23 @@ def test_parse_broker_arbitrary_text_gives_address_or_user_error(text):
         assert "\n" not in str(exc)
     else:
         assert host and 0 < port < 65536
+
+
+# Topic levels close to valid ones: ids, kinds, wildcards, separators, NUL, case and non-ASCII look-alikes.
+_levels = st.sampled_from(["dnnprof", "v1", "v2", "b1", "board-a", "run", "run-1", "status", "result", "info",
+                           "telemetry", "cmd", "ack", "+", "#", "", " ", "\x00", "B1", "bøard", "a" * 64, "b1\n",
+                           "-b1", "dnnprof/v1"]) | st.text(st.characters(codec=None, exclude_categories=()), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(levels=st.lists(_levels, max_size=7), prefixed=st.booleans())
+def test_fuzz_parse_near_valid_topics_gives_topic_or_value_error(levels, prefixed):
+    name = "/".join((["dnnprof", "v1"] if prefixed else []) + levels)
+    try:
+        parsed = topics.parse(name)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    # Whatever parses is a topic the scheme builds, with ids free of wildcards and separators.
+    assert topics.topic(parsed.board, parsed.kind, parsed.run_id) == name
+    assert not {"+", "#", "\x00"} & set(parsed.board + (parsed.run_id or ""))
