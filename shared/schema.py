@@ -16,8 +16,10 @@ SCHEMA_VERSION = 1
 # \Z, not $: $ also matches before a trailing newline, which would let "board\n" through.
 Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}\Z")]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Positive = Annotated[int, msgspec.Meta(ge=1)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
+# Integers end up in SQLite, whose INTEGER is 64-bit signed: a larger one must fail here, naming its field.
+INT64_MAX = 2**63 - 1
+Positive = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 
 class SchemaError(ValueError):

@@ -416,3 +416,11 @@ def test_machine_names_a_jetson_by_its_model_and_jetpack_else_the_cpu_else_the_h
     assert schema.machine(None) is None
     round_trip = schema.decode(schema.encode(jetson))
     assert round_trip.facts == jetson.facts
+
+
+def test_an_integer_sqlite_cannot_hold_is_refused_naming_its_field():
+    message = schema.to_builtins(schema.RunEvent(board="b", ts=1.0, run_id="r", seq=0, event="started",
+                                                 points_total=1, points_done=0))
+    message["points_total"] = 10**30
+    with pytest.raises(schema.SchemaError, match=r"points_total"):
+        schema.decode(json.dumps(message))
