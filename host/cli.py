@@ -7,6 +7,8 @@ import json
 import math
 import signal
 import socket
+import ssl
+import stat
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,14 @@ BrokerOption = Annotated[Optional[str], typer.Option(help="Use this broker HOST[
                                                           "embedded one.")]
 BindOption = Annotated[str, typer.Option(help="Address the embedded broker listens on (0.0.0.0 for a fleet).")]
 PortOption = Annotated[int, typer.Option(help="Port of the embedded broker.")]
+# collect and live with --broker: TLS and a login, as the agent's [broker] section has them.
+TlsCaOption = Annotated[Optional[Path], typer.Option(
+    "--tls-ca", help="Connect with TLS and verify the broker's certificate and host name against this CA (PEM).")]
+TlsCertOption = Annotated[Optional[Path], typer.Option("--tls-cert", help="Client certificate (PEM), with --tls-key.")]
+TlsKeyOption = Annotated[Optional[Path], typer.Option("--tls-key", help="The client certificate's private key (PEM).")]
+UsernameOption = Annotated[Optional[str], typer.Option("--username", help="Log in to the broker as this user.")]
+PasswordFileOption = Annotated[Optional[Path], typer.Option(
+    "--password-file", help="File holding the broker password (chmod 600: group or others must not read it).")]
 
 
 def _catalog(path: Path | None) -> catalog.Catalog:
@@ -59,6 +69,49 @@ def _catalog(path: Path | None) -> catalog.Catalog:
         return catalog.load_user(path)
     default = catalog.default_user_path()
     return catalog.load_user(default) if default.is_file() else catalog.Catalog()
+
+
+def _security(broker: str | None, tls_ca: Path | None, tls_cert: Path | None, tls_key: Path | None,
+              username: str | None, password_file: Path | None) -> dict:
+    """The Collector's ``tls``/``username``/``password`` from the shared options; each mistake is one line."""
+    given = [name for name, value in (("--tls-ca", tls_ca), ("--tls-cert", tls_cert), ("--tls-key", tls_key),
+                                      ("--username", username), ("--password-file", password_file)) if value]
+    if given and not broker:
+        raise UserError(f"{', '.join(given)}: the embedded broker takes neither TLS nor a login; give "
+                        "--broker HOST[:PORT] of a broker that does")
+    if (tls_cert is None) != (tls_key is None):
+        raise UserError("--tls-cert and --tls-key go together: give both or neither")
+    if tls_cert is not None and tls_ca is None:
+        raise UserError("--tls-cert needs --tls-ca (the CA that signed the broker's certificate)")
+    if password_file is not None and username is None:
+        raise UserError("--password-file needs --username: MQTT sends a password only with a user name")
+    for path in (tls_ca, tls_cert, tls_key, password_file):
+        if path is not None and not path.is_file():
+            raise UserError(f"{path} is not a file")
+    for path, what in ((tls_key, "a private key"), (password_file, "the broker password")):
+        # Refused the way ssh refuses a private key: a secret others can read is no longer one.
+        if path is not None and (mode := stat.S_IMODE(path.stat().st_mode)) & 0o077:
+            raise UserError(f"{path} is readable by group or others (mode {mode:04o}) and holds {what}: "
+                            f"run chmod 600 {path}")
+    tls = None
+    if tls_ca is not None:
+        try:
+            tls = ssl.create_default_context(cafile=str(tls_ca))  # verifies the certificate and the host name
+            if tls_cert is not None:
+                tls.load_cert_chain(str(tls_cert), str(tls_key))
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; the message names no secret
+            raise UserError(f"cannot load the TLS files ({str(exc).splitlines()[0] if str(exc) else exc!r}): give "
+                            "PEM files, the key matching the certificate") from None
+    password = None
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:  # the class only: the message could quote the file
+            raise UserError(f"cannot read {password_file} ({exc.__class__.__name__}): make it a UTF-8 text file "
+                            "holding only the password") from None
+        if not password:
+            raise UserError(f"{password_file} is empty: write the broker password in it")
+    return {"tls": tls, "username": username, "password": password}
 
 
 def _broker_or_embedded(broker: str | None, bind: str, port: int) -> tuple[str, EmbeddedBroker | None]:
@@ -77,6 +130,11 @@ def collect(
     db: DbOption = None,
     duration: Annotated[Optional[str], typer.Option(help="Stop after this long, e.g. 10min (default: Ctrl-C).")]
     = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
 ) -> None:
     """Store every result the agents publish until Ctrl-C (or --duration).
 
@@ -84,9 +142,10 @@ def collect(
     [bold]dnnagent run models/ --broker THIS-HOST[/bold]
     """
     stop_after = units.parse_time(duration) if duration else math.inf
+    security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
     store_path = Path(db) if db else default_path()
     address, embedded = _broker_or_embedded(broker, bind, port)
-    collector = Collector(address, store_path)
+    collector = Collector(address, store_path, **security)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stopping.set())
     try:
@@ -126,6 +185,11 @@ def live(
     duration: Annotated[Optional[str], typer.Option(help="Stop after this long, e.g. 10min (default: Ctrl-C).")]
     = None,
     db: DbOption = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
 ) -> None:
     """A dashboard of the fleet in the terminal: presence, power (the last minute as a sparkline), rails,
     temperature, the current run with progress and ETA, the last result, and warnings.
@@ -142,9 +206,11 @@ def live(
     if once and not broker:
         raise UserError("--once reads the state a broker holds: give --broker HOST[:PORT]")
     stop_after = units.parse_time(duration) if duration else math.inf
+    security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
     store_path = Path(db) if db else default_path()
     address, embedded = _broker_or_embedded(broker, bind, port)
-    dashboard = live_mod.Dashboard(address, store_path, set(board) if board else None, sort, refresh, console=out)
+    dashboard = live_mod.Dashboard(address, store_path, set(board) if board else None, sort, refresh, console=out,
+                                   **security)
     if once:
         out.print(dashboard.once(), soft_wrap=True)  # one line per board, whatever the pipe's width
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import ssl
 import threading
 import time
 import uuid
@@ -63,8 +64,10 @@ class Collector:
     def __init__(self, broker: str, db: str | Path | None = None, *, batch: int = 200,
                  on_stored: Callable[[schema.Message], None] | None = None,
                  on_valid: Callable[[schema.Message], None] | None = None,
-                 on_rejected: Callable[[str, str], None] | None = None) -> None:
-        """``on_stored``: each message new to the store; ``on_valid``: every valid message, telemetry and
+                 on_rejected: Callable[[str, str], None] | None = None, tls: ssl.SSLContext | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
+        """``tls`` encrypts the connection and checks the broker's certificate; ``username``/``password`` log in.
+        ``on_stored``: each message new to the store; ``on_valid``: every valid message, telemetry and
         re-deliveries included (what a live view needs); ``on_rejected(topic, reason)``: every rejected one.
         All three run on the writer thread, after the batch is committed."""
         self.host, self.port = topics.parse_broker(broker)
@@ -84,12 +87,17 @@ class Collector:
         self._store_ready = threading.Event()
         self._store_error: Exception | None = None
         self.connected = False
+        self._refusal: str | None = None  # why the broker refused the login, for start()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dnnhost-{uuid.uuid4().hex[:10]}")
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda *a: self._subscribed.set()
         client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=1, max_delay=10)
+        if tls is not None:
+            client.tls_set_context(tls)
+        if username is not None:
+            client.username_pw_set(username, password)
         self._client = client
 
     def _on_message(self, client, userdata, msg) -> None:
@@ -125,6 +133,9 @@ class Collector:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
+            # Wake start() now: a refused login would otherwise surface as a silent timeout on the subscription.
+            self._refusal = f"refused the connection ({reason_code}): check --username and --password-file"
+            self._subscribed.set()
             return
         self.connected = True
         # With a clean session the subscription dies with the connection: renew it on every connect.
@@ -156,6 +167,9 @@ class Collector:
         if not self._subscribed.wait(timeout_s):
             self.stop()
             raise UserError(f"the MQTT broker at {self.host}:{self.port} did not confirm the subscription")
+        if self._refusal:
+            self.stop()
+            raise UserError(f"the MQTT broker at {self.host}:{self.port} {self._refusal}")
         return self
 
     def stop(self, drain_timeout_s: float = 10.0) -> None:

@@ -253,13 +253,15 @@ class Dashboard:
     """A Collector feeding a Fleet, drawn with rich Live until stopped."""
 
     def __init__(self, broker: str, db, boards: set[str] | None = None, sort: str = "board",
-                 refresh_hz: float = 4.0, console: Console | None = None) -> None:
+                 refresh_hz: float = 4.0, console: Console | None = None, **security) -> None:
+        """``security``: the Collector's ``tls``, ``username`` and ``password``."""
         self.broker = broker
         self.fleet = Fleet(boards)
         self.sort = sort
         self.refresh_hz = refresh_hz
         self.console = console or Console()
-        self.collector = Collector(broker, db, on_valid=self.fleet.ingest, on_rejected=self.fleet.rejected)
+        self.collector = Collector(broker, db, on_valid=self.fleet.ingest, on_rejected=self.fleet.rejected,
+                                   **security)
         self.frames = 0
         self.drawing_since = self.drawing_until = None  # monotonic span of the drawing loop
         self.store = str(db) if db else None

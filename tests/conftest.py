@@ -1,4 +1,4 @@
-"""Fixtures shared by all tests: real brokers on free loopback ports."""
+"""Fixtures shared by all tests: real brokers on free loopback ports, plain or with TLS and passwords."""
 
 from __future__ import annotations
 
@@ -82,3 +82,78 @@ def brokers(tmp_path: Path):
 def mosquitto(brokers: Brokers):
     """A private Mosquitto on a free port, configured not to drop QoS1 messages for a slow subscriber."""
     return brokers.start()[1]
+
+
+def openssl(cwd: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def need_tls_tools() -> None:
+    if shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("needs the openssl and mosquitto_passwd commands")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> Path:
+    """ca.crt/key; server.crt/key for 127.0.0.1; client.crt/key; other-ca.crt (a CA that signed nothing here)."""
+    need_tls_tools()
+    d = tmp_path_factory.mktemp("pki")
+    for ca in ("ca", "other-ca"):
+        openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
+                "-days", "2", "-subj", f"/CN={ca}")
+    (d / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    for name, extra in (("server", ["-extfile", "san.ext"]), ("client", [])):
+        openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", f"/CN={name}")
+        openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.crt", "-days", "2", *extra)
+    (d / "client.key").chmod(0o600)
+    return d
+
+
+def _start_tls_mosquitto(tmp_path: Path, pki: Path, users: dict[str, str], extra: str) -> tuple[subprocess.Popen, int]:
+    passwords = tmp_path / "passwd"
+    for n, (user, password) in enumerate(users.items()):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if n == 0 else []), str(passwords), user, password],
+                       check=True, capture_output=True)
+    port = free_port()
+    conf = tmp_path / "mosquitto-tls.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\n"
+                    f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
+                    f"password_file {passwords}\nallow_anonymous false\npersistence false\n"
+                    f"log_dest file {tmp_path / 'mosquitto-tls.log'}\n"
+                    "user root\n"  # as root Mosquitto would switch to its own user, who cannot read tmp_path
+                    + extra)
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, port
+        if proc.poll() is not None:
+            pytest.fail(f"mosquitto with TLS did not start: {proc.stderr.read()}")
+        time.sleep(0.05)
+    proc.terminate()
+    pytest.fail("mosquitto with TLS did not listen within 10 s")
+
+
+@pytest.fixture
+def tls_mosquitto(tmp_path: Path, pki: Path):
+    """``tls_mosquitto(users, extra="") -> port``: a Mosquitto on a free port that only takes TLS (server certificate
+    for 127.0.0.1 from ``pki``) and these users' passwords; ``extra``: more config lines (require_certificate,
+    acl_file). Stopped when the test ends. Conftest modules are not importable by name, hence a fixture."""
+    procs: list[subprocess.Popen] = []
+
+    def start(users: dict[str, str], extra: str = "") -> int:
+        proc, port = _start_tls_mosquitto(tmp_path, pki, users, extra)
+        procs.append(proc)
+        return port
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+            proc.stderr.close()

@@ -4,9 +4,7 @@ made here with the openssl CLI), and ``serve`` with a TLS config end to end."""
 from __future__ import annotations
 
 import shutil
-import socket
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,59 +21,10 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None or shutil.which(
                                 reason="needs the openssl and mosquitto_passwd commands")
 
 
-def openssl(cwd: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory) -> Path:
-    """ca.crt/key; server.crt/key for 127.0.0.1; client.crt/key; other-ca.crt (a CA that signed nothing here)."""
-    d = tmp_path_factory.mktemp("pki")
-    for ca in ("ca", "other-ca"):
-        openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
-                "-days", "2", "-subj", f"/CN={ca}")
-    (d / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
-    for name, extra in (("server", ["-extfile", "san.ext"]), ("client", [])):
-        openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                "-subj", f"/CN={name}")
-        openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", f"{name}.crt", "-days", "2", *extra)
-    (d / "client.key").chmod(0o600)
-    return d
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def tls_broker(tmp_path, pki):
+def tls_broker(tls_mosquitto):
     """A Mosquitto that only takes TLS with a client certificate from our CA, and user "orin-01" / "s3cret"."""
-    passwords = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "orin-01", "s3cret"], check=True,
-                   capture_output=True)
-    port = free_port()
-    conf = tmp_path / "mosquitto-tls.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\n"
-                    f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
-                    "require_certificate true\n"
-                    f"password_file {passwords}\nallow_anonymous false\npersistence false\n"
-                    "user root\n")  # as root Mosquitto would switch to its own user, who cannot read tmp_path
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
-    yield port
-    proc.terminate()
-    proc.wait(10)
-    proc.stderr.close()
+    return tls_mosquitto({"orin-01": "s3cret"}, "require_certificate true\n")
 
 
 def context(pki: Path, ca: str = "ca.crt", client: bool = True) -> ssl.SSLContext:
