@@ -26,6 +26,9 @@ from dnnprof.shared.errors import UserError
 EX_CONFIG = 78
 DEFAULT_PATH = Path("/etc/dnnprof/agent.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/dnnprof")  # the unit's StateDirectory=dnnprof
+DEFAULT_OUTBOX_MAX_MB = 256  # MiB; a result is a few KB, so some 50,000 undelivered results fit
+DEFAULT_OUTBOX_RETAIN = 10_000  # delivered messages kept so a host can ask for them again
+DEFAULT_MAX_BATCH = 256  # a measure command asking for more is refused: an absurd batch only exhausts memory
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -89,6 +92,9 @@ class AgentConfig:
     telemetry_rate_hz: float = telemetry.DEFAULT_RATE_HZ  # 0 = off
     telemetry_samples_hz: float = telemetry.DEFAULT_SAMPLES_HZ
     settings: profiler.Settings = field(default_factory=profiler.Settings)
+    outbox_max_mb: int = DEFAULT_OUTBOX_MAX_MB  # the outbox file's size limit, MiB
+    outbox_retain: int = DEFAULT_OUTBOX_RETAIN  # delivered messages kept for replay
+    max_batch: int = DEFAULT_MAX_BATCH  # the largest batch a host's measure command may ask for
 
     @property
     def engine_cache(self) -> Path:
@@ -100,16 +106,21 @@ class AgentConfig:
 
     @property
     def outbox_dir(self) -> Path:
+        """Where agents before the SQLite outbox left JSONL files of unsent messages (moved into it at start)."""
         return self.state_dir / "outbox"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.state_dir / "outbox.sqlite"
 
 
 # The keys each section knows, for the "unknown key" message.
 _KEYS = {
     "broker": ("host", "port", "username", "password_file", "tls"),
     "broker.tls": ("ca_file", "cert_file", "key_file"),
-    "agent": ("board_id", "state_dir", "models_dir"),
+    "agent": ("board_id", "state_dir", "models_dir", "outbox_max_mb", "outbox_retain"),
     "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "calibration_dir", "threads", "redo",
-              "seed"),
+              "seed", "max_batch"),
     "power": ("source", "tdp_w", "telemetry_rate_hz", "telemetry_samples_hz"),
     "measurement": ("warmup_s", "max_warmup_s", "duration_s", "max_duration_s", "min_iterations",
                     "min_power_samples", "latency_ci", "power_ci", "unstable_cov", "idle_s", "idle_max_age_s"),
@@ -283,6 +294,8 @@ def _load(path: Path) -> AgentConfig:
                                "with a letter or digit, e.g. board_id = \"orin-01\"")
     state_dir = agent.path("state_dir", base, '"/var/lib/dnnprof"', DEFAULT_STATE_DIR)
     models_dir = agent.path("models_dir", base, '"/var/lib/dnnprof/models"', state_dir / "models")
+    outbox_max_mb = agent.integer("outbox_max_mb", 1, 1 << 20, "256", DEFAULT_OUTBOX_MAX_MB)
+    outbox_retain = agent.integer("outbox_retain", 0, 10_000_000, "10000", DEFAULT_OUTBOX_RETAIN)
 
     sweep = _Section(path, "sweep", data.get("sweep", {}))
     models = _models(sweep, models_dir, path)
@@ -305,6 +318,7 @@ def _load(path: Path) -> AgentConfig:
     threads = sweep.integer("threads", 1, 1024, "4")
     redo = sweep.boolean("redo", False)
     seed = sweep.integer("seed", 0, 2**32 - 1, "0", 0)
+    max_batch = sweep.integer("max_batch", 1, 65536, "256", DEFAULT_MAX_BATCH)
 
     power = _Section(path, "power", data.get("power", {}))
     source = power.string("source", '"auto"', "auto")
@@ -320,7 +334,8 @@ def _load(path: Path) -> AgentConfig:
     return AgentConfig(path=path, broker=broker, board_id=board_id, state_dir=state_dir, models_dir=models_dir,
                        models=models, batch_sizes=batches, precisions=precisions, backend=backend, dla_core=dla_core,
                        calibration_dir=calibration_dir, threads=threads, redo=redo, seed=seed, power_source=source,
-                       tdp_w=tdp_w, telemetry_rate_hz=rate_hz, telemetry_samples_hz=samples_hz, settings=settings)
+                       tdp_w=tdp_w, telemetry_rate_hz=rate_hz, telemetry_samples_hz=samples_hz, settings=settings,
+                       outbox_max_mb=outbox_max_mb, outbox_retain=outbox_retain, max_batch=max_batch)
 
 
 def _broker(section: _Section, base: Path) -> Broker:
@@ -369,7 +384,6 @@ def _models(section: _Section, models_dir: Path, path: Path) -> list[Path]:
                         f"files there (`dnnagent models generate --out {models_dir}`), or write "
                         "models_dir = \"/path/to/models\"")
     names = section.string_list("models", '["resnet18.onnx", "mobilenet_v2.onnx"]')
-    root = models_dir.resolve()
     if names is None:
         found = sorted(p for p in models_dir.glob("*.onnx") if p.is_file())
         if not found:
@@ -379,21 +393,31 @@ def _models(section: _Section, models_dir: Path, path: Path) -> list[Path]:
         return found
     models = []
     for name in names:
-        if "\0" in name:  # resolve() raises ValueError, not OSError, on it
-            section.fail("models", f"{name!r} holds a NUL character: name an ONNX file in {models_dir}")
-        p = _absolute(Path(name), models_dir)
         try:
-            inside = p.resolve().is_relative_to(root)
-        except OSError:
-            inside = False
-        if not inside:
-            section.fail("models", f"{name!r} is outside models_dir {models_dir}: name a file inside it, e.g. "
-                                   "models = [\"resnet18.onnx\"] (or change [agent] models_dir)")
-        if not p.is_file():
-            section.fail("models", f"{name!r}: {p} {'is not a file' if p.exists() else 'does not exist'}: name an "
-                                   f"ONNX file in {models_dir}")
-        models.append(p)
+            models.append(model_path(name, models_dir))
+        except UserError as exc:
+            section.fail("models", f"{exc}, e.g. models = [\"resnet18.onnx\"] (or change [agent] models_dir)")
     return list(dict.fromkeys(models))
+
+
+def model_path(name: str, models_dir: Path) -> Path:
+    """The ONNX file ``name`` inside ``models_dir`` (relative to it, or absolute); UserError saying why not: a path
+    that leads outside (``..``, a symbolic link, an absolute path elsewhere), a NUL, or no such file."""
+    if not isinstance(name, str) or not name:
+        raise UserError(f"{name!r} is not a file name: name an ONNX file in {models_dir}")
+    if "\0" in name:  # resolve() raises ValueError, not OSError, on it
+        raise UserError(f"{name!r} holds a NUL character: name an ONNX file in {models_dir}")
+    p = _absolute(Path(name), models_dir)
+    try:
+        inside = p.resolve().is_relative_to(models_dir.resolve())
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic link loop
+        inside = False
+    if not inside:
+        raise UserError(f"{name!r} is outside models_dir {models_dir}: name a file inside it")
+    if not p.is_file():
+        raise UserError(f"{name!r}: {p} {'is not a file' if p.exists() else 'does not exist'}: name an ONNX file in "
+                        f"{models_dir}")
+    return p
 
 
 def _batches(section: _Section) -> list[int]:

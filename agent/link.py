@@ -76,19 +76,22 @@ class MqttLink:
     network thread (so it must be quick and must not publish); an exception it raises is logged, never lost in
     paho's loop. ``reconnected`` is set each time the connection comes back after a drop (the broker has then
     published the last will, so a long-running agent re-announces itself). ``unreachable_hint`` ends the error
-    when the broker cannot be reached: what the caller's user can do about it.
+    when the broker cannot be reached: what the caller's user can do about it. ``on_command(payload)`` subscribes
+    the board's command topic (renewed at every connect: the session is clean) and receives each raw payload there,
+    on the network thread, so it must only queue it.
     """
 
     def __init__(self, broker: str, board: str, *, session: int, connect_timeout_s: float = 5.0,
                  keepalive_s: int = 30, tls: ssl.SSLContext | None = None, username: str | None = None,
                  password: str | None = None, on_ack: Callable[[schema.Message], None] | None = None,
-                 unreachable_hint: str = RUN_HINT) -> None:
+                 on_command: Callable[[bytes], None] | None = None, unreachable_hint: str = RUN_HINT) -> None:
         self.host, self.port = topics.parse_broker(broker)
         self.board = topics.check_id(board)
         self.session = session
         self._connected = threading.Event()
         self.reconnected = threading.Event()
         self._on_ack = on_ack
+        self._on_command = on_command
         self._connack: object = None
         self._cond = threading.Condition()
         # Delivery tracking by message id. on_publish fires for QoS 0 messages too (once written), and ids are
@@ -100,6 +103,7 @@ class MqttLink:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dnnagent-{board}", clean_session=True)
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.max_queued_messages_set(10_000)  # below the 16-bit message-id space, which paho silently wraps
         lost = schema.Status(board=board, ts=time.time(), state="lost", session=session)
         client.will_set(topics.topic(board, topics.STATUS), schema.encode(lost), qos=1, retain=True)
@@ -123,9 +127,19 @@ class MqttLink:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         again = self._connected.is_set()
         self._connack = reason_code
+        if self._on_command is not None and not getattr(reason_code, "is_failure", False):
+            client.subscribe(topics.topic(self.board, topics.CMD), qos=1)
         self._connected.set()
         if again and not getattr(reason_code, "is_failure", False):
             self.reconnected.set()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if self._on_command is None or msg.topic != topics.topic(self.board, topics.CMD):
+            return
+        try:
+            self._on_command(msg.payload)
+        except Exception as exc:  # raised into paho's loop it would end the network thread
+            log.error("command handler failed: %s", exc)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._cond:

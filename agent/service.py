@@ -6,8 +6,12 @@ the configured sweep — skipping every point the ledger says was already measur
 conditions, unless ``redo`` is set — and then stays online publishing telemetry until SIGTERM. On SIGTERM it
 stops at the next point boundary (a second signal stops at once), publishes a retained ``offline`` and disconnects.
 
-Results the broker has not acknowledged when the agent stops go to the outbox in the state directory and are sent
-again at the next start. Logs go to stderr, one line per event (journald keeps them); no secret is ever logged.
+Every result and run event is written to the outbox (``agent/outbox.py``, SQLite in the state directory) before it
+is published, and leaves it only on the broker's PUBACK; what is left when the agent stops — or is killed — is
+published at the next start. A sweep found interrupted at a start (killed, crashed, powered off) gets an ``aborted``
+event, and the new run measures the points left. The agent answers the host's commands on its command topic
+(``agent/commands.py``): ``replay`` publishes again what the host is missing, ``measure`` adds a point after the
+sweep. Logs go to stderr, one line per event (journald keeps them); no secret is ever logged.
 
 Exit statuses: 0 after a stop; ``EX_CONFIG`` (78) for whatever is wrong before connecting — the config, a model,
 the backend, the power source, the state directory, the ledger — which a restart cannot fix, so the unit does not
@@ -19,8 +23,10 @@ preparation as a start, so a config it passes does not exit 78 at the start.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import queue
 import signal
 import socket
 import sys
@@ -30,15 +36,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dnnprof.agent import board, ledger, tegra, telemetry
+from dnnprof.agent import board, commands, ledger, tegra, telemetry
 from dnnprof.agent.backends import Backend, auto_note, get_backend, resolve
 from dnnprof.agent.config import EX_CONFIG, AgentConfig
 from dnnprof.agent.ledger import Ledger, PointKey
-from dnnprof.agent.link import JsonlSink, MqttLink
+from dnnprof.agent.link import MqttLink
 from dnnprof.agent.models import onnxfile
 from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.agent.outbox import Courier, Outbox, OutboxFull
 from dnnprof.agent.power import PowerSource, Selection, open_live, parse_spec
-from dnnprof.agent.sweep import Sweep, new_run_id
+from dnnprof.agent.sweep import Interrupted, Sweep, new_run_id
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
@@ -47,12 +54,11 @@ log = logging.getLogger(__name__)
 EX_UNAVAILABLE = 69  # sysexits.h: a service this one needs (the broker) is not there; systemd restarts the agent
 __all__ = ["EX_CONFIG", "EX_UNAVAILABLE", "serve", "check", "prepare", "Prepared", "Summary", "Notifier"]
 
-OUTBOX_FLUSH_S = 10.0  # how long the start waits for the broker to acknowledge what the outbox sends again
-CLOSE_FLUSH_S = 10.0  # how long the stop waits for outstanding acknowledgements before saving to the outbox
+CLOSE_FLUSH_S = 10.0  # how long the stop waits for the outbox to drain (what is left is published at the next start)
 
 
-class Stopped(Exception):
-    """The service was asked to stop; raised at a point boundary to end the sweep there."""
+class Stopped(Interrupted):
+    """The service was asked to stop; raised at a point boundary to end the sweep there (an ``aborted`` event)."""
 
 
 # --- systemd's notification protocol ---------------------------------------------------------------------------
@@ -159,8 +165,11 @@ class Summary:
     skipped: int = 0
     failed: str | None = None  # why the sweep ended early (an error; a stop is not a failure)
     stopped_early: bool = False  # asked to stop before the sweep finished
-    outbox_sent: int = 0  # messages sent again from the outbox at start
-    unsent: int = 0  # messages left unacknowledged at the end (saved to the outbox)
+    outbox_sent: int = 0  # messages an earlier start left undelivered in the outbox, published again at this one
+    unsent: int = 0  # messages still undelivered in the outbox at the end (published at the next start)
+    aborted_runs: list[str] = field(default_factory=list)  # runs an earlier start left half-done, marked aborted
+    commands: int = 0  # commands carried out (replays, measures)
+    refused: int = 0  # commands refused
     skip_reasons: list[str] = field(default_factory=list)
 
 
@@ -196,58 +205,141 @@ class _Points:
                         power_mode=state.power_mode or schema.NO_POWER_MODE, power_mode_id=state.power_mode_id,
                         clocks=state.clocks or "unknown", governor=state.governor or "unknown")
 
-    def skip(self, model: ModelFile, batch: int, precision: str) -> str | None:
-        """Called by the sweep before each point: why to skip it, or None to measure it; raises Stopped."""
+    def skip(self, model: ModelFile, batch: int, precision: str, *, redo: bool = False) -> str | None:
+        """Called by the sweep before each point: why to skip it, or None to measure it (always with ``redo``: a
+        host asked for it); raises Stopped."""
         if self.stop.is_set():
             raise Stopped("the service is stopping; the next start measures the points left")
         key = self.key(model, batch, precision)  # read now: the power mode and clocks the point would run in
         with self._lock:
             self._keys[(model.sha256, batch, precision)] = key
         entry = self.ledger.get(key)
-        if entry is None or self.config.redo:
+        if entry is None or self.config.redo or redo:
             return None
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.measured_ts))
         return (f"already measured {when} in run {entry.run_id} (result {entry.result_id[:8]}, {entry.persisted}); "
                 "redo = true in [sweep] measures it again")
 
-    def sent(self, result: schema.Result) -> None:
-        """A result is about to be published: remember its key until the broker acknowledges it."""
+    def written(self, result: schema.Result) -> None:
+        """A result is in the outbox: safe (published now, or at the next start), so the point is measured."""
         with self._lock:
-            self._pending[result.id] = self._keys[(result.model_sha256, result.batch, result.precision)]
-
-    def acknowledged(self, message: schema.Message) -> None:
-        """MqttLink's on_ack (network thread): the broker has the message, so the point is measured for good."""
-        if not isinstance(message, schema.Result):
-            return
-        with self._lock:
-            key = self._pending.pop(message.id, None)
-        if key is not None:
-            self.ledger.record(key, message, "acknowledged")
-        else:
-            self.ledger.acknowledged(message.id)  # sent again from the outbox: already in the ledger
-        log.debug("broker acknowledged result %s", message.id)
-
-    def saved(self, result: schema.Result) -> None:
-        """An unacknowledged result was written to the outbox: safe too (the next start sends it)."""
-        with self._lock:
-            key = self._pending.pop(result.id, None)
+            key = self._keys.get((result.model_sha256, result.batch, result.precision))
         if key is not None:
             self.ledger.record(key, result, "outbox")
 
+    def delivered(self, messages: list[schema.Message]) -> None:
+        """The courier's on_delivered: the broker has these."""
+        for message in messages:
+            if isinstance(message, schema.Result):
+                self.ledger.acknowledged(message.id)
+
 
 class _SweepSink:
-    """The sweep's sink: the link, with each result's ledger key noted before it is published."""
+    """The sweep's sink: results and run events into the outbox (on disk before they are published), telemetry
+    straight to the link. With the outbox full, a message goes to the broker from memory only — said in the log —
+    and a result sent so raises OutboxFull to end the sweep: nothing more is measured that could not be kept."""
 
-    def __init__(self, link: MqttLink, points: _Points) -> None:
-        self.link, self.points = link, points
+    def __init__(self, link: MqttLink, outbox: Outbox, courier: Courier, points: _Points) -> None:
+        self.link, self.outbox, self.courier, self.points = link, outbox, courier, points
+        self.full: OutboxFull | None = None
 
     def send(self, message: schema.Message) -> None:
-        if isinstance(message, schema.Result):
-            self.points.sent(message)
+        if not isinstance(message, schema.DURABLE):
+            self.link.send(message)
+            return
+        if self.full is None:
+            try:
+                written = self.outbox.put(message)
+            except OutboxFull as exc:
+                self.full = exc
+                log.error("%s", exc)
+            else:
+                if isinstance(written, schema.Result):
+                    self.points.written(written)
+                self.courier.wake()
+                return
+        log.warning("outbox full: %s %s sent from memory only (lost if the broker does not acknowledge it before "
+                    "the agent stops)", schema.KIND_OF[type(message)], getattr(message, "id", message.run_id))
         self.link.send(message)
+        if isinstance(message, schema.Result):
+            raise self.full
 
     def close(self) -> list[schema.Message]:
         return []  # the link is closed by serve()
+
+
+class _Desk(threading.Thread):
+    """Answers the host's commands. The link queues each raw payload here (``receive``, on paho's thread); this
+    thread checks it (``agent/commands.py``), carries out a replay at once, queues a measure for the main thread
+    (after the sweep), and answers every command — refused ones too, with the reason — on ``cmd/ack``."""
+
+    def __init__(self, config: AgentConfig, backend: Backend, summary: Summary) -> None:
+        super().__init__(name="commands", daemon=True)
+        self.config, self.backend, self.summary = config, backend, summary
+        self.inbox: queue.Queue[bytes] = queue.Queue(maxsize=1000)  # a flood of commands is dropped, not hoarded
+        self.measures: queue.Queue[commands.Measure] = queue.Queue()
+        self.link: MqttLink | None = None
+        self.courier: Courier | None = None
+        self._done = threading.Event()
+        self._dropped = 0
+
+    def attach(self, link: MqttLink, courier: Courier) -> None:
+        self.link, self.courier = link, courier
+
+    def receive(self, payload: bytes) -> None:
+        try:
+            self.inbox.put_nowait(payload)
+        except queue.Full:
+            self._dropped += 1
+            if self._dropped in (1, 10, 100, 1000) or self._dropped % 10_000 == 0:
+                log.warning("commands arrive faster than they are answered: %d dropped", self._dropped)
+
+    def stop(self) -> None:
+        self._done.set()
+        if self.is_alive():
+            self.join(5.0)
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            try:
+                payload = self.inbox.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            try:
+                ack = self.answer(payload)
+                self.link.send(ack)
+            except Exception as exc:  # a failed answer must not end the desk: the next command is answered
+                log.error("answering a command failed: %s", exc)
+
+    def answer(self, payload: bytes) -> schema.CommandAck:
+        """Check and carry out one command; the acknowledgement to send back."""
+        board = self.config.board_id
+        try:
+            command = commands.decode(board, payload)
+            if command.action == "replay":
+                wanted = commands.check_replay(command)
+                replay = self.courier.replay(*wanted)
+                log.info("command %s: replay %d-%d of stream %d: %d published again%s", command.id, wanted.first,
+                         wanted.last, wanted.stream, replay.replayed,
+                         f", {len(replay.unavailable)} ranges no longer held" if replay.unavailable else "")
+                self.summary.commands += 1
+                return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True,
+                                         replayed=replay.replayed, unavailable=replay.unavailable,
+                                         reason=f"{replay.replayed} messages published again")
+            point = commands.check_measure(command, models_dir=self.config.models_dir,
+                                           max_batch=self.config.max_batch, precisions=self.backend.precisions,
+                                           default_precision=self.config.precisions[0])
+            ahead = self.measures.qsize()
+            self.measures.put(point)
+            self.summary.commands += 1
+            what = f"{point.model.name} b={point.batch} {point.precision}"
+            log.info("command %s: measure %s queued (%d ahead)", command.id, what, ahead)
+            return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True,
+                                     reason=f"queued: {what}, measured after the sweep ({ahead} ahead)")
+        except commands.Refused as exc:
+            self.summary.refused += 1
+            log.warning("command %s refused: %s", exc.command_id, exc)
+            return schema.CommandAck(board=board, ts=time.time(), id=exc.command_id, accepted=False, reason=str(exc))
 
 
 class _Presence(threading.Thread):
@@ -295,13 +387,14 @@ def _read_outbox(path: Path) -> list[schema.Message]:
     return messages
 
 
-def _connect(config: AgentConfig, session: int, on_ack) -> MqttLink:
+def _connect(config: AgentConfig, session: int, on_ack, on_command) -> MqttLink:
     b = config.broker
     hint = (f"check [broker] host and port in {config.path} and that the broker runs (`dnnhost collect` runs one); "
             "under systemd the agent is started again after RestartSec")
     try:
         return MqttLink(b.address, config.board_id, session=session, tls=b.tls.context() if b.tls else None,
-                        username=b.username, password=b.password, on_ack=on_ack, unreachable_hint=hint)
+                        username=b.username, password=b.password, on_ack=on_ack, on_command=on_command,
+                        unreachable_hint=hint)
     except UserError as exc:  # restartable: the broker may come (back) later
         raise UserError(str(exc), exit_code=EX_UNAVAILABLE) from None
 
@@ -437,8 +530,14 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         power = telemetry.SharedSource(source) if source else None
         with _start_errors():
             book = Ledger(config.ledger_path)
-        held.callback(book.close)
+            held.callback(book.close)
+            outbox = Outbox(config.outbox_path, max_bytes=config.outbox_max_mb << 20, retain=config.outbox_retain)
+            held.callback(outbox.close)
         summary = Summary(run_id=new_run_id(), session=int(time.time() * 1000))
+        # Before anything is published: what an older agent left in JSONL files, and runs a kill left half-done.
+        _migrate_jsonl(config.outbox_dir, outbox)
+        summary.aborted_runs = _abort_unfinished(outbox, summary.run_id)
+        summary.outbox_sent = outbox.counts()[0]
         points = _Points(config, book, engine, power, stop, root)
         sweep = Sweep(board=config.board_id, run_id=summary.run_id, models=models, batches=config.batch_sizes,
                       backend=engine, power=power, settings=config.settings, precisions=config.precisions,
@@ -449,37 +548,42 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
                  len(config.batch_sizes), len(config.precisions), sweep.points, engine.name, engine.version,
                  source.name if source else "none (no energy)", " (ESTIMATED)" if source and source.estimated else "",
                  config.state_dir)
+        if summary.outbox_sent:
+            log.info("outbox: %d messages an earlier start left undelivered are published first", summary.outbox_sent)
         log.info("connecting to the MQTT broker at %s%s%s", b.address, " over TLS" if b.tls else "",
                  f" as {b.username}" if b.username else "")
         notify(f"STATUS=connecting to the MQTT broker at {b.address}")
-        link = _connect(config, summary.session, points.acknowledged)
+        desk = _Desk(config, engine, summary)
+        link = _connect(config, summary.session, lambda m: courier.acknowledged(m), desk.receive)
+        courier = Courier(outbox, link, on_delivered=points.delivered)
+        desk.attach(link, courier)
+        sink = _SweepSink(link, outbox, courier, points)
 
         def birth() -> list[schema.Message]:
             facts = board.info(config.board_id, backends={engine.name: engine.version},
                                power_source=source.name if source else None,
                                power_boundary=source.boundary if source else None,
                                power_estimated=bool(source and source.estimated), session=summary.session, root=root)
-            online = schema.Status(board=config.board_id, ts=time.time(), state="online", session=summary.session)
+            online = schema.Status(board=config.board_id, ts=time.time(), state="online", session=summary.session,
+                                   stream=outbox.mark())
             return [online, facts]
 
         presence = _Presence(link, birth)
         feed = (telemetry.TelemetryPublisher(link, config.board_id, power, rate_hz=config.telemetry_rate_hz,
-                                             samples_hz=config.telemetry_samples_hz, root=root)
+                                             samples_hz=config.telemetry_samples_hz, root=root, mark=outbox.mark)
                 if config.telemetry_rate_hz > 0 else None)
-        # Messages sent again from the outbox, by id() (the dict keeps them alive, so no id is reused): their files stay
-        # until the broker acknowledges them, so they are not saved a second time.
-        replayed: dict[int, schema.Message] = {}
         try:
             for message in birth():
                 link.send(message)
             log.info("online as %s (session %d)", config.board_id, summary.session)
             notify("READY=1", f"STATUS=online at {b.address}; {sweep.points} points to go through")
+            courier.start()
+            desk.start()
             presence.start()
             if feed is not None:
                 feed.start()
-            summary.outbox_sent = _resend_outbox(link, config.outbox_dir, replayed)
             if not stop.is_set():
-                _run_sweep(sweep, _SweepSink(link, points), summary, notify)
+                _run_sweep(sweep, sink, summary, notify)
             else:
                 summary.stopped_early = True
             if not stop.is_set():
@@ -488,16 +592,23 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
                        "telemetry")
                 log.info("%s: %d measured, %d skipped; staying online until stopped", state, summary.measured,
                          summary.skipped)
-            stop.wait()
+            _measure_on_request(desk, sink, points, summary, config, engine, power, root, stop, notify)
         finally:
             notify("STOPPING=1", "STATUS=stopping: publishing offline")
             log.info("stopping: publishing offline and disconnecting")
             if feed is not None:
                 feed.stop()
             presence.stop()
-            unsent = link.close(CLOSE_FLUSH_S)
-            summary.unsent = len(unsent)
-            _save_outbox([m for m in unsent if id(m) not in replayed], config, summary, points)
+            desk.stop()
+            deadline = time.monotonic() + CLOSE_FLUSH_S
+            while courier.is_alive() and outbox.counts()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)  # let the courier deliver what was written; what is left waits in the outbox
+            courier.stop()
+            link.close(max(0.5, deadline - time.monotonic()))
+            summary.unsent = outbox.counts()[0]
+            if summary.unsent:
+                log.warning("%d messages not yet acknowledged by the broker stay in the outbox %s: published at the "
+                            "next start", summary.unsent, outbox.path)
             log.info("offline: %d measured, %d skipped this run", summary.measured, summary.skipped)
     return summary
 
@@ -522,10 +633,11 @@ def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root:
 
 def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callable[..., bool]) -> None:
     total = sweep.points
+    before = summary.measured + summary.skipped  # a run of one after the sweep counts from its own start
 
     def measured(r: schema.Result) -> None:
         summary.measured += 1
-        done = summary.measured + summary.skipped
+        done = summary.measured + summary.skipped - before
         energy = r.energy_per_inference_j
         per_image = f", {energy.gross * 1e3:.3g} mJ/img{'~' if r.provenance.estimated else ''}" if energy else ""
         log.info("point %d/%d measured: %s b=%d %s: %.2f ms, %.1f img/s%s", done, total, r.network, r.batch,
@@ -535,7 +647,7 @@ def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callabl
     def skipped(model: ModelFile, batch: int, precision: str, reason: str) -> None:
         summary.skipped += 1
         summary.skip_reasons.append(reason)
-        done = summary.measured + summary.skipped
+        done = summary.measured + summary.skipped - before
         log.info("point %d/%d skipped: %s b=%d %s: %s", done, total, model.name, batch, precision, reason)
         notify(f"STATUS=sweep {done}/{total}: skipped {model.name} b={batch} {precision} (already measured)")
 
@@ -544,7 +656,7 @@ def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callabl
         sweep.run(sink, on_point=measured, on_skip=skipped)
     except Stopped as exc:
         summary.stopped_early = True
-        log.info("sweep stopped after %d of %d points: %s", summary.measured + summary.skipped, total, exc)
+        log.info("sweep stopped after %d of %d points: %s", summary.measured + summary.skipped - before, total, exc)
     except Exception as exc:
         # The sweep already sent a "failed" run event. Staying online keeps telemetry going and avoids a restart
         # loop that would hit the same point again; the journal and systemctl status say what went wrong.
@@ -553,43 +665,50 @@ def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callabl
         log.debug("sweep failure", exc_info=True)
 
 
-def _resend_outbox(link: MqttLink, outbox: Path, replayed: dict[int, schema.Message]) -> int:
-    """Send again what earlier runs left in the outbox; delete each file whose messages all reached the broker."""
-    files = {path: _read_outbox(path) for path in _outbox_files(outbox)}
-    if not files:
-        return 0
-    sent = 0
-    for path, messages in files.items():
-        for message in messages:
-            replayed[id(message)] = message
-            link.send(message)
-            sent += 1
-    left = {id(m) for m in link.flush(OUTBOX_FLUSH_S)}
-    for path, messages in files.items():
-        if any(id(m) in left for m in messages):
-            log.warning("outbox %s: not every message was acknowledged yet; kept for the next start", path)
-        else:
-            path.unlink()
-            log.info("outbox %s: %d messages delivered", path.name, len(messages))
-    return sent
+def _measure_on_request(desk: _Desk, sink: _SweepSink, points: _Points, summary: Summary, config: AgentConfig,
+                        engine: Backend, power: PowerSource | None, root: str, stop: threading.Event,
+                        notify: Callable[..., bool]) -> None:
+    """After the sweep, until stopped: measure each point a host's ``measure`` command queued, as a run of one."""
+    while not stop.is_set():
+        try:
+            point = desk.measures.get(timeout=0.25)
+        except queue.Empty:
+            continue
+        if sink.full is not None:
+            log.error("measure %s b=%d not done: %s", point.model.name, point.batch, sink.full)
+            continue
+        one = Sweep(board=config.board_id, run_id=new_run_id(), models=[point.model], batches=[point.batch],
+                    backend=engine, power=power, settings=config.settings, precisions=[point.precision],
+                    seed=config.seed, root=root, skip=functools.partial(points.skip, redo=True))
+        log.info("measuring %s b=%d %s as a host asked (run %s)", point.model.name, point.batch, point.precision,
+                 one.run_id)
+        _run_sweep(one, sink, summary, notify)
 
 
-def _save_outbox(unsent: list[schema.Message], config: AgentConfig, summary: Summary, points: _Points) -> None:
-    """Write what the broker did not acknowledge to the outbox (sent again at the next start)."""
-    if not unsent:
-        return
-    path = config.outbox_dir / f"{summary.run_id}-{summary.session}.jsonl"
-    try:
-        sink = JsonlSink(path)
-        for message in unsent:
-            sink.send(message)
-        sink.close()
-    except (UserError, OSError) as exc:
-        log.error("%d messages were not acknowledged by the broker and cannot be saved (%s): they are lost",
-                  len(unsent), exc)
-        return
-    for message in unsent:
-        if isinstance(message, schema.Result):
-            points.saved(message)
-    log.warning("%d messages were not acknowledged by the broker: saved in %s, sent again at the next start",
-                len(unsent), path)
+def _migrate_jsonl(directory: Path, outbox: Outbox) -> int:
+    """Move what an agent before the SQLite outbox left in JSONL files into the outbox; returns how many."""
+    moved = 0
+    for path in _outbox_files(directory):
+        for message in _read_outbox(path):
+            if isinstance(message, schema.DURABLE):
+                outbox.put(message)
+                moved += 1
+        path.unlink()
+        log.info("outbox: moved %s into %s", path.name, outbox.path.name)
+    return moved
+
+
+def _abort_unfinished(outbox: Outbox, run_id: str) -> list[str]:
+    """Close every run an earlier start left half-done (killed, crashed, powered off) with an ``aborted`` event
+    naming the run that measures the points left; returns their ids."""
+    aborted = []
+    for last in outbox.unfinished_runs():
+        outbox.put(schema.RunEvent(
+            board=last.board, ts=time.time(), run_id=last.run_id, seq=last.seq + 1, event="aborted",
+            points_total=last.points_total, points_done=last.points_done, precision=last.precision,
+            message=f"interrupted after {last.points_done} of {last.points_total} points: the agent stopped without "
+                    f"finishing (killed, crashed or powered off); run {run_id} measures the points left"))
+        log.warning("run %s was interrupted after %d of %d points: marked aborted; this run measures the points left",
+                    last.run_id, last.points_done, last.points_total)
+        aborted.append(last.run_id)
+    return aborted

@@ -92,9 +92,10 @@ class Sweep:
                 if reason and on_skip:
                     on_skip(model, batch, precision, reason)
         except BaseException as exc:
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{exc.__class__.__name__}: {exc}"
-            sink.send(self._event(seq + 1, "failed", done, network=current[0], batch=current[1],
-                                  precision=current[2], message=why))
+            stopped = isinstance(exc, (KeyboardInterrupt, Interrupted))
+            why = (str(exc) or "interrupted") if stopped else f"{exc.__class__.__name__}: {exc}"
+            sink.send(self._event(seq + 1, "aborted" if stopped else "failed", done, network=current[0],
+                                  batch=current[1], precision=current[2], message=why))
             raise
         sink.send(self._event(seq + 1, "finished", done, eta_s=0.0))
         return results
@@ -260,6 +261,11 @@ def model_cost(model: ModelFile) -> schema.ModelCost | None:
 
 def _delta(after: int | None, before: int | None) -> int | None:
     return None if after is None or before is None else after - before
+
+
+class Interrupted(Exception):
+    """Raised (by a skip hook) to end a sweep early on purpose: the sweep sends an ``aborted`` event, not
+    ``failed``."""
 
 
 def new_run_id() -> str:

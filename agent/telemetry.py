@@ -9,6 +9,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 
 from dnnprof.agent import conditions, energy, tegra
 from dnnprof.agent.link import Sink
@@ -75,11 +76,13 @@ class TelemetryPublisher:
     and then ``power_source`` is None: not measured, never zero.
 
     ``source`` must be the SharedSource the sweep reads too (a plain source read from two threads is not safe).
-    ``root`` is the filesystem root the temperature, throttle and governor readers look under.
+    ``root`` is the filesystem root the temperature, throttle and governor readers look under. ``mark()`` gives
+    the outbox's high mark (``schema.Stream``) each message carries.
     """
 
     def __init__(self, sink: Sink, board: str, source: PowerSource | None, *, rate_hz: float = DEFAULT_RATE_HZ,
-                 samples_hz: float = DEFAULT_SAMPLES_HZ, root: str = "/") -> None:
+                 samples_hz: float = DEFAULT_SAMPLES_HZ, root: str = "/",
+                 mark: Callable[[], schema.Stream] | None = None) -> None:
         if source is not None and not isinstance(source, SharedSource):
             raise TypeError("wrap the power source in SharedSource and give the sweep the same wrapper: "
                             "reading a source from two threads needs its lock")
@@ -87,6 +90,7 @@ class TelemetryPublisher:
         self.board = board
         self.source = source
         self.root = root
+        self.mark = mark  # the outbox's high mark, carried in each message so a host sees a missing tail
         self.message_period_s = 1.0 / check_hz(rate_hz, "the telemetry rate")
         interval = (source.update_interval_s or 0.0) if source else 0.0
         self.sample_period_s = max(1.0 / check_hz(samples_hz, "the telemetry sample rate"), interval)
@@ -211,7 +215,8 @@ class TelemetryPublisher:
             dt_s=self.sample_period_s if source is not None else 0.0, power_w=powers,
             power_source=source.name if source else None, boundary=source.boundary if source else None,
             estimated=bool(source and source.estimated), rails_w=rails_w, temperatures_c=self._temperatures,
-            throttle_events=self._throttle, clocks=self._clocks, power_mode=self._power_mode)
+            throttle_events=self._throttle, clocks=self._clocks, power_mode=self._power_mode,
+            stream=self.mark() if self.mark else None)
         self._seq += 1
         try:
             self.sink.send(message)

@@ -36,15 +36,29 @@ class _Message(msgspec.Struct, kw_only=True, tag_field="kind"):
             raise ValueError(f"unsupported schema version {self.schema}; this dnnprof speaks {SCHEMA_VERSION}")
 
 
+class Stream(msgspec.Struct, kw_only=True):
+    """A place in a board's stream of durable messages (results and run events), numbered by the agent's outbox.
+
+    ``id`` names the outbox (Unix milliseconds when it was created: numbering starts again at 1 with a new outbox).
+    In a result or run event ``seq`` is that message's number (1, 2, 3, ... in the order the agent wrote them); in
+    a status or telemetry message it is the highest number written so far (0: none yet), so a host can see that it
+    is missing the last ones too.
+    """
+
+    id: Count
+    seq: Count
+
+
 class Status(_Message, tag="status", kw_only=True):
     """Presence: retained ``online`` at connect, ``offline`` on a clean stop, ``lost`` as the last will.
 
     ``session`` is the agent's connection counter (Sparkplug's bdSeq): a will whose session is older than the
-    latest birth is stale.
+    latest birth is stale. ``stream``: the outbox's highest number at the time (None: an agent without an outbox).
     """
 
     state: Literal["online", "offline", "lost"]
     session: Count
+    stream: Stream | None = None
 
 
 class BoardFacts(msgspec.Struct, kw_only=True):
@@ -82,11 +96,13 @@ class BoardInfo(_Message, tag="info", kw_only=True):
 
 
 class RunEvent(_Message, tag="run", kw_only=True):
-    """Progress of a sweep: ``started``, ``progress`` (after each point), ``finished`` or ``failed``."""
+    """Progress of a sweep: ``started``, ``progress`` (after each point), then ``finished``, ``failed`` (an error)
+    or ``aborted`` (stopped before the end: asked to stop, or found interrupted by a kill or power loss at the next
+    start, whose new run measures the points left). ``stream``: its number in the board's outbox stream."""
 
     run_id: Id
     seq: Count
-    event: Literal["started", "progress", "finished", "failed"]
+    event: Literal["started", "progress", "finished", "failed", "aborted"]
     points_total: Count
     points_done: Count
     network: str | None = None
@@ -94,6 +110,7 @@ class RunEvent(_Message, tag="run", kw_only=True):
     precision: str | None = None
     eta_s: NonNegative | None = None  # the agent's estimate of the time left in the sweep
     message: str | None = None
+    stream: Stream | None = None
 
 
 class Latency(msgspec.Struct, kw_only=True):
@@ -245,6 +262,7 @@ class Result(_Message, tag="result", kw_only=True):
     conditions: Conditions | None = None
     board_facts: BoardFacts | None = None  # the Jetson's facts when the point was measured
     provenance: Provenance
+    stream: Stream | None = None  # its number in the board's outbox stream (None: not sent through an outbox)
 
 
 def machine(info: BoardInfo | None) -> str | None:
@@ -287,10 +305,50 @@ class Telemetry(_Message, tag="telemetry", kw_only=True):
     throttle_events: Count | None = None  # cumulative thermal throttling events, where the board reports them
     clocks: str | None = None  # clock policy: jetson_clocks state, or the CPU frequency governor
     power_mode: str | None = None  # nvpmodel mode on a Jetson
+    stream: Stream | None = None  # the outbox's highest number now: a host missing the last results sees it here
 
 
-Message = Union[Status, BoardInfo, RunEvent, Result, Telemetry]
-KIND_OF = {Status: "status", BoardInfo: "info", RunEvent: "run", Result: "result", Telemetry: "telemetry"}
+class Command(_Message, tag="cmd", kw_only=True):
+    """Host → agent on ``dnnprof/v1/<board>/cmd`` (``board`` is the agent addressed). The agent answers every
+    command, valid or not, with a ``CommandAck`` of the same ``id``.
+
+    ``replay``: publish again the outbox messages numbered ``first``..``last`` of stream ``stream`` (what a host
+    found missing). ``measure``: measure ``model`` (an ONNX file name inside the agent's models_dir) at ``batch``,
+    in ``precision`` (default: the first configured), after the configured sweep.
+    """
+
+    id: Id
+    action: Literal["replay", "measure"]
+    stream: Count | None = None
+    first: Positive | None = None
+    last: Positive | None = None
+    model: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    batch: Positive | None = None
+    precision: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+
+
+Range = Annotated[list[Positive], msgspec.Meta(min_length=2, max_length=2)]  # [first, last], both included
+
+
+class CommandAck(_Message, tag="cmd/ack", kw_only=True):
+    """Agent → host on ``dnnprof/v1/<board>/cmd/ack``: whether command ``id`` was accepted, and why not.
+
+    ``id`` is ``"invalid"`` for a payload that is not a command at all. For ``replay``: ``replayed`` messages were
+    published again; ``unavailable`` lists the ``[first, last]`` ranges the outbox no longer holds (pruned after
+    delivery, or never written), which no replay can recover.
+    """
+
+    id: Id
+    accepted: bool
+    reason: str | None = None
+    replayed: Count | None = None
+    unavailable: Annotated[list[Range], msgspec.Meta(max_length=10_000)] = []
+
+
+Message = Union[Status, BoardInfo, RunEvent, Result, Telemetry, Command, CommandAck]
+KIND_OF = {Status: "status", BoardInfo: "info", RunEvent: "run", Result: "result", Telemetry: "telemetry",
+           Command: "cmd", CommandAck: "cmd/ack"}
+DURABLE = (Result, RunEvent)  # what the agent's outbox keeps and numbers: lost or late, still worth having
 
 _decoder = msgspec.json.Decoder(Message)
 _encoder = msgspec.json.Encoder()

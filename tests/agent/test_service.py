@@ -24,6 +24,7 @@ from dnnprof.agent import profiler, service, tegra
 from dnnprof.agent.backends import get_backend
 from dnnprof.agent.ledger import Ledger
 from dnnprof.agent.models import onnxfile
+from dnnprof.agent.outbox import Outbox
 from dnnprof.agent.power import open_live
 from dnnprof.agent.sweep import Sweep
 from dnnprof.shared import schema
@@ -276,12 +277,14 @@ def test_unacknowledged_results_go_to_the_outbox_and_are_sent_at_the_next_start(
         summary = serving.stop()
     finally:
         os.kill(proc.pid, signal.SIGCONT)
-    assert summary.measured == 2 and summary.unsent >= 2  # both results, and the run events
-    outbox = list(cfg.outbox_dir.glob("*.jsonl"))
-    assert len(outbox) == 1
-    saved = [schema.decode(line) for line in outbox[0].read_bytes().splitlines()]
-    result_ids = {m.id for m in saved if isinstance(m, schema.Result)}
+    assert summary.measured == 2 and summary.unsent >= 6  # both results and the four run events, on disk
+    kept = Outbox(cfg.outbox_path)
+    pending = kept.pending(limit=100)
+    kept.close()
+    assert len(pending) == summary.unsent
+    result_ids = {m.id for m in pending if isinstance(m, schema.Result)}
     assert len(result_ids) == 2
+    assert [m.stream.seq for m in pending] == list(range(1, len(pending) + 1))  # numbered in the order written
     ledger = Ledger(cfg.ledger_path)
     assert ledger._db.execute("SELECT persisted FROM points").fetchall() == [("outbox",), ("outbox",)]
     ledger.close()
@@ -295,11 +298,36 @@ def test_unacknowledged_results_go_to_the_outbox_and_are_sent_at_the_next_start(
                     and any(e.event == "finished" and e.run_id != summary.run_id for e in events(ms)))
     summary2 = serving.stop()
     subscriber.close()
-    assert summary2.outbox_sent == len(saved) and (summary2.measured, summary2.skipped) == (0, 2)
-    assert list(cfg.outbox_dir.glob("*.jsonl")) == []  # delivered, so deleted
+    assert summary2.outbox_sent == len(pending) and (summary2.measured, summary2.skipped) == (0, 2)
+    assert summary2.unsent == 0
     ledger = Ledger(cfg.ledger_path)
     assert ledger._db.execute("SELECT persisted FROM points").fetchall() == [("acknowledged",)] * 2
     ledger.close()
+
+
+def test_jsonl_left_by_an_older_agent_moves_into_the_outbox_and_is_published(tmp_path, mosquitto, model_dir,
+                                                                             subscriber):
+    cfg = agent_config.load(write_config(tmp_path, mosquitto, model_dir, batches=(1,), source="none"))
+    old = run_sweep_to_memory(cfg)
+    cfg.outbox_dir.mkdir(parents=True)
+    legacy = cfg.outbox_dir / "20240101-000000-abcdef-1.jsonl"
+    legacy.write_bytes(b"".join(schema.encode(m) + b"\n" for m in old) + b"not json\n")
+    serving = Serving(cfg, notify=lambda *a: True)
+    old_result = next(m for m in old if isinstance(m, schema.Result))
+    subscriber.wait(lambda ms: any(isinstance(m, schema.Result) and m.id == old_result.id for m in ms))
+    summary = serving.stop()
+    assert not legacy.exists()
+    assert summary.outbox_sent == len(old)  # the run events and the result; the garbled line is logged, not sent
+    moved = next(m for m in subscriber.of(schema.Result) if m.id == old_result.id)
+    assert moved.stream is not None and moved.stream.seq >= 1
+
+
+def run_sweep_to_memory(cfg) -> list[schema.Message]:
+    """A finished run's messages as an older agent would have left them in a JSONL outbox file."""
+    sink = ListSink()
+    Sweep(board=BOARD, run_id="20240101-000000-abcdef", models=[onnxfile.load(cfg.models[0])], batches=[1],
+          backend=get_backend("onnxruntime"), power=None, settings=cfg.settings).run(sink)
+    return sink.messages
 
 
 def test_broker_restart_brings_the_board_back_online(tmp_path, brokers, model_dir):
@@ -579,6 +607,6 @@ def test_sigterm_mid_sweep_exits_cleanly_with_offline_retained(tmp_path, mosquit
     notify_socket.wait("STOPPING=1")
     messages = subscriber.wait(lambda ms: isinstance(ms[-1], schema.Status) and ms[-1].state == "offline")
     run = events(messages)
-    assert run[-1].event == "failed" and "stopping" in run[-1].message  # ended at a point boundary, said why
+    assert run[-1].event == "aborted" and "stopping" in run[-1].message  # ended at a point boundary, said why
     assert 1 <= len(subscriber.of(schema.Result)) < 8
     assert retained_status(mosquitto).state == "offline"  # what a newcomer (the host, later) sees

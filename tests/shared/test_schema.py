@@ -29,7 +29,8 @@ def board_info() -> schema.BoardInfo:
 def run_event() -> schema.RunEvent:
     return schema.RunEvent(board="jetson-orin-1", ts=TS, run_id="20240611-081045-a1b2c3", seq=4, event="failed",
                            points_total=8, points_done=3, network="resnet18", batch=4,
-                           message="UserError: onnxruntime cannot load resnet18.onnx")
+                           message="UserError: onnxruntime cannot load resnet18.onnx",
+                           stream=schema.Stream(id=1718092000000, seq=17))
 
 
 def result() -> schema.Result:
@@ -52,7 +53,18 @@ def telemetry() -> schema.Telemetry:
                             power_w=[5.5, 5.75, 6.0, 0.0], power_source="ina3221", estimated=False)
 
 
-MESSAGES = {"status": status, "info": board_info, "run": run_event, "result": result, "telemetry": telemetry}
+def command() -> schema.Command:
+    return schema.Command(board="jetson-orin-1", ts=TS, id="c0ffee12", action="replay", stream=1718092000000,
+                          first=3, last=9)
+
+
+def command_ack() -> schema.CommandAck:
+    return schema.CommandAck(board="jetson-orin-1", ts=TS, id="c0ffee12", accepted=True, replayed=5,
+                             unavailable=[[3, 4]])
+
+
+MESSAGES = {"status": status, "info": board_info, "run": run_event, "result": result, "telemetry": telemetry,
+            "cmd": command, "cmd/ack": command_ack}
 
 
 def valid(kind: str) -> dict:
