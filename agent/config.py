@@ -59,6 +59,7 @@ class Broker:
     username: str | None = None
     password_file: Path | None = None
     password: str | None = field(default=None, repr=False, compare=False)  # from password_file; never printed
+    keepalive_s: int = 30  # MQTT keepalive: the broker publishes the last will after 1.5 x this of silence
 
     @property
     def address(self) -> str:
@@ -116,7 +117,7 @@ class AgentConfig:
 
 # The keys each section knows, for the "unknown key" message.
 _KEYS = {
-    "broker": ("host", "port", "username", "password_file", "tls"),
+    "broker": ("host", "port", "username", "password_file", "tls", "keepalive_s"),
     "broker.tls": ("ca_file", "cert_file", "key_file"),
     "agent": ("board_id", "state_dir", "models_dir", "outbox_max_mb", "outbox_retain"),
     "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "calibration_dir", "threads", "redo",
@@ -374,7 +375,9 @@ def _broker(section: _Section, base: Path) -> Broker:
                                           "UTF-8 text file holding only the password")
         if not password:
             section.fail("password_file", f"{password_file} is empty: write the password into it (one line)")
-    return Broker(host=host, port=port, tls=tls, username=username, password_file=password_file, password=password)
+    keepalive_s = section.integer("keepalive_s", 1, 65535, "30", 30)
+    return Broker(host=host, port=port, tls=tls, username=username, password_file=password_file, password=password,
+                  keepalive_s=keepalive_s)
 
 
 def _models(section: _Section, models_dir: Path, path: Path) -> list[Path]:

@@ -123,6 +123,7 @@ host = "192.168.1.10"              # the machine running `dnnhost collect` (or a
 # port = 8883                      # default 1883, or 8883 when [broker.tls] is present
 # username = "orin-01"
 # password_file = "/etc/dnnprof/mqtt-password"   # the password alone; mode 600, owned by the dnnprof user
+# keepalive_s = 30                 # the broker says the board is lost after 1.5 x this without a word from it
 
 # TLS: leave the section out for a plain connection. Without ca_file the system's CA certificates are used.
 # [broker.tls]
@@ -134,6 +135,9 @@ host = "192.168.1.10"              # the machine running `dnnhost collect` (or a
 # board_id = "orin-01"             # a-z, 0-9 and '-'; default: the hostname
 # state_dir = "/var/lib/dnnprof"   # engine cache, ledger, outbox; the unit's StateDirectory (keep it there)
 models_dir = "/var/lib/dnnprof/models"   # `sudo -u dnnprof dnnagent models generate --out /var/lib/dnnprof/models`
+# outbox_max_mb = 256              # results wait in state_dir/outbox.sqlite until the broker has them; at this size
+#                                  # the delivered ones kept for replay go first, then measuring stops (said)
+# outbox_retain = 10000            # delivered messages kept so a host can ask for them again (gaps)
 
 [sweep]
 # models = ["resnet18.onnx", "mobilenet_v2.onnx"]   # files inside models_dir; default: every .onnx file there
@@ -146,6 +150,7 @@ backend = "auto"                   # auto (TensorRT where it imports, else ONNX 
 redo = false                       # true: measure again the points already measured (same model, batch,
                                    # precision, backend version, device, calibration images, power source,
                                    # power mode and clocks)
+# max_batch = 256                  # the largest batch a host's `dnnhost measure` may ask for
 
 [power]
 source = "auto"                    # auto, jtop, ina3221[:ROOT], tegrastats, rapl[:ROOT], estimate, none

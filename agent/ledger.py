@@ -73,22 +73,29 @@ def _newer(path: Path, version: int) -> UserError:
                      "move the file away (every point is then measured again)")
 
 
+def file_format(path: Path) -> int | None:
+    """The ``PRAGMA user_version`` of the SQLite file at ``path``, read without changing it (None: no file);
+    raises sqlite3.DatabaseError for a file that is not a database."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute("SELECT name FROM sqlite_master").fetchall()  # reads the header: a non-database fails here
+    finally:
+        db.close()
+    return version
+
+
 def check(path: str | Path) -> None:
     """Raise the UserError ``Ledger(path)`` would, without creating or changing anything (``serve --check``)."""
     path = Path(path)
-    if not path.exists():
-        return
     try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            db.execute("SELECT name FROM sqlite_master").fetchall()  # reads the header: a non-database fails here
-        finally:
-            db.close()
+        version = file_format(path)
     except sqlite3.DatabaseError as exc:
         raise UserError(f"the ledger {path} cannot be used ({exc}): move it away to start a new one (every point "
                         "is then measured again)") from None
-    if version > _SCHEMA:
+    if version is not None and version > _SCHEMA:
         raise _newer(path, version)
 
 

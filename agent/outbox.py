@@ -25,6 +25,7 @@ from typing import NamedTuple, Protocol
 
 import msgspec
 
+from dnnprof.agent import ledger
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
@@ -52,11 +53,29 @@ CREATE INDEX IF NOT EXISTS messages_runs ON messages (run_id, seq) WHERE kind = 
 
 
 class OutboxFull(UserError):
-    """The outbox cannot take another message: its size limit or the disk is reached by undelivered messages."""
+    """The outbox cannot take another message: its size limit or the disk is full, or the disk refuses to write
+    (a file-size limit shows as SQLite's "disk I/O error", not "full")."""
 
 
-def _full(exc: sqlite3.Error) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
+def _newer(path: Path, version: int) -> UserError:
+    return UserError(f"the outbox {path} was written by a newer dnnprof (format {version}): upgrade the agent (moving "
+                     "the file away loses the results it still holds)")
+
+
+def _damaged(path: Path, exc: Exception) -> UserError:
+    return UserError(f"cannot open the outbox {path}: {exc} (a damaged file: move it away; the results it held are "
+                     "then lost)")
+
+
+def check(path: str | Path) -> None:
+    """Raise the UserError ``Outbox(path)`` would, without creating or changing anything (``serve --check``)."""
+    path = Path(path)
+    try:
+        version = ledger.file_format(path)
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, exc) from None
+    if version is not None and version > _FORMAT:
+        raise _newer(path, version)
 
 
 class Outbox:
@@ -73,8 +92,7 @@ class Outbox:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > _FORMAT:
                 db.close()
-                raise UserError(f"the outbox {self.path} was written by a newer dnnprof (format {version}): upgrade "
-                                "the agent (moving the file away loses the results it still holds)")
+                raise _newer(self.path, version)
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: a message is on disk when put() returns, power loss included — it is about to be published.
             db.execute("PRAGMA synchronous=FULL")
@@ -86,8 +104,7 @@ class Outbox:
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('stream', ?)", (int(time.time() * 1000),))
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('next', 1)")
         except sqlite3.Error as exc:
-            raise UserError(f"cannot open the outbox {self.path}: {exc} (a damaged file: move it away; the results "
-                            "it held are then lost)") from None
+            raise _damaged(self.path, exc) from None
         except OSError as exc:
             raise UserError(f"cannot create the outbox {self.path}: {exc.strerror or exc}") from None
         self._db = db
@@ -104,18 +121,19 @@ class Outbox:
         (``message.stream``). On disk when this returns. Raises OutboxFull when there is no room."""
         try:
             return self._put(message)
-        except sqlite3.Error as exc:
-            if not _full(exc):
-                raise UserError(f"cannot write to the outbox {self.path}: {exc}") from None
-        # Room first from what was delivered (kept only for replays), then once more.
-        freed = self.prune(keep=0)
+        except sqlite3.Error:
+            pass  # full, or the disk refuses: room first from what was delivered (kept only for replays), then again
         try:
+            freed = self.prune(keep=0)
             put = self._put(message)
         except sqlite3.Error as exc:
-            pending = self.counts()[0]
-            raise OutboxFull(f"the outbox {self.path} is full ({exc}; {pending} undelivered messages, {freed} "
-                             "delivered ones pruned to make room): free disk space or raise [agent] outbox_max_mb; "
-                             "nothing more is measured until it has room") from None
+            try:
+                pending = f"{self.counts()[0]} undelivered messages kept"
+            except sqlite3.Error:
+                pending = "undelivered messages kept"
+            raise OutboxFull(f"the outbox {self.path} is full or cannot be written ({exc}; {pending}): free disk "
+                             "space or raise [agent] outbox_max_mb; nothing more is measured until it has room"
+                             ) from None
         log.warning("outbox full: pruned %d delivered messages (no longer replayable) to keep a new one", freed)
         return put
 

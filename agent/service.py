@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dnnprof.agent import board, commands, ledger, tegra, telemetry
+from dnnprof.agent import board, commands, ledger, outbox, tegra, telemetry
 from dnnprof.agent.backends import Backend, auto_note, get_backend, resolve
 from dnnprof.agent.config import EX_CONFIG, AgentConfig
 from dnnprof.agent.ledger import Ledger, PointKey
@@ -392,7 +392,8 @@ def _connect(config: AgentConfig, session: int, on_ack, on_command) -> MqttLink:
     hint = (f"check [broker] host and port in {config.path} and that the broker runs (`dnnhost collect` runs one); "
             "under systemd the agent is started again after RestartSec")
     try:
-        return MqttLink(b.address, config.board_id, session=session, tls=b.tls.context() if b.tls else None,
+        return MqttLink(b.address, config.board_id, session=session, keepalive_s=b.keepalive_s,
+                        tls=b.tls.context() if b.tls else None,
                         username=b.username, password=b.password, on_ack=on_ack, on_command=on_command,
                         unreachable_hint=hint)
     except UserError as exc:  # restartable: the broker may come (back) later
@@ -458,6 +459,7 @@ def prepare(config: AgentConfig, *, root: str = "/", on_status: Callable[[str], 
             for d in dirs:
                 _writable(config, d)
         ledger.check(config.ledger_path)
+        outbox.check(config.outbox_path)
         models = []
         for path in config.models:
             try:
@@ -515,7 +517,7 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         notify(f"STATUS={text}")
 
     # Inputs first: a bad model, backend or power source is one line in the journal, before the broker sees the
-    # agent. Closed last, whatever happens: the ledger (after the outbox saved what it must) and the power source.
+    # agent. Closed last, whatever happens: the outbox, the ledger and the power source.
     with contextlib.ExitStack() as held:
         ready = prepare(config, root=root, on_status=on_status)
         held.callback(ready.close)
@@ -531,13 +533,13 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         with _start_errors():
             book = Ledger(config.ledger_path)
             held.callback(book.close)
-            outbox = Outbox(config.outbox_path, max_bytes=config.outbox_max_mb << 20, retain=config.outbox_retain)
-            held.callback(outbox.close)
+            box = Outbox(config.outbox_path, max_bytes=config.outbox_max_mb << 20, retain=config.outbox_retain)
+            held.callback(box.close)
         summary = Summary(run_id=new_run_id(), session=int(time.time() * 1000))
         # Before anything is published: what an older agent left in JSONL files, and runs a kill left half-done.
-        _migrate_jsonl(config.outbox_dir, outbox)
-        summary.aborted_runs = _abort_unfinished(outbox, summary.run_id)
-        summary.outbox_sent = outbox.counts()[0]
+        _migrate_jsonl(config.outbox_dir, box)
+        summary.aborted_runs = _abort_unfinished(box, summary.run_id)
+        summary.outbox_sent = box.counts()[0]
         points = _Points(config, book, engine, power, stop, root)
         sweep = Sweep(board=config.board_id, run_id=summary.run_id, models=models, batches=config.batch_sizes,
                       backend=engine, power=power, settings=config.settings, precisions=config.precisions,
@@ -555,9 +557,9 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         notify(f"STATUS=connecting to the MQTT broker at {b.address}")
         desk = _Desk(config, engine, summary)
         link = _connect(config, summary.session, lambda m: courier.acknowledged(m), desk.receive)
-        courier = Courier(outbox, link, on_delivered=points.delivered)
+        courier = Courier(box, link, on_delivered=points.delivered)
         desk.attach(link, courier)
-        sink = _SweepSink(link, outbox, courier, points)
+        sink = _SweepSink(link, box, courier, points)
 
         def birth() -> list[schema.Message]:
             facts = board.info(config.board_id, backends={engine.name: engine.version},
@@ -565,12 +567,12 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
                                power_boundary=source.boundary if source else None,
                                power_estimated=bool(source and source.estimated), session=summary.session, root=root)
             online = schema.Status(board=config.board_id, ts=time.time(), state="online", session=summary.session,
-                                   stream=outbox.mark())
+                                   stream=box.mark())
             return [online, facts]
 
         presence = _Presence(link, birth)
         feed = (telemetry.TelemetryPublisher(link, config.board_id, power, rate_hz=config.telemetry_rate_hz,
-                                             samples_hz=config.telemetry_samples_hz, root=root, mark=outbox.mark)
+                                             samples_hz=config.telemetry_samples_hz, root=root, mark=box.mark)
                 if config.telemetry_rate_hz > 0 else None)
         try:
             for message in birth():
@@ -601,14 +603,14 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
             presence.stop()
             desk.stop()
             deadline = time.monotonic() + CLOSE_FLUSH_S
-            while courier.is_alive() and outbox.counts()[0] and time.monotonic() < deadline:
+            while courier.is_alive() and box.counts()[0] and time.monotonic() < deadline:
                 time.sleep(0.05)  # let the courier deliver what was written; what is left waits in the outbox
             courier.stop()
             link.close(max(0.5, deadline - time.monotonic()))
-            summary.unsent = outbox.counts()[0]
+            summary.unsent = box.counts()[0]
             if summary.unsent:
                 log.warning("%d messages not yet acknowledged by the broker stay in the outbox %s: published at the "
-                            "next start", summary.unsent, outbox.path)
+                            "next start", summary.unsent, box.path)
             log.info("offline: %d measured, %d skipped this run", summary.measured, summary.skipped)
     return summary
 

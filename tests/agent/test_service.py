@@ -83,10 +83,12 @@ class Subscriber:
         assert subscribed.wait(5), "subscription not acknowledged"
 
     def _on_message(self, client, userdata, msg) -> None:
-        if not msg.payload:
+        try:
+            message = schema.decode(msg.payload)
+        except schema.SchemaError:  # an empty retained clear, or a garbage command a test sent the agent
             return
         with self._cond:
-            self.messages.append((schema.decode(msg.payload), bool(msg.retain)))
+            self.messages.append((message, bool(msg.retain)))
             self._cond.notify_all()
 
     def wait(self, predicate, timeout: float = 60.0) -> list[schema.Message]:
@@ -328,6 +330,77 @@ def run_sweep_to_memory(cfg) -> list[schema.Message]:
     Sweep(board=BOARD, run_id="20240101-000000-abcdef", models=[onnxfile.load(cfg.models[0])], batches=[1],
           backend=get_backend("onnxruntime"), power=None, settings=cfg.settings).run(sink)
     return sink.messages
+
+
+def publish(broker: str, topic: str, payloads: list[bytes]) -> None:
+    """Publish raw payloads at QoS 1 with a plain client (the host's side of the command topic)."""
+    host, port = broker.rsplit(":", 1)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"host-{uuid.uuid4().hex[:8]}")
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        for p in payloads:
+            client.publish(topic, p, qos=1).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_commands_are_checked_answered_and_carried_out(tmp_path, mosquitto, model_dir, subscriber):
+    cfg = agent_config.load(write_config(tmp_path, mosquitto, model_dir, batches=(1,), source="none"))
+    serving = Serving(cfg, notify=lambda *a: True)
+    try:
+        first = subscriber.wait(lambda ms: any(isinstance(m, schema.RunEvent) and m.event == "finished"
+                                               for m in ms))
+        result = next(m for m in first if isinstance(m, schema.Result))
+        stream = result.stream.id
+        name = cfg.models[0].name
+
+        def cmd(id: str, **fields) -> bytes:
+            return schema.encode(schema.Command(board=BOARD, ts=time.time(), id=id, **fields))
+
+        publish(mosquitto, f"dnnprof/v1/{BOARD}/cmd", [
+            b"\x00garbage",
+            cmd("outside", action="measure", model="../../etc/passwd", batch=1),
+            cmd("absurd", action="measure", model=name, batch=1_000_000),
+            cmd("ok", action="measure", model=name, batch=3),
+            cmd("again", action="replay", stream=stream, first=1, last=result.stream.seq),
+        ])
+        acks = {a.id: a for a in subscriber.wait(
+            lambda ms: len([m for m in ms if isinstance(m, schema.CommandAck)]) >= 5, timeout=30)
+            if isinstance(a, schema.CommandAck)}
+        assert not acks["invalid"].accepted and "not a valid command" in acks["invalid"].reason
+        assert not acks["outside"].accepted and "outside models_dir" in acks["outside"].reason
+        assert not acks["absurd"].accepted and "over this agent's limit of 256" in acks["absurd"].reason
+        assert acks["ok"].accepted and "b=3 fp32" in acks["ok"].reason
+        assert acks["again"].accepted and acks["again"].replayed == result.stream.seq
+        assert acks["again"].unavailable == []
+        # The replay publishes the same messages again (same id, same number); the measure runs a point of its own.
+        subscriber.wait(lambda ms: sum(isinstance(m, schema.Result) and m.id == result.id for m in ms) == 2)
+        extra = subscriber.wait(lambda ms: any(isinstance(m, schema.Result) and m.batch == 3 for m in ms))
+        asked = next(m for m in extra if isinstance(m, schema.Result) and m.batch == 3)
+        assert asked.run_id != result.run_id and asked.stream.seq > result.stream.seq
+    finally:
+        summary = serving.stop()
+    assert (summary.commands, summary.refused) == (2, 3) and summary.measured == 2
+
+
+def test_a_run_a_kill_interrupted_is_marked_aborted_at_the_next_start(tmp_path, mosquitto, model_dir, subscriber):
+    cfg = agent_config.load(write_config(tmp_path, mosquitto, model_dir, batches=(1,), source="none"))
+    cut = "20240101-000000-c0ffee"
+    box = Outbox(cfg.outbox_path)  # what a killed agent leaves: a run started, one point done, no end
+    for seq, kind in enumerate(("started", "progress")):
+        box.put(schema.RunEvent(board=BOARD, ts=time.time(), run_id=cut, seq=seq, event=kind, points_total=4,
+                                points_done=seq))
+    box.close()
+    serving = Serving(cfg, notify=lambda *a: True)
+    messages = subscriber.wait(lambda ms: any(isinstance(m, schema.RunEvent) and m.event == "finished" for m in ms))
+    summary = serving.stop()
+    assert summary.aborted_runs == [cut]
+    aborted = [m for m in events(messages, cut) if m.event == "aborted"]
+    assert len(aborted) == 1 and aborted[0].seq == 2 and aborted[0].points_done == 1
+    assert f"run {summary.run_id} measures the points left" in aborted[0].message
+    assert summary.outbox_sent == 3  # the two old events, undelivered, and the aborted one
 
 
 def test_broker_restart_brings_the_board_back_online(tmp_path, brokers, model_dir):
