@@ -35,7 +35,7 @@ from . import export as export_mod
 from . import live as live_mod
 from . import report as report_mod
 from .broker import EmbeddedBroker
-from .collector import KEEP_REJECTED_BYTES, MAX_PAYLOAD_BYTES, Collector
+from .collector import KEEP_REJECTED_BYTES, MAX_PAYLOAD_BYTES, Collector, ask
 from .store import Store, default_path
 
 app = cli.app("dnnhost", "Collect profiling results from dnnprof agents and report the best accuracy each board "
@@ -62,6 +62,26 @@ TlsKeyOption = Annotated[Optional[Path], typer.Option("--tls-key", help="The cli
 UsernameOption = Annotated[Optional[str], typer.Option("--username", help="Log in to the broker as this user.")]
 PasswordFileOption = Annotated[Optional[Path], typer.Option(
     "--password-file", help="File holding the broker password (chmod 600: group or others must not read it).")]
+
+
+# The same on every start, so the broker hands this collector the session (and the results queued in it) it left.
+DEFAULT_CLIENT_ID = f"dnnhost-collect-{topics.slug(socket.gethostname())}"
+
+
+def _client_id(text: str) -> str:
+    # MQTT allows any UTF-8 up to 65535 bytes; brokers and their logs cope best with short printable ids.
+    if not 1 <= len(text) <= 128 or not text.isascii() or not text.isprintable() or " " in text:
+        raise UserError(f"--client-id {text!r}: use 1-128 printable ASCII characters without spaces, "
+                        f"e.g. {DEFAULT_CLIENT_ID}")
+    return text
+
+
+def _counts_gaps(c) -> str:
+    """What the gap checks did, for collect's status line and summary; empty when nothing went missing."""
+    if not (c["gaps"] or c["replay_requests"] or c["unrecoverable"]):
+        return ""
+    return (f"gaps {c['gaps']} · replay requests {c['replay_requests']} · replayed {c['replayed']}"
+            + (f" · unrecoverable {c['unrecoverable']}" if c["unrecoverable"] else ""))
 
 
 def _catalog(path: Path | None) -> catalog.Catalog:
@@ -135,17 +155,26 @@ def collect(
     tls_key: TlsKeyOption = None,
     username: UsernameOption = None,
     password_file: PasswordFileOption = None,
+    client_id: Annotated[Optional[str], typer.Option(
+        "--client-id", help="MQTT client id of this collector's persistent session: while it is stopped the broker "
+                            "queues the results for it, and hands them over when it connects again under the same "
+                            "id. Two collectors on one broker need different ids (each would take the other's "
+                            f"session over). Default: {DEFAULT_CLIENT_ID}")] = None,
 ) -> None:
     """Store every result the agents publish until Ctrl-C (or --duration).
 
     Without --broker it runs the embedded broker, so agents can publish straight to this machine:
     [bold]dnnagent run models/ --broker THIS-HOST[/bold]
+
+    Agents number what they publish: numbers still missing after a few seconds are asked for again (the agent
+    publishes them from its outbox); `dnnhost gaps` lists what never arrived.
     """
     stop_after = units.parse_time(duration) if duration else math.inf
+    session_id = _client_id(client_id) if client_id is not None else DEFAULT_CLIENT_ID
     security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
     store_path = Path(db) if db else default_path()
     address, embedded = _broker_or_embedded(broker, bind, port)
-    collector = Collector(address, store_path, **security)
+    collector = Collector(address, store_path, client_id=session_id, persistent=True, replay=True, **security)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stopping.set())
     try:
@@ -155,9 +184,10 @@ def collect(
         with Live(console=err, refresh_per_second=4, transient=True) as live:
             while not stopping.is_set() and time.monotonic() - started < stop_after:
                 c = collector.counts
+                gaps = _counts_gaps(c)
                 live.update(f"{'connected' if collector.connected else '[red]broker unreachable, retrying[/]'} · "
                             f"results {c['result']} · stored {c['stored']} · duplicates {c['duplicate']} · "
-                            f"rejected {c['rejected']}")
+                            f"rejected {c['rejected']}" + (f" · {gaps}" if gaps else ""))
                 stopping.wait(0.25)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a user ends it: the summary below still prints
@@ -168,6 +198,9 @@ def collect(
     c = collector.counts
     err.print(f"stored {c['stored']} messages ({c['result']} results, {c['duplicate']} duplicates, "
               f"{c['rejected']} rejected) in {store_path}")
+    if gaps := _counts_gaps(c):
+        err.print(f"{gaps} (`dnnhost gaps` lists what is still missing)", soft_wrap=True, markup=False,
+                  highlight=False)
     if collector.last_rejection:
         err.print(f"last rejected: {collector.last_rejection}")
 
@@ -360,6 +393,147 @@ def rejected(
     if more:
         err.print(f"older rejected input not shown: raise --limit (now {limit}) or narrow with --since/--source",
                   soft_wrap=True, markup=False, highlight=False)
+
+
+def _ranges(ranges: list[tuple[int, int]], most: int = 8) -> str:
+    """``[(3, 4), (6, 6)]`` → ``"3-4, 6"``; beyond ``most`` ranges, how many more."""
+    text = ", ".join(str(f) if f == last else f"{f}-{last}" for f, last in ranges[:most])
+    return text + (f", … {len(ranges) - most} more" if len(ranges) > most else "")
+
+
+def _stream_name(stream: int) -> str:
+    """A stream id with the time it stands for (the agent's outbox creation, Unix milliseconds)."""
+    try:
+        return f"{stream} ({_when(stream / 1000)})"
+    except (OverflowError, OSError, ValueError):  # an id far outside the clock's range: the number alone
+        return str(stream)
+
+
+@app.command()
+def gaps(
+    db: DbOption = None,
+    board: Annotated[Optional[str], typer.Option(help="Only this board.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """What never arrived: per board and outbox stream, the highest number announced, the numbers received, the
+    ranges still missing, and those no replay can recover (with why).
+
+    Agents number their results and run events (a stream per outbox). `dnnhost collect` and `live` ask a board to
+    publish numbers missing for a few seconds again, and again every 15 s while they stay missing; numbers the
+    agent no longer has are recorded as unrecoverable and never asked for again.
+    [bold]dnnhost gaps --board orin-01[/bold]
+    """
+    if board:
+        topics.check_id(board)
+    path = Path(db) if db else default_path()
+    if not path.exists():  # reading must not create an empty store where the user mistyped a path
+        raise UserError(f"no result store at {path}: pass the one `dnnhost collect` or `import` wrote with --db")
+    with Store(path) as store:
+        streams, missing, lost = store.streams(board), store.gaps(board), store.lost(board)
+    missing_of: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for g in missing:
+        missing_of.setdefault((g.board, g.stream), []).append((g.first, g.last))
+    lost_of: dict[tuple[str, int], list] = {}
+    for x in lost:
+        lost_of.setdefault((x.board, x.stream), []).append(x)
+    total = sum(g.last - g.first + 1 for g in missing)
+    if as_json:
+        print(json.dumps({"store": str(path), "missing_numbers": total, "streams": [{
+            "board": s.board, "stream": s.stream, "high": s.high, "received": s.received, "changed": s.changed,
+            "missing": [list(r) for r in missing_of.get((s.board, s.stream), [])],
+            "missing_numbers": sum(last - first + 1 for first, last in missing_of.get((s.board, s.stream), [])),
+            "unrecoverable": [{"first": x.first, "last": x.last, "reason": x.reason, "ts": x.ts}
+                              for x in lost_of.get((s.board, s.stream), [])],
+        } for s in streams]}, indent=2))
+        return
+    if not streams:
+        _say(f"no numbered messages{' from ' + board if board else ''} in {path} yet: agents with an outbox number "
+             "their results and run events")
+        return
+    table = Table(box=box.SIMPLE_HEAD, title=f"outbox streams ({path})")
+    table.add_column("board", no_wrap=True)
+    table.add_column("stream (created)", no_wrap=True)
+    table.add_column("high", justify="right", no_wrap=True)
+    table.add_column("received", justify="right", no_wrap=True)
+    table.add_column("missing", min_width=8)
+    table.add_column("unrecoverable", min_width=12)
+    for s in streams:
+        ranges = missing_of.get((s.board, s.stream), [])
+        count = sum(last - first + 1 for first, last in ranges)
+        gone = "\n".join(f"{_ranges([(x.first, x.last)])}: {_printable(x.reason)}"
+                         for x in lost_of.get((s.board, s.stream), []))
+        table.add_row(s.board, _stream_name(s.stream), str(s.high), str(s.received),
+                      Text(f"{_ranges(ranges)} ({count} numbers)" if ranges else "none",
+                           style="yellow" if ranges else ""),
+                      Text(gone or "none"))
+    out.print(table)
+    if total:
+        _say(f"{total} numbers missing in {len(missing)} ranges: `dnnhost collect` asks the boards to publish them "
+             "again")
+    else:
+        _say("no gaps: every number up to each stream's high mark has arrived"
+             + (" or is recorded as unrecoverable" if lost else ""))
+
+
+MEASURE_TIMEOUT_EXIT = 69  # EX_UNAVAILABLE (sysexits.h): nobody answered
+
+
+@app.command()
+def measure(
+    board: Annotated[str, typer.Argument(help="The board id of the agent that is to measure.")],
+    model: Annotated[str, typer.Argument(help="An ONNX file name inside the agent's models directory.")],
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size.")],
+    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or int8 (default: the agent's first "
+                                                          "configured precision).")] = None,
+    broker: Annotated[Optional[str], typer.Option(help="The broker the agent uses, HOST[:PORT]. Default: "
+                                                       f"127.0.0.1:{topics.DEFAULT_PORT}, where `dnnhost collect` "
+                                                       "runs its embedded broker.")] = None,
+    tls_ca: TlsCaOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    timeout: Annotated[str, typer.Option(help="How long to wait for the agent's answer, e.g. 10s.")] = "10s",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the command and the agent's answer as JSON.")]
+    = False,
+) -> None:
+    """Ask a board's agent to measure one more model, after its configured sweep, and print its answer.
+
+    [bold]dnnhost measure orin-01 resnet50.onnx --batch 8 --precision fp16 --broker mqtt.lan[/bold]
+
+    Prints "accepted: ..." and exits 0, or "refused: REASON" and exits 1 (no such model, a batch or precision
+    its backend cannot run, ...); exits 69 when no answer comes within --timeout (the agent is offline or does
+    not listen for commands). The result arrives as any other: `dnnhost collect` stores it.
+    """
+    topics.check_id(board)
+    seconds = units.parse_time(timeout)
+    if not 0 < seconds <= 3600:
+        raise UserError(f"--timeout {timeout}: give a wait between 1ms and 1h, e.g. 10s")
+    if batch < 1:
+        raise UserError(f"--batch {batch}: give a batch size of 1 or more")
+    if not model.strip():
+        raise UserError("MODEL is empty: give an ONNX file name inside the agent's models directory")
+    security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
+    command = schema.Command(board=board, ts=time.time(), id=f"measure-{uuid.uuid4().hex}", action="measure",
+                             model=model, batch=batch, precision=precision)
+    try:  # the limits the agent checks on arrival (model name and precision lengths, batch range), said here
+        schema.decode(schema.encode(command))
+    except schema.SchemaError as exc:
+        raise UserError(f"this command is not valid: {exc}") from None
+    address = broker or f"127.0.0.1:{topics.DEFAULT_PORT}"
+    ack = ask(address, command, seconds, **security)
+    if ack is None:
+        raise UserError(f"no answer from {board} within {seconds:g} s: is its agent online and subscribed?",
+                        exit_code=MEASURE_TIMEOUT_EXIT)
+    if as_json:
+        print(json.dumps({"command": schema.to_builtins(command), "ack": schema.to_builtins(ack)}, indent=2))
+    elif ack.accepted:
+        asked = f"{board} will measure {model} at batch {batch}{' in ' + precision if precision else ''}"
+        _say(f"accepted: {_printable(ack.reason) if ack.reason else asked}")
+    else:
+        _say(f"refused: {_printable(ack.reason) if ack.reason else 'no reason given'}")
+    if not ack.accepted:
+        raise typer.Exit(1)
 
 
 def _say(text: str) -> None:

@@ -2,12 +2,18 @@
 
 The paho network thread only queues messages; a writer thread owns the SQLite connection and commits in
 batches, so a slow disk never blocks the MQTT session (blocking inside paho callbacks stalls its keepalive).
+
+Agents number their results and run events (an outbox stream per board). The writer thread finds the numbers that
+never arrived and, with ``replay``, asks the board to publish them again (a ``replay`` command on its cmd topic).
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import logging
 import queue
+import sqlite3
 import ssl
 import threading
 import time
@@ -21,7 +27,7 @@ import paho.mqtt.client as mqtt
 from dnnprof.shared import schema, topics
 from dnnprof.shared.errors import UserError
 
-from .store import Store
+from .store import Gap, Store
 
 
 # The largest payload the collector decodes; a larger one is refused unread, so a misbehaving or hostile publisher
@@ -57,6 +63,63 @@ def _one_line(exc: Exception) -> str:
 _TELEMETRY_SUFFIX = "/" + topics.TELEMETRY
 log = logging.getLogger(__name__)
 
+REPLAY_MAX = 500  # numbers one replay command asks for: a bounded burst for the agent and the broker
+
+
+@dataclasses.dataclass
+class _Piece:
+    """Part of a gap: numbers ``first``..``last`` of a stream, missing since ``since`` (monotonic seconds);
+    ``counted`` once it has been missing for longer than the grace period (then it is a real gap)."""
+
+    stream: int
+    first: int
+    last: int
+    since: float
+    counted: bool = False
+
+
+def _carry(old: list[_Piece], gaps: list[Gap], now: float) -> list[_Piece]:
+    """The pieces of ``gaps`` (one board's, sorted), each part keeping the age of the piece it was already part of;
+    parts missing for the first time are ``now``'s."""
+    by_stream: dict[int, list[_Piece]] = {}
+    for piece in old:
+        by_stream.setdefault(piece.stream, []).append(piece)
+    out: list[_Piece] = []
+    at_stream, j = None, 0
+    for gap in gaps:
+        if gap.stream != at_stream:
+            at_stream, j = gap.stream, 0
+        pieces = by_stream.get(gap.stream, [])
+        while j < len(pieces) and pieces[j].last < gap.first:
+            j += 1
+        at, k = gap.first, j
+        while k < len(pieces) and pieces[k].first <= gap.last:
+            piece = pieces[k]
+            if piece.first > at:
+                out.append(_Piece(gap.stream, at, piece.first - 1, now))
+                at = piece.first
+            end = min(piece.last, gap.last)
+            if end >= at:
+                out.append(_Piece(gap.stream, at, end, piece.since, piece.counted))
+                at = end + 1
+            k += 1
+        if at <= gap.last:
+            out.append(_Piece(gap.stream, at, gap.last, now))
+    return out
+
+
+def _runs(pieces: list[_Piece]) -> list[tuple[int, int, int]]:
+    """(stream, first, last) of the counted pieces, adjacent ones joined: what a replay asks for."""
+    runs: list[tuple[int, int, int]] = []
+    for p in pieces:
+        if not p.counted:
+            continue
+        if runs and runs[-1][0] == p.stream and runs[-1][2] + 1 == p.first:
+            runs[-1] = (p.stream, runs[-1][1], p.last)
+        else:
+            runs.append((p.stream, p.first, p.last))
+    return runs
+
 
 class Collector:
     """Subscribes to ``dnnprof/v1/+/#`` on ``broker`` and stores into the SQLite file ``db``."""
@@ -65,11 +128,21 @@ class Collector:
                  on_stored: Callable[[schema.Message], None] | None = None,
                  on_valid: Callable[[schema.Message], None] | None = None,
                  on_rejected: Callable[[str, str], None] | None = None, tls: ssl.SSLContext | None = None,
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None, client_id: str | None = None,
+                 persistent: bool = False, replay: bool = False, gap_grace_s: float = 3.0,
+                 replay_retry_s: float = 15.0) -> None:
         """``tls`` encrypts the connection and checks the broker's certificate; ``username``/``password`` log in.
         ``on_stored``: each message new to the store; ``on_valid``: every valid message, telemetry and
         re-deliveries included (what a live view needs); ``on_rejected(topic, reason)``: every rejected one.
-        All three run on the writer thread, after the batch is committed."""
+        All three run on the writer thread, after the batch is committed.
+
+        ``client_id``: the MQTT client id (default: a random one). ``persistent``: connect with a persistent session
+        (clean session off), so the broker queues QoS 1 messages while this collector is down and hands them over
+        when the same ``client_id`` connects again. ``replay``: ask boards to publish again the numbers of their
+        stream missing for longer than ``gap_grace_s`` seconds (arrival out of order is normal around reconnects),
+        at most REPLAY_MAX numbers a command, asked again every ``replay_retry_s`` seconds while still missing."""
+        if persistent and not client_id:
+            raise ValueError("a persistent session needs a fixed client_id: the broker keeps it under that id")
         self.host, self.port = topics.parse_broker(broker)
         self.db = db
         self.batch = batch
@@ -77,8 +150,25 @@ class Collector:
         self.on_valid = on_valid
         self.on_rejected = on_rejected
         self.linger_s = 0.02
-        self.counts: Counter[str] = Counter()  # received, stored, duplicate, rejected, and per kind
+        # received, stored, duplicate, rejected, and per kind; gaps (numbers found missing), replay_requests,
+        # replayed (stored messages that filled a missing number), unrecoverable (missing numbers the agent no
+        # longer has)
+        self.counts: Counter[str] = Counter()
         self.last_rejection: str | None = None
+        self.replay = replay
+        self.gap_grace_s = gap_grace_s
+        self.replay_retry_s = replay_retry_s
+        self.check_s = min(1.0, max(0.05, gap_grace_s / 2))  # how often the writer looks at the gaps
+        # Telemetry's high marks, carried from paho's thread to the writer: the latest per (board, stream).
+        self._marks: dict[tuple[str, int], int] = {}
+        self._marks_lock = threading.Lock()
+        self._applied: dict[tuple[str, int], int] = {}  # the marks the writer has written (it alone)
+        # The writer thread's own: gap pieces per board, outstanding replay requests per board
+        # (stream, first, last, monotonic time asked), each board's last state, boards whose gaps may have changed.
+        self._pieces: dict[str, list[_Piece]] = {}
+        self._asked: dict[str, list[tuple[int, int, int, float]]] = {}
+        self._state: dict[str, str] = {}
+        self._dirty: set[str] = set()
         self._queue: queue.Queue = queue.Queue()
         self._subscribed = threading.Event()
         self._changed = threading.Condition()
@@ -88,7 +178,9 @@ class Collector:
         self._store_error: Exception | None = None
         self.connected = False
         self._refusal: str | None = None  # why the broker refused the login, for start()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dnnhost-{uuid.uuid4().hex[:10]}")
+        self.client_id = client_id or f"dnnhost-{uuid.uuid4().hex[:10]}"
+        self.persistent = persistent
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=not persistent)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda *a: self._subscribed.set()
@@ -114,11 +206,21 @@ class Collector:
         except Exception:  # any refusal, even a validator bug: it must not kill paho's thread
             self._queue.put((topic_name, payload))  # the writer rejects it again and keeps it for inspection
             return
+        self._note_mark(message)
         with self._changed:
             self.counts["received"] += 1
             self.counts[topics.TELEMETRY] += 1
             self._changed.notify_all()
         self._deliver(self.on_valid, message)
+
+    def _note_mark(self, telemetry: schema.Telemetry) -> None:
+        """Hand telemetry's high mark to the writer (which owns the store), keeping only the highest per stream."""
+        if telemetry.stream is None:
+            return
+        key = (telemetry.board, telemetry.stream.id)
+        with self._marks_lock:
+            if telemetry.stream.seq > self._marks.get(key, -1):
+                self._marks[key] = telemetry.stream.seq
 
     def _deliver(self, callback, *args) -> None:
         """Run a callback; one that fails on a message must not end the thread that receives the next ones."""
@@ -138,7 +240,8 @@ class Collector:
             self._subscribed.set()
             return
         self.connected = True
-        # With a clean session the subscription dies with the connection: renew it on every connect.
+        # With a clean session the subscription dies with the connection, and a persistent one may have expired on
+        # the broker: renew it on every connect (renewing a live one changes nothing).
         client.subscribe(topics.ALL_BOARDS, qos=1)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -194,22 +297,108 @@ class Collector:
             return
         self._store_ready.set()
         with store:
+            # Gaps left from before this collector started, and the boards' last known states.
+            self._dirty.update(s.board for s in store.streams())
+            self._state.update({b: v["state"] for b, v in store.boards().items() if v["state"]})
+            next_check = time.monotonic()
             while True:
                 try:
-                    first = self._queue.get(timeout=0.1)
+                    first = self._queue.get(timeout=max(0.0, min(0.1, next_check - time.monotonic())))
                 except queue.Empty:
                     if self._stop.is_set():
                         return
-                    continue
-                items = [first]
-                # Gather for a moment: one pass (and at most one transaction) per burst, not per message.
-                deadline = time.monotonic() + self.linger_s
-                while len(items) < self.batch:
-                    try:
-                        items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                    except queue.Empty:
-                        break
-                self._ingest(store, items)
+                    first = None
+                if first is not None:
+                    items = [first]
+                    # Gather for a moment: one pass (and at most one transaction) per burst, not per message.
+                    deadline = time.monotonic() + self.linger_s
+                    while len(items) < self.batch:
+                        try:
+                            items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                        except queue.Empty:
+                            break
+                    self._ingest(store, items)
+                if first is not None or time.monotonic() >= next_check:
+                    self._check(store)
+                    next_check = time.monotonic() + self.check_s
+
+    def _check(self, store: Store) -> None:
+        """Bring the gaps up to date, count those past their grace, and ask for them (with ``replay``)."""
+        try:
+            self._check_gaps(store)
+        except sqlite3.Error as exc:  # a store locked by another process for too long: try again next time
+            log.warning("checking the stream gaps failed: %s", exc)
+
+    def _check_gaps(self, store: Store) -> None:
+        with self._marks_lock:
+            marks, self._marks = self._marks, {}
+        # Telemetry repeats the same mark until the agent writes more: only a mark above the last one applied costs
+        # a write (at fleet rates, most do not).
+        marks = {key: seq for key, seq in marks.items() if seq > self._applied.get(key, -1)}
+        if marks:
+            with store.db:
+                store.db.execute("BEGIN")
+                for (board, stream), seq in marks.items():
+                    if store.mark(board, schema.Stream(id=stream, seq=seq)):
+                        self._dirty.add(board)
+            self._applied.update(marks)
+        now = time.monotonic()
+        for board in self._dirty:
+            pieces = _carry(self._pieces.get(board, []), store.gaps(board), now)
+            if pieces:
+                self._pieces[board] = pieces
+            else:
+                self._pieces.pop(board, None)
+                self._asked.pop(board, None)
+        self._dirty.clear()
+        found, commands = 0, []
+        for board, pieces in self._pieces.items():
+            for piece in pieces:
+                if not piece.counted and now - piece.since >= self.gap_grace_s:
+                    piece.counted = True
+                    found += piece.last - piece.first + 1
+            # A board that is offline cannot answer: its requests would only pile up in the broker meanwhile.
+            if self.replay and self.connected and self._state.get(board) not in ("offline", "lost"):
+                commands += self._requests(board, pieces, now)
+        if commands:
+            with store.db:  # kept before it is sent, so that the ack always finds its command
+                store.db.execute("BEGIN")
+                for command in commands:
+                    store.add_command(command)
+        sent = 0
+        for command in commands:
+            self._client.publish(topics.topic(command.board, topics.CMD), schema.encode(command), qos=1)
+            log.info("asked %s to replay numbers %d-%d of stream %d (command %s)", command.board, command.first,
+                     command.last, command.stream, command.id)
+            sent += 1
+        if found or sent:
+            with self._changed:
+                self.counts["gaps"] += found
+                self.counts["replay_requests"] += sent
+                self._changed.notify_all()
+
+    def _requests(self, board: str, pieces: list[_Piece], now: float) -> list[schema.Command]:
+        """Replay commands for the counted gaps of ``board`` that no request younger than replay_retry_s covers."""
+        asked = [a for a in self._asked.get(board, []) if now - a[3] < self.replay_retry_s]
+        commands = []
+        for stream, first, last in _runs(pieces):
+            # One request at a time per gap: while the last one is being answered, the gap overlaps it.
+            if any(s == stream and lo <= last and hi >= first for s, lo, hi, _ in asked):
+                continue
+            last = min(last, first + REPLAY_MAX - 1)
+            commands.append(schema.Command(board=board, ts=time.time(), id=f"replay-{uuid.uuid4().hex}",
+                                           action="replay", stream=stream, first=first, last=last))
+            asked.append((stream, first, last, now))
+        self._asked[board] = asked
+        return commands
+
+    def _missing(self, board: str, stream: schema.Stream) -> bool:
+        """Whether number ``stream.seq`` was counted missing (the writer's pieces, before this batch)."""
+        pieces = self._pieces.get(board)
+        if not pieces:
+            return False
+        i = bisect.bisect_right(pieces, (stream.id, stream.seq), key=lambda p: (p.stream, p.first)) - 1
+        return i >= 0 and pieces[i].counted and pieces[i].stream == stream.id and pieces[i].last >= stream.seq
 
     def _ingest(self, store: Store, items: list[tuple[str, bytes]]) -> None:
         stored, rejected = [], []
@@ -233,10 +422,12 @@ class Collector:
                                 f"internal error: {exc.__class__.__name__}: {_one_line(exc)}"))
                 continue
             if isinstance(message, schema.Telemetry):  # live-only: never stored, and so not a duplicate either
+                self._note_mark(message)
                 counts[topics.TELEMETRY] += 1
                 slots[index] = message
                 continue
             checked.append((index, topic_name, payload, message, None))
+        filled: set[tuple[str, int, int]] = set()  # numbers that filled a gap in this batch, each counted once
         if checked:  # a batch of telemetry alone needs no transaction (at fleet rates, most batches)
             with store.db:
                 store.db.execute("BEGIN")
@@ -244,24 +435,34 @@ class Collector:
                     if message is not None:
                         kind = schema.KIND_OF[type(message)]
                         try:
-                            added = store.add(message)
+                            if isinstance(message, schema.CommandAck):
+                                added, lost = store.add_ack(message)
+                                if lost:
+                                    counts["unrecoverable"] += lost
+                                    self._dirty.add(message.board)
+                            else:
+                                added = store.add(message)
                         except OverflowError as exc:  # an integer SQLite cannot hold
                             reason = str(exc).splitlines()[0]
                         else:
                             slots[index] = message
                             counts[kind] += 1
+                            self._follow(message, added, filled)
                             if added:
                                 counts["stored"] += 1
                                 stored.append(message)
-                            else:
+                            elif not isinstance(message, schema.Command):
+                                # A command comes back to the host that sent it (it subscribes to every topic):
+                                # seeing its own again is no re-delivery.
                                 counts["duplicate"] += 1
                             continue
                     store.reject(f"mqtt:{topic_name}", reason, payload[:KEEP_REJECTED_BYTES])
                     counts["rejected"] += 1
                     last_rejection = f"{topic_name}: {reason}"
                     rejected.append((topic_name, reason))
+        counts["replayed"] += len(filled)
         with self._changed:
-            self.counts.update(counts)
+            self.counts.update(+counts)
             if last_rejection:
                 self.last_rejection = last_rejection
             self._changed.notify_all()
@@ -273,6 +474,19 @@ class Collector:
         for topic_name, reason in rejected:
             self._deliver(self.on_rejected, topic_name, reason)
 
+    def _follow(self, message: schema.Message, added: bool, filled: set[tuple[str, int, int]]) -> None:
+        """Note what a stored message changes for the gap checks: its board's gaps, whether it filled one, and its
+        board's state (a status ``added`` is not stale)."""
+        if isinstance(message, schema.DURABLE) and message.stream is not None:
+            self._dirty.add(message.board)
+            if self._missing(message.board, message.stream):
+                filled.add((message.board, message.stream.id, message.stream.seq))
+        elif isinstance(message, schema.Status):
+            if message.stream is not None:
+                self._dirty.add(message.board)
+            if added:
+                self._state[message.board] = message.state
+
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Block until ``predicate()`` holds (checked after each stored batch) or the timeout passes."""
         deadline = time.monotonic() + timeout_s
@@ -283,3 +497,64 @@ class Collector:
                     return False
                 self._changed.wait(min(left, 0.5))
         return True
+
+
+def ask(broker: str, command: schema.Command, timeout_s: float = 10.0, *, tls: ssl.SSLContext | None = None,
+        username: str | None = None, password: str | None = None) -> schema.CommandAck | None:
+    """Publish ``command`` on its board's cmd topic (QoS 1) and wait for the agent's CommandAck of the same id;
+    None when none came within ``timeout_s`` seconds. A clean session under a random client id, so it never takes
+    over a collector's session; an unreachable or refusing broker is a UserError."""
+    host, port = topics.parse_broker(broker)
+    subscribed, answered = threading.Event(), threading.Event()
+    found: dict[str, object] = {}
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            found["refusal"] = f"refused the connection ({reason_code}): check --username and --password-file"
+            subscribed.set()
+            return
+        client.subscribe(topics.topic(command.board, topics.CMD_ACK), qos=1)
+
+    def on_message(client, userdata, msg) -> None:
+        try:
+            message = validate(msg.topic, msg.payload)
+        except Exception:  # someone else's garbage (a collector keeps it): not the answer, and no reason to stop
+            return
+        if isinstance(message, schema.CommandAck) and message.id == command.id:
+            found["ack"] = message
+            answered.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dnnhost-ask-{uuid.uuid4().hex[:10]}")
+    client.on_connect = on_connect
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_message = on_message
+    if tls is not None:
+        client.tls_set_context(tls)
+    if username is not None:
+        client.username_pw_set(username, password)
+    deadline = time.monotonic() + timeout_s
+    try:
+        client.connect(host, port, keepalive=30)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+        raise UserError(f"cannot reach the MQTT broker at {host}:{port} ({reason}): give --broker HOST[:PORT], or "
+                        f"run `dnnhost collect` here (its embedded broker listens on 127.0.0.1:"
+                        f"{topics.DEFAULT_PORT})") from None
+    client.loop_start()
+    try:
+        # The subscription first, so that an agent answering at once is not missed.
+        if not subscribed.wait(max(0.0, deadline - time.monotonic())):
+            raise UserError(f"the MQTT broker at {host}:{port} did not confirm the subscription within "
+                            f"{timeout_s:g} s")
+        if "refusal" in found:
+            raise UserError(f"the MQTT broker at {host}:{port} {found['refusal']}")
+        info = client.publish(topics.topic(command.board, topics.CMD), schema.encode(command), qos=1)
+        try:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        except (RuntimeError, ValueError) as exc:  # the connection went away before the publish left
+            raise UserError(f"the MQTT broker at {host}:{port} did not take the command: {exc}") from None
+        answered.wait(max(0.0, deadline - time.monotonic()))
+        return found.get("ack")
+    finally:
+        client.disconnect()
+        client.loop_stop()

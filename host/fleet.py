@@ -137,7 +137,8 @@ class Fleet:
                 bucket = self._per_second[second] = collections.Counter()
                 self._trim(now)
             bucket[kind] += 1
-            if self.only is not None and message.board not in self.only:
+            # A command is the host's, addressed to the board: it says nothing about the board itself.
+            if isinstance(message, schema.Command) or (self.only is not None and message.board not in self.only):
                 return
             board = self._board(message.board)
             board.messages += 1

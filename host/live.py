@@ -72,6 +72,8 @@ def _run(board: Board) -> str:
         return f"done {run.points_done}/{run.points_total}"
     if run.event == "failed":
         return f"failed at {run.points_done}/{run.points_total}"
+    if run.event == "aborted":
+        return f"aborted at {run.points_done}/{run.points_total}"
     what = " ".join(p for p in (run.network, f"b{run.batch}" if run.batch else None, run.precision) if p)
     eta = f" ETA {_duration(run.eta_s)}" if run.eta_s is not None else ""
     return f"{what or 'starting'} {_bar(run.points_done, run.points_total)} {run.points_done}/{run.points_total}{eta}"
@@ -230,6 +232,8 @@ def frame(boards: list[Board], *, width: int, height: int, now: float | None = N
                   f"received {counts.get('received', 0)} · results {counts.get('result', 0)} · "
                   f"rejected {counts.get('rejected', 0)}"
                   + (f" (last: {last_rejection})" if last_rejection else "")
+                  + (f" · gaps {counts['gaps']} (replay requests {counts.get('replay_requests', 0)}, replayed "
+                     f"{counts.get('replayed', 0)})" if counts.get("gaps") else "")
                   + (f" · refresh {refresh_hz:g} Hz" if refresh_hz else "") + " · Ctrl-C to quit",
                   style="dim", no_wrap=True, overflow="ellipsis")
     if not boards:
@@ -254,14 +258,16 @@ class Dashboard:
 
     def __init__(self, broker: str, db, boards: set[str] | None = None, sort: str = "board",
                  refresh_hz: float = 4.0, console: Console | None = None, **security) -> None:
-        """``security``: the Collector's ``tls``, ``username`` and ``password``."""
+        """``security``: the Collector's ``tls``, ``username`` and ``password``. It stores and asks for missing
+        numbers as ``dnnhost collect`` does, under a random client id with a clean session: a persistent session
+        is collect's, and taking it over would cut collect off."""
         self.broker = broker
         self.fleet = Fleet(boards)
         self.sort = sort
         self.refresh_hz = refresh_hz
         self.console = console or Console()
         self.collector = Collector(broker, db, on_valid=self.fleet.ingest, on_rejected=self.fleet.rejected,
-                                   **security)
+                                   replay=True, **security)
         self.frames = 0
         self.drawing_since = self.drawing_until = None  # monotonic span of the drawing loop
         self.store = str(db) if db else None
@@ -279,8 +285,9 @@ class Dashboard:
         rates = self.fleet.rates()
         with self.fleet.locked() as boards:  # frame() turns what it needs into text, so no copies are made
             height = len(boards) + 10 if all_boards else size.height
+            counts = {**self.fleet.counts, **{k: c.counts[k] for k in ("gaps", "replay_requests", "replayed")}}
             return frame(boards, width=size.width, height=height, sort=self.sort, broker=f"{c.host}:{c.port}",
-                         connected=c.connected, rates=rates, counts=dict(self.fleet.counts),
+                         connected=c.connected, rates=rates, counts=counts,
                          last_rejection=self.fleet.last_rejection, store=self.store, refresh_hz=self.refresh_hz,
                          only=self.fleet.only)
 

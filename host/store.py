@@ -1,4 +1,5 @@
-"""The host's SQLite store (WAL): results upserted by id, board facts and presence, run events, rejected input.
+"""The host's SQLite store (WAL): results upserted by id, board facts and presence, run events, rejected input,
+the numbers of each board's outbox stream (to find what never arrived), and the commands sent to agents.
 
 One ``Store`` per thread (sqlite3 connections are not shared across threads); several processes may open the
 same file — WAL lets readers run while a collector writes.
@@ -63,6 +64,44 @@ CREATE TABLE IF NOT EXISTS rejected (
     reason TEXT NOT NULL,
     payload BLOB
 );
+-- Each board's outbox streams: the highest number announced or received, and when it last rose (Unix seconds).
+CREATE TABLE IF NOT EXISTS streams (
+    board TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    high INTEGER NOT NULL,
+    changed REAL NOT NULL,
+    PRIMARY KEY (board, stream)
+) WITHOUT ROWID;
+-- Every number received (results and run events, stored or duplicate): what is below the high mark and not here
+-- is missing.
+CREATE TABLE IF NOT EXISTS stream_numbers (
+    board TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    received REAL NOT NULL,
+    PRIMARY KEY (board, stream, seq)
+) WITHOUT ROWID;
+-- Numbers no replay can recover (the agent's outbox no longer holds them): never asked for again.
+CREATE TABLE IF NOT EXISTS stream_lost (
+    board TEXT NOT NULL,
+    stream INTEGER NOT NULL,
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (board, stream, first, last)
+) WITHOUT ROWID;
+-- Commands to agents (this host's and any other's seen on the broker) and their acks. A row may hold only an ack:
+-- the answer to a command this store never saw.
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    board TEXT NOT NULL,
+    action TEXT,
+    payload TEXT,
+    sent REAL,
+    ack TEXT,
+    acked REAL
+);
 """
 
 
@@ -72,7 +111,9 @@ INSERT INTO latest (board, network, backend, device, precision, batch, power_mod
 ON CONFLICT (board, network, backend, device, precision, batch, power_mode) DO UPDATE SET id = excluded.id,
 ts = excluded.ts WHERE excluded.ts > latest.ts OR (excluded.ts = latest.ts AND excluded.id > latest.id)
 """
-VERSION = 1  # PRAGMA user_version: 1 added the latest table (filled from the results of an older store)
+# PRAGMA user_version: 1 added the latest table (filled from the results of an older store); 2 the stream tables
+# and commands (filled from the stream numbers of stored results and run events).
+VERSION = 2
 
 
 _REJECTED_COLUMNS = "received, source, reason, payload"
@@ -93,6 +134,65 @@ def _rejected(row: tuple) -> Rejected:
     if isinstance(payload, str):  # SQLite hands back TEXT for a payload someone stored as text
         payload = payload.encode("utf-8", "surrogatepass")
     return Rejected(rowid, received, source, reason, payload)
+
+
+class Gap(NamedTuple):
+    """Numbers ``first``..``last`` (both included) of a board's outbox stream that never arrived."""
+
+    board: str
+    stream: int  # the stream's id: the agent's outbox creation time, Unix milliseconds
+    first: int
+    last: int
+
+
+class Lost(NamedTuple):
+    """Numbers no replay can recover, and why."""
+
+    board: str
+    stream: int
+    first: int
+    last: int
+    reason: str
+    ts: float  # Unix seconds it was recorded
+
+
+class StreamState(NamedTuple):
+    """One outbox stream as this store knows it."""
+
+    board: str
+    stream: int
+    high: int  # the highest number announced (status, telemetry) or received
+    received: int  # distinct numbers received
+    changed: float  # Unix seconds the high mark last rose
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, possibly overlapping ranges joined into disjoint ones (adjacent ones too)."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def subtract(ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` (sorted, disjoint) without the numbers in ``holes`` (any order, may overlap); O(n + m log m)."""
+    holes = _merged(holes)
+    out, j = [], 0
+    for first, last in ranges:
+        while j < len(holes) and holes[j][1] < first:
+            j += 1
+        at, k = first, j
+        while k < len(holes) and holes[k][0] <= last:
+            if holes[k][0] > at:
+                out.append((at, holes[k][0] - 1))
+            at = max(at, holes[k][1] + 1)
+            k += 1
+        if at <= last:
+            out.append((at, last))
+    return out
 
 
 def default_path() -> Path:
@@ -119,13 +219,26 @@ class Store:
             return
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            if self.db.execute("PRAGMA user_version").fetchone()[0] < VERSION:  # another process may have done it
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            if version < 1:
                 mode = ("coalesce(json_extract(payload, '$.conditions.power_mode'), "
                         f"json_extract(payload, '$.provenance.power_mode'), '{schema.NO_POWER_MODE}')")
                 # "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join constraint.
                 self.db.execute(_UPSERT_LATEST.format(rows=(
                     f"SELECT board, network, backend, json_extract(payload, '$.device'), precision, batch, {mode}, "
                     "id, ts FROM results WHERE true")))
+            if version < 2:
+                # Messages stored before the stream tables existed may carry numbers already: count them received.
+                for table, when in (("results", "received"), ("run_events", "json_extract(payload, '$.ts')")):
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO stream_numbers (board, stream, seq, received) SELECT board, "
+                        f"json_extract(payload, '$.stream.id'), json_extract(payload, '$.stream.seq'), {when} "
+                        f"FROM {table} WHERE json_extract(payload, '$.stream.seq') >= 1")
+                self.db.execute(
+                    "INSERT INTO streams (board, stream, high, changed) SELECT board, stream, max(seq), max(received) "
+                    "FROM stream_numbers WHERE true GROUP BY board, stream "
+                    "ON CONFLICT (board, stream) DO UPDATE SET high = max(high, excluded.high)")
+            if version < VERSION:
                 self.db.execute(f"PRAGMA user_version = {VERSION}")
 
     def close(self) -> None:
@@ -138,24 +251,35 @@ class Store:
         self.close()
 
     def add(self, message: schema.Message) -> bool:
-        """Store any message; returns False when it was already there (a re-delivery) or is stale."""
+        """Store any message; returns False when it was already there (a re-delivery) or is stale.
+
+        A result or run event with a stream number has the number recorded, stored or not; a status raises its
+        stream's high mark. Telemetry is live-only: ``mark`` takes its high mark."""
         if isinstance(message, schema.Result):
-            return self.add_result(message)
-        if isinstance(message, schema.BoardInfo):
+            added = self.add_result(message)
+        elif isinstance(message, schema.RunEvent):
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO run_events (board, run_id, seq, event, payload) VALUES (?, ?, ?, ?, ?)",
+                (message.board, message.run_id, message.seq, message.event, schema.encode(message).decode()),
+            )
+            added = cur.rowcount == 1
+        elif isinstance(message, schema.BoardInfo):
             self.db.execute(
                 "INSERT INTO boards (board, info) VALUES (?, ?) ON CONFLICT(board) DO UPDATE SET info = excluded.info",
                 (message.board, schema.encode(message).decode()),
             )
             return True
-        if isinstance(message, schema.Status):
+        elif isinstance(message, schema.Status):
             return self.set_status(message)
-        if isinstance(message, schema.RunEvent):
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO run_events (board, run_id, seq, event, payload) VALUES (?, ?, ?, ?, ?)",
-                (message.board, message.run_id, message.seq, message.event, schema.encode(message).decode()),
-            )
-            return cur.rowcount == 1
-        return False  # telemetry is live-only
+        elif isinstance(message, schema.Command):
+            return self.add_command(message)
+        elif isinstance(message, schema.CommandAck):
+            return self.add_ack(message)[0]
+        else:
+            return False  # telemetry is live-only
+        if message.stream is not None:
+            self.number(message.board, message.stream)
+        return added
 
     def add_result(self, result: schema.Result) -> bool:
         cur = self.db.execute(
@@ -178,6 +302,9 @@ class Store:
             return sum(self.add(m) for m in messages)
 
     def set_status(self, status: schema.Status) -> bool:
+        # A stale will's mark is at most the current one: max() in mark() keeps it harmless, so it always counts.
+        if status.stream is not None:
+            self.mark(status.board, status.stream)
         # A will from an older session must not mark a board that has since reconnected as lost.
         cur = self.db.execute(
             "INSERT INTO boards (board, state, session, state_ts) VALUES (?, ?, ?, ?) "
@@ -186,6 +313,128 @@ class Store:
             (status.board, status.state, status.session, status.ts),
         )
         return cur.rowcount == 1
+
+    def mark(self, board: str, stream: schema.Stream) -> bool:
+        """Raise ``board``'s high mark of stream ``stream.id`` to ``stream.seq``; True when it rose (or the stream is
+        new), so the stream's gaps may have changed."""
+        cur = self.db.execute(
+            "INSERT INTO streams (board, stream, high, changed) VALUES (?, ?, ?, ?) ON CONFLICT (board, stream) "
+            "DO UPDATE SET high = excluded.high, changed = excluded.changed WHERE excluded.high > streams.high",
+            (board, stream.id, stream.seq, time.time()))
+        return cur.rowcount == 1
+
+    def number(self, board: str, stream: schema.Stream) -> bool:
+        """Record number ``stream.seq`` of a result or run event as received; True when it is new. Number 0 (which
+        no message has: numbering starts at 1) is not recorded."""
+        if stream.seq < 1:
+            return False
+        cur = self.db.execute("INSERT OR IGNORE INTO stream_numbers (board, stream, seq, received) VALUES (?, ?, ?, ?)",
+                              (board, stream.id, stream.seq, time.time()))
+        self.mark(board, stream)
+        return cur.rowcount == 1
+
+    def gaps(self, board: str | None = None, stream: int | None = None) -> list[Gap]:
+        """The numbers missing below each stream's high mark, unrecoverable ones left out, sorted by board, stream
+        and first number; of one board, or one of its streams."""
+        where, args = "WHERE 1", []
+        if board is not None:
+            where, args = where + " AND board = ?", [*args, board]
+        if stream is not None:
+            where, args = where + " AND stream = ?", [*args, stream]
+        # One ordered pass (the primary key's order: no sort) over the numbers received, each against the one before:
+        # the holes between them, and the highest of each stream for the tail up to its high mark.
+        missing: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        tops: dict[tuple[str, int], int] = {}
+        key, prev, holes = None, 0, []
+        for b, s, seq in self.db.execute(
+                f"SELECT board, stream, seq FROM stream_numbers {where} ORDER BY board, stream, seq", args):
+            if (b, s) != key:
+                if key is not None:
+                    tops[key] = prev
+                key, prev, holes = (b, s), 0, missing.setdefault((b, s), [])
+            if seq > prev + 1:
+                holes.append((prev + 1, seq - 1))
+            prev = seq
+        if key is not None:
+            tops[key] = prev
+        for b, s, high in self.db.execute(f"SELECT board, stream, high FROM streams {where}", args):
+            if high > tops.get((b, s), 0):
+                missing.setdefault((b, s), []).append((tops.get((b, s), 0) + 1, high))
+        lost: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        for b, s, first, last in self.db.execute(f"SELECT board, stream, first, last FROM stream_lost {where}", args):
+            lost.setdefault((b, s), []).append((first, last))
+        return [Gap(b, s, first, last) for (b, s), ranges in sorted(missing.items())
+                for first, last in subtract(ranges, lost.get((b, s), []))]
+
+    def lose(self, board: str, stream: int, first: int, last: int, reason: str) -> int:
+        """Record numbers ``first``..``last`` of a stream as unrecoverable; returns how many of them were missing
+        (received or already unrecoverable ones are not counted again)."""
+        if first > last:
+            return 0
+        missing = sum(min(g.last, last) - max(g.first, first) + 1 for g in self.gaps(board, stream)
+                      if g.first <= last and g.last >= first)
+        self.db.execute("INSERT OR IGNORE INTO stream_lost (board, stream, first, last, reason, ts) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (board, stream, first, last, reason, time.time()))
+        return missing
+
+    def streams(self, board: str | None = None) -> list[StreamState]:
+        """Every outbox stream heard of (by a number or a high mark), sorted by board and stream."""
+        query, args = ("SELECT board, stream, high, (SELECT COUNT(*) FROM stream_numbers n WHERE n.board = s.board "
+                       "AND n.stream = s.stream), changed FROM streams s"), ()
+        if board is not None:
+            query, args = query + " WHERE board = ?", (board,)
+        return [StreamState(*row) for row in self.db.execute(query + " ORDER BY board, stream", args)]
+
+    def lost(self, board: str | None = None) -> list[Lost]:
+        """The unrecoverable ranges, sorted by board, stream and first number."""
+        query, args = "SELECT board, stream, first, last, reason, ts FROM stream_lost", ()
+        if board is not None:
+            query, args = query + " WHERE board = ?", (board,)
+        return [Lost(*row) for row in self.db.execute(query + " ORDER BY board, stream, first, last", args)]
+
+    def add_command(self, command: schema.Command) -> bool:
+        """Keep a command to an agent; True when it is new here. An ack that arrived before it is applied now."""
+        cur = self.db.execute(
+            "INSERT INTO commands (id, board, action, payload, sent) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) "
+            "DO UPDATE SET board = excluded.board, action = excluded.action, payload = excluded.payload, "
+            "sent = excluded.sent WHERE commands.payload IS NULL",
+            (command.id, command.board, command.action, schema.encode(command).decode(), command.ts))
+        if cur.rowcount != 1:
+            return False
+        row = self.db.execute("SELECT ack FROM commands WHERE id = ?", (command.id,)).fetchone()
+        if row[0] is not None:
+            self._apply_ack(command, schema.decode(row[0]))
+        return True
+
+    def add_ack(self, ack: schema.CommandAck) -> tuple[bool, int]:
+        """Keep an agent's answer to a command. Its ``unavailable`` ranges (within the replay asked for) become
+        unrecoverable when the command is known here, addressed to the board that answers. Returns (new, how many
+        missing numbers became unrecoverable)."""
+        cur = self.db.execute(
+            "INSERT INTO commands (id, board, ack, acked) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "ack = excluded.ack, acked = excluded.acked WHERE commands.ack IS NULL",
+            (ack.id, ack.board, schema.encode(ack).decode(), ack.ts))
+        if cur.rowcount != 1:
+            return False, 0
+        row = self.db.execute("SELECT payload FROM commands WHERE id = ?", (ack.id,)).fetchone()
+        return True, self._apply_ack(schema.decode(row[0]), ack) if row[0] is not None else 0
+
+    def _apply_ack(self, command: schema.Command, ack: schema.CommandAck) -> int:
+        # Another board cannot declare this one's numbers gone (an ACL confines each board to its own topics), and
+        # an agent cannot declare more gone than it was asked for.
+        if (command.action != "replay" or command.board != ack.board or command.stream is None
+                or command.first is None or command.last is None):
+            return 0
+        reason = f"unavailable on the agent (replay {command.id}{': ' + ack.reason if ack.reason else ''})"
+        return sum(self.lose(ack.board, command.stream, max(first, command.first), min(last, command.last), reason)
+                   for first, last in ack.unavailable)
+
+    def command(self, id: str) -> tuple[schema.Command | None, schema.CommandAck | None]:
+        """A command and its ack by the command's id; each None when not seen."""
+        row = self.db.execute("SELECT payload, ack FROM commands WHERE id = ?", (id,)).fetchone()
+        if row is None:
+            return None, None
+        return tuple(schema.decode(text) if text is not None else None for text in row)
 
     def reject(self, source: str, reason: str, payload: bytes | None) -> int:
         """Keep refused input for inspection; returns its id (``dnnhost rejected --show ID``)."""
@@ -236,14 +485,15 @@ class Store:
         return out
 
     def count(self, table: str = "results", **where) -> int:
-        if table not in ("results", "run_events", "rejected", "boards"):
+        if table not in ("results", "run_events", "rejected", "boards", "commands"):
             raise ValueError(table)
         clause = " AND ".join(f"{k} = ?" for k in where)
         query = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {clause}" if clause else "")
         return self.db.execute(query, tuple(where.values())).fetchone()[0]
 
     def run_finished(self, board: str, run_id: str) -> schema.RunEvent | None:
+        """The event that ended a run (finished, failed or aborted); None while it runs."""
         row = self.db.execute(
-            "SELECT payload FROM run_events WHERE board = ? AND run_id = ? AND event IN ('finished', 'failed') "
-            "ORDER BY seq DESC LIMIT 1", (board, run_id)).fetchone()
+            "SELECT payload FROM run_events WHERE board = ? AND run_id = ? AND event IN ('finished', 'failed', "
+            "'aborted') ORDER BY seq DESC LIMIT 1", (board, run_id)).fetchone()
         return schema.decode(row[0]) if row else None

@@ -111,6 +111,25 @@ def test_an_empty_fleet_says_how_to_publish():
     assert "No board has published yet" in text and "--broker 127.0.0.1:1883" in text
 
 
+def test_an_aborted_run_says_where_it_stopped_and_gaps_show_in_the_footer(msgs):
+    fleet = fleet_of(msgs, 1)
+    fleet.ingest(schema.RunEvent(board="jet-000", ts=T0, run_id="run-1", seq=4, event="aborted", points_total=8,
+                                 points_done=3))
+    text = draw(fleet, counts={**fleet.counts, "gaps": 3, "replay_requests": 2, "replayed": 1})
+    row = next(line for line in text.splitlines() if line.startswith("jet-000"))
+    assert "aborted at 3/8" in row
+    assert "gaps 3 (replay requests 2, replayed 1)" in text
+    assert "gaps" not in draw(fleet)  # none: not mentioned
+
+
+def test_the_hosts_own_commands_are_counted_but_say_nothing_about_a_board():
+    fleet = Fleet()
+    fleet.ingest(schema.Command(board="jet-007", ts=T0, id="replay-1", action="replay", stream=1, first=1, last=2))
+    assert fleet.counts["cmd"] == 1 and fleet.snapshot() == []
+    fleet.ingest(schema.CommandAck(board="jet-007", ts=T0, id="replay-1", accepted=True, replayed=2))
+    assert [b.board for b in fleet.snapshot()] == ["jet-007"]  # the agent answered: it is there
+
+
 def test_missing_numbers_are_dashes_never_zero():
     fleet = Fleet()
     fleet.ingest(schema.Telemetry(board="bare", ts=T0, seq=0, t0=T0, dt_s=0.1, power_w=[], power_source=None))

@@ -7,7 +7,7 @@ import sqlite3
 import msgspec
 import pytest
 
-from dnnprof.host.store import Store, default_path
+from dnnprof.host.store import VERSION, Store, default_path
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
@@ -279,6 +279,6 @@ def test_an_older_store_gets_its_latest_table_filled_on_open(tmp_path, msgs):
     db.close()
     with Store(path) as s:
         assert sorted(r.id for r in s.latest_results()) == ["mode-run1", "second-run"]
-        assert s.db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == VERSION
     with Store(path) as s:  # opening again changes nothing
         assert s.db.execute("SELECT COUNT(*) FROM latest").fetchone()[0] == 2

@@ -1,0 +1,88 @@
+"""``dnnhost collect`` as a user runs it against a real Mosquitto: its persistent session across a restart, and the
+gaps and replay requests in its summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from dnnprof.shared import schema, topics
+
+STREAM = 1_712_345_678_901
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+
+
+def collect(env, *args) -> subprocess.Popen:
+    """``dnnhost collect ARGS`` started; returns once it says it is collecting (its subscription confirmed)."""
+    proc = subprocess.Popen([sys.executable, "-m", "dnnprof.host", "collect", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("collecting from"):
+            return proc
+    proc.wait(10)
+    raise AssertionError("collect did not start: " + "".join(seen))
+
+
+def finish(proc: subprocess.Popen) -> str:
+    """The rest of its stderr, whitespace joined, once it ends by itself (--duration)."""
+    try:
+        _, rest = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, rest
+    assert "Traceback" not in rest
+    return " ".join(rest.split())
+
+
+def test_collect_picks_up_its_session_after_a_restart(mosquitto, env, tmp_path, msgs, mqtt_client):
+    db = tmp_path / "results.sqlite"
+    common = ["--broker", mosquitto, "--db", db, "--client-id", "dnnhost-collect-test"]
+    finish(collect(env, *common, "--duration", "0.2s"))
+    missed = msgs.result()
+    mqtt_client.publish(mosquitto, [(msgs.topic_for(missed), schema.encode(missed))])  # while it is down
+    summary = finish(collect(env, *common, "--duration", "1s"))
+    assert "stored 1 messages (1 results, 0 duplicates, 0 rejected)" in summary
+
+
+def test_collect_asks_for_missing_numbers_and_says_so(mosquitto, env, tmp_path, msgs, mqtt_client):
+    asked = threading.Event()
+    agent = mqtt_client.connect(mosquitto)
+    agent.on_message = lambda client, userdata, msg: asked.set()
+    agent.subscribe(topics.topic("board-a", topics.CMD), qos=1)
+    try:
+        proc = collect(env, "--broker", mosquitto, "--db", tmp_path / "results.sqlite", "--duration", "5.5s")
+        numbered = []
+        for seq in (1, 3):
+            r = msgs.result(board="board-a")
+            r.stream = schema.Stream(id=STREAM, seq=seq)
+            numbered.append((msgs.topic_for(r), schema.encode(r)))
+        mqtt_client.publish(mosquitto, numbered)
+        summary = finish(proc)
+    finally:
+        agent.disconnect()
+        agent.loop_stop()
+    assert asked.is_set()  # after the default grace of 3 s
+    assert "stored 2 messages" in summary
+    assert "gaps 1 · replay requests 1 · replayed 0 (`dnnhost gaps` lists what is still missing)" in summary
+
+
+@pytest.mark.parametrize("client_id", ["", "has space", "x" * 129, "ünïcode"])
+def test_a_bad_client_id_is_one_line(env, tmp_path, client_id):
+    proc = subprocess.run([sys.executable, "-m", "dnnprof.host", "collect", "--client-id", client_id, "--db",
+                           tmp_path / "db.sqlite", "--broker", "127.0.0.1:1"], capture_output=True, text=True,
+                          env=env, timeout=30)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dnnhost: error: --client-id")
