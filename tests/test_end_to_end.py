@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,57 @@ def test_demo_runs_the_whole_loop(models: Path, tmp_path: Path) -> None:
     assert "shufflenet_v2_x0_5" in proc.stdout and "squeezenet1_1" in proc.stdout
     with Store(tmp_path / "demo.sqlite") as store:
         assert store.count() == 4
+
+
+def test_a_host_that_missed_the_sweep_gets_it_by_replay(mosquitto: str, models: Path, tmp_path: Path) -> None:
+    """The agent service measures while no collector listens (the broker acknowledges and drops what nobody
+    subscribed to); a collector started afterwards sees the stream's high mark in the retained birth, asks for
+    the missing numbers, and the agent publishes them again from its outbox."""
+    host, port = mosquitto.rsplit(":", 1)
+    config = tmp_path / "agent.toml"
+    config.write_text(f"""[broker]
+host = "{host}"
+port = {port}
+[agent]
+board_id = "late-host"
+state_dir = "{tmp_path / 'state'}"
+models_dir = "{models}"
+[sweep]
+batch_sizes = [1, 2]
+backend = "onnxruntime"
+[power]
+source = "none"
+[measurement]
+warmup_s = 0.01
+max_warmup_s = 0.05
+duration_s = 0.05
+max_duration_s = 0.1
+min_iterations = 2
+idle_s = 0
+""")
+    log = (tmp_path / "agent.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "dnnprof.agent", "serve", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    outbox = tmp_path / "state" / "outbox.sqlite"
+    try:
+        deadline = time.monotonic() + 90
+        while "sweep done" not in (tmp_path / "agent.log").read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "agent.log").read_text()
+            time.sleep(0.2)
+        db = sqlite3.connect(outbox)
+        measured = {json.loads(p)["id"] for (p,) in db.execute("SELECT payload FROM messages WHERE kind = 'result'")}
+        written = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        db.close()
+        assert len(measured) == 4
+
+        store_path = tmp_path / "store.sqlite"
+        with Collector(mosquitto, store_path, replay=True, gap_grace_s=0.3) as collector, Store(store_path) as store:
+            assert collector.wait_until(lambda: store.count() == 4 and not store.gaps(), 30), store.gaps()
+            assert {r.id for r in store.results("late-host")} == measured
+            assert store.count("run_events") == written - 4  # every run event too
+            assert collector.counts["replay_requests"] >= 1 and collector.counts["replayed"] == written
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    assert proc.returncode == 0
