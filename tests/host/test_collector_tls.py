@@ -4,6 +4,7 @@ example ACL of docs/examples/mosquitto/acl (each board writes only under its own
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -127,3 +128,51 @@ def test_cli_refuses_an_unsafe_password_file_and_the_embedded_broker(broker, pki
         assert "host-pw" not in message + run.output
         run = _cli(command, *common)
         assert "--tls-ca, --username: the embedded broker takes neither TLS nor a login" in _user_error(run)
+
+
+class Listener:
+    """A TLS login as ``user`` subscribed to ``filters``; ``topics`` lists (topic, message) the broker delivered."""
+
+    def __init__(self, broker: str, pki: Path, user: str, filters: list[str]) -> None:
+        host, port = broker.split(":")
+        self.topics: list[tuple[str, schema.Message]] = []
+        subscribed = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:12]}")
+        client.tls_set_context(context(pki))
+        client.username_pw_set(user, USERS[user])
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in filters])
+        client.on_subscribe = lambda *a: subscribed.set()
+        client.on_message = lambda c, u, msg: self.topics.append((msg.topic, schema.decode(msg.payload)))
+        client.connect(host, int(port), keepalive=30)
+        client.loop_start()
+        assert subscribed.wait(10)
+        self.client = client
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_acl_lets_a_board_read_only_its_own_commands_and_only_the_host_send_them(broker, pki, msgs):
+    """Mosquitto 2.0 grants any subscription and enforces read rights per delivered message: a board that
+    subscribes to everything still receives only its own command topic, and only commands the host sent."""
+    nosy = Listener(broker, pki, "board-a", ["dnnprof/v1/#", "dnnprof/v1/board-b/cmd"])
+    target = Listener(broker, pki, "board-b", ["dnnprof/v1/board-b/cmd"])
+    try:
+        def command(id: str) -> bytes:
+            return schema.encode(schema.Command(board="board-b", ts=time.time(), id=id, action="replay", stream=1,
+                                                first=1, last=2))
+
+        r = msgs.result(board="board-b")
+        publish(broker, pki, "board-a", [("dnnprof/v1/board-b/cmd", command("forged"), False)])  # dropped
+        publish(broker, pki, "dnnhost", [("dnnprof/v1/board-b/cmd", command("real"), False)])
+        publish(broker, pki, "board-b", [(msgs.topic_for(r), schema.encode(r), False)])
+        deadline = time.monotonic() + 10
+        while not target.topics and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # long enough for anything wrongly delivered to arrive too
+        assert [(t, m.id) for t, m in target.topics] == [("dnnprof/v1/board-b/cmd", "real")]  # not the forgery
+        assert nosy.topics == []  # neither board-b's command nor board-b's result
+    finally:
+        nosy.close()
+        target.close()
