@@ -180,7 +180,8 @@ class Collector:
         self._refusal: str | None = None  # why the broker refused the login, for start()
         self.client_id = client_id or f"dnnhost-{uuid.uuid4().hex[:10]}"
         self.persistent = persistent
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=not persistent)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=not persistent,
+                             manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda *a: self._subscribed.set()
@@ -195,17 +196,22 @@ class Collector:
     def _on_message(self, client, userdata, msg) -> None:
         # Telemetry is most of the traffic and never stored: handle it here, on paho's thread, rather than pay a
         # hand-over to the writer thread for every message (at fleet rates that hand-over costs more than the work).
+        # The PUBACK of a QoS 1 message waits until the writer has committed it (manual_ack): a collector killed in
+        # between leaves it unacknowledged, so the broker delivers it again to the persistent session.
         if msg.topic.endswith(_TELEMETRY_SUFFIX) and msg.payload:
-            self._telemetry(msg.topic, msg.payload)
+            self._telemetry(msg.topic, msg.payload, msg.mid, msg.qos)
         else:
-            self._queue.put((msg.topic, msg.payload))
+            self._queue.put((msg.topic, msg.payload, msg.mid, msg.qos))
 
-    def _telemetry(self, topic_name: str, payload: bytes) -> None:
+    def _telemetry(self, topic_name: str, payload: bytes, mid: int, qos: int) -> None:
         try:
             message = validate(topic_name, payload)
         except Exception:  # any refusal, even a validator bug: it must not kill paho's thread
-            self._queue.put((topic_name, payload))  # the writer rejects it again and keeps it for inspection
+            # The writer rejects it again and keeps it for inspection (and acknowledges it then).
+            self._queue.put((topic_name, payload, mid, qos))
             return
+        if qos:
+            self._client.ack(mid, qos)  # live-only, never stored: nothing to wait for
         self._note_mark(message)
         with self._changed:
             self.counts["received"] += 1
@@ -400,14 +406,16 @@ class Collector:
         i = bisect.bisect_right(pieces, (stream.id, stream.seq), key=lambda p: (p.stream, p.first)) - 1
         return i >= 0 and pieces[i].counted and pieces[i].stream == stream.id and pieces[i].last >= stream.seq
 
-    def _ingest(self, store: Store, items: list[tuple[str, bytes]]) -> None:
+    def _ingest(self, store: Store, items: list[tuple[str, bytes, int, int]]) -> None:
+        """Validate, store and count a batch of (topic, payload, mid, qos) in one transaction, then acknowledge
+        the QoS 1 ones to the broker: only what is committed is acknowledged."""
         stored, rejected = [], []
         # Counted per batch and published with the commit, so a wait_until() predicate on the counts never sees
         # messages counted as received that are not yet stored (or rejected) in the database.
         counts: Counter[str] = Counter()
         last_rejection = None
         checked, slots = [], [None] * len(items)  # valid messages in arrival order
-        for index, (topic_name, payload) in enumerate(items):
+        for index, (topic_name, payload, _, _) in enumerate(items):
             counts["received"] += 1
             if not payload:
                 continue  # an empty retained payload clears a topic; nothing to store
@@ -460,6 +468,9 @@ class Collector:
                     counts["rejected"] += 1
                     last_rejection = f"{topic_name}: {reason}"
                     rejected.append((topic_name, reason))
+        for _, _, mid, qos in items:
+            if qos:
+                self._client.ack(mid, qos)
         counts["replayed"] += len(filled)
         with self._changed:
             self.counts.update(+counts)

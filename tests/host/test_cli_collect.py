@@ -4,9 +4,12 @@ gaps and replay requests in its summary."""
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -86,3 +89,28 @@ def test_a_bad_client_id_is_one_line(env, tmp_path, client_id):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dnnhost: error: --client-id")
+
+
+def test_a_message_is_acknowledged_only_once_committed(mosquitto, env, tmp_path, msgs, mqtt_client):
+    """The store is locked by another process, so the collector receives a result but cannot commit it; killed
+    then (-9), it never acknowledged it, and the broker delivers it again to the restarted session."""
+    db = tmp_path / "results.sqlite"
+    common = ["--broker", mosquitto, "--db", db, "--client-id", "dnnhost-collect-ack"]
+    finish(collect(env, *common, "--duration", "0.2s"))  # creates the store and the session
+    lock = sqlite3.connect(db, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # the collector's writer now waits for it (up to its 30 s busy timeout)
+    proc = collect(env, *common)
+    try:
+        r = msgs.result()
+        mqtt_client.publish(mosquitto, [(msgs.topic_for(r), schema.encode(r))])
+        time.sleep(1.0)  # received and waiting on the lock, not acknowledged
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    summary = finish(collect(env, *common, "--duration", "1s"))
+    assert "stored 1 messages (1 results, 0 duplicates, 0 rejected)" in summary
