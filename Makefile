@@ -2,6 +2,7 @@
 #   make demo   set up and run the whole loop on this machine (embedded broker, agent, collector, report)
 #   make test   set up and run the tests (needs mosquitto; installed with apt-get when missing and run as root)
 #   make bench  the benchmarks recorded in docs/PERFORMANCE.md
+#   make faults the fault tests against a real Mosquitto, then their figures as a markdown table
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -38,6 +39,15 @@ bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/zoo.py
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/live.py
+	$(BIN)/python bench/outbox.py
+
+FAULT_REPORT ?= build/faults.jsonl
+
+.PHONY: faults
+faults: $(VENV)/.installed-dev mosquitto
+	@mkdir -p $(dir $(FAULT_REPORT)) && rm -f $(FAULT_REPORT)
+	DNNPROF_FAULT_REPORT=$(FAULT_REPORT) $(BIN)/python -m pytest -p no:cacheprovider -rxX tests/test_faults.py; \
+	status=$$?; $(BIN)/python tests/test_faults.py $(FAULT_REPORT); exit $$status
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -159,7 +159,10 @@ class Outbox:
             self._db.execute("BEGIN IMMEDIATE")
             changed = sum(self._db.execute("UPDATE messages SET acked_ts = ? WHERE seq = ? AND acked_ts IS NULL",
                                            (now, s)).rowcount for s in seqs)
-        self.prune()
+        try:
+            self.prune()
+        except sqlite3.Error as exc:  # recorded already; pruning can wait for the next acknowledgement
+            log.debug("pruning the outbox failed: %s", exc)
         return changed
 
     def prune(self, keep: int | None = None) -> int:
@@ -255,7 +258,7 @@ class Courier(threading.Thread):
         self._replaying = 0  # replayed messages handed to the link, not yet acknowledged
         self._cursor = 0  # the highest number handed to the link by this process
         self._done = threading.Event()
-        self.error: str | None = None  # why the courier stopped early (the outbox failed), for the service's log
+        self.error: str | None = None  # why the outbox cannot be used right now (None: it works)
         self.sent = 0  # messages handed to the link (replays included)
         self.delivered = 0
 
@@ -296,34 +299,47 @@ class Courier(threading.Thread):
             return not self._in_flight and not self._replaying and not self._replays and not self._acks
 
     def run(self) -> None:
-        try:
-            while not self._done.is_set():
-                with self._cond:
-                    if not self._acks and (len(self._in_flight) + self._replaying >= self.max_in_flight
-                                           or not self._wants_more()):
-                        self._cond.wait(0.5)
-                    acks, self._acks = self._acks, []
+        while not self._done.is_set():
+            with self._cond:
+                if not self._acks and (len(self._in_flight) + self._replaying >= self.max_in_flight
+                                       or not self._wants_more()):
+                    self._cond.wait(0.5)
+                acks, self._acks = self._acks, []
+            try:
                 self._deliver(acks)
                 self._hand_over()
-        except Exception as exc:  # the outbox failed (disk, file removed): said, and the service ends the sweep
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.error("the outbox stopped publishing: %s", self.error)
+            except Exception as exc:  # the disk is full or failing: keep trying, never end the thread over it
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.error:
+                    log.error("the outbox cannot be read or written (%s): acknowledgements are kept in memory and "
+                              "publishing waits; retrying every second", error)
+                self.error = error
+                self._done.wait(1.0)
+            else:
+                if self.error is not None:
+                    log.warning("the outbox works again: publishing resumes")
+                    self.error = None
 
     def _wants_more(self) -> bool:
         return bool(self._replays) or self.outbox.high() > self._cursor
 
     def _deliver(self, acks: list[schema.Message]) -> None:
+        """Record acknowledgements on disk, then free their in-flight slots; on a failure they are kept for the
+        next try (their slots stay taken, so no more than max_in_flight wait in memory meanwhile)."""
         if not acks:
             return
-        fresh = []
         with self._cond:
-            for m in acks:
-                if m.stream.seq in self._in_flight:
-                    self._in_flight.discard(m.stream.seq)
-                    fresh.append(m)
-                else:
-                    self._replaying = max(0, self._replaying - 1)
-        self.outbox.acked(m.stream.seq for m in fresh)
+            fresh = [m for m in acks if m.stream.seq in self._in_flight]
+        try:
+            self.outbox.acked(m.stream.seq for m in fresh)
+        except Exception:
+            with self._cond:
+                self._acks[:0] = acks
+            raise
+        with self._cond:
+            for m in fresh:
+                self._in_flight.discard(m.stream.seq)
+            self._replaying = max(0, self._replaying - (len(acks) - len(fresh)))
         self.delivered += len(fresh)
         if fresh and self.on_delivered is not None:
             self.on_delivered(fresh)

@@ -167,6 +167,7 @@ class Summary:
     stopped_early: bool = False  # asked to stop before the sweep finished
     outbox_sent: int = 0  # messages an earlier start left undelivered in the outbox, published again at this one
     unsent: int = 0  # messages still undelivered in the outbox at the end (published at the next start)
+    from_memory: int = 0  # results the full outbox could not keep, published from memory only
     aborted_runs: list[str] = field(default_factory=list)  # runs an earlier start left half-done, marked aborted
     commands: int = 0  # commands carried out (replays, measures)
     refused: int = 0  # commands refused
@@ -239,15 +240,16 @@ class _SweepSink:
     straight to the link. With the outbox full, a message goes to the broker from memory only — said in the log —
     and a result sent so raises OutboxFull to end the sweep: nothing more is measured that could not be kept."""
 
-    def __init__(self, link: MqttLink, outbox: Outbox, courier: Courier, points: _Points) -> None:
-        self.link, self.outbox, self.courier, self.points = link, outbox, courier, points
+    def __init__(self, link: MqttLink, outbox: Outbox, courier: Courier, points: _Points, summary: Summary) -> None:
+        self.link, self.outbox, self.courier, self.points, self.summary = link, outbox, courier, points, summary
         self.full: OutboxFull | None = None
 
     def send(self, message: schema.Message) -> None:
         if not isinstance(message, schema.DURABLE):
             self.link.send(message)
             return
-        if self.full is None:
+        first = self.full is None
+        if first:
             try:
                 written = self.outbox.put(message)
             except OutboxFull as exc:
@@ -256,13 +258,17 @@ class _SweepSink:
             else:
                 if isinstance(written, schema.Result):
                     self.points.written(written)
+                    self.summary.measured += 1  # here, not in the sweep's callback: a failure right after still counts
                 self.courier.wake()
                 return
         log.warning("outbox full: %s %s sent from memory only (lost if the broker does not acknowledge it before "
                     "the agent stops)", schema.KIND_OF[type(message)], getattr(message, "id", message.run_id))
         self.link.send(message)
         if isinstance(message, schema.Result):
-            raise self.full
+            self.summary.measured += 1
+            self.summary.from_memory += 1
+        if first or isinstance(message, schema.Result):
+            raise self.full  # the sweep ends here: whatever it measured next could not be kept either
 
     def close(self) -> list[schema.Message]:
         return []  # the link is closed by serve()
@@ -318,6 +324,9 @@ class _Desk(threading.Thread):
             command = commands.decode(board, payload)
             if command.action == "replay":
                 wanted = commands.check_replay(command)
+                if self.courier.error is not None:
+                    raise commands.Refused(f"the outbox cannot be read now ({self.courier.error}): ask again later",
+                                           command.id)
                 replay = self.courier.replay(*wanted)
                 log.info("command %s: replay %d-%d of stream %d: %d published again%s", command.id, wanted.first,
                          wanted.last, wanted.stream, replay.replayed,
@@ -559,7 +568,7 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         link = _connect(config, summary.session, lambda m: courier.acknowledged(m), desk.receive)
         courier = Courier(box, link, on_delivered=points.delivered)
         desk.attach(link, courier)
-        sink = _SweepSink(link, box, courier, points)
+        sink = _SweepSink(link, box, courier, points, summary)
 
         def birth() -> list[schema.Message]:
             facts = board.info(config.board_id, backends={engine.name: engine.version},
@@ -637,8 +646,7 @@ def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callabl
     total = sweep.points
     before = summary.measured + summary.skipped  # a run of one after the sweep counts from its own start
 
-    def measured(r: schema.Result) -> None:
-        summary.measured += 1
+    def measured(r: schema.Result) -> None:  # summary.measured is counted by the sink, as the result is sent
         done = summary.measured + summary.skipped - before
         energy = r.energy_per_inference_j
         per_image = f", {energy.gross * 1e3:.3g} mJ/img{'~' if r.provenance.estimated else ''}" if energy else ""
