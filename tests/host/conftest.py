@@ -1,8 +1,12 @@
-"""Helpers shared by the host tests: valid messages built from the real schema, and a real MQTT publisher."""
+"""Helpers shared by the host tests: valid messages built from the real schema, a real MQTT publisher, and the
+``dnnhost`` command run as a user runs it."""
 
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -122,3 +126,32 @@ class Mqtt:
 @pytest.fixture
 def mqtt_client() -> type[Mqtt]:
     return Mqtt
+
+
+@pytest.fixture
+def run(tmp_path):
+    """``run(*args)``: dnnhost with ``args``, its user data dir in tmp_path so no real store is ever touched."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+           "COLUMNS": "200"}
+
+    def run(*args, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dnnprof.host", *map(str, args)], capture_output=True,
+                              text=True, env=env, timeout=timeout)
+
+    run.env = env
+    return run
+
+
+def _one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0, proc
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dnnhost: error:"), proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def one_error_line():
+    """``one_error_line(proc)``: asserts a failed run said exactly one ``dnnhost: error:`` line; returns it."""
+    return _one_error_line

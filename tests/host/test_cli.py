@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,17 +21,6 @@ from dnnprof.shared import catalog, schema
 from dnnprof.shared.errors import UserError
 
 
-@pytest.fixture
-def run(tmp_path):
-    """``run(*args)``: dnnhost with ``args``, its user data dir in tmp_path so no real store is ever touched."""
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "XDG_CONFIG_HOME": str(tmp_path / "xdg-config")}
-
-    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "dnnprof.host", *map(str, args)], capture_output=True,
-                              text=True, env=env, timeout=timeout)
-
-    run.env = env
-    return run
 
 
 @pytest.fixture
@@ -58,13 +46,6 @@ def write_jsonl(path, messages, *, raw: dict[int, bytes] | None = None):
     return path
 
 
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode != 0, proc
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("dnnhost: error:"), proc.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -139,7 +120,7 @@ def test_import_value_the_store_cannot_hold_is_a_rejected_line(run, db, tmp_path
         assert store.count("rejected") == 1
 
 
-def test_import_missing_file(run, db, tmp_path):
+def test_import_missing_file(run, db, tmp_path, one_error_line):
     line = one_error_line(run("import", tmp_path / "nope.jsonl", "--db", db))
     assert "nope.jsonl" in line
 
@@ -196,7 +177,7 @@ def test_report_on_an_empty_store(run, db):
     ["collect", "--broker", "127.0.0.1:99999"],
 ], ids=["budget-no-unit", "budget-power", "budget-negative", "bad-board", "per", "energy", "latency-stat",
         "latency-unit", "power-unit", "min-fps", "export-format", "out-format", "duration-no-unit", "bad-port"])
-def test_bad_arguments_are_one_line_errors(run, db, args):
+def test_bad_arguments_are_one_line_errors(run, db, args, one_error_line):
     line = one_error_line(run(*args, "--db", db))
     assert repr(args[-1]) in line or args[-1] in line  # it names what was wrong
 
@@ -259,7 +240,7 @@ def test_report_plots_and_html(run, db, tmp_path, measured, msgs):
     assert "http://" not in text and "https://" not in text
 
 
-def test_report_unwritable_outputs_are_one_line_errors(run, db, tmp_path, measured):
+def test_report_unwritable_outputs_are_one_line_errors(run, db, tmp_path, measured, one_error_line):
     run("import", write_jsonl(tmp_path / "run.jsonl", measured), "--db", db)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -269,12 +250,12 @@ def test_report_unwritable_outputs_are_one_line_errors(run, db, tmp_path, measur
         assert "cannot write" in line and str(blocker) in line
 
 
-def test_report_without_store_says_how_to_make_one(run):
+def test_report_without_store_says_how_to_make_one(run, one_error_line):
     line = one_error_line(run("report"))  # default store under the (empty) XDG_DATA_HOME
     assert "dnnhost import" in line
 
 
-def test_collect_unreachable_broker_fails_fast(run, db):
+def test_collect_unreachable_broker_fails_fast(run, db, one_error_line):
     port = free_port()
     started = time.monotonic()
     line = one_error_line(run("collect", "--broker", f"127.0.0.1:{port}", "--db", db))
@@ -282,7 +263,7 @@ def test_collect_unreachable_broker_fails_fast(run, db):
     assert f"127.0.0.1:{port}" in line
 
 
-def test_collect_port_in_use(run, db):
+def test_collect_port_in_use(run, db, one_error_line):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -336,7 +317,7 @@ def test_a_user_catalog_changes_the_ceiling(run, db, tmp_path, measured):
     assert again["boards"][0]["ceiling"]["best"]["network"] == "resnet18"
 
 
-def test_catalog_command(run, tmp_path):
+def test_catalog_command(run, tmp_path, one_error_line):
     proc = run("catalog", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)

@@ -4,9 +4,6 @@ that answers (or does not), run as a user runs them: ``python -m dnnprof.host`` 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -19,25 +16,8 @@ from dnnprof.shared import schema, topics
 STREAM = 1_712_345_678_901
 
 
-@pytest.fixture
-def run(tmp_path):
-    """``run(*args)``: dnnhost with ``args``, its user data dir in tmp_path so no real store is ever touched."""
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "COLUMNS": "200"}
-
-    def run(*args, timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "dnnprof.host", *map(str, args)], capture_output=True,
-                              text=True, env=env, timeout=timeout)
-
-    return run
 
 
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode != 0, proc
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("dnnhost: error:"), proc.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("command", ["gaps", "measure"])
@@ -101,7 +81,7 @@ def test_gaps_of_one_board_and_no_gaps_said_plainly(run, db):
     assert "no gaps" in proc.stdout
 
 
-def test_gaps_on_a_store_without_numbers_and_without_a_store(run, tmp_path):
+def test_gaps_on_a_store_without_numbers_and_without_a_store(run, tmp_path, one_error_line):
     empty = tmp_path / "empty.sqlite"
     Store(empty).close()
     proc = run("gaps", "--db", empty)
@@ -187,7 +167,7 @@ def test_measure_refused(run, mosquitto, peer):
     assert "Traceback" not in proc.stderr
 
 
-def test_measure_without_an_answer(run, mosquitto):
+def test_measure_without_an_answer(run, mosquitto, one_error_line):
     started = time.monotonic()
     proc = run("measure", "board-a", "resnet50.onnx", "--batch", "1", "--broker", mosquitto, "--timeout", "0.5s")
     assert proc.returncode == 69
@@ -196,7 +176,7 @@ def test_measure_without_an_answer(run, mosquitto):
     assert time.monotonic() - started < 10
 
 
-def test_measure_mistakes_are_one_line(run, tmp_path):
+def test_measure_mistakes_are_one_line(run, tmp_path, one_error_line):
     port = free_port()  # nothing listens here
     assert "invalid board id" in one_error_line(run("measure", "Board_A", "m.onnx", "--batch", "1"))
     assert "--batch 0" in one_error_line(run("measure", "board-a", "m.onnx", "--batch", "0"))
