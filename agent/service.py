@@ -684,9 +684,7 @@ def _measure_on_request(desk: _Desk, sink: _SweepSink, points: _Points, summary:
             point = desk.measures.get(timeout=0.25)
         except queue.Empty:
             continue
-        if sink.full is not None:
-            log.error("measure %s b=%d not done: %s", point.model.name, point.batch, sink.full)
-            continue
+        sink.full = None  # a full outbox ended the sweep; the disk may have room again by now: try
         one = Sweep(board=config.board_id, run_id=new_run_id(), models=[point.model], batches=[point.batch],
                     backend=engine, power=power, settings=config.settings, precisions=[point.precision],
                     seed=config.seed, root=root, skip=functools.partial(points.skip, redo=True))
