@@ -357,6 +357,41 @@ def serve(
         service.serve(settings, stop=stop)
 
 
+@app.command()
+def outbox(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The agent's TOML config.")]
+    = Path("/etc/dnnprof/agent.toml"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What the service's outbox holds: results and run events not yet acknowledged by the broker (published at
+    the next start, or as soon as the broker is back), delivered ones kept for replay, and sweeps a kill left
+    unfinished (marked aborted at the next start). Reads only: safe while the service runs.
+
+    Example: [bold]sudo -u dnnprof dnnagent outbox --config /etc/dnnprof/agent.toml[/bold]
+    """
+    from dnnprof.agent import config as agent_config
+    from dnnprof.agent import outbox as outbox_mod
+
+    settings = agent_config.load(config)
+    found = outbox_mod.describe(settings.outbox_path)
+    if as_json:
+        out.print_json(data=found or {"path": str(settings.outbox_path), "undelivered": 0, "delivered_kept": 0,
+                                      "high": 0, "stream": None, "oldest_undelivered_age_s": None,
+                                      "unfinished_runs": []})
+        return
+    if found is None:
+        out.print(f"no outbox yet at {settings.outbox_path}: the service has written nothing", soft_wrap=True)
+        return
+    age = found["oldest_undelivered_age_s"]
+    out.print(f"{found['path']}: stream {found['stream']}, {found['high']} messages written; "
+              f"{found['undelivered']} not yet acknowledged by the broker"
+              + (f" (the oldest {age:g} s old)" if age is not None else "")
+              + f", {found['delivered_kept']} delivered ones kept for replay", soft_wrap=True)
+    for run_id in found["unfinished_runs"]:
+        out.print(f"run {run_id} never ended (killed, crashed or powered off): marked aborted at the next start",
+                  soft_wrap=True)
+
+
 @app.command("install-service")
 def install_service(
     config: Annotated[Path, typer.Option("--config", help="Config file the service reads (the example is "

@@ -51,6 +51,10 @@ CREATE INDEX IF NOT EXISTS messages_pending ON messages (seq) WHERE acked_ts IS 
 CREATE INDEX IF NOT EXISTS messages_runs ON messages (run_id, seq) WHERE kind = 'run';
 """
 
+# The last event of every run whose sweep never ended (no finished, failed or aborted event after it).
+_UNFINISHED = ("SELECT payload FROM messages m WHERE kind = 'run' AND seq = (SELECT max(seq) FROM messages WHERE "
+               "kind = 'run' AND run_id = m.run_id) AND event IN ('started', 'progress') ORDER BY seq")
+
 
 class OutboxFull(UserError):
     """The outbox cannot take another message: its size limit or the disk is full, or the disk refuses to write
@@ -76,6 +80,30 @@ def check(path: str | Path) -> None:
         raise _damaged(path, exc) from None
     if version is not None and version > _FORMAT:
         raise _newer(path, version)
+
+
+def describe(path: str | Path) -> dict | None:
+    """What the outbox at ``path`` holds, read without changing it (the service may be running): stream id, highest
+    number, undelivered and delivered counts, the oldest undelivered message's age (s), runs left unfinished.
+    None when there is no outbox yet; UserError for a damaged or newer one (as ``check``)."""
+    path = Path(path)
+    check(path)
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        pending, delivered, oldest = db.execute(
+            "SELECT count(*) FILTER (WHERE acked_ts IS NULL), count(*) FILTER (WHERE acked_ts IS NOT NULL), "
+            "min(written_ts) FILTER (WHERE acked_ts IS NULL) FROM messages").fetchone()
+        unfinished = [schema.decode(p).run_id for (p,) in db.execute(_UNFINISHED)]
+    except sqlite3.Error as exc:
+        raise _damaged(path, exc) from None
+    finally:
+        db.close()
+    return {"path": str(path), "stream": meta.get("stream"), "high": meta.get("next", 1) - 1, "undelivered": pending,
+            "delivered_kept": delivered, "oldest_undelivered_age_s": round(time.time() - oldest, 1) if oldest else None,
+            "unfinished_runs": unfinished}
 
 
 class Outbox:
@@ -221,9 +249,7 @@ class Outbox:
         """The last event of every run whose sweep never ended (no finished/failed/aborted): killed, crashed or
         powered off mid-sweep."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT payload FROM messages m WHERE kind = 'run' AND seq = (SELECT max(seq) FROM messages WHERE "
-                "kind = 'run' AND run_id = m.run_id) AND event IN ('started', 'progress') ORDER BY seq").fetchall()
+            rows = self._db.execute(_UNFINISHED).fetchall()
         return [schema.decode(row[0]) for row in rows]
 
 
