@@ -176,3 +176,30 @@ def test_acl_lets_a_board_read_only_its_own_commands_and_only_the_host_send_them
     finally:
         nosy.close()
         target.close()
+
+
+EXAMPLE_CONF = ACL.parent / "dnnprof.conf"
+# What the tls_mosquitto fixture sets itself (its own port, certificates and password file) or must come first.
+_FIXTURE_KEYS = ("per_listener_settings", "listener", "cafile", "certfile", "keyfile", "password_file", "acl_file",
+                 "allow_anonymous")
+
+
+def test_the_example_broker_config_runs_and_queues_for_a_persistent_collector(tls_mosquitto, pki, tmp_path, msgs):
+    """docs/examples/mosquitto/dnnprof.conf, with this test's certificates, passwords and port: Mosquitto accepts
+    every other line of it, and a collector's persistent session gets what was published while it was down."""
+    lines = [line for line in EXAMPLE_CONF.read_text().splitlines()
+             if line.strip() and not line.startswith("#") and line.split()[0] not in _FIXTURE_KEYS]
+    assert {line.split()[0] for line in lines} >= {"max_queued_messages", "persistence", "autosave_interval",
+                                                   "persistent_client_expiration"}
+    extra = "\n".join([*lines, f"acl_file {ACL}", f"persistence_location {tmp_path}/", ""])
+    broker = f"127.0.0.1:{tls_mosquitto(USERS, extra)}"
+    db = tmp_path / "db.sqlite"
+    login = {"tls": context(pki), "username": "dnnhost", "password": "host-pw"}
+    with Collector(broker, db, client_id="dnnhost-collect-example", persistent=True, **login):
+        pass  # the session now exists on the broker
+    r = msgs.result(board="board-a")
+    publish(broker, pki, "board-a", [(msgs.topic_for(r), schema.encode(r), False)])  # while the collector is down
+    with Collector(broker, db, client_id="dnnhost-collect-example", persistent=True, **login) as collector:
+        assert collector.wait_until(lambda: collector.counts["stored"] == 1, 10)
+    with Store(db) as store:
+        assert store.results() == [r]
