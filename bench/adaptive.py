@@ -22,10 +22,10 @@ from pathlib import Path
 
 from _common import LoadMeter, emit, machine, make_models, note_load, parse_points, say
 
-from dnnprof.agent import profiler
 from dnnprof.agent.backends.onnxruntime import OnnxRuntimeBackend
+from dnnprof.agent.measure import profiler
+from dnnprof.agent.measure.sampler import Sampler
 from dnnprof.agent.power.estimate import EstimateSource
-from dnnprof.agent.power.sampler import Sampler
 
 DEFAULT_POINTS = "shufflenet_v2_x0_5:1,shufflenet_v2_x0_5:8,resnet18:1,resnet18:8"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from _common import emit, machine, say
 
-from dnnprof.agent.link import MqttLink
-from dnnprof.agent.outbox import Courier, Outbox
+from dnnprof.agent.publish.link import MqttLink
+from dnnprof.agent.service.outbox import Courier, Outbox
 from dnnprof.host.broker import free_port
 from dnnprof.shared import schema
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from _common import LoadMeter, copy_rapl_tree, emit, machine, make_models, note_load, say, spread
 
-from dnnprof.agent import profiler
 from dnnprof.agent.backends.onnxruntime import OnnxRuntimeBackend
+from dnnprof.agent.measure import profiler
+from dnnprof.agent.measure.sampler import Sampler
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
-from dnnprof.agent.power.sampler import Sampler
 
 TARGET = 0.995
 

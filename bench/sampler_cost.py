@@ -19,9 +19,9 @@ from pathlib import Path
 
 from _common import LoadMeter, copy_rapl_tree, emit, machine, note_load, say
 
+from dnnprof.agent.measure.sampler import Sampler, clock
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
-from dnnprof.agent.power.sampler import Sampler, clock
 
 TARGET = 0.01  # of one core, at 100 Hz
 

@@ -13,7 +13,7 @@ from .base import Backend, DeviceTimes, Runner
 BACKENDS = ("onnxruntime", "tensorrt")
 
 __all__ = ["Backend", "DeviceTimes", "Runner", "BACKENDS", "get_backend", "resolve", "why_not_tensorrt",
-           "auto_note"]
+           "auto_note", "foreign_options", "OPTION_BACKEND", "CLI_OPTION"]
 
 
 def _import_error(module: str) -> str | None:
@@ -52,6 +52,21 @@ def resolve(name: str) -> str:
     raise UserError(f"unknown backend {name!r}: available backends are auto, {', '.join(BACKENDS)}")
 
 
+# The backend each option of ``get_backend`` belongs to: the one rule both `run` (``--threads``) and the service's
+# config (``[sweep] threads``) check, each in its own words.
+OPTION_BACKEND = {"threads": "onnxruntime", "engine_cache": "tensorrt", "dla_core": "tensorrt",
+                  "calibration": "tensorrt", "rebuild": "tensorrt", "workspace_bytes": "tensorrt"}
+CLI_OPTION = {"threads": "--threads", "engine_cache": "--engine-cache", "dla_core": "--dla-core",
+              "calibration": "--calibration", "rebuild": "--rebuild-engines", "workspace_bytes": "--workspace"}
+
+
+def foreign_options(backend: str, **given: object) -> list[str]:
+    """The options of ``given`` (``get_backend``'s keyword names; None or False = not given) that ``backend`` does
+    not take, in ``OPTION_BACKEND`` order (``dla_core=0`` is given: only None and False are not)."""
+    return [option for option, owner in OPTION_BACKEND.items()
+            if owner != backend and given.get(option) is not None and given.get(option) is not False]
+
+
 def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache: Path | None = None,
                 dla_core: int | None = None, calibration: Path | None = None, rebuild: bool = False,
                 workspace_bytes: int | None = None, on_status: Callable[[str], None] | None = None,
@@ -64,20 +79,18 @@ def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache:
     engine-cache key). An option that means nothing to the chosen backend is a UserError, not silently dropped.
     """
     chosen = resolve(name)
-    auto = " (auto chose it: tensorrt or pycuda does not import here)" if name.strip().lower() == "auto" else ""
+    foreign = foreign_options(chosen, threads=threads, engine_cache=engine_cache, dla_core=dla_core,
+                              calibration=calibration, rebuild=rebuild, workspace_bytes=workspace_bytes)
     if chosen == "onnxruntime":
-        given = [option for option, value in (("--engine-cache", engine_cache is not None),
-                                              ("--dla-core", dla_core is not None),
-                                              ("--calibration", calibration is not None),
-                                              ("--rebuild-engines", rebuild),
-                                              ("--workspace", workspace_bytes is not None)) if value]
-        if given:
-            verb = "applies" if len(given) == 1 else "apply"
-            raise UserError(f"{', '.join(given)} only {verb} to the tensorrt backend, not onnxruntime{auto}")
+        if foreign:
+            auto = " (auto chose it: tensorrt or pycuda does not import here)" if name.strip().lower() == "auto" else ""
+            verb = "applies" if len(foreign) == 1 else "apply"
+            raise UserError(f"{', '.join(CLI_OPTION[o] for o in foreign)} only {verb} to the tensorrt backend, not "
+                            f"onnxruntime{auto}")
         from .onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(threads=threads)
-    if threads is not None:
+    if foreign:
         raise UserError("--threads only applies to the onnxruntime backend: TensorRT runs on the GPU")
     from .tensorrt import TensorRTBackend
 

@@ -36,6 +36,7 @@ from .base import PowerSource, SourceUnavailable, check_interval_ms
 from .estimate import EstimateSource
 from .ina3221 import Ina3221Source
 from .jtop import JtopSource
+from .none import NO_POWER, NoPower
 from .rapl import RaplSource
 from .tegrastats import TegrastatsSource
 
@@ -47,7 +48,8 @@ AUTO_ORDER = ("ina3221", "jtop", "tegrastats", "rapl")  # real sensors, best fir
 MEASURING_SPECS = "auto, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT]"
 SPECS = "auto, none, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT]"
 
-__all__ = ["PowerSource", "SourceUnavailable", "Selection", "open_source", "open_live", "parse_spec", "is_replay",
+__all__ = ["PowerSource", "SourceUnavailable", "NoPower", "NO_POWER", "Selection", "open_source", "open_live",
+           "parse_spec", "is_replay",
            "SOURCES", "AUTO_ORDER", "SPECS", "MEASURING_SPECS"]
 
 
@@ -56,12 +58,17 @@ class Selection:
     """The source opened (None: no energy) and what to tell the user about it, each entry one sentence prefixed
     with the source it concerns."""
 
-    source: PowerSource | None
+    source: PowerSource | None  # None: no energy (``power`` gives NoPower in its place)
     # Worth a warning: why other sources were not used, what the chosen one could not read (an unreadable or
     # disabled rail), that no energy or only an estimate will be reported.
     notes: list[str] = field(default_factory=list)
     # Normal for the hardware, worth a plain line at most: the channels the board labels NC.
     info: list[str] = field(default_factory=list)
+
+    @property
+    def power(self) -> PowerSource:
+        """The source, or ``NO_POWER`` — the object that says "no energy" — when there is none."""
+        return self.source if self.source is not None else NO_POWER
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

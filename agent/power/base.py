@@ -46,6 +46,7 @@ class SourceUnavailable(Exception):
 
 class PowerSource(ABC):
     name: ClassVar[str]  # spec name: "rapl", "estimate"
+    measures: ClassVar[bool] = True  # False only for power.none.NoPower: no energy
     boundary: str  # what the total covers: "cpu_package", "estimate", "input_rail", "sum_of_rails"
     estimated: ClassVar[bool]  # True when values come from a model, not a sensor
     quantity: ClassVar[Literal["energy_j", "power_w"]]

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnnprof.agent.conditions import read_text
+from dnnprof.agent.board.sysfs import read_text
 
 from . import rails as railnames
 from .base import HeldFile, PowerSource, SourceUnavailable

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dnnprof.agent import config, install, service
+from dnnprof.agent.service import config, install
+from dnnprof.agent.service import serve as service
 
 UNIT = Path(__file__).parents[2] / "systemd" / "dnnprof-agent.service"
 

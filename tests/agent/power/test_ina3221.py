@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from dnnprof.agent import energy
+from dnnprof.agent.measure import energy
+from dnnprof.agent.measure.sampler import Sampler
 from dnnprof.agent.power.base import SourceUnavailable
 from dnnprof.agent.power.ina3221 import Ina3221Source
-from dnnprof.agent.power.sampler import Sampler
 
 JETSON = Path(__file__).parents[2] / "data" / "jetson"
 DEVICES = "sys/bus/i2c/devices"

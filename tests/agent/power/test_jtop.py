@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from dnnprof.agent.measure.sampler import Sampler
 from dnnprof.agent.power import open_source
 from dnnprof.agent.power.base import SourceUnavailable
 from dnnprof.agent.power.jtop import JtopSource
-from dnnprof.agent.power.sampler import Sampler
 from dnnprof.shared.errors import UserError
 
 DATA = Path(__file__).parents[2] / "data" / "jtop"

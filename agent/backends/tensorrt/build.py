@@ -1,0 +1,453 @@
+"""``TensorRTBackend``: ONNX → engine (built, or loaded from the engine cache) → a runner per (model, batch,
+precision, device).
+
+Written against the documented Python API of TensorRT 8.5/8.6 (JetPack 5, 6.0) and 10.x (JetPack 6.1+), name-based
+tensor API only (see docs/TENSORRT.md and ../shared/reference/jetson.md §4-5):
+
+- build: ``create_network`` (``EXPLICIT_BATCH`` on 8.x only: the 8.x ONNX parser needs it, 10.x ignores it),
+  ``OnnxParser.parse_from_file``, ``set_memory_pool_limit(WORKSPACE)``, a fixed-batch optimisation profile
+  (min = opt = max) for the symbolic batch dimension, ``BuilderFlag.FP16`` / ``INT8`` (+ an entropy calibrator),
+  DLA with GPU fallback, a timing cache, ``build_serialized_network``;
+- run: ``num_io_tensors``, ``get_tensor_name/mode/dtype``, ``set_input_shape``, ``set_tensor_address``,
+  ``execute_async_v3`` on a non-default stream.
+
+What is verified where (docs/TENSORRT.md): every TensorRT call was checked against NVIDIA's binding sources for
+8.5, 8.6 and 10.x and runs here against a fake of each version (tests/fakes/), but no real TensorRT has run this
+code; the pycuda side runs on a real GPU in tests/agent/backends/test_tensorrt_gpu.py.
+
+pycuda provides pinned host buffers, device buffers, the stream and the events. Every CUDA call runs with the device's
+*primary* context (the one the CUDA runtime, and so TensorRT, uses) pushed on the calling thread and popped in a
+``finally``: a runner is prepared on one thread and may run on another, and pycuda's context stack is per thread.
+"""
+
+
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared.errors import UserError
+
+from ..base import Backend, Runner
+from ..engine_cache import EngineCache, EngineKey
+from .calibration import calibrator, find_images, image_batches, images_sha256, random_batches
+from .cuda import current, import_modules, primary_context
+from .runner import TensorRTRunner
+
+log = logging.getLogger(__name__)
+
+MIN_VERSION = (8, 5)  # the name-based tensor API (set_tensor_address, execute_async_v3) arrived in 8.5
+DEFAULT_WORKSPACE_BYTES = 1 << 30  # TensorRT's own default is all device memory: the whole RAM on a Jetson
+PROGRESS_EVERY_S = 0.5  # at most this often a build-progress status line per phase step
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+# -- TensorRT callbacks (their base classes exist only once tensorrt is imported) --------------------------------------
+
+_logger_slot: tuple[object, object] | None = None
+
+
+def _logger(trt):
+    """One logger per process: TensorRT keeps the first logger it is given as its global one."""
+    global _logger_slot
+    if _logger_slot is not None and _logger_slot[0] is trt:
+        return _logger_slot[1]
+
+    class ErrorCollectingLogger(trt.ILogger):
+        """Collects TensorRT's error messages (for the UserError of a failed build); warnings go to logging."""
+
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)  # pybind11 trampolines need the base __init__
+            self._lock = threading.Lock()
+            self._errors: list[str] = []
+
+        def log(self, severity, msg) -> None:
+            text = " ".join(str(msg).split())
+            if severity in (trt.ILogger.ERROR, trt.ILogger.INTERNAL_ERROR):
+                with self._lock:
+                    self._errors.append(text)
+                log.warning("TensorRT error: %s", text)
+            elif severity == trt.ILogger.WARNING:
+                log.warning("TensorRT: %s", text)
+
+        def take_errors(self) -> list[str]:
+            with self._lock:
+                errors, self._errors = self._errors, []
+            return errors
+
+    _logger_slot = (trt, ErrorCollectingLogger())
+    return _logger_slot[1]
+
+
+def _progress_monitor(trt, report: Callable[[str], None], what: str):
+    """A ``trt.IProgressMonitor`` (TensorRT ≥ 10) that reports build phases through ``report``."""
+
+    class BuildProgress(trt.IProgressMonitor):
+        # UNVERIFIED on hardware: phase names and step counts come from TensorRT at run time; the callbacks'
+        # signatures are those of TRT 10.3 pyCore.cpp (phase_start(phase_name, parent_phase, num_steps), ...).
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self._lock = threading.Lock()
+            self._phases: dict[str, list[int]] = {}  # name -> [steps done, steps]
+            self._last = 0.0
+            self.interrupted = False
+
+        def phase_start(self, phase_name, parent_phase, num_steps) -> None:
+            try:
+                with self._lock:
+                    self._phases[phase_name] = [0, int(num_steps)]
+                self._show(phase_name, force=parent_phase is None)
+            except KeyboardInterrupt:
+                self.interrupted = True  # phase_start cannot cancel: the next step_complete does
+
+        def step_complete(self, phase_name, step) -> bool:
+            try:
+                with self._lock:
+                    if phase_name in self._phases:
+                        self._phases[phase_name][0] = int(step) + 1
+                self._show(phase_name)
+                return not self.interrupted
+            except KeyboardInterrupt:
+                # An exception must not escape into TensorRT; returning False cancels the build cleanly.
+                self.interrupted = True
+                return False
+
+        def phase_finish(self, phase_name) -> None:
+            try:
+                with self._lock:
+                    self._phases.pop(phase_name, None)
+            except KeyboardInterrupt:
+                self.interrupted = True
+
+        def _show(self, phase: str, force: bool = False) -> None:
+            now = time.monotonic()
+            with self._lock:
+                if not force and now - self._last < PROGRESS_EVERY_S:
+                    return
+                self._last = now
+                done, total = self._phases.get(phase, (0, 0))
+            try:
+                report(f"building engine {what}: {phase} {done}/{total}…")
+            except Exception:  # a broken status display must never cancel a build that takes minutes
+                log.debug("build progress report failed", exc_info=True)
+
+    return BuildProgress()
+
+
+# -- backend -----------------------------------------------------------------------------------------------------------
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+    precisions = ("fp32", "fp16", "int8")
+
+    def __init__(self, *, engine_cache: str | Path | None = None, dla_core: int | None = None,
+                 calibration: str | Path | None = None, rebuild: bool = False, workspace_bytes: int | None = None,
+                 on_status: Callable[[str], None] | None = None, platform: str | None = None) -> None:
+        """``engine_cache``: directory of built engines (None: build every time, keep nothing); ``dla_core``: build
+        for that DLA core with GPU fallback; ``calibration``: image folder for int8 (None: random data, results
+        labelled timing only); ``rebuild``: ignore cached engines (rebuilt once each); ``workspace_bytes``: builder
+        workspace limit; ``on_status``: receives progress texts (those ending in "…" are superseded by the next);
+        ``platform``: the L4T / JetPack release, part of the cache key."""
+        self._trt, self._cuda = import_modules()
+        trt, cuda = self._trt, self._cuda
+        if _version_tuple(trt.__version__) < MIN_VERSION:
+            raise UserError(f"TensorRT {trt.__version__} is too old: dnnprof needs TensorRT 8.5 or newer "
+                            "(JetPack 5 or later) for its name-based tensor API")
+        self._major = _version_tuple(trt.__version__)[0]
+        if workspace_bytes is not None and workspace_bytes <= 0:
+            raise UserError(f"the builder workspace must be above 0 bytes, not {workspace_bytes}")
+        self.workspace_bytes = workspace_bytes or DEFAULT_WORKSPACE_BYTES
+        self.rebuild = rebuild
+        self.platform = platform
+        self._on_status = on_status
+        self._rebuilt: set[str] = set()  # with rebuild: keys already rebuilt by this backend, reused afterwards
+        self.cache = EngineCache(engine_cache) if engine_cache is not None else None
+        try:
+            cuda.init()
+            devices = cuda.Device.count()
+            device = cuda.Device(0) if devices else None
+            gpu = None if device is None else "{} (sm_{}{})".format(device.name(), *device.compute_capability())
+        except cuda.Error as exc:
+            raise UserError(f"CUDA is not usable here ({exc}): check the NVIDIA driver, and that this user is in "
+                            "the video and render groups") from None
+        if device is None:
+            raise UserError("no CUDA device found: the tensorrt backend needs an NVIDIA GPU")
+        self.gpu = gpu
+        self._ctx = primary_context(cuda)
+        self._logger = _logger(trt)
+        self.dla_core = dla_core
+        if dla_core is not None:
+            self._check_dla(dla_core)
+            self.precisions = ("fp16", "int8")  # DLA has no fp32
+        self.device = "gpu" if dla_core is None else f"dla{dla_core}"
+        self.images: list[Path] | None = None
+        self._images_sha256: str | None = None
+        self.calibration_folder = None if calibration is None else Path(calibration).expanduser()
+        if self.calibration_folder is not None:
+            self.images = find_images(self.calibration_folder)
+            try:
+                import PIL  # noqa: F401
+            except ImportError:
+                raise UserError("int8 calibration from images needs Pillow: pip install pillow "
+                                "(or pip install 'dnnprof[jetson]')") from None
+            self._images_sha256 = images_sha256(self.images)
+
+    @property
+    def version(self) -> str:
+        return self._trt.__version__
+
+    @property
+    def calibration_sha256(self) -> str | None:
+        """The hash of the int8 calibration image set (names and contents), as the engine cache keys it; None when
+        int8 is calibrated on random data."""
+        return self._images_sha256
+
+    def _status(self, text: str) -> None:
+        log.info("%s", text)
+        if self._on_status is not None:
+            self._on_status(text)
+
+    def _check_dla(self, core: int) -> None:
+        # UNVERIFIED on hardware: num_DLA_cores is 2 on Xavier / AGX Orin / Orin NX and 0 on Nano and Orin Nano
+        # (reference §4.2); the builder reports it, nothing here assumes a board.
+        with current(self._cuda, self._ctx):
+            cores = self._trt.Builder(self._logger).num_DLA_cores
+        if cores == 0:
+            raise UserError("this board has no DLA: leave out --dla-core (Jetson Nano and Orin Nano have none)")
+        if not 0 <= core < cores:
+            raise UserError(f"DLA core {core} does not exist: this board has {cores} DLA cores, "
+                            f"0 to {cores - 1}")
+
+    # -- prepare ---------------------------------------------------------------------------------------------------
+
+    def prepare(self, model: ModelFile, batch: int, precision: str, *, seed: int = 0) -> Runner:
+        if precision not in self.precisions:
+            if self.dla_core is not None and precision == "fp32":
+                raise UserError(f"the DLA runs fp16 and int8 only, not fp32: use --precision fp16 or int8 with "
+                                f"--dla-core {self.dla_core}, or leave out --dla-core to run fp32 on the GPU")
+            raise UserError(f"tensorrt runs {', '.join(self.precisions)}, not {precision!r}")
+        model.check_batch(batch)
+        calibration = source_sha = None
+        if precision == "int8":
+            calibration, source_sha = ("images", self._images_sha256) if self.images else ("random", None)
+        key = EngineKey(model_sha256=model.sha256, batch=batch, precision=precision, device=self.device,
+                        tensorrt=self.version, platform=self.platform, gpu=self.gpu,
+                        workspace_bytes=self.workspace_bytes, calibration=calibration, calibration_sha256=source_sha)
+        what = f"{model.name} b{batch} {precision}" + (f" on {self.device}" if self.dla_core is not None else "")
+        with current(self._cuda, self._ctx):
+            runtime, engine = self._engine(model, batch, precision, key, what)
+            runner = TensorRTRunner(self._trt, self._cuda, self._ctx, runtime, engine, batch, model.input_shape,
+                                    seed=seed, device=self.device, what=what)
+        if precision == "int8":
+            if self.images:
+                runner.calibration = f"images:{self.calibration_folder} ({len(self.images)} images)"
+            else:
+                runner.calibration = "random"
+                runner.timing_only = True  # scales from random data: the outputs mean nothing, the timing does
+        return runner
+
+    def _engine(self, model: ModelFile, batch: int, precision: str, key: EngineKey, what: str):
+        """(runtime, engine) for ``key``: from the cache when a good entry is there, else built (and cached)."""
+        reason = "no engine cache"
+        plan = None
+        if self.cache is not None:
+            if self.rebuild and key.digest not in self._rebuilt:
+                reason = "rebuild requested"
+            else:
+                found = self.cache.load(key)
+                plan = found.plan
+                reason = "cache miss" if found.reason == "miss" else f"cached entry unusable: {found.reason}"
+        runtime = self._runtime()
+        if plan is not None:
+            engine = self._deserialize(runtime, plan)
+            if engine is not None:
+                self._status(f"loaded engine {what} from cache")
+                return runtime, engine
+            self.cache.discard(key)
+            reason = "cached engine did not load in this TensorRT; rebuilding"
+        plan, build_s = self._build(model, batch, precision, what, reason)
+        saved = ""
+        if self.cache is not None:
+            try:
+                self.cache.store(key, plan, build_s=build_s, model=model.name)
+                self._rebuilt.add(key.digest)
+                saved = ", saved to the engine cache"
+            except OSError as exc:
+                saved = f"; NOT cached ({exc.strerror or exc}): the next run builds it again"
+        engine = self._deserialize(runtime, plan)
+        if engine is None:
+            errors = self._logger.take_errors()
+            raise UserError(f"TensorRT built an engine for {what} but cannot load it"
+                            f"{': ' + errors[-1] if errors else ''}")
+        self._status(f"built engine {what} in {build_s:.1f} s{saved}")
+        return runtime, engine
+
+    def _runtime(self):
+        runtime = self._trt.Runtime(self._logger)
+        if self.dla_core is not None:
+            runtime.DLA_core = self.dla_core  # before deserializing: the engine runs on the runtime's DLA core
+        return runtime
+
+    def _deserialize(self, runtime, plan: bytes):
+        # UNVERIFIED on hardware: deserialize_cuda_engine returns None (and logs) for a plan of another version or
+        # a damaged one, as documented; a plan from another board with the same key is not expected (key has GPU).
+        self._logger.take_errors()
+        try:
+            return runtime.deserialize_cuda_engine(plan)
+        except RuntimeError as exc:  # None is the documented failure; be safe with a raising version too
+            log.warning("TensorRT could not deserialize an engine: %s", exc)
+            return None
+
+    # -- build -----------------------------------------------------------------------------------------------------
+
+    def _build(self, model: ModelFile, batch: int, precision: str, what: str, reason: str) -> tuple[bytes, float]:
+        # UNVERIFIED on hardware: the whole build path (create_network flags, OnnxParser.parse_from_file,
+        # set_memory_pool_limit, the fixed profile, BuilderFlag, build_serialized_network returning an IHostMemory or
+        # None) follows TRT release/8.5, release/8.6 and v10.3.0 pyCore.cpp / pyOnnx.cpp; run only on the fakes.
+        trt = self._trt
+        self._status(f"building engine {what} ({reason})…")
+        self._logger.take_errors()
+        builder = trt.Builder(self._logger)
+        flags = 0
+        if self._major < 10:
+            # 8.x: networks are implicit-batch unless asked, and the ONNX parser refuses those.
+            # 10.x: always explicit batch; the flag is deprecated and ignored, so it is not passed.
+            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, self._logger)
+        if not parser.parse_from_file(str(model.path)):
+            errors = [" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors)]
+            errors = errors or self._logger.take_errors() or ["no details"]
+            raise UserError(f"TensorRT cannot parse {model.path}: {'; '.join(errors)}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
+        profile = self._profile(builder, network, model, batch)
+        if profile is not None:
+            config.add_optimization_profile(profile)
+        calibrator = None
+        if precision in ("fp16", "int8"):
+            self._require_fast(builder, precision)
+            config.set_flag(trt.BuilderFlag.FP16 if precision == "fp16" else trt.BuilderFlag.INT8)
+        if precision == "int8":
+            calibrator = self._makecalibrator(model, batch)
+            config.int8_calibrator = calibrator
+            if profile is not None:
+                # With a dynamic input, calibration runs at the calibration profile's shapes (our fixed batch).
+                config.set_calibration_profile(profile)
+        if self.dla_core is not None:
+            # UNVERIFIED on hardware: DLA build path (default device DLA, core N, GPU fallback for unsupported
+            # layers) as documented in TRT 8.5 and 10.3 pyCoreDoc.h; never run on a DLA here.
+            config.default_device_type = trt.DeviceType.DLA
+            config.DLA_core = self.dla_core
+            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        timing_path = self._attach_timing_cache(config)
+        monitor = None
+        if self._on_status is not None and hasattr(trt, "IProgressMonitor"):  # TensorRT >= 10.0
+            monitor = _progress_monitor(trt, self._status, what)
+            config.progress_monitor = monitor
+        start = time.monotonic()
+        try:
+            serialized = builder.build_serialized_network(network, config)
+        finally:
+            if calibrator is not None:
+                calibrator.free()
+        build_s = time.monotonic() - start
+        if monitor is not None and monitor.interrupted:
+            raise KeyboardInterrupt
+        if calibrator is not None and calibrator.error is not None:
+            raise calibrator.error
+        if serialized is None:
+            errors = self._logger.take_errors()
+            detail = "; ".join(errors[-3:]) if errors else "TensorRT gave no reason"
+            raise UserError(f"TensorRT could not build an engine for {what}: {detail}")
+        if timing_path is not None:
+            self._save_timing_cache(config, timing_path)
+        return memoryview(serialized).tobytes(), build_s
+
+    def _profile(self, builder, network, model: ModelFile, batch: int):
+        """A profile with min = opt = max = (batch, *input_shape) when the input's batch is dynamic, else None."""
+        if network.num_inputs != 1:
+            raise UserError(f"TensorRT sees {network.num_inputs} inputs in {model.path}; dnnprof profiles "
+                            "image classifiers with one input")
+        tensor = network.get_input(0)
+        dims = tuple(tensor.shape)
+        if all(d >= 0 for d in dims):
+            return None  # fixed shape (model.check_batch made sure it is this batch)
+        shape = (batch, *model.input_shape)
+        profile = builder.create_optimization_profile()
+        profile.set_shape(tensor.name, shape, shape, shape)
+        return profile
+
+    def _require_fast(self, builder, precision: str) -> None:
+        trt = self._trt
+        flag = precision.upper()
+        if not hasattr(trt.BuilderFlag, flag):  # TensorRT 11 dropped the flags: strongly typed networks only
+            raise UserError(f"TensorRT {self.version} has no {flag} builder flag (strongly typed networks only): "
+                            f"run fp32, or use TensorRT 8.5 to 10.x for {precision}")
+        if self.dla_core is not None:
+            return  # the DLA runs fp16 and int8 natively; the platform_has_fast_* flags describe the GPU
+        # platform_has_fast_fp16/int8: TensorRT 8.x and 10.x (deprecated in the C++ API since 10.5, gone in 11).
+        # UNVERIFIED on hardware: that it is False on Maxwell/Pascal-class GPUs and True on Jetson Xavier/Orin.
+        fast = getattr(builder, f"platform_has_fast_{precision}", None)
+        if fast is False:
+            raise UserError(f"this GPU ({self.gpu}) has no fast {precision}: TensorRT would run it no faster than "
+                            f"fp32; leave {precision} out of --precision")
+
+    def _makecalibrator(self, model: ModelFile, batch: int):
+        import numpy as np
+
+        shape = tuple(model.input_shape)
+        if self.images:
+            if len(shape) != 3 or shape[0] != 3:
+                raise UserError(f"{model.name}: calibrating from images needs a 3-channel (3, H, W) input, not "
+                                f"{shape}; leave out --calibration for timing-only int8")
+            batches, source, source_sha = image_batches(self.images, batch, shape), "images", self._images_sha256
+        else:
+            batches, source, source_sha = random_batches(batch, shape), "random", None
+        table = None
+        if self.cache is not None:
+            table = self.cache.calibration_path(model.sha256, source, source_sha, self.version)
+        nbytes = int(np.prod((batch, *shape))) * np.dtype(np.float32).itemsize
+        return calibrator(self._trt, self._cuda, self._ctx, batches, batch, nbytes, table, reuse=not self.rebuild)
+
+    def _attach_timing_cache(self, config) -> Path | None:
+        """Load the saved timing cache into ``config``; a mismatched or corrupt one is replaced by an empty one."""
+        if self.cache is None:
+            return None
+        path = self.cache.timing_cache_path(self.version, self.gpu, self.platform)
+        data = EngineCache.read_bytes(path)
+        # UNVERIFIED on hardware: that a foreign or damaged cache gives None from create_timing_cache or False from
+        # set_timing_cache (10.3 pyCoreDoc.h); an exception is treated the same way.
+        if data:
+            try:
+                cache = config.create_timing_cache(data)
+                if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+                    return path
+            except (RuntimeError, TypeError, ValueError) as exc:  # documented failures are None / False
+                log.debug("timing cache rejected: %s", exc)
+            self._logger.take_errors()
+            self._status(f"timing cache {path.name} does not fit this GPU and TensorRT (or is damaged): "
+                         "starting from an empty one")
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+        return path
+
+    def _save_timing_cache(self, config, path: Path) -> None:
+        cache = config.get_timing_cache()
+        if cache is None:
+            return
+        try:
+            EngineCache.write_bytes(path, memoryview(cache.serialize()).tobytes())
+        except OSError as exc:
+            self._status(f"could not save the timing cache {path}: {exc.strerror or exc}")
+

@@ -1,0 +1,118 @@
+"""The one place that wires a measurement session, for ``dnnagent run`` (CLI options) and ``dnnagent serve`` (an
+``AgentConfig``) alike: the backend with its options, the power source (wrapped so the sweep and telemetry share
+it, or ``NO_POWER``, which says "no energy"), the board info and birth message, the live telemetry feed, and
+the ``Sweep`` itself. Each front end only says how its inputs are spelled in errors (``--threads`` or
+``FILE: [sweep] threads``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dnnprof.agent.backends import Backend, foreign_options, get_backend, resolve
+from dnnprof.agent.board import facts, jetson
+from dnnprof.agent.measure import profiler
+from dnnprof.agent.measure.sweep import Sweep
+from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.agent.power import PowerSource, Selection
+from dnnprof.agent.publish import telemetry
+from dnnprof.agent.publish.link import Sink
+from dnnprof.shared import schema
+
+DEFAULT_ENGINE_CACHE = Path("~/.cache/dnnprof/engines")  # `run`'s; the service keeps its engines in its state dir
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend asked for and its options; an option the chosen backend does not take is an error
+    (``backends.foreign_options`` says which), never dropped."""
+
+    name: str = "auto"
+    threads: int | None = None  # onnxruntime
+    engine_cache: Path | None = None  # tensorrt, from here on
+    dla_core: int | None = None
+    calibration: Path | None = None
+    rebuild: bool = False
+    workspace_bytes: int | None = None
+
+    @property
+    def resolved(self) -> str:
+        """``onnxruntime`` or ``tensorrt``: what ``auto`` stands for here."""
+        return resolve(self.name)
+
+    def foreign(self) -> list[str]:
+        """The options given that the resolved backend does not take (``get_backend``'s keyword names)."""
+        return foreign_options(self.resolved, threads=self.threads, engine_cache=self.engine_cache,
+                               dla_core=self.dla_core, calibration=self.calibration, rebuild=self.rebuild,
+                               workspace_bytes=self.workspace_bytes)
+
+    def open(self, *, root: str | Path = "/", on_status: Callable[[str], None] | None = None) -> Backend:
+        """The backend; on TensorRT the L4T release under ``root`` is part of the engine-cache key."""
+        platform = jetson.l4t(root) if self.resolved == "tensorrt" else None  # None off a Jetson
+        return get_backend(self.name, threads=self.threads, engine_cache=self.engine_cache, dla_core=self.dla_core,
+                           calibration=self.calibration, rebuild=self.rebuild, workspace_bytes=self.workspace_bytes,
+                           on_status=on_status, platform=platform)
+
+
+def unsupported_precision(precisions: list[str], backend: Backend) -> str | None:
+    """The first of ``precisions`` the backend does not run, or None."""
+    return next((p for p in precisions if p not in backend.precisions), None)
+
+
+class Session:
+    """What one agent process measures with: ``board_id``, the open ``backend``, the power source and the
+    measurement settings. Board info, the birth message, sweeps and telemetry are made here, the same way for
+    ``run`` and ``serve``. ``close()`` closes the power source (a tegrastats child or a jtop client must not outlive
+    the session)."""
+
+    def __init__(self, board_id: str, backend: Backend, selection: Selection, settings: profiler.Settings, *,
+                 seed: int = 0, root: str = "/") -> None:
+        self.board_id, self.backend, self.selection, self.settings = board_id, backend, selection, settings
+        self.seed, self.root = seed, root
+        source = selection.power
+        # The sweep's sampler and the telemetry thread read the same sensor: one lock for both.
+        self.power: PowerSource = telemetry.SharedSource(source) if source.measures else source
+
+    def power_words(self) -> str:
+        """The power source in a log line: ``ina3221 (input_rail)``, ``estimate (ESTIMATED)``, ``none (no energy)``."""
+        p = self.power
+        if not p.measures:
+            return "none (no energy)"
+        return p.name + (" (ESTIMATED)" if p.estimated else "")
+
+    def board_info(self, session: int) -> schema.BoardInfo:
+        """The retained board facts: machine, backend, power source and its boundary."""
+        p = self.power
+        return facts.info(self.board_id, backends={self.backend.name: self.backend.version}, power_source=p.name,
+                          power_boundary=p.boundary, power_estimated=p.estimated, session=session, root=self.root)
+
+    def birth(self, session: int, stream: schema.Stream | None = None) -> list[schema.Message]:
+        """What announces the board: the ``online`` status, then its info."""
+        online = schema.Status(board=self.board_id, ts=time.time(), state="online", session=session, stream=stream)
+        return [online, self.board_info(session)]
+
+    def sweep(self, run_id: str, models: list[ModelFile], batches: list[int], precisions: list[str], *,
+              skip: Callable[[ModelFile, int, str], str | None] | None = None) -> Sweep:
+        return Sweep(board=self.board_id, run_id=run_id, models=models, batches=batches, backend=self.backend,
+                     power=self.power, settings=self.settings, precisions=precisions, seed=self.seed, root=self.root,
+                     skip=skip)
+
+    def telemetry(self, sink: Sink, *, rate_hz: float, samples_hz: float,
+                  mark: Callable[[], schema.Stream] | None = None) -> telemetry.TelemetryPublisher | None:
+        """The live feed to ``sink`` (not started); None when ``rate_hz`` is 0 (off)."""
+        if rate_hz <= 0:
+            return None
+        return telemetry.TelemetryPublisher(sink, self.board_id, self.power, rate_hz=rate_hz, samples_hz=samples_hz,
+                                            root=self.root, mark=mark)
+
+    def live(self, sink: Sink | None, *, rate_hz: float, samples_hz: float):
+        """``with session.live(link, ...)``: telemetry while the block runs (nothing without a sink or at rate 0)."""
+        feed = self.telemetry(sink, rate_hz=rate_hz, samples_hz=samples_hz) if sink is not None else None
+        return feed if feed is not None else contextlib.nullcontext()
+
+    def close(self) -> None:
+        self.power.close()

@@ -1,0 +1,125 @@
+"""`dnnagent power`: a power source read for a while from the command line, on recorded sysfs trees and
+tegrastats logs (what it reads is tests/agent/measure/test_probe.py)."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dnnprof.agent.cli import app
+from dnnprof.shared.errors import UserError
+
+DATA = Path(__file__).parents[2] / "data"
+ORIN_NANO = DATA / "jetson" / "orin-nano-jp6"
+AGX_ORIN = DATA / "jetson" / "agx-orin-jp6"
+LOGS = DATA / "tegrastats"
+KEYS = {"rails", "total_w", "total_kind", "energy_j", "samples", "rate_hz"}
+
+runner = CliRunner()
+
+
+def test_command_json_on_a_recorded_tree():
+    result = runner.invoke(app, ["power", "--source", f"ina3221:{ORIN_NANO}", "--duration", "0.3", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert KEYS <= set(data)
+    assert data["total_kind"] == "input_rail" and data["total_w"] == pytest.approx(4.83072)
+    assert 0.25 < data["duration_s"] < 2.0
+
+
+@pytest.mark.parametrize("duration", ["0.2", "0.2s", "200ms"])
+def test_command_durations(duration):
+    result = runner.invoke(app, ["power", "-s", f"ina3221:{ORIN_NANO}", "--duration", duration, "--json"])
+    assert result.exit_code == 0, result.output
+    assert 0.15 < json.loads(result.stdout)["duration_s"] < 2.0
+
+
+def test_command_replays_a_log():
+    result = runner.invoke(app, ["power", "--source", f"tegrastats:{LOGS / 'orin-nano-jp6.log'}", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["replay"] is True and data["duration_s"] == 3.0 and data["samples"] == 4
+    assert set(data["rails"]) == {"VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC"}
+
+
+def test_command_replay_interval_in_ms():
+    log = f"tegrastats:{LOGS / 'orin-nano-jp6-250ms.log'}"
+    for interval in ("250", "250ms", "0.25s"):
+        result = runner.invoke(app, ["power", "-s", log, "--interval", interval, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["duration_s"] == pytest.approx(2.25)
+
+
+def test_command_human_output():
+    result = runner.invoke(app, ["power", "--source", f"ina3221:{ORIN_NANO}", "--duration", "0.2"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "VDD_IN (input rail)" in text and "VDD_CPU_GPU_CV" in text
+    assert "(input rail VDD_IN)" in text and "energy" in text and "Hz achieved" in text
+    agx = runner.invoke(app, ["power", "--source", f"ina3221:{AGX_ORIN}", "--duration", "0.2"])
+    assert "(sum of rails)" in agx.stdout
+    assert "not connected (NC)" in agx.stderr  # what the source skipped, on stderr
+
+
+@pytest.mark.parametrize(("spec", "total"), [
+    (f"estimate:{DATA / 'procstat' / 'x86-4cpu'}", "W~ (estimate)"),
+    (f"rapl:{DATA / 'powercap' / 'two-packages'}", "W (CPU packages, summed)"),
+])
+def test_command_words_for_cpu_sources(spec, total):
+    result = runner.invoke(app, ["power", "--source", spec, "--duration", "0.15"])
+    assert result.exit_code == 0, result.output
+    assert total in result.stdout and "sum of rails" not in result.stdout
+    title = result.stdout.splitlines()[0]
+    assert "(estimate)" not in title and "cpu_package" not in title  # the title is the source, not its boundary
+
+
+def test_command_nc_channels_are_dim_and_problems_yellow(monkeypatch):
+    from rich.console import Console
+
+    from dnnprof.agent.cli import board as cli_board
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli_board, "err", Console(file=buffer, force_terminal=True, color_system="standard", width=300))
+    result = runner.invoke(app, ["power", "-s", f"tegrastats:{LOGS / 'agx-orin-jp5.log'}", "--interval", "100"])
+    assert result.exit_code == 0, result.output
+    lines = buffer.getvalue().splitlines()
+    nc = next(line for line in lines if "NC (not connected)" in line)
+    unused = next(line for line in lines if "--interval 100 ms not used" in line)
+    assert "\x1b[2m" in nc and "\x1b[33m" not in nc  # dim: normal hardware
+    assert "\x1b[33m" in unused  # yellow: the option did nothing
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--source", "bogus"], "unknown power source 'bogus'"),
+    (["--source", "jtop:/x"], "jtop takes no ROOT"),
+    (["--source", "none"], "measures nothing"),
+    (["--duration", "soon"], "--duration: cannot read 'soon' as time"),
+    (["--duration", "0"], "--duration '0' is not valid: give a positive time, e.g. 5, 5s or 500ms"),
+    (["--interval", "-1"], "--interval '-1' is not valid: give a positive time, e.g. 100, 100ms or 0.1s"),
+    (["--duration", "inf"], "--duration 'inf' is not valid"),
+    (["-s", f"tegrastats:{LOGS / 'nano-jp4.log'}", "--duration", "0.5"], "holds only the first of its 4 lines"),
+])
+def test_command_errors_are_one_line_user_errors(args, message):
+    result = runner.invoke(app, ["power", *args])
+    assert isinstance(result.exception, UserError), result.output
+    assert message in str(result.exception) and "\n" not in str(result.exception)
+    assert result.exception.exit_code == 2
+
+
+def test_command_error_exit_code_through_the_real_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "dnnprof.agent", "power", "--source", "bogus:x"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("dnnagent: error: unknown power source 'bogus:x'")
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+
+
+def test_command_help_teaches_the_specs():
+    result = runner.invoke(app, ["power", "--help"])
+    assert result.exit_code == 0
+    for example in ("ina3221:", "jtop", "tegrastats:", "rapl", "estimate", "--interval"):
+        assert example in result.stdout

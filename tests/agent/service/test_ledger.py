@@ -1,0 +1,107 @@
+"""The service's ledger: a real SQLite file in a temporary state directory — keys, persistence, and what happens
+to a file an older or newer agent wrote."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from dnnprof.agent.service import ledger
+from dnnprof.agent.service.ledger import Ledger, PointKey
+from dnnprof.shared import schema
+from dnnprof.shared.errors import UserError
+
+KEY = PointKey(model_sha256="a" * 64, batch=4, precision="int8", backend="tensorrt", backend_version="10.3.0",
+               device="dla0", threads=None, calibration="images:" + "b" * 64, power_source="ina3221",
+               power_boundary="input_rail", power_mode="15W", power_mode_id=0, clocks="jetson_clocks off",
+               governor="schedutil")
+
+# The table an agent of format 1 wrote (agent/ledger.py before the power source and the images' hash were keys).
+V1 = """CREATE TABLE points (
+    key TEXT PRIMARY KEY, model_sha256 TEXT NOT NULL, network TEXT NOT NULL, batch INTEGER NOT NULL,
+    precision TEXT NOT NULL, backend TEXT NOT NULL, backend_version TEXT NOT NULL, device TEXT NOT NULL,
+    calibration TEXT NOT NULL, power_mode TEXT NOT NULL, clocks TEXT NOT NULL, result_id TEXT NOT NULL,
+    run_id TEXT NOT NULL, measured_ts REAL NOT NULL, persisted TEXT NOT NULL, recorded_ts REAL NOT NULL)"""
+
+
+def result(network: str = "resnet18") -> schema.Result:
+    return schema.Result(
+        id=uuid.uuid4().hex, board="orin-01", ts=1_700_000_000.0, run_id="run-1", network=network,
+        model_sha256=KEY.model_sha256, input_shape=[3, 224, 224], backend=KEY.backend,
+        backend_version=KEY.backend_version, device=KEY.device, precision=KEY.precision, batch=KEY.batch,
+        warmup_s=0.5, warmup_iterations=3, window_s=2.0, iterations=20, images=80,
+        latency_ms=schema.Latency(mean=10, stdev=1, p50=10, p90=11, p95=12, p99=13, min=9, max=14),
+        throughput_ips=400.0, provenance=schema.Provenance(power_source="ina3221", boundary="input_rail",
+                                                           estimated=False))
+
+
+def test_record_get_and_acknowledge(tmp_path):
+    book = Ledger(tmp_path / "state" / "ledger.sqlite")  # the state directory is created
+    assert book.get(KEY) is None
+    first = result()
+    book.record(KEY, first, "outbox")
+    entry = book.get(KEY)
+    assert (entry.result_id, entry.run_id, entry.network, entry.persisted) == (first.id, "run-1", "resnet18", "outbox")
+    book.acknowledged(first.id)
+    assert book.get(KEY).persisted == "acknowledged"
+    # Every condition is part of the key: any one changed is another point.
+    for change in ({"power_source": "estimate", "power_boundary": "estimate"}, {"power_source": "none"},
+                   {"calibration": "images:" + "c" * 64}, {"device": "gpu"}, {"clocks": "jetson_clocks on"},
+                   {"governor": "performance"}, {"power_mode_id": 1}, {"threads": 4}):
+        assert book.get(replace(KEY, **change)) is None, change
+    newer = result()
+    book.record(KEY, newer, "acknowledged")  # measured again (redo): the newest result stands for the point
+    assert book.count() == 1 and book.get(KEY).result_id == newer.id
+    book.close()
+    # The file keeps it, with each key field in a column of its own for a reader with sqlite3.
+    again = Ledger(tmp_path / "state" / "ledger.sqlite")
+    assert again.get(KEY).result_id == newer.id
+    row = again._db.execute("SELECT device, calibration, power_source, power_boundary, clocks, governor FROM "
+                            "points").fetchone()
+    assert row == ("dla0", KEY.calibration, "ina3221", "input_rail", "jetson_clocks off", "schedutil")
+    again.close()
+
+
+def test_a_format_1_ledger_is_started_anew_with_a_log_line(tmp_path, caplog):
+    path = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(V1)
+        db.execute("INSERT INTO points VALUES ('{}', ?, 'resnet18', 4, 'int8', 'tensorrt', '10.3.0', 'default', "
+                   "'images:/var/lib/dnnprof/calibration', '15W', 'jetson_clocks off', 'r', 'run', 1.0, "
+                   "'acknowledged', 1.0)", (KEY.model_sha256,))
+        db.execute("PRAGMA user_version = 1")
+    ledger.check(path)  # `serve --check` accepts it: the start upgrades it
+    with caplog.at_level(logging.WARNING, logger="dnnprof.agent.service.ledger"):
+        book = Ledger(path)
+    assert book.count() == 0  # its keys cannot be compared with today's: those points are measured again
+    [message] = [r.getMessage() for r in caplog.records]
+    assert "format 1" in message and "its 1 points are forgotten and measured again" in message
+    book.record(KEY, result(), "acknowledged")
+    assert book.get(KEY) is not None and book._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    book.close()
+    caplog.clear()
+    Ledger(path).close()  # once upgraded, opened quietly
+    assert caplog.records == []
+
+
+def test_a_newer_or_broken_ledger_is_one_line(tmp_path):
+    newer = tmp_path / "newer.sqlite"
+    with sqlite3.connect(newer) as db:
+        db.execute("PRAGMA user_version = 99")
+    for opener in (Ledger, ledger.check):
+        with pytest.raises(UserError, match=r"was written by a newer dnnprof \(format 99\): upgrade the agent"):
+            opener(newer)
+    broken = tmp_path / "broken.sqlite"
+    broken.write_bytes(b"not a database, just bytes" * 100)
+    for opener in (Ledger, ledger.check):
+        with pytest.raises(UserError, match=r"cannot be used \(file is not a database\): move it away"):
+            opener(broken)
+
+
+def test_check_creates_nothing(tmp_path):
+    ledger.check(tmp_path / "state" / "ledger.sqlite")
+    assert not (tmp_path / "state").exists()
