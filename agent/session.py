@@ -16,11 +16,10 @@ from pathlib import Path
 from dnnprof.agent.backends import Backend, foreign_options, get_backend, resolve
 from dnnprof.agent.board import facts, jetson
 from dnnprof.agent.measure import profiler
-from dnnprof.agent.measure.sweep import Sweep
+from dnnprof.agent.measure.sweep import Sink, Sweep
 from dnnprof.agent.models.onnxfile import ModelFile
 from dnnprof.agent.power import PowerSource, Selection
 from dnnprof.agent.publish import telemetry
-from dnnprof.agent.publish.link import Sink
 from dnnprof.shared import schema
 
 DEFAULT_ENGINE_CACHE = Path("~/.cache/dnnprof/engines")  # `run`'s; the service keeps its engines in its state dir

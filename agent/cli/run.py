@@ -15,11 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from dnnprof.agent.backends import Backend, auto_note
 from dnnprof.agent.board import facts as board_facts
 from dnnprof.agent.measure import profiler
-from dnnprof.agent.measure.sweep import new_run_id
+from dnnprof.agent.measure.sweep import Sink, new_run_id
 from dnnprof.agent.models import onnxfile
 from dnnprof.agent.power import open_source
 from dnnprof.agent.publish import telemetry
-from dnnprof.agent.publish.link import JsonlSink, MqttLink, Sink
+from dnnprof.agent.publish.link import JsonlSink, MqttLink
 from dnnprof.agent.session import DEFAULT_ENGINE_CACHE, BackendChoice, Session, unsupported_precision
 from dnnprof.shared import cli, schema, topics, units
 from dnnprof.shared.errors import UserError

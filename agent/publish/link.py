@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 import paho.mqtt.client as mqtt
 
@@ -33,15 +32,7 @@ def topic_for(message: schema.Message) -> str:
     return topics.topic(message.board, kind)
 
 
-class Sink(Protocol):
-    def send(self, message: schema.Message) -> None: ...
-
-    def close(self) -> list[schema.Message]:
-        """Finish; return the messages that could not be delivered."""
-        ...
-
-
-class JsonlSink:
+class JsonlSink:  # a measure.sweep.Sink
     """Appends one JSON message per line; ``dnnhost import FILE`` loads it."""
 
     def __init__(self, path: str | Path) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dnnprof.agent.board import clocks, conditions, jetson
 from dnnprof.agent.measure import energy
 from dnnprof.agent.measure.sampler import clock
+from dnnprof.agent.measure.sweep import Sink
 from dnnprof.agent.power import NO_POWER, PowerSource
-from dnnprof.agent.publish.link import Sink
 from dnnprof.shared import schema
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from dnnprof.agent.backends import Backend
 from dnnprof.agent.models import onnxfile
@@ -25,10 +25,14 @@ from dnnprof.agent.service.outbox import Courier
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
-if TYPE_CHECKING:
-    from dnnprof.agent.service.serve import Summary
-
 log = logging.getLogger(__name__)
+
+
+class Tally(Protocol):
+    """Where the desk counts what it did (``serve.Summary``)."""
+
+    commands: int  # carried out
+    refused: int
 
 MAX_COMMAND_BYTES = 64 << 10  # a command is a few hundred bytes; anything larger is refused unread
 MAX_REPLAY = 10_000  # numbers one replay command may ask for (a host asks for 500 at a time)
@@ -112,7 +116,7 @@ class Desk(threading.Thread):
     thread checks it (above), carries out a replay at once, queues a measure for the main thread
     (after the sweep), and answers every command — refused ones too, with the reason — on ``cmd/ack``."""
 
-    def __init__(self, config: AgentConfig, backend: Backend, summary: Summary) -> None:
+    def __init__(self, config: AgentConfig, backend: Backend, summary: Tally) -> None:
         super().__init__(name="commands", daemon=True)
         self.config, self.backend, self.summary = config, backend, summary
         self.inbox: queue.Queue[bytes] = queue.Queue(maxsize=1000)  # a flood of commands is dropped, not hoarded

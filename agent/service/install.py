@@ -63,7 +63,7 @@ After=network-online.target
 
 [Service]
 # The agent sends READY=1 once the broker accepted it and the board info is published, STATUS= lines with the
-# sweep's progress, and STOPPING=1 on shutdown (sd_notify over $NOTIFY_SOCKET, agent/service.py).
+# sweep's progress, and STOPPING=1 on shutdown (sd_notify over $NOTIFY_SOCKET, agent/service/systemd.py).
 Type=notify
 ExecStart={exec_start} serve --config {config}
 User={user}

@@ -13,7 +13,7 @@ tensor API only (see docs/TENSORRT.md and ../shared/reference/jetson.md §4-5):
 
 What is verified where (docs/TENSORRT.md): every TensorRT call was checked against NVIDIA's binding sources for
 8.5, 8.6 and 10.x and runs here against a fake of each version (tests/fakes/), but no real TensorRT has run this
-code; the pycuda side runs on a real GPU in tests/agent/backends/test_tensorrt_gpu.py.
+code; the pycuda side runs on a real GPU in tests/agent/backends/tensorrt/test_gpu.py.
 
 pycuda provides pinned host buffers, device buffers, the stream and the events. Every CUDA call runs with the device's
 *primary* context (the one the CUDA runtime, and so TensorRT, uses) pushed on the calling thread and popped in a

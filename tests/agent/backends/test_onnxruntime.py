@@ -89,3 +89,11 @@ def test_model_file_removed_after_load(backend, tmp_path, make_onnx):
     path.unlink()
     with pytest.raises(UserError, match="onnxruntime cannot load"):
         backend.prepare(model, 1, "fp32")
+
+
+def test_the_option_rule_names_what_a_backend_does_not_take():
+    from dnnprof.agent.backends import foreign_options
+
+    assert foreign_options("onnxruntime", threads=2, dla_core=None, rebuild=False) == []
+    assert foreign_options("onnxruntime", dla_core=0, rebuild=True) == ["dla_core", "rebuild"]
+    assert foreign_options("tensorrt", threads=1, engine_cache="cache", dla_core=1) == ["threads"]

@@ -354,3 +354,18 @@ def test_settings_defaults_are_consistent():
     s = profiler.Settings()
     assert s.warmup_min_s <= s.warmup_max_s and s.window_min_s <= s.window_max_s
     assert 0 < s.latency_ci < 1 and 0 < s.power_ci < 1 and s.unstable_cov > 0 and s.idle_s > 0
+
+
+@pytest.mark.parametrize(("given", "warmup_max", "window_max"), [
+    ({}, 10.0, 20.0),
+    ({"warmup_min_s": 8.0, "window_min_s": 30.0}, 16.0, 30.0),  # the upper limits follow the lower ones
+    ({"warmup_min_s": 1.0, "warmup_max_s": 3.0, "window_min_s": 2.0, "window_max_s": 4.0}, 3.0, 4.0),
+])
+def test_upper_limits_default_from_the_lower_ones(given, warmup_max, window_max):
+    s = profiler.Settings.with_limits(**given)
+    assert (s.warmup_max_s, s.window_max_s) == (warmup_max, window_max)
+
+
+def test_limits_given_below_the_minimum_are_inconsistent():
+    with pytest.raises(ValueError, match="window min <= window max"):
+        profiler.Settings.with_limits(window_min_s=5.0, window_max_s=1.0)

@@ -1,4 +1,4 @@
-"""Percentiles, Student's t and batch-means confidence intervals (agent/stats.py)."""
+"""Percentiles, Student's t and batch-means confidence intervals (agent/measure/stats.py)."""
 
 from __future__ import annotations
 

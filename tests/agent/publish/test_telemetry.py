@@ -296,3 +296,14 @@ def test_rates_outside_the_range_are_refused(bad):
     with pytest.raises(ValueError, match="per second"):
         check_hz(bad, "rate")
     assert check_hz(100, "rate") == 100
+
+
+@pytest.mark.parametrize(("value", "zero_off", "problem"), [
+    (1.0, False, None), (100.0, False, None), (0.0, True, None),
+    (0.0, False, "must be above 0"), (-1.0, True, "cannot be negative"), (float("nan"), True, "is not a rate"),
+    (100.5, True, "is too fast: at most 100 per second"),
+])
+def test_the_one_rate_rule(value, zero_off, problem):
+    from dnnprof.agent.publish.telemetry import rate_problem
+
+    assert rate_problem(value, zero_off=zero_off) == problem

@@ -20,7 +20,7 @@ KEY = PointKey(model_sha256="a" * 64, batch=4, precision="int8", backend="tensor
                power_boundary="input_rail", power_mode="15W", power_mode_id=0, clocks="jetson_clocks off",
                governor="schedutil")
 
-# The table an agent of format 1 wrote (agent/ledger.py before the power source and the images' hash were keys).
+# The table an agent of format 1 wrote (agent/service/ledger.py before the power source and the images' hash were keys).
 V1 = """CREATE TABLE points (
     key TEXT PRIMARY KEY, model_sha256 TEXT NOT NULL, network TEXT NOT NULL, batch INTEGER NOT NULL,
     precision TEXT NOT NULL, backend TEXT NOT NULL, backend_version TEXT NOT NULL, device TEXT NOT NULL,

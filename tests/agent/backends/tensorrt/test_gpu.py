@@ -3,7 +3,7 @@ primary context pushed and popped across threads) under the fake tensorrt (tests
 execute_async_v3 copies the input device buffer into the output buffer with real pycuda.
 
 Skipped unless pycuda imports and a CUDA device answers. TensorRT itself is not needed (nor used).
-Run on a GPU machine:  python -m pytest tests/agent/backends/test_tensorrt_gpu.py -v
+Run on a GPU machine:  python -m pytest tests/agent/backends/tensorrt/test_gpu.py -v
 """
 
 from __future__ import annotations
