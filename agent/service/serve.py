@@ -6,11 +6,11 @@ the configured sweep — skipping every point the ledger says was already measur
 conditions, unless ``redo`` is set — and then stays online publishing telemetry until SIGTERM. On SIGTERM it
 stops at the next point boundary (a second signal stops at once), publishes a retained ``offline`` and disconnects.
 
-Every result and run event is written to the outbox (``agent/service/outbox.py``, SQLite in the state directory) before it
-is published, and leaves it only on the broker's PUBACK; what is left when the agent stops — or is killed — is
+Every result and run event is written to the outbox (``outbox``, SQLite in the state directory) before it is
+published, and leaves it only on the broker's PUBACK; what is left when the agent stops — or is killed — is
 published at the next start. A sweep found interrupted at a start (killed, crashed, powered off) gets an ``aborted``
 event, and the new run measures the points left. The agent answers the host's commands on its command topic
-(``agent/service/commands.py``): ``replay`` publishes again what the host is missing, ``measure`` adds a point after the
+(``commands``): ``replay`` publishes again what the host is missing, ``measure`` adds a point after the
 sweep. Logs go to stderr, one line per event (journald keeps them); no secret is ever logged.
 
 Exit statuses: 0 after a stop; ``EX_CONFIG`` (78) for whatever is wrong before connecting — the config, a model,

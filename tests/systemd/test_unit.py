@@ -55,7 +55,7 @@ def test_required_directives():
         "StateDirectory": "dnnprof",
         "ConfigurationDirectory": "dnnprof",
         "Restart": "on-failure",
-        # 78 (EX_CONFIG): a config or start error a restart cannot fix (agent/service/config.py, agent/service/serve.py); an
+        # 78 (EX_CONFIG): a config or start error a restart cannot fix (agent/service/config.py, serve.py); an
         # unreachable broker (69) is still restarted.
         "RestartPreventExitStatus": "78",
         "KillSignal": "SIGTERM",
