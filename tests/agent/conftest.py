@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from dnnprof.agent.backends.base import Backend, DeviceTimes, Runner
 from dnnprof.agent.models import zoo
 from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared import schema
 
 SMALL = "shufflenet_v2_x0_5"  # the fastest network of the zoo on a CPU
 
@@ -241,3 +242,25 @@ def powercap(tmp_path):
     yield start
     for writer in writers:
         writer.stop()
+
+
+class ListSink:
+    """A sweep's sink that keeps every message it is sent, in order, after a round trip through the wire format
+    (so whatever a test reads could have been published)."""
+
+    def __init__(self) -> None:
+        self.messages: list[schema.Message] = []
+        self.closed = False
+
+    def send(self, message: schema.Message) -> None:
+        self.messages.append(schema.decode(schema.encode(message)))
+
+    def close(self) -> list[schema.Message]:
+        self.closed = True
+        return []
+
+
+@pytest.fixture(scope="session")
+def list_sink():
+    """The ListSink class: ``sink = list_sink()`` keeps what a sweep sends (``sink.messages``)."""
+    return ListSink

@@ -19,17 +19,6 @@ SHORT = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_
                           idle_s=0.05)
 
 
-class Collect:
-    def __init__(self) -> None:
-        self.messages: list[schema.Message] = []
-
-    def send(self, message: schema.Message) -> None:
-        self.messages.append(message)
-
-    def close(self) -> list[schema.Message]:
-        return []
-
-
 @pytest.mark.parametrize(("choice", "foreign"), [
     (BackendChoice("onnxruntime", threads=2), []),
     (BackendChoice("onnxruntime", dla_core=0), ["dla_core"]),  # core 0 is given, not "no core"
@@ -51,7 +40,7 @@ def test_unsupported_precision_names_the_first_one():
     assert unsupported_precision(["fp32", "fp16", "int8"], backend) == "fp16"
 
 
-def test_without_a_power_source_the_session_says_no_energy(model_path):
+def test_without_a_power_source_the_session_says_no_energy(model_path, list_sink):
     session = Session("sess-a", get_backend("onnxruntime", threads=1), Selection(None), SHORT)
     assert session.power is NO_POWER and session.power_words() == "none (no energy)"
     status, info = session.birth(7)
@@ -60,13 +49,13 @@ def test_without_a_power_source_the_session_says_no_energy(model_path):
     assert info.power_estimated is False and info.backends == {"onnxruntime": session.backend.version}
     sweep = session.sweep("run-1", [onnxfile.load(model_path)], [1], ["fp32"])
     assert sweep.power is NO_POWER
-    [result] = sweep.run(Collect())
+    [result] = sweep.run(list_sink())
     assert result.energy_per_inference_j is None and result.power_w is None and result.idle is None
     assert result.provenance.power_source is None and result.provenance.method.startswith("no power source")
     session.close()
 
 
-def test_a_measuring_source_is_shared_by_sweep_and_telemetry(model_path):
+def test_a_measuring_source_is_shared_by_sweep_and_telemetry(model_path, list_sink):
     selection = open_live(f"estimate:{DATA / 'procstat' / 'x86-4cpu'}")
     session = Session("sess-b", get_backend("onnxruntime", threads=1), selection, SHORT)
     try:
@@ -76,9 +65,9 @@ def test_a_measuring_source_is_shared_by_sweep_and_telemetry(model_path):
         assert (info.power_source, info.power_boundary, info.power_estimated) == ("estimate", "estimate", True)
         sweep = session.sweep("run-2", [onnxfile.load(model_path)], [1], ["fp32"])
         assert sweep.power is session.power
-        feed = session.telemetry(Collect(), rate_hz=2, samples_hz=10)
+        feed = session.telemetry(list_sink(), rate_hz=2, samples_hz=10)
         assert isinstance(feed, TelemetryPublisher) and feed.source is session.power
-        assert session.telemetry(Collect(), rate_hz=0, samples_hz=10) is None  # 0 = off
+        assert session.telemetry(list_sink(), rate_hz=0, samples_hz=10) is None  # 0 = off
     finally:
         session.close()
 

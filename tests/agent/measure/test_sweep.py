@@ -33,20 +33,6 @@ def settings(**changes) -> profiler.Settings:
     return profiler.Settings(**{**{f: getattr(SHORT, f) for f in profiler.Settings.__dataclass_fields__}, **changes})
 
 
-class ListSink:
-    """Keeps what it is sent, after a round trip through the wire format."""
-
-    def __init__(self) -> None:
-        self.messages: list[schema.Message] = []
-        self.closed = False
-
-    def send(self, message: schema.Message) -> None:
-        self.messages.append(schema.decode(schema.encode(message)))
-
-    def close(self) -> list[schema.Message]:
-        self.closed = True
-        return []
-
 
 @pytest.fixture(scope="module")
 def model(model_path):
@@ -94,8 +80,8 @@ def assert_net_arithmetic(r: schema.Result):
 
 
 @pytest.fixture(scope="module")
-def estimate_run(model, backend):
-    sink = ListSink()
+def estimate_run(model, backend, list_sink):
+    sink = list_sink()
     sweep = make_sweep([model], [1, 2], backend, EstimateSource())
     points: list[schema.Result] = []
     results = sweep.run(sink, on_point=points.append)
@@ -129,9 +115,9 @@ def test_run_events_carry_precision_and_the_time_left(estimate_run):
     assert second.eta_s == 0 and finished.eta_s == 0
 
 
-def test_eta_is_the_average_point_time_times_the_points_left(model, sleep_backend, sleep_runner):
+def test_eta_is_the_average_point_time_times_the_points_left(model, sleep_backend, sleep_runner, list_sink):
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.002 * batch))
-    sink = ListSink()
+    sink = list_sink()
     make_sweep([model], [1, 2, 4, 8], backend, None, settings=settings(idle_s=0, window_min_s=0.1)).run(sink)
     progress = [m for m in sink.messages if isinstance(m, schema.RunEvent) and m.event == "progress"]
     start = sink.messages[0].ts
@@ -216,8 +202,8 @@ def test_result_provenance_from_the_estimate(estimate_run):
         assert p.sampler_cpu_fraction is not None and 0 <= p.sampler_cpu_fraction < 0.2
 
 
-def test_sweep_without_power(model, backend):
-    sink = ListSink()
+def test_sweep_without_power(model, backend, list_sink):
+    sink = list_sink()
     (r,) = make_sweep([model], [1], backend, None).run(sink)
     assert shape(sink.messages) == ["started", "result", "progress", "finished"]
     assert r.power_w is None and r.energy_j is None and r.energy_per_inference_j is None  # never 0
@@ -232,13 +218,13 @@ def test_sweep_without_power(model, backend):
 
 
 @pytest.mark.parametrize("threshold, flagged", [(0.0, True), (1e9, False)])
-def test_unstable_flag_follows_the_threshold(model, backend, threshold, flagged):
-    (r,) = make_sweep([model], [1], backend, None, settings=settings(unstable_cov=threshold)).run(ListSink())
+def test_unstable_flag_follows_the_threshold(model, backend, threshold, flagged, list_sink):
+    (r,) = make_sweep([model], [1], backend, None, settings=settings(unstable_cov=threshold)).run(list_sink())
     assert r.latency_cov > 0
     assert r.unstable is flagged
 
 
-def test_noisy_runner_is_unstable_and_a_steady_one_is_not(model, sleep_backend, sleep_runner):
+def test_noisy_runner_is_unstable_and_a_steady_one_is_not(model, sleep_backend, sleep_runner, list_sink):
     import random
 
     rng = random.Random(7)
@@ -247,7 +233,7 @@ def test_noisy_runner_is_unstable_and_a_steady_one_is_not(model, sleep_backend, 
     latency = {1: lambda n: 0.005, 2: lambda n: rng.choice((0.0005, 0.012))}
     backend = sleep_backend(lambda m, batch: sleep_runner(latency[batch]))
     s = settings(window_min_s=0.2, unstable_cov=0.5)
-    steady, noisy = make_sweep([model], [1, 2], backend, None, settings=s).run(ListSink())
+    steady, noisy = make_sweep([model], [1, 2], backend, None, settings=s).run(list_sink())
     assert steady.latency_cov < s.unstable_cov and steady.unstable is False
     assert noisy.latency_cov > s.unstable_cov and noisy.unstable is True
     assert steady.backend == "sleep" and steady.conditions.sync_mode == "synchronous"
@@ -256,11 +242,11 @@ def test_noisy_runner_is_unstable_and_a_steady_one_is_not(model, sleep_backend, 
 # --- Idle baseline and net energy (RAPL on a recorded tree moving at a known power) ---------------------------------
 
 
-def test_idle_baseline_is_reused_while_young(model, backend, powercap):
+def test_idle_baseline_is_reused_while_young(model, backend, powercap, list_sink):
     writer = powercap(PACKAGES)
     sweep = make_sweep([model], [1, 2], backend, RaplSource(root=writer.root), settings=settings(idle_max_age_s=60))
     seen, on_point = idle_seen(sweep)
-    r1, r2 = sweep.run(ListSink(), on_point=on_point)
+    r1, r2 = sweep.run(list_sink(), on_point=on_point)
     assert seen[0] is seen[1]  # the same Idle object
     assert r1.idle.power_w == r2.idle.power_w and r1.idle.samples == r2.idle.samples
     assert r1.idle.duration_s == r2.idle.duration_s
@@ -277,11 +263,11 @@ def test_idle_baseline_is_reused_while_young(model, backend, powercap):
         assert abs(r.energy_per_inference_j.net) < 2 * IDLE_REL * r.energy_per_inference_j.gross  # nothing above
 
 
-def test_idle_baseline_is_remeasured_when_old(model, backend, powercap):
+def test_idle_baseline_is_remeasured_when_old(model, backend, powercap, list_sink):
     writer = powercap(PACKAGES)
     sweep = make_sweep([model], [1, 2], backend, RaplSource(root=writer.root), settings=settings(idle_max_age_s=1e-3))
     seen, on_point = idle_seen(sweep)
-    r1, r2 = sweep.run(ListSink(), on_point=on_point)
+    r1, r2 = sweep.run(list_sink(), on_point=on_point)
     assert seen[0] is not seen[1]
     assert seen[1].t_end > seen[0].t_end + r1.window_s
     for r in (r1, r2):  # each baseline measured just before its own point
@@ -291,7 +277,7 @@ def test_idle_baseline_is_remeasured_when_old(model, backend, powercap):
 
 
 def test_idle_baseline_is_remeasured_when_the_governor_changes(model, sleep_backend, sleep_runner, powercap,
-                                                                tmp_path):
+                                                                tmp_path, list_sink):
     writer = powercap(PACKAGES)
     root = tmp_path / "machine"
     governor = root / "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"
@@ -306,7 +292,7 @@ def test_idle_baseline_is_remeasured_when_the_governor_changes(model, sleep_back
         seen.append(sweep._idle_cache)
         governor.write_text("powersave\n")
 
-    r1, r2 = sweep.run(ListSink(), on_point=on_point)
+    r1, r2 = sweep.run(list_sink(), on_point=on_point)
     assert seen[0] is not seen[1]  # young, but measured at another clock policy
     assert (seen[0].key, seen[1].key) == ("performance", "powersave")
     assert r1.conditions.clocks == r1.provenance.clocks == "cpu governor performance"
@@ -315,12 +301,12 @@ def test_idle_baseline_is_remeasured_when_the_governor_changes(model, sleep_back
     assert r1.memory.process_peak_rss_bytes is None  # that root has no /proc: unknown, not 0
 
 
-def test_net_energy_per_inference(model, sleep_backend, sleep_runner, powercap):
+def test_net_energy_per_inference(model, sleep_backend, sleep_runner, powercap, list_sink):
     # package-0 draws 3 W idle and 2 W more while a batch runs; package-1 draws 1 W throughout
     writer = powercap(PACKAGES, busy_watts={"intel-rapl:0": 2.0})
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.004, busy=writer.busy))
     s = settings(idle_s=0.5, window_min_s=0.5, min_power_samples=10)
-    (r,) = make_sweep([model], [2], backend, RaplSource(root=writer.root), settings=s).run(ListSink())
+    (r,) = make_sweep([model], [2], backend, RaplSource(root=writer.root), settings=s).run(list_sink())
     assert_net_arithmetic(r)
     assert r.idle_power_w == pytest.approx(4.0, rel=0.03)
     assert r.rails["package-0"].idle_power_w == pytest.approx(3.0, rel=0.03)
@@ -340,9 +326,9 @@ def test_net_energy_per_inference(model, sleep_backend, sleep_runner, powercap):
     assert r.provenance.update_interval_s == 0.001
 
 
-def test_no_idle_baseline_gives_no_net_figures(model, backend, powercap):
+def test_no_idle_baseline_gives_no_net_figures(model, backend, powercap, list_sink):
     writer = powercap(PACKAGES)
-    (r,) = make_sweep([model], [1], backend, RaplSource(root=writer.root), settings=settings(idle_s=0)).run(ListSink())
+    (r,) = make_sweep([model], [1], backend, RaplSource(root=writer.root), settings=settings(idle_s=0)).run(list_sink())
     assert r.idle is None and r.idle_power_w is None
     assert r.energy_per_inference_j.gross > 0 and r.energy_per_inference_j.net is None
     for rail in r.rails.values():
@@ -354,9 +340,9 @@ def test_no_idle_baseline_gives_no_net_figures(model, backend, powercap):
 # --- Failures -----------------------------------------------------------------------------------------------------
 
 
-def test_failing_backend_run_sends_failed(model, backend, tmp_path, make_onnx):
+def test_failing_backend_run_sends_failed(model, backend, tmp_path, make_onnx, list_sink):
     broken = onnxfile.load(make_onnx(tmp_path / "broken.onnx", op="NoSuchOp"))  # onnx reads it, ORT cannot
-    sink = ListSink()
+    sink = list_sink()
     sweep = make_sweep([model, broken], [1], backend, None)
     with pytest.raises(UserError, match="onnxruntime cannot load"):
         sweep.run(sink)
@@ -367,18 +353,18 @@ def test_failing_backend_run_sends_failed(model, backend, tmp_path, make_onnx):
     assert failed.message.startswith("UserError: onnxruntime cannot load")
 
 
-def test_failure_at_the_first_point(backend, tmp_path, make_onnx):
+def test_failure_at_the_first_point(backend, tmp_path, make_onnx, list_sink):
     broken = onnxfile.load(make_onnx(tmp_path / "broken.onnx", op="NoSuchOp"))
-    sink = ListSink()
+    sink = list_sink()
     with pytest.raises(UserError):
         make_sweep([broken], [1, 2], backend, None).run(sink)
     assert shape(sink.messages) == ["started", "failed"]
     assert sink.messages[-1].seq == 1 and sink.messages[-1].points_done == 0
 
 
-def test_runner_raising_mid_point_sends_failed(model, sleep_backend, sleep_runner):
+def test_runner_raising_mid_point_sends_failed(model, sleep_backend, sleep_runner, list_sink):
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.002, fail_at=None if batch == 1 else 10))
-    sink = ListSink()
+    sink = list_sink()
     sweep = make_sweep([model], [1, 2], backend, EstimateSource(), settings=settings(idle_s=0, window_min_s=0.1))
     with pytest.raises(RuntimeError, match="device lost"):
         sweep.run(sink)
@@ -405,9 +391,9 @@ def test_new_run_id_is_a_valid_topic_level():
     assert new_run_id() != run_id
 
 
-def test_several_precisions_are_measured_in_turn_each_labelled(model, sleep_backend, sleep_runner):
+def test_several_precisions_are_measured_in_turn_each_labelled(model, sleep_backend, sleep_runner, list_sink):
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
-    sink = ListSink()
+    sink = list_sink()
     sweep = make_sweep([model], [1, 2], backend, None, settings=settings(idle_s=0, window_min_s=0.05),
                        precisions=["fp16", "int8"])
     assert sweep.points == 4
@@ -419,9 +405,9 @@ def test_several_precisions_are_measured_in_turn_each_labelled(model, sleep_back
     assert events[-1].points_done == events[-1].points_total == 4
 
 
-def test_points_the_skip_hook_names_are_not_measured_and_events_say_why(model, sleep_backend, sleep_runner):
+def test_points_the_skip_hook_names_are_not_measured_and_events_say_why(model, sleep_backend, sleep_runner, list_sink):
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
-    sink = ListSink()
+    sink = list_sink()
     asked, skipped = [], []
 
     def skip(m, batch, precision):
@@ -439,14 +425,14 @@ def test_points_the_skip_hook_names_are_not_measured_and_events_say_why(model, s
     assert [p.points_done for p in progress] == [1, 2, 3]
 
 
-def test_runner_labels_reach_the_result(model, sleep_backend, sleep_runner):
+def test_runner_labels_reach_the_result(model, sleep_backend, sleep_runner, list_sink):
     def make(m, batch):
         runner = sleep_runner(lambda n: 0.001)
         runner.calibration, runner.timing_only = "random", True
         return runner
 
     results = make_sweep([model], [1], sleep_backend(make), None, settings=settings(idle_s=0, window_min_s=0.05),
-                         precisions=["int8"]).run(ListSink())
+                         precisions=["int8"]).run(list_sink())
     assert results[0].calibration == "random" and results[0].timing_only is True
 
 
@@ -471,7 +457,7 @@ def pin_clocks(root: Path) -> None:
 
 
 def test_jetson_points_carry_board_facts_power_mode_and_clocks(model, sleep_backend, sleep_runner, powercap,
-                                                               tmp_path):
+                                                               tmp_path, list_sink):
     writer = powercap(PACKAGES)
     root = jetson_root(tmp_path)
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.002))
@@ -486,7 +472,7 @@ def test_jetson_points_carry_board_facts_power_mode_and_clocks(model, sleep_back
         seen.append(sweep._idle_cache)
         changes.get(len(seen), lambda: None)()
 
-    results = sweep.run(ListSink(), on_point=on_point)
+    results = sweep.run(list_sink(), on_point=on_point)
     assert [(r.conditions.power_mode, r.conditions.clocks) for r in results] == [
         ("15W", "jetson_clocks off"), ("7W", "jetson_clocks off"), ("7W", "jetson_clocks on"),
         ("7W", "jetson_clocks on")]
@@ -506,17 +492,18 @@ def test_jetson_points_carry_board_facts_power_mode_and_clocks(model, sleep_back
     assert results[0].memory.process_peak_rss_bytes is None and results[0].conditions.temperatures_start_c == {}
 
 
-def test_jetson_facts_take_the_tensorrt_backends_version(model, sleep_backend, sleep_runner, tmp_path):
+def test_jetson_facts_take_the_tensorrt_backends_version(model, sleep_backend, sleep_runner, tmp_path, list_sink):
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
     backend.name = "tensorrt"  # a backend that says it is TensorRT reports its own library version
     (r,) = make_sweep([model], [1], backend, None, settings=settings(idle_s=0, window_min_s=0.05),
-                      root=str(jetson_root(tmp_path, "agx-orin-jp6"))).run(ListSink())
+                      root=str(jetson_root(tmp_path, "agx-orin-jp6"))).run(list_sink())
     assert r.board_facts.tensorrt == backend.version == "1.0"
     assert (r.conditions.power_mode, r.conditions.clocks, r.board_facts.dla_cores) == ("MAXN", "jetson_clocks on", 2)
     assert schema.decode(schema.encode(r)) == r
 
 
-def test_jetson_without_readable_clocks_keeps_the_governor_wording(model, sleep_backend, sleep_runner, tmp_path):
+def test_jetson_without_readable_clocks_keeps_the_governor_wording(model, sleep_backend, sleep_runner, tmp_path,
+                                                                   list_sink):
     root = jetson_root(tmp_path, "nano-jp4")
     shutil.rmtree(root / "sys/class/devfreq")
     for low in root.glob("sys/devices/system/cpu/cpu*/cpufreq/scaling_min_freq"):
@@ -524,16 +511,16 @@ def test_jetson_without_readable_clocks_keeps_the_governor_wording(model, sleep_
     (root / "var/lib/nvpmodel/status").unlink()  # and the mode unknown: a recorded tree has no nvpmodel to ask
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
     (r,) = make_sweep([model], [1], backend, None, settings=settings(idle_s=0, window_min_s=0.05),
-                      root=str(root)).run(ListSink())
+                      root=str(root)).run(list_sink())
     assert r.conditions.clocks == r.provenance.clocks == "cpu governor schedutil"
     assert r.conditions.power_mode is None and r.board_facts.power_mode is None
     assert r.board_facts.jetson_clocks is None and r.board_facts.model == "NVIDIA Jetson Nano Developer Kit"
 
 
-def test_no_board_facts_off_a_jetson(model, sleep_backend, sleep_runner, tmp_path):
+def test_no_board_facts_off_a_jetson(model, sleep_backend, sleep_runner, tmp_path, list_sink):
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.001))
     sweep = make_sweep([model], [1], backend, None, settings=settings(idle_s=0, window_min_s=0.05),
                        root=str(tmp_path))
-    (r,) = sweep.run(ListSink())
+    (r,) = sweep.run(list_sink())
     assert r.board_facts is None and r.conditions.power_mode is None and r.provenance.power_mode is None
     assert sweep.clock_state().idle_key is None  # no governor either: the key is what it was before Jetsons

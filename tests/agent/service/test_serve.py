@@ -310,9 +310,9 @@ def test_unacknowledged_results_go_to_the_outbox_and_are_sent_at_the_next_start(
 
 
 def test_jsonl_left_by_an_older_agent_moves_into_the_outbox_and_is_published(tmp_path, mosquitto, model_dir,
-                                                                             subscriber):
+                                                                             subscriber, list_sink):
     cfg = agent_config.load(write_config(tmp_path, mosquitto, model_dir, batches=(1,), source="none"))
-    old = run_sweep_to_memory(cfg)
+    old = run_sweep_to_memory(cfg, list_sink)
     cfg.outbox_dir.mkdir(parents=True)
     legacy = cfg.outbox_dir / "20240101-000000-abcdef-1.jsonl"
     legacy.write_bytes(b"".join(schema.encode(m) + b"\n" for m in old) + b"not json\n")
@@ -326,9 +326,9 @@ def test_jsonl_left_by_an_older_agent_moves_into_the_outbox_and_is_published(tmp
     assert moved.stream is not None and moved.stream.seq >= 1
 
 
-def run_sweep_to_memory(cfg) -> list[schema.Message]:
+def run_sweep_to_memory(cfg, list_sink) -> list[schema.Message]:
     """A finished run's messages as an older agent would have left them in a JSONL outbox file."""
-    sink = ListSink()
+    sink = list_sink()
     Sweep(board=BOARD, run_id="20240101-000000-abcdef", models=[onnxfile.load(cfg.models[0])], batches=[1],
           backend=get_backend("onnxruntime"), power=None, settings=cfg.settings).run(sink)
     return sink.messages
@@ -518,16 +518,6 @@ FAST = profiler.Settings(warmup_min_s=0.01, warmup_min_iterations=1, warmup_max_
                          window_max_s=0.1, min_iterations=2, min_power_samples=0, idle_s=0)
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.messages: list[schema.Message] = []
-
-    def send(self, message: schema.Message) -> None:
-        self.messages.append(message)
-
-    def close(self) -> list[schema.Message]:
-        return []
-
 
 def points_for(tmp_path, model_dir, backend, power, root, *, ledger: Ledger | None = None) -> service._Points:
     cfg = agent_config.load(write_config(tmp_path, f"127.0.0.1:{free_port()}", model_dir))
@@ -535,7 +525,7 @@ def points_for(tmp_path, model_dir, backend, power, root, *, ledger: Ledger | No
                            str(root))
 
 
-def test_ledger_key_is_worded_as_the_result(tmp_path, model_dir):
+def test_ledger_key_is_worded_as_the_result(tmp_path, model_dir, list_sink):
     """The key's device, clocks, power mode and power source are the result's own words (one wording of the clock
     state: clocks.ClockState), and a point recorded under them is skipped until one of them changes."""
     root = tmp_path / "board"
@@ -547,7 +537,7 @@ def test_ledger_key_is_worded_as_the_result(tmp_path, model_dir):
     sweep = Sweep(board=BOARD, run_id="r1", models=[model], batches=[1], backend=backend, power=selection.source,
                   settings=FAST, root=str(root), skip=points.skip)
     try:
-        [result] = sweep.run(ListSink())
+        [result] = sweep.run(list_sink())
     finally:
         selection.source.close()
     key = points._keys[(model.sha256, 1, "fp32")]

@@ -594,25 +594,15 @@ def test_a_bad_workspace(install_fakes):
 # -- a sweep end to end --------------------------------------------------------------------------------------------
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.messages: list = []
 
-    def send(self, message) -> None:
-        self.messages.append(schema.decode(schema.encode(message)))
-
-    def close(self) -> list:
-        return []
-
-
-def test_a_sweep_on_tensorrt_and_a_second_run_builds_nothing(install_fakes, model_path, tmp_path):
+def test_a_sweep_on_tensorrt_and_a_second_run_builds_nothing(install_fakes, model_path, tmp_path, list_sink):
     trt, cuda = install_fakes("10.3.0")
     model = onnxfile.load(model_path)  # a generated zoo network: input "input" (N, 3, 224, 224)
 
     def sweep() -> list[schema.Result]:
         backend = get_backend("tensorrt", engine_cache=tmp_path / "engines")
         return Sweep(board="b1", run_id="r1", models=[model], batches=[1, 2], backend=backend, power=None,
-                     settings=SHORT, precisions=["fp16", "int8"]).run(ListSink())
+                     settings=SHORT, precisions=["fp16", "int8"]).run(list_sink())
 
     results = sweep()
     assert trt._fake.builds == 4 and len(results) == 4
