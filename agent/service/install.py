@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
 
 from dnnprof.shared.errors import UserError
@@ -112,60 +113,8 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 WantedBy=multi-user.target
 """
 
-EXAMPLE_CONFIG = """\
-# dnnprof agent configuration: /etc/dnnprof/agent.toml, read by `dnnagent serve` (the systemd unit).
-# Relative paths are relative to this file's folder. Durations are seconds. Every key is optional except
-# [broker] host; `dnnagent serve --config FILE --check` checks the file, its models, the backend and the power
-# source, and names any mistake by section and key.
-
-[broker]
-host = "192.168.1.10"              # the machine running `dnnhost collect` (or any MQTT broker)
-# port = 8883                      # default 1883, or 8883 when [broker.tls] is present
-# username = "orin-01"
-# password_file = "/etc/dnnprof/mqtt-password"   # the password alone; mode 600, owned by the dnnprof user
-# keepalive_s = 30                 # the broker says the board is lost after 1.5 x this without a word from it
-
-# TLS: leave the section out for a plain connection. Without ca_file the system's CA certificates are used.
-# [broker.tls]
-# ca_file = "/etc/dnnprof/ca.crt"
-# cert_file = "/etc/dnnprof/client.crt"   # client certificate: cert_file and key_file together
-# key_file = "/etc/dnnprof/client.key"    # mode 600, owned by the dnnprof user
-
-[agent]
-# board_id = "orin-01"             # a-z, 0-9 and '-'; default: the hostname
-# state_dir = "/var/lib/dnnprof"   # engine cache, ledger, outbox; the unit's StateDirectory (keep it there)
-models_dir = "/var/lib/dnnprof/models"   # `sudo -u dnnprof dnnagent models generate --out /var/lib/dnnprof/models`
-# outbox_max_mb = 256              # results wait in state_dir/outbox.sqlite until the broker has them; at this size
-#                                  # the delivered ones kept for replay go first, then measuring stops (said)
-# outbox_retain = 10000            # delivered messages kept so a host can ask for them again (gaps)
-
-[sweep]
-# models = ["resnet18.onnx", "mobilenet_v2.onnx"]   # files inside models_dir; default: every .onnx file there
-batch_sizes = [1, 2, 4, 8]
-precisions = ["fp32", "fp16"]      # fp32, fp16, int8 (fp16 and int8: TensorRT)
-backend = "auto"                   # auto (TensorRT where it imports, else ONNX Runtime), tensorrt, onnxruntime
-# dla_core = 0                     # run on this DLA core (falling back to the GPU for layers it lacks)
-# calibration_dir = "/var/lib/dnnprof/calibration"   # int8: images to calibrate on; without it int8 results are
-#                                                     # calibrated on random data and labelled timing-only
-redo = false                       # true: measure again the points already measured (same model, batch,
-                                   # precision, backend version, device, calibration images, power source,
-                                   # power mode and clocks)
-# max_batch = 256                  # the largest batch a host's `dnnhost measure` may ask for
-
-[power]
-source = "auto"                    # auto, jtop, ina3221[:ROOT], tegrastats, rapl[:ROOT], estimate, none
-telemetry_rate_hz = 1              # live telemetry messages per second; 0 turns them off
-telemetry_samples_hz = 10          # power samples inside them
-
-[measurement]
-warmup_s = 0.2                     # minimum warm-up per point (it goes on until latency is steady) ...
-max_warmup_s = 10                  # ... and the most, steady or not
-duration_s = 1                     # minimum timed window (it grows until the confidence intervals are tight) ...
-max_duration_s = 20                # ... and the most
-latency_ci = 0.01                  # target 95% half-width of mean latency, relative (or "1%")
-power_ci = 0.02                    # target 95% half-width of average power, relative
-idle_s = 1                         # idle baseline for net energy; 0 for none
-"""
+# The example config: one file, shipped in the package (systemd/agent.toml in the repository links to it).
+EXAMPLE_CONFIG = resources.files(__package__).joinpath("agent.toml").read_text(encoding="utf-8")
 
 
 def unit_text(exec_start: str = DEFAULT_EXEC, config: Path | str = CONFIG_PATH, user: str = USER,
