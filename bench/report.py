@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from dnnprof.host import analysis, report, seed
+from dnnprof.host import analysis, paper, report
 from dnnprof.host.store import Store
 from dnnprof.shared import catalog, schema
 
@@ -134,9 +134,9 @@ def main() -> None:
         build_s = median_time(lambda: report.build(store, limits, df=df), args.repeat)
 
     basis = analysis.Basis()
-    analysis_s = median_time(lambda: (analysis.per_board(df, limits, basis), seed.analyses(df)), 20)
+    analysis_s = median_time(lambda: (analysis.per_board(df, limits, basis), paper.analyses(df)), 20)
     ranking_s = median_time(lambda: analysis.per_board(df, limits, basis), 20)
-    seed_s = median_time(lambda: seed.analyses(df), 20)
+    seed_s = median_time(lambda: paper.analyses(df), 20)
 
     cli = [sys.executable, "-m", "dnnprof.host", "report", "--energy-budget", "50mJ", "--db", str(path)]
     env = {**os.environ, "COLUMNS": "100"}

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import signal
 import socket
-import ssl
-import stat
 import subprocess
 import sys
 import tempfile
@@ -18,30 +14,24 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Optional
 
-import msgspec
 import typer
-from rich import box
-from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
-from dnnprof.shared import catalog, cli, schema, topics, units
+from dnnprof.shared import auth, catalog, cli, schema, topics, units
 from dnnprof.shared.errors import UserError
 
-from . import analysis
+from . import analysis, views
 from . import export as export_mod
 from . import live as live_mod
 from . import report as report_mod
 from .broker import EmbeddedBroker
-from .collector import KEEP_REJECTED_BYTES, MAX_PAYLOAD_BYTES, Collector, ask
-from .store import Store, default_path
+from .collector import Collector, ask, decode_line, ingest
+from .store import Store, default_path, demo_path
+from .views import err, out
 
 app = cli.app("dnnhost", "Collect profiling results from dnnprof agents and report the best accuracy each board "
               "reaches within an energy budget.")
-out = Console()
-err = Console(stderr=True)
 
 DbOption = Annotated[Optional[Path], typer.Option("--db", help=f"Result store (SQLite). Default: {default_path()}")]
 CatalogOption = Annotated[Optional[Path], typer.Option(
@@ -76,14 +66,6 @@ def _client_id(text: str) -> str:
     return text
 
 
-def _counts_gaps(c) -> str:
-    """What the gap checks did, for collect's status line and summary; empty when nothing went missing."""
-    if not (c["gaps"] or c["replay_requests"] or c["unrecoverable"]):
-        return ""
-    return (f"gaps {c['gaps']} · replay requests {c['replay_requests']} · replayed {c['replayed']}"
-            + (f" · unrecoverable {c['unrecoverable']}" if c["unrecoverable"] else ""))
-
-
 def _catalog(path: Path | None) -> catalog.Catalog:
     if path is not None:
         return catalog.load_user(path)
@@ -109,28 +91,10 @@ def _security(broker: str | None, tls_ca: Path | None, tls_cert: Path | None, tl
         if path is not None and not path.is_file():
             raise UserError(f"{path} is not a file")
     for path, what in ((tls_key, "a private key"), (password_file, "the broker password")):
-        # Refused the way ssh refuses a private key: a secret others can read is no longer one.
-        if path is not None and (mode := stat.S_IMODE(path.stat().st_mode)) & 0o077:
-            raise UserError(f"{path} is readable by group or others (mode {mode:04o}) and holds {what}: "
-                            f"run chmod 600 {path}")
-    tls = None
-    if tls_ca is not None:
-        try:
-            tls = ssl.create_default_context(cafile=str(tls_ca))  # verifies the certificate and the host name
-            if tls_cert is not None:
-                tls.load_cert_chain(str(tls_cert), str(tls_key))
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; the message names no secret
-            raise UserError(f"cannot load the TLS files ({str(exc).splitlines()[0] if str(exc) else exc!r}): give "
-                            "PEM files, the key matching the certificate") from None
-    password = None
-    if password_file is not None:
-        try:
-            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:  # the class only: the message could quote the file
-            raise UserError(f"cannot read {password_file} ({exc.__class__.__name__}): make it a UTF-8 text file "
-                            "holding only the password") from None
-        if not password:
-            raise UserError(f"{password_file} is empty: write the broker password in it")
+        if path is not None:
+            auth.check_private(path, what)
+    tls = auth.tls_context(tls_ca, tls_cert, tls_key) if tls_ca is not None else None
+    password = auth.read_password(password_file) if password_file is not None else None
     return {"tls": tls, "username": username, "password": password}
 
 
@@ -183,11 +147,7 @@ def collect(
         started = time.monotonic()
         with Live(console=err, refresh_per_second=4, transient=True) as live:
             while not stopping.is_set() and time.monotonic() - started < stop_after:
-                c = collector.counts
-                gaps = _counts_gaps(c)
-                live.update(f"{'connected' if collector.connected else '[red]broker unreachable, retrying[/]'} · "
-                            f"results {c['result']} · stored {c['stored']} · duplicates {c['duplicate']} · "
-                            f"rejected {c['rejected']}" + (f" · {gaps}" if gaps else ""))
+                live.update(views.collect_status(collector.connected, collector.counts))
                 stopping.wait(0.25)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a user ends it: the summary below still prints
@@ -195,14 +155,7 @@ def collect(
         collector.stop()
         if embedded:
             embedded.stop()
-    c = collector.counts
-    err.print(f"stored {c['stored']} messages ({c['result']} results, {c['duplicate']} duplicates, "
-              f"{c['rejected']} rejected) in {store_path}")
-    if gaps := _counts_gaps(c):
-        err.print(f"{gaps} (`dnnhost gaps` lists what is still missing)", soft_wrap=True, markup=False,
-                  highlight=False)
-    if collector.last_rejection:
-        err.print(f"last rejected: {collector.last_rejection}")
+    views.collect_summary(collector.counts, store_path, collector.last_rejection)
 
 
 @app.command()
@@ -258,10 +211,7 @@ def live(
         if embedded:
             embedded.stop()
     elapsed = max(1e-9, time.monotonic() - began)
-    c = dashboard.fleet.counts
-    err.print(f"live: {dashboard.frames} frames ({dashboard.frame_rate_hz:.2f} Hz) in {elapsed:.0f} s; "
-              f"{c['received']} messages ({c['telemetry']} telemetry, {c['result']} results), {c['rejected']} "
-              f"rejected; stored into {store_path}", soft_wrap=True, markup=False, highlight=False)
+    views.live_summary(dashboard.frames, dashboard.frame_rate_hz, elapsed, dashboard.fleet.counts, store_path)
 
 
 @app.command("import")
@@ -276,59 +226,26 @@ def import_(
     new = dup = bad = 0
     with Store(db) as store:
         for path in files:
-            with path.open("rb") as fh, store.db:
-                store.db.execute("BEGIN")
+            with path.open("rb") as fh, store.transaction():
                 for lineno, line in enumerate(fh, 1):
                     if not line.strip():
                         continue
                     try:
-                        if len(line) > MAX_PAYLOAD_BYTES:  # the collector's limit: a file is no more trusted than MQTT
-                            raise schema.SchemaError(f"line too large: {len(line)} bytes, over the "
-                                                     f"{MAX_PAYLOAD_BYTES}-byte limit")
-                        added = store.add(schema.decode(line))
-                    except (schema.SchemaError, OverflowError) as exc:  # OverflowError: an integer SQLite cannot hold
-                        store.reject(f"import:{path}:{lineno}", str(exc), line[:KEEP_REJECTED_BYTES])
-                        # No wrapping or markup: FILE:LINE must stay one greppable line, and paths may contain [].
-                        err.print(f"{path}:{lineno}: rejected: {exc}", soft_wrap=True, markup=False, highlight=False)
+                        message, reason = decode_line(line), None
+                    except (schema.SchemaError, OverflowError) as exc:  # OverflowError: an integer too large
+                        message, reason = None, str(exc)
+                    got = ingest(store, f"import:{path}:{lineno}", line, message, reason)
+                    if got.message is None:
+                        views.import_rejected(path, lineno, got.reason)
                         bad += 1
-                        continue
-                    if added:
+                    elif got.added:
                         new += 1
                     else:
                         dup += 1
-        err.print(f"imported {new} new messages ({dup} already stored, {bad} rejected) into {store.path}",
-                  soft_wrap=True, markup=False, highlight=False)
+        views.import_summary(new, dup, bad, store.path)
     if bad:
         raise UserError(f"{bad} lines were rejected (kept in the store for inspection); the rest were imported",
                         exit_code=1)
-
-
-def _printable(text: str, keep: str = "") -> str:
-    """``text`` with control and other unprintable characters escaped (``\\x1b``), those in ``keep`` excepted:
-    a payload is untrusted input, and raw escape sequences would drive the terminal that shows it."""
-    return "".join(c if c.isprintable() or c in keep else ascii(c)[1:-1] for c in text)
-
-
-def _preview(payload: bytes | None, width: int = 30) -> str:
-    if payload is None:
-        return "—"
-    text = _printable(payload[:width * 4].decode("utf-8", "backslashreplace"))
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def _size(payload: bytes | None) -> str:
-    n = len(payload or b"")
-    return f"≥{n}" if n >= KEEP_REJECTED_BYTES else str(n)  # the store keeps only the first 64 KiB
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _rejected_json(row) -> dict:
-    return {"id": row.id, "received": row.received, "source": row.source, "reason": row.reason,
-            "size": len(row.payload or b""), "truncated": len(row.payload or b"") >= KEEP_REJECTED_BYTES,
-            "payload_base64": None if row.payload is None else base64.b64encode(row.payload).decode("ascii")}
 
 
 @app.command()
@@ -368,45 +285,17 @@ def rejected(
             rows = store.rejected(limit + 1, cutoff, source)  # one more than shown says whether there are more
     more, rows = len(rows) > limit, rows[:limit]
     if as_json:
-        print(json.dumps(_rejected_json(rows[0]) if show is not None else [_rejected_json(r) for r in rows],
-                         indent=2))
+        views.json_out(views.rejected_json(rows[0]) if show is not None else [views.rejected_json(r) for r in rows])
         return
     if show is not None:
-        _show_rejected(rows[0])
+        views.show_rejected(rows[0])
         return
     if not rows:
-        filters = [f"--since {since}"] * bool(since) + [f"--source {source!r}"] * bool(source)
-        _say(f"nothing rejected{' matching ' + ' '.join(filters) if filters else ''} in {path}")
+        views.rejected_none(since, source, path)
         return
-    table = Table(box=box.SIMPLE_HEAD, title=f"rejected input, newest first ({path})")
-    table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("received", no_wrap=True)
-    table.add_column("source", overflow="fold", min_width=12)  # a topic cut short would hide its board
-    table.add_column("reason", min_width=16)
-    table.add_column("bytes", justify="right", no_wrap=True)
-    table.add_column("payload", no_wrap=True, max_width=30)
-    for row in rows:
-        # Text cells: sources, reasons and payloads are untrusted and may hold [markup].
-        table.add_row(str(row.id), _when(row.received), Text(_printable(row.source)), Text(_printable(row.reason)),
-                      _size(row.payload), Text(_preview(row.payload)))
-    out.print(table)
+    views.rejected_table(rows, path)
     if more:
-        err.print(f"older rejected input not shown: raise --limit (now {limit}) or narrow with --since/--source",
-                  soft_wrap=True, markup=False, highlight=False)
-
-
-def _ranges(ranges: list[tuple[int, int]], most: int = 8) -> str:
-    """``[(3, 4), (6, 6)]`` → ``"3-4, 6"``; beyond ``most`` ranges, how many more."""
-    text = ", ".join(str(f) if f == last else f"{f}-{last}" for f, last in ranges[:most])
-    return text + (f", … {len(ranges) - most} more" if len(ranges) > most else "")
-
-
-def _stream_name(stream: int) -> str:
-    """A stream id with the time it stands for (the agent's outbox creation, Unix milliseconds)."""
-    try:
-        return f"{stream} ({_when(stream / 1000)})"
-    except (OverflowError, OSError, ValueError):  # an id far outside the clock's range: the number alone
-        return str(stream)
+        views.rejected_more(limit)
 
 
 @app.command()
@@ -430,49 +319,12 @@ def gaps(
         raise UserError(f"no result store at {path}: pass the one `dnnhost collect` or `import` wrote with --db")
     with Store(path) as store:
         streams, missing, lost = store.streams(board), store.gaps(board), store.lost(board)
-    missing_of: dict[tuple[str, int], list[tuple[int, int]]] = {}
-    for g in missing:
-        missing_of.setdefault((g.board, g.stream), []).append((g.first, g.last))
-    lost_of: dict[tuple[str, int], list] = {}
-    for x in lost:
-        lost_of.setdefault((x.board, x.stream), []).append(x)
-    total = sum(g.last - g.first + 1 for g in missing)
     if as_json:
-        print(json.dumps({"store": str(path), "missing_numbers": total, "streams": [{
-            "board": s.board, "stream": s.stream, "high": s.high, "received": s.received, "changed": s.changed,
-            "missing": [list(r) for r in missing_of.get((s.board, s.stream), [])],
-            "missing_numbers": sum(last - first + 1 for first, last in missing_of.get((s.board, s.stream), [])),
-            "unrecoverable": [{"first": x.first, "last": x.last, "reason": x.reason, "ts": x.ts}
-                              for x in lost_of.get((s.board, s.stream), [])],
-        } for s in streams]}, indent=2))
-        return
-    if not streams:
-        _say(f"no numbered messages{' from ' + board if board else ''} in {path} yet: agents with an outbox number "
-             "their results and run events")
-        return
-    table = Table(box=box.SIMPLE_HEAD, title=f"outbox streams ({path})")
-    table.add_column("board", no_wrap=True)
-    table.add_column("stream (created)", no_wrap=True)
-    table.add_column("high", justify="right", no_wrap=True)
-    table.add_column("received", justify="right", no_wrap=True)
-    table.add_column("missing", min_width=8)
-    table.add_column("unrecoverable", min_width=12)
-    for s in streams:
-        ranges = missing_of.get((s.board, s.stream), [])
-        count = sum(last - first + 1 for first, last in ranges)
-        gone = "\n".join(f"{_ranges([(x.first, x.last)])}: {_printable(x.reason)}"
-                         for x in lost_of.get((s.board, s.stream), []))
-        table.add_row(s.board, _stream_name(s.stream), str(s.high), str(s.received),
-                      Text(f"{_ranges(ranges)} ({count} numbers)" if ranges else "none",
-                           style="yellow" if ranges else ""),
-                      Text(gone or "none"))
-    out.print(table)
-    if total:
-        _say(f"{total} numbers missing in {len(missing)} ranges: `dnnhost collect` asks the boards to publish them "
-             "again")
+        views.json_out(views.gaps_json(path, streams, missing, lost))
+    elif not streams:
+        views.gaps_none(board, path)
     else:
-        _say("no gaps: every number up to each stream's high mark has arrived"
-             + (" or is recorded as unrecoverable" if lost else ""))
+        views.gaps_table(path, streams, missing, lost)
 
 
 MEASURE_TIMEOUT_EXIT = 69  # EX_UNAVAILABLE (sysexits.h): nobody answered
@@ -526,41 +378,11 @@ def measure(
         raise UserError(f"no answer from {board} within {seconds:g} s: is its agent online and subscribed?",
                         exit_code=MEASURE_TIMEOUT_EXIT)
     if as_json:
-        print(json.dumps({"command": schema.to_builtins(command), "ack": schema.to_builtins(ack)}, indent=2))
-    elif ack.accepted:
-        asked = f"{board} will measure {model} at batch {batch}{' in ' + precision if precision else ''}"
-        _say(f"accepted: {_printable(ack.reason) if ack.reason else asked}")
+        views.measure_json(command, ack)
     else:
-        _say(f"refused: {_printable(ack.reason) if ack.reason else 'no reason given'}")
+        views.measure_answer(command, ack)
     if not ack.accepted:
         raise typer.Exit(1)
-
-
-def _say(text: str) -> None:
-    """Print as is: no wrapping (hex and payload lines stay whole), no markup or highlighting of untrusted text."""
-    out.print(text, soft_wrap=True, markup=False, highlight=False)
-
-
-def _show_rejected(row) -> None:
-    say = _say
-    say(f"id:       {row.id}")
-    say(f"received: {_when(row.received)} ({row.received:.3f})")
-    say(f"source:   {_printable(row.source)}")
-    say(f"reason:   {_printable(row.reason)}")
-    payload = row.payload or b""
-    kept = " (the first 64 KiB kept)" if len(payload) >= KEEP_REJECTED_BYTES else ""
-    if row.payload is None:
-        say("payload:  none")
-        return
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        say(f"payload:  {len(payload)} bytes{kept}, not UTF-8, in hex:")
-        for start in range(0, len(payload), 32):
-            say(payload[start:start + 32].hex(" "))
-        return
-    say(f"payload:  {len(payload)} bytes{kept}, as text:")
-    say(_printable(text, keep="\n\t"))
 
 
 def _per(text: str) -> str | int:
@@ -662,17 +484,10 @@ def report(
             page_svgs = svgs if svgs is not None else plots_mod.svgs(df, data)
             _writing(html_out, lambda: html_mod.write(data, page_svgs, html_out))
     if as_json:
-        print(json.dumps(data, indent=2))
+        views.json_out(data)
     else:
         report_mod.render(out, data if analyses else {**data, "analyses": None}, all_rows=all_rows)
-    for target in export or []:
-        err.print(f"wrote {target}", soft_wrap=True, markup=False, highlight=False)
-    if plots is not None:
-        err.print(f"wrote {len(figures)} figure files into {plots}", soft_wrap=True, markup=False, highlight=False)
-        for name, why in figures.skipped.items():
-            err.print(f"  skipped {name}: {why}", soft_wrap=True, markup=False, highlight=False)
-    if html_out is not None:
-        err.print(f"wrote {html_out}", soft_wrap=True, markup=False, highlight=False)
+    views.report_written(export or [], plots, figures, html_out)
 
 
 def _writing(path: Path, write):
@@ -694,20 +509,10 @@ def catalog_(
     network, or a CSV with a header; fields name, top1, top5, source, gmacs, params_m (README has an example).
     """
     networks = _catalog(catalog_file)
-    rows = [msgspec.to_builtins(n) for n in sorted(networks, key=lambda n: n.name)]
     if as_json:
-        print(json.dumps({"origin": networks.origin, "networks": rows}, indent=2))
-        return
-    table = Table("network", "top-1 %", "top-5 %", "GMACs", "params (M)", "seed top-1 %", "source",
-                  title=f"reference networks ({networks.origin})", box=box.SIMPLE_HEAD)
-    for n in rows:
-        table.add_row(n["name"], f"{n['top1']:.2f}", _opt(n["top5"], ".2f"), _opt(n["gmacs"], "g"),
-                      _opt(n["params_m"], "g"), _opt(n["seed_top1"], "g"), n["source"])
-    out.print(table)
-
-
-def _opt(value, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
+        views.catalog_json(networks)
+    else:
+        views.catalog_table(networks)
 
 
 def _nice_budget(values: list[float]) -> float:
@@ -734,12 +539,15 @@ def demo(
     models: Annotated[Optional[Path], typer.Option(help="Profile these ONNX files instead of generating the "
                                                         "demo set.")] = None,
     power_source: Annotated[str, typer.Option(help="Agent power source (auto, none, rapl, estimate).")] = "auto",
-    db: DbOption = None,
+    db: Annotated[Optional[Path], typer.Option(
+        "--db", help="The demo's own result store (SQLite), apart from the one collect and import fill. "
+                     f"Default: {demo_path()}")] = None,
 ) -> None:
     """The whole loop on this machine: embedded broker, agent, collector, store, report.
 
     Generates four small real networks (ShuffleNetV2 x0.5, SqueezeNet 1.1, MobileNetV2, ResNet-18), profiles
-    them at batch 1, 2, 4 and 8 with ONNX Runtime, and reports the energy-bounded accuracy ceiling.
+    them at batch 1, 2, 4 and 8 with ONNX Runtime, and reports the energy-bounded accuracy ceiling. The results go
+    to a store of the demo's own (--db), never into your real results; the last line says where.
     """
     began = time.monotonic()
     batches = cli.parse_batches(batch)
@@ -748,7 +556,7 @@ def demo(
     budget = units.parse_energy(energy_budget) if energy_budget else None
     board = topics.slug(socket.gethostname())
     run_id = time.strftime("demo-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
-    store_path = Path(db) if db else default_path()
+    store_path = Path(db) if db else demo_path()
     with tempfile.TemporaryDirectory(prefix="dnnprof-demo-") as tmp:
         model_dir = models or Path(tmp) / "models"
         if models is None:
@@ -765,11 +573,7 @@ def demo(
                                 description=f"{message.network or ''} batch {message.batch or ''}".strip()
                                 if message.event == "progress" else message.event)
             elif isinstance(message, schema.Result) and message.run_id == run_id:
-                epi = message.energy_per_inference_j
-                est = "~" if message.provenance.estimated else ""
-                progress.console.print(
-                    f"  {message.network:<20} batch {message.batch:<3} {message.throughput_ips:8.1f} img/s  "
-                    f"{units.format_energy(epi.gross if epi else None)}{est} per image")
+                views.demo_point(progress.console, message)
 
         with EmbeddedBroker(port=0) as broker, Collector(broker.address, store_path, on_stored=on_stored) as col:
             err.print(f"embedded broker on {broker.address}; storing into {store_path}")
@@ -799,12 +603,10 @@ def demo(
                     if r.run_id == run_id and r.energy_per_inference_j]
         if budget is None and energies:
             budget = _nice_budget(energies)
-            err.print(f"energy budget: {units.format_energy(budget)} per image (a round number near the median; "
-                      "set --energy-budget)")
+            views.demo_budget(budget)
         data = report_mod.build(store, analysis.Limits(energy_budget_j=budget), board=board, analyses=False)
     report_mod.render(out, data)
-    err.print(f"demo took {time.monotonic() - began:.0f} s · explore further: dnnhost report --energy-budget 50mJ"
-              f"{' --db ' + str(store_path) if db else ''}")
+    views.demo_done(time.monotonic() - began, store_path)
 
 
 def _check(proc: subprocess.CompletedProcess, what: str) -> None:

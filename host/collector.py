@@ -5,6 +5,9 @@ batches, so a slow disk never blocks the MQTT session (blocking inside paho call
 
 Agents number their results and run events (an outbox stream per board). The writer thread finds the numbers that
 never arrived and, with ``replay``, asks the board to publish them again (a ``replay`` command on its cmd topic).
+
+``ingest`` is the one path from a decoded message (or a refused payload) into the store: the writer thread's, and
+``dnnhost import``'s for each line of a file.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
 
@@ -55,9 +59,47 @@ def validate(topic_name: str, payload: bytes) -> schema.Message:
     return message
 
 
+def decode_line(line: bytes) -> schema.Message:
+    """Decode one line of a file an agent wrote (``dnnagent run --output``), under the collector's size limit: a
+    file is no more trusted than MQTT. Raises SchemaError naming what is wrong."""
+    if len(line) > MAX_PAYLOAD_BYTES:
+        raise schema.SchemaError(f"line too large: {len(line)} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit")
+    return schema.decode(line)
+
+
 def _one_line(exc: Exception) -> str:
     """The first line of an exception's message: the rejected table's reason is one line, never empty."""
     return next(iter(str(exc).splitlines()), "") or exc.__class__.__name__
+
+
+class Ingested(NamedTuple):
+    """What ``ingest`` did with one message."""
+
+    message: schema.Message | None  # the message, stored now or before; None when it was rejected
+    added: bool  # new to the store (False: a re-delivery, a stale status, one already imported)
+    lost: int  # missing numbers an ack declared unrecoverable
+    reason: str | None  # why it was rejected (kept with its payload in the rejected table); None when stored
+
+
+def ingest(store: Store, source: str, payload: bytes, message: schema.Message | None,
+           reason: str | None = None) -> Ingested:
+    """Store one decoded ``message`` idempotently (by its id: storing it again adds nothing), or keep ``payload``
+    as rejected input from ``source`` (``mqtt:TOPIC``, ``import:FILE:LINE``) with ``reason`` when there is no
+    message (it did not decode) or the store cannot hold it. The one ingest path of ``collect``, ``live`` and
+    ``import``; run it inside ``store.transaction()`` so that a batch commits once."""
+    if message is not None:
+        lost = 0
+        try:
+            if isinstance(message, schema.CommandAck):
+                added, lost = store.add_ack(message)
+            else:
+                added = store.add(message)
+        except OverflowError as exc:  # an integer SQLite cannot hold
+            reason = str(exc).splitlines()[0]
+        else:
+            return Ingested(message, added, lost, None)
+    store.reject(source, reason, payload[:KEEP_REJECTED_BYTES])
+    return Ingested(None, False, 0, reason)
 
 
 _TELEMETRY_SUFFIX = "/" + topics.TELEMETRY
@@ -342,8 +384,7 @@ class Collector:
         # a write (at fleet rates, most do not).
         marks = {key: seq for key, seq in marks.items() if seq > self._applied.get(key, -1)}
         if marks:
-            with store.db:
-                store.db.execute("BEGIN")
+            with store.transaction():
                 for (board, stream), seq in marks.items():
                     if store.mark(board, schema.Stream(id=stream, seq=seq)):
                         self._dirty.add(board)
@@ -367,8 +408,7 @@ class Collector:
             if self.replay and self.connected and self._state.get(board) not in ("offline", "lost"):
                 commands += self._requests(board, pieces, now)
         if commands:
-            with store.db:  # kept before it is sent, so that the ack always finds its command
-                store.db.execute("BEGIN")
+            with store.transaction():  # kept before it is sent, so that the ack always finds its command
                 for command in commands:
                     store.add_command(command)
         sent = 0
@@ -437,37 +477,27 @@ class Collector:
             checked.append((index, topic_name, payload, message, None))
         filled: set[tuple[str, int, int]] = set()  # numbers that filled a gap in this batch, each counted once
         if checked:  # a batch of telemetry alone needs no transaction (at fleet rates, most batches)
-            with store.db:
-                store.db.execute("BEGIN")
+            with store.transaction():
                 for index, topic_name, payload, message, reason in checked:
-                    if message is not None:
-                        kind = schema.KIND_OF[type(message)]
-                        try:
-                            if isinstance(message, schema.CommandAck):
-                                added, lost = store.add_ack(message)
-                                if lost:
-                                    counts["unrecoverable"] += lost
-                                    self._dirty.add(message.board)
-                            else:
-                                added = store.add(message)
-                        except OverflowError as exc:  # an integer SQLite cannot hold
-                            reason = str(exc).splitlines()[0]
-                        else:
-                            slots[index] = message
-                            counts[kind] += 1
-                            self._follow(message, added, filled)
-                            if added:
-                                counts["stored"] += 1
-                                stored.append(message)
-                            elif not isinstance(message, schema.Command):
-                                # A command comes back to the host that sent it (it subscribes to every topic):
-                                # seeing its own again is no re-delivery.
-                                counts["duplicate"] += 1
-                            continue
-                    store.reject(f"mqtt:{topic_name}", reason, payload[:KEEP_REJECTED_BYTES])
-                    counts["rejected"] += 1
-                    last_rejection = f"{topic_name}: {reason}"
-                    rejected.append((topic_name, reason))
+                    got = ingest(store, f"mqtt:{topic_name}", payload, message, reason)
+                    if got.message is None:
+                        counts["rejected"] += 1
+                        last_rejection = f"{topic_name}: {got.reason}"
+                        rejected.append((topic_name, got.reason))
+                        continue
+                    if got.lost:
+                        counts["unrecoverable"] += got.lost
+                        self._dirty.add(message.board)
+                    slots[index] = message
+                    counts[schema.KIND_OF[type(message)]] += 1
+                    self._follow(message, got.added, filled)
+                    if got.added:
+                        counts["stored"] += 1
+                        stored.append(message)
+                    elif not isinstance(message, schema.Command):
+                        # A command comes back to the host that sent it (it subscribes to every topic): seeing
+                        # its own again is no re-delivery.
+                        counts["duplicate"] += 1
         for _, _, mid, qos in items:
             if qos:
                 self._client.ack(mid, qos)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from dnnprof.shared import units
 
-from . import analysis, seed
+from . import analysis, paper
 
 FIGURES = ("accuracy_vs_ops", "time_vs_batch", "power_vs_batch", "memory_vs_batch", "ops_vs_time",
            "accuracy_vs_throughput", "accuracy_density", "frontier")
@@ -709,7 +709,7 @@ def _draw_accuracy_vs_throughput(ctx: _Board):
 
 def _density(df: pd.DataFrame, report: dict) -> list[dict]:
     """The accuracy_density records of the report's analyses (computed here when the report was built without)."""
-    records = (report.get("analyses") or seed.analyses(df))["accuracy_density"]
+    records = (report.get("analyses") or paper.analyses(df))["accuracy_density"]
     return [r for r in records if r.get("density") is not None and math.isfinite(r["density"])]
 
 

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from dnnprof.shared import catalog, schema, units
 
-from . import analysis, seed
+from . import analysis, paper
 from .store import Store
 
 EST = "~"
@@ -53,7 +53,7 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
                    "others_text": dataclasses.replace(limits, energy_budget_j=None).text(basis)},
         "catalog": networks.origin,
         "boards": [],
-        "analyses": seed.analyses(df, energy=basis.energy) if analyses and not df.empty else None,
+        "analyses": paper.analyses(df, energy=basis.energy) if analyses and not df.empty else None,
         "board_filter": board,
         "known_boards": store.board_names() if board and board not in boards and df.empty else [],
     }
@@ -291,7 +291,7 @@ def _mib(value: float | None) -> str:
 
 
 def render_analyses(console: Console, a: dict, all_rows: bool = False) -> None:
-    """The seed paper's analyses as tables of fitted numbers (see host/seed.py for the definitions)."""
+    """The seed paper's analyses as tables of fitted numbers (see host/paper.py for the definitions)."""
 
     def show(title: str, columns: list[str], key: str, cells) -> None:
         console.print(_analysis_table(title, columns, [cells(r) for r in a[key]], a[key], all_rows))

@@ -7,9 +7,11 @@ same file — WAL lets readers run while a collector writes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -201,6 +203,11 @@ def default_path() -> Path:
     return Path(base) / "dnnprof" / "results.sqlite"
 
 
+def demo_path() -> Path:
+    """``demo.sqlite`` beside the default store: ``dnnhost demo``'s own, so a demo never mixes into real results."""
+    return default_path().with_name("demo.sqlite")
+
+
 class Store:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_path()
@@ -217,8 +224,7 @@ class Store:
     def _migrate(self) -> None:
         if self.db.execute("PRAGMA user_version").fetchone()[0] >= VERSION:
             return
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction(immediate=True):
             version = self.db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
             if version < 1:
                 mode = ("coalesce(json_extract(payload, '$.conditions.power_mode'), "
@@ -243,6 +249,15 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self, *, immediate: bool = False) -> Iterator[Store]:
+        """One transaction around the block: committed when it ends, rolled back when it raises. Writes outside
+        one each commit on their own (autocommit); a batch inside one costs a single commit. ``immediate`` takes
+        the write lock at once rather than at the first write."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            yield self
 
     def __enter__(self) -> Store:
         return self
@@ -297,8 +312,7 @@ class Store:
 
     def add_many(self, messages: list[schema.Message]) -> int:
         """Store a batch in one transaction; returns how many were new."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.transaction():
             return sum(self.add(m) for m in messages)
 
     def set_status(self, status: schema.Status) -> bool:

@@ -1,1 +1,10 @@
-"""What the agent and the host both speak: message schema, topics, units and the reference-network catalog."""
+"""What the agent and the host both speak, one question per module.
+
+- schema: what is a message? The versioned message types, validated strictly on decode (msgspec).
+- topics: where is a message published? The topic scheme ``dnnprof/v1/<board>/<kind>[/<run-id>]``, ids, brokers.
+- units: what does ``50mJ`` mean? Energy, power and time with SI prefixes, parsed and formatted.
+- catalog: how accurate is a network? Reference top-1/top-5 accuracy, MACs and parameters, plus a user's file.
+- auth: how is the broker reached safely? TLS contexts that verify the broker, secret files only the owner reads.
+- cli: what do both command lines do alike? User errors as one line, Ctrl-C as a clean exit, shared parsers.
+- errors: what reaches a user as a message rather than a traceback? ``UserError``.
+"""

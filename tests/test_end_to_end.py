@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -95,15 +96,21 @@ def test_offline_file_then_import_then_report(models: Path, tmp_path: Path) -> N
     assert "No energy was measured" in text.stdout
 
 
-def test_demo_runs_the_whole_loop(models: Path, tmp_path: Path) -> None:
+def test_demo_runs_the_whole_loop_into_its_own_store_and_says_where(models: Path, tmp_path: Path) -> None:
+    # No --db: the demo's default store, under this test's user data dir, never the user's real results.sqlite.
+    data = tmp_path / "xdg"
     proc = subprocess.run(
         [sys.executable, "-m", "dnnprof.host", "demo", "--models", str(models), "--batch", "1,2", "--duration",
-         "200ms", "--max-duration", "400ms", "--db", str(tmp_path / "demo.sqlite"), "--power-source", "estimate"],
-        capture_output=True, text=True, timeout=180)
+         "200ms", "--max-duration", "400ms", "--power-source", "estimate"],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "XDG_DATA_HOME": str(data)})
     assert proc.returncode == 0, proc.stderr
     assert "Energy-bounded accuracy ceiling" in proc.stdout
     assert "shufflenet_v2_x0_5" in proc.stdout and "squeezenet1_1" in proc.stdout
-    with Store(tmp_path / "demo.sqlite") as store:
+    demo_store = data / "dnnprof" / "demo.sqlite"
+    assert not (data / "dnnprof" / "results.sqlite").exists()
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f"results stored in {demo_store}" in last and f"dnnhost report --db {demo_store}" in last
+    with Store(demo_store) as store:
         assert store.count() == 4
 
 

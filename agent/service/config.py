@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from dnnprof.agent.board import facts as board
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.publish import telemetry
-from dnnprof.shared import cli, topics
+from dnnprof.shared import auth, cli, topics
 from dnnprof.shared.errors import UserError
 
 # sysexits.h EX_CONFIG: a configuration error. The unit's RestartPreventExitStatus=78 stops systemd from restarting
@@ -44,13 +43,8 @@ class Tls:
     key_file: Path | None = None
 
     def context(self):
-        """An ``ssl.SSLContext`` that verifies the broker's certificate and host name."""
-        import ssl
-
-        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        if self.cert_file is not None:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
-        return ctx
+        """An ``ssl.SSLContext`` that verifies the broker's certificate and host name (``shared.auth``)."""
+        return auth.tls_context(self.ca_file, self.cert_file, self.key_file, what="it")
 
 
 @dataclass(frozen=True)
@@ -240,11 +234,11 @@ def _absolute(p: Path, base: Path) -> Path:
 
 
 def _private(section: _Section, key: str, p: Path, what: str) -> None:
-    """Refuse a secret file that group or others can read (the way ssh refuses a private key)."""
-    mode = stat.S_IMODE(p.stat().st_mode)
-    if mode & 0o077:
-        section.fail(key, f"{p} is readable by group or others (mode {mode:04o}), and it holds {what}: run "
-                          f"chmod 600 {p} and chown it to the agent's user (dnnprof)")
+    """Refuse a secret file that group or others can read (``shared.auth``'s rule), naming the key."""
+    try:
+        auth.check_private(p, what, owner="the agent's user (dnnprof)")
+    except UserError as exc:
+        section.fail(key, str(exc))
 
 
 def _read_toml(path: Path) -> dict:
@@ -359,9 +353,8 @@ def _broker(section: _Section, base: Path) -> Broker:
             _private(t, "key_file", tls.key_file, "the client's private key")
         try:
             tls.context()  # a garbled certificate or a key that does not match fails here, not at connect
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            t.fail("cert_file" if tls.cert_file else "ca_file", f"cannot load it ({exc}): write PEM files, the key "
-                                                                "matching the certificate")
+        except UserError as exc:
+            t.fail("cert_file" if tls.cert_file else "ca_file", str(exc))
     port = section.integer("port", 1, 65535, "8883" if tls else "1883", 8883 if tls else topics.DEFAULT_PORT)
     username = section.string("username", '"orin-01"')
     password_file = section.file_path("password_file", base, '"/etc/dnnprof/mqtt-password"')
@@ -371,12 +364,9 @@ def _broker(section: _Section, base: Path) -> Broker:
             section.fail("password_file", "MQTT sends a password only with a user name: add username = \"...\"")
         _private(section, "password_file", password_file, "the broker password")
         try:
-            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            section.fail("password_file", f"cannot read {password_file} ({exc.__class__.__name__}): make it a "
-                                          "UTF-8 text file holding only the password")
-        if not password:
-            section.fail("password_file", f"{password_file} is empty: write the password into it (one line)")
+            password = auth.read_password(password_file, what="the password")
+        except UserError as exc:
+            section.fail("password_file", str(exc))
     keepalive_s = section.integer("keepalive_s", 1, 65535, "30", 30)
     return Broker(host=host, port=port, tls=tls, username=username, password_file=password_file, password=password,
                   keepalive_s=keepalive_s)

@@ -72,6 +72,11 @@ def test_help(run, command):
     assert proc.stderr == ""
 
 
+def test_demo_stores_apart_from_the_real_results_by_default(run):
+    flat = "".join(run("demo", "--help").stdout.replace("│", "").split())  # however the help wraps
+    assert f"Default:{run.env['XDG_DATA_HOME']}/dnnprof/demo.sqlite" in flat
+
+
 def test_import_stores_and_reimport_adds_nothing_twice(run, db, tmp_path, measured):
     path = write_jsonl(tmp_path / "run.jsonl", measured)
     first = run("import", path, "--db", db)

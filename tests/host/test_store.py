@@ -7,7 +7,7 @@ import sqlite3
 import msgspec
 import pytest
 
-from dnnprof.host.store import VERSION, Store, default_path
+from dnnprof.host.store import VERSION, Store, default_path, demo_path
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
@@ -63,6 +63,22 @@ def test_add_many_is_all_or_nothing(store, msgs):
         store.add_many([msgs.result(id="first-of-batch"), broken, msgs.result(id="after-broken")])
     assert not store.db.in_transaction
     assert [r.id for r in store.results()] == ["before-the-batch"]  # the batch was rolled back as a whole
+
+
+def test_a_transaction_commits_once_at_its_end_and_rolls_back_when_it_raises(store, msgs):
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    with store.transaction() as same:
+        assert same is store and store.db.in_transaction
+        store.add(msgs.result(id="kept-result"))
+        store.reject("import:file.jsonl:1", "bad", b"x")
+    store.db.set_trace_callback(None)
+    assert [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
+    with pytest.raises(RuntimeError), store.transaction(immediate=True):
+        store.add(msgs.result(id="dropped-result"))
+        raise RuntimeError("the batch fails")
+    assert not store.db.in_transaction
+    assert [r.id for r in store.results()] == ["kept-result"] and store.count("rejected") == 1
 
 
 def test_board_info_upsert_keeps_presence(store, msgs):
@@ -222,6 +238,11 @@ def test_default_path_follows_xdg(tmp_path, monkeypatch):
     assert (tmp_path / "dnnprof" / "results.sqlite").is_file()
     monkeypatch.delenv("XDG_DATA_HOME")
     assert default_path().parts[-3:] == ("share", "dnnprof", "results.sqlite")
+
+
+def test_the_demo_store_is_beside_the_default_one_and_apart_from_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert demo_path() == tmp_path / "dnnprof" / "demo.sqlite" != default_path()
 
 
 def test_integers_beyond_sqlite_range(store, msgs):
