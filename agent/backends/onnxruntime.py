@@ -32,7 +32,7 @@ class OnnxRuntimeBackend(Backend):
         try:
             import onnxruntime
         except ImportError:
-            raise UserError("onnxruntime is not installed: pip install 'dnnprof[cpu]'") from None
+            raise UserError("onnxruntime is not installed: pip install '.[cpu]' in the dnnprof checkout") from None
         self._ort = onnxruntime
         self.threads = threads or os.cpu_count() or 1
 

@@ -42,15 +42,12 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         engines[engine.name] = engine.version
     except UserError as exc:
         engines["none"] = str(exc)
-    source = selection.source
+    source = selection.power  # NO_POWER when none works: its fields say "no energy"
     try:
-        facts = board_facts.info(board_facts.default_board_id(), backends=engines,
-                                 power_source=source.name if source else None,
-                                 power_boundary=source.boundary if source else None,
-                                 power_estimated=bool(source and source.estimated), root=root or "/")
+        facts = board_facts.info(board_facts.default_board_id(), backends=engines, power_source=source.name,
+                                 power_boundary=source.boundary, power_estimated=source.estimated, root=root or "/")
     finally:
-        if source is not None:
-            source.close()
+        source.close()
     data = schema.to_builtins(facts)
     data["power_notes"] = selection.notes
     data["power_info"] = selection.info

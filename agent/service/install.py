@@ -288,12 +288,12 @@ def _check_exec_start(exec_start: str) -> None:
                         "search PATH the way a shell does)")
     places = [program]
     if "-m dnnprof.agent" in exec_start:  # this Python imports dnnprof from where this process found it
-        places.append(str(Path(__file__).resolve().parents[1]))
+        places.append(str(Path(__file__).resolve().parents[2]))  # the dnnprof package: .../dnnprof/agent/service
     for place in places:
         for prefix, directive in HIDDEN.items():
             if (place.rstrip("/") + "/").startswith(prefix):
                 raise UserError(f"the agent runs from {place}, which the unit's {directive} hides: install dnnprof "
-                                "system-wide (sudo pip install 'dnnprof[jetson]', or a venv under /opt) and run "
+                                "system-wide (a venv under /opt, README: 'Install the agent on a Jetson') and run "
                                 "install-service from there")
 
 

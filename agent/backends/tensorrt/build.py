@@ -200,7 +200,7 @@ class TensorRTBackend(Backend):
                 import PIL  # noqa: F401
             except ImportError:
                 raise UserError("int8 calibration from images needs Pillow: pip install pillow "
-                                "(or pip install 'dnnprof[jetson]')") from None
+                                "(or pip install '.[jetson]' in the dnnprof checkout)") from None
             self._images_sha256 = images_sha256(self.images)
 
     @property

@@ -25,7 +25,8 @@ def import_modules():
     try:
         import pycuda.driver as cuda
     except (ImportError, OSError):
-        missing.append("pycuda (pip install pycuda, or pip install 'dnnprof[jetson]')")
+        missing.append("pycuda (pip install pycuda, with nvcc on PATH, or pip install '.[jetson]' in the dnnprof "
+                       "checkout)")
     if missing:
         raise UserError(f"the tensorrt backend needs {' and '.join(missing)}")
     return trt, cuda

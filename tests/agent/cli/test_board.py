@@ -11,12 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from dnnprof.agent.cli import app
+from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
 DATA = Path(__file__).parents[2] / "data"
 ORIN_NANO = DATA / "jetson" / "orin-nano-jp6"
 AGX_ORIN = DATA / "jetson" / "agx-orin-jp6"
 LOGS = DATA / "tegrastats"
+JETSON = DATA / "jetson"
+ORIN_PROC = DATA / "board" / "jetson-orin-nano"  # an Orin's /proc without its device tree or release file
 KEYS = {"rails", "total_w", "total_kind", "energy_j", "samples", "rate_hz"}
 
 runner = CliRunner()
@@ -123,3 +126,53 @@ def test_command_help_teaches_the_specs():
     assert result.exit_code == 0
     for example in ("ina3221:", "jtop", "tegrastats:", "rapl", "estimate", "--interval"):
         assert example in result.stdout
+
+
+def test_info_json(workdir, dnnagent):
+    proc = dnnagent("info", "--json", "--power-source", "estimate", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    notes = data.pop("power_notes")
+    assert notes == []
+    facts = schema.decode(json.dumps(data))
+    assert isinstance(facts, schema.BoardInfo)
+    assert facts.power_source == "estimate" and facts.power_estimated is True
+
+
+def test_dnnagent_info_json_on_a_recorded_jetson():
+    result = CliRunner().invoke(app, ["info", "--root", str(JETSON / "orin-nano-jp6"), "--json",
+                                      "--power-source", "none"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["kind"] == "info" and "power_notes" in data and "hostname" in data and "backends" in data
+    assert data["facts"] == {
+        "model": "NVIDIA Jetson Orin Nano Engineering Reference Developer Kit Super", "soc": "tegra234",
+        "l4t": "36.4.3", "jetpack": "6.2", "tensorrt": "10.3.0.30", "cuda": "12.6.11", "power_mode": "15W",
+        "power_mode_id": 0, "jetson_clocks": False, "dla_cores": 0}
+
+
+@pytest.mark.parametrize("root, lines", [
+    (JETSON / "agx-orin-jp6", ["NVIDIA Jetson AGX Orin Developer Kit", "tegra234", "36.3.0", "6.0", "8.6.2.3",
+                                "12.2.140", "MAXN (id 0)", "jetson_clocks", "on", "dla cores", "2"]),
+    (ORIN_PROC, ["not a Jetson: no Jetson facts"]),
+])
+def test_dnnagent_info_text(root, lines):
+    result = CliRunner().invoke(app, ["info", "--root", str(root), "--power-source", "none"],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for text in lines:
+        assert text in result.stdout
+
+
+def test_dnnagent_info_probes_the_recorded_trees_sensors_and_says_why_auto_is_onnxruntime():
+    from dnnprof.agent.backends import why_not_tensorrt
+
+    result = CliRunner().invoke(app, ["info", "--root", str(JETSON / "orin-nano-jp6"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    # auto under the tree finds its INA3221 (not this machine's sensors), totalled on the input rail
+    assert (data["power_source"], data["power_boundary"], data["power_estimated"]) == ("ina3221", "input_rail", False)
+    assert data["power_notes"] == [] and data["power_info"] == []  # the Orin Nano's three channels are all rails
+    if why_not_tensorrt():  # no TensorRT here: auto's choice of the CPU is said, with the reason
+        assert data["backends"].keys() == {"onnxruntime"}
+        assert data["backend_notes"][0].startswith("auto chose onnxruntime (CPU): TensorRT is not usable here (")

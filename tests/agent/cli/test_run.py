@@ -1,16 +1,11 @@
-"""``dnnagent`` end to end, as a user runs it: ``python -m dnnprof.agent`` in a subprocess."""
+"""``dnnagent run`` end to end, as a user runs it: ``python -m dnnprof.agent`` in a subprocess."""
 
 import json
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 from dnnprof.agent.backends import why_not_tensorrt
-from dnnprof.agent.models import zoo
-from dnnprof.agent.service.outbox import Outbox
 from dnnprof.shared import schema
 
 SMALL = "shufflenet_v2_x0_5"
@@ -18,44 +13,7 @@ SHORT = ["--duration", "200ms", "--max-duration", "400ms", "--warmup", "50ms", "
          "--min-iterations", "2", "--idle", "200ms"]
 
 
-def dnnagent(*args, cwd, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dnnprof.agent", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cli")
-
-
-@pytest.fixture(scope="module")
-def demo_dir(workdir):
-    out = workdir / "demo"
-    proc = dnnagent("models", "generate", "--out", out, cwd=workdir)
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def small_dir(workdir):
-    out = workdir / "small"
-    proc = dnnagent("models", "generate", SMALL, "--out", out, "--quiet", cwd=workdir)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
-    return out
-
-
-def test_models_generate_writes_the_demo_set(demo_dir):
-    assert sorted(p.name for p in demo_dir.iterdir()) == sorted(f"{n}.onnx" for n in zoo.DEMO_SET)
-
-
-def test_run_writes_decodable_jsonl(small_dir, workdir):
+def test_run_writes_decodable_jsonl(small_dir, workdir, dnnagent):
     output = workdir / "run.jsonl"
     proc = dnnagent("run", small_dir, "--output", output, "--batch", "1,2", *SHORT, "--power-source", "estimate",
                     "--board", "cli-board", "--run-id", "cli-run-1", cwd=workdir)
@@ -82,7 +40,7 @@ def test_run_writes_decodable_jsonl(small_dir, workdir):
         assert r.provenance.estimated and r.power_w is not None and r.energy_per_inference_j is not None
 
 
-def test_run_json_prints_a_list(demo_dir, workdir):
+def test_run_json_prints_a_list(demo_dir, workdir, dnnagent):
     output = workdir / "json.jsonl"
     proc = dnnagent("run", demo_dir / f"{SMALL}.onnx", "--output", output, "--batch", "1", *SHORT,
                     "--power-source", "none", "--json", cwd=workdir)
@@ -93,15 +51,6 @@ def test_run_json_prints_a_list(demo_dir, workdir):
     assert isinstance(result, schema.Result)
     assert result.power_w is None and result.energy_j is None  # no power source: not measured, not 0
     assert result.provenance.power_source is None
-
-
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("dnnagent: error: ")
-    return lines[0]
 
 
 BAD_RUNS = {
@@ -131,7 +80,7 @@ BAD_RUNS = {
 
 
 @pytest.mark.parametrize(("args", "words"), BAD_RUNS.values(), ids=BAD_RUNS.keys())
-def test_bad_input_is_one_error_line(args, words, tmp_path, small_dir):
+def test_bad_input_is_one_error_line(args, words, tmp_path, small_dir, dnnagent, one_error_line):
     (tmp_path / "notes.onnx").write_text("not a model\n")
     (tmp_path / "empty").mkdir()
     model = small_dir / f"{SMALL}.onnx"
@@ -143,7 +92,7 @@ def test_bad_input_is_one_error_line(args, words, tmp_path, small_dir):
     assert not output.exists() or output.read_bytes() == b""  # nothing was measured
 
 
-def test_unreachable_broker_fails_before_profiling(small_dir, workdir):
+def test_unreachable_broker_fails_before_profiling(small_dir, workdir, dnnagent, one_error_line, free_port):
     port = free_port()
     start = time.monotonic()
     # long settings: if it profiled before connecting, this would take minutes
@@ -154,45 +103,17 @@ def test_unreachable_broker_fails_before_profiling(small_dir, workdir):
     assert f"127.0.0.1:{port}" in line
 
 
-def test_models_generate_unknown_name(workdir):
-    proc = dnnagent("models", "generate", "nope", "--out", workdir / "none", cwd=workdir)
-    line = one_error_line(proc)
-    assert "'nope'" in line
-    assert all(name in line for name in zoo.names())
-    assert not (workdir / "none").exists()
-
-
-def test_models_list_json(workdir):
-    proc = dnnagent("models", "list", "--json", cwd=workdir)
-    assert proc.returncode == 0, proc.stderr
-    rows = json.loads(proc.stdout)
-    assert [r["name"] for r in rows] == zoo.names()
-    assert all(r["top1"] and 0 < r["top1"] <= 100 for r in rows)
-    assert {r["name"] for r in rows if r["demo"]} == set(zoo.DEMO_SET)
-
-
-def test_info_json(workdir):
-    proc = dnnagent("info", "--json", "--power-source", "estimate", cwd=workdir)
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
-    notes = data.pop("power_notes")
-    assert notes == []
-    facts = schema.decode(json.dumps(data))
-    assert isinstance(facts, schema.BoardInfo)
-    assert facts.power_source == "estimate" and facts.power_estimated is True
-
-
 @pytest.mark.parametrize(
     "command", [[], ["run"], ["info"], ["models"], ["models", "list"], ["models", "generate"]], ids=" ".join
 )
-def test_help(command, workdir):
+def test_help(command, workdir, dnnagent):
     proc = dnnagent(*command, "--help", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout
     assert "Traceback" not in proc.stderr
 
 
-def test_run_to_a_real_broker(small_dir, workdir, mosquitto):
+def test_run_to_a_real_broker(small_dir, workdir, mosquitto, dnnagent):
     import paho.mqtt.client as mqtt
 
     proc = dnnagent("run", small_dir, "--broker", mosquitto, "--board", "cli-mqtt", "--batch", "1", *SHORT,
@@ -218,13 +139,13 @@ def test_run_to_a_real_broker(small_dir, workdir, mosquitto):
     assert list((workdir).glob("dnnprof-unsent-*.jsonl")) == []
 
 
-def test_run_help_teaches_the_telemetry_options(workdir):
+def test_run_help_teaches_the_telemetry_options(workdir, dnnagent):
     proc = dnnagent("run", "--help", cwd=workdir)
     assert "--telemetry-rate" in proc.stdout and "--telemetry-samples-hz" in proc.stdout
     assert "QoS 0" in proc.stdout
 
 
-def test_run_sends_telemetry_to_the_broker_only(small_dir, workdir, mosquitto):
+def test_run_sends_telemetry_to_the_broker_only(small_dir, workdir, mosquitto, dnnagent):
     import paho.mqtt.client as mqtt
 
     received: list[mqtt.MQTTMessage] = []
@@ -266,27 +187,7 @@ def test_run_sends_telemetry_to_the_broker_only(small_dir, workdir, mosquitto):
     assert list(workdir.glob("dnnprof-unsent-*.jsonl")) == []
 
 
-def test_models_inspect_json_and_text(demo_dir, workdir):
-    proc = dnnagent("models", "inspect", demo_dir / "resnet18.onnx", demo_dir / "squeezenet1_1.onnx", "--json",
-                    cwd=workdir)
-    assert proc.returncode == 0, proc.stderr
-    resnet, squeeze = json.loads(proc.stdout)
-    assert resnet["params"] == zoo.count_params(zoo.build("resnet18"))
-    assert resnet["macs"] == pytest.approx(1.81e9, rel=0.01) and resnet["flops"] == 2 * resnet["macs"]
-    assert resnet["by_kind"]["fully_connected"]["layers"] == 1 and squeeze["by_kind"]["fully_connected"]["layers"] == 0
-    assert resnet["input_shape"] == [3, 224, 224] and resnet["unsupported"] == []
-    text = dnnagent("models", "inspect", demo_dir, cwd=workdir)  # a directory: every model in it
-    assert text.returncode == 0 and text.stdout.count("FLOPs") == len(zoo.DEMO_SET)
-
-
-def test_models_inspect_bad_file(workdir):
-    junk = workdir / "junk.onnx"
-    junk.write_text("not a model\n")
-    line = one_error_line(dnnagent("models", "inspect", junk, cwd=workdir))
-    assert "is not an ONNX model" in line
-
-
-def test_run_with_a_manifest_carries_the_models_accuracy(small_dir, workdir):
+def test_run_with_a_manifest_carries_the_models_accuracy(small_dir, workdir, dnnagent):
     manifest = workdir / "models.toml"
     manifest.write_text(f'[[model]]\npath = "{small_dir / (SMALL + ".onnx")}"\nname = "mine"\ntop1 = 42.5\n'
                         'preprocessing = "resize 256, crop 224"\n')
@@ -299,35 +200,5 @@ def test_run_with_a_manifest_carries_the_models_accuracy(small_dir, workdir):
     assert "models.toml" in result["reference_top1_source"]
 
 
-def test_run_needs_models_or_a_manifest(workdir):
+def test_run_needs_models_or_a_manifest(workdir, dnnagent, one_error_line):
     assert "--manifest" in one_error_line(dnnagent("run", cwd=workdir))
-
-
-def test_outbox_shows_what_waits_and_what_a_kill_left_unfinished(tmp_path, model_dir):
-    config = tmp_path / "agent.toml"
-    config.write_text(f'[broker]\nhost = "127.0.0.1"\n[agent]\nboard_id = "cli-board"\nstate_dir = '
-                      f'"{tmp_path / "state"}"\nmodels_dir = "{model_dir}"\n')
-    empty = dnnagent("outbox", "--config", config, cwd=tmp_path)
-    assert empty.returncode == 0 and "no outbox yet" in empty.stdout
-    box = Outbox(tmp_path / "state" / "outbox.sqlite")
-    for seq, event in enumerate(("started", "progress", "progress")):
-        box.put(schema.RunEvent(board="cli-board", ts=time.time(), run_id="run-cut", seq=seq, event=event,
-                                points_total=4, points_done=seq))
-    box.acked([1])
-    stream = box.stream_id
-    box.close()
-    shown = dnnagent("outbox", "--config", config, cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    text = " ".join(shown.stdout.split())
-    assert f"stream {stream}, 3 messages written; 2 not yet acknowledged by the broker" in text
-    assert "1 delivered ones kept for replay" in text
-    assert "run run-cut never ended" in text
-    data = json.loads(dnnagent("outbox", "--config", config, "--json", cwd=tmp_path).stdout)
-    assert (data["undelivered"], data["delivered_kept"], data["high"]) == (2, 1, 3)
-    assert data["unfinished_runs"] == ["run-cut"] and data["oldest_undelivered_age_s"] >= 0
-    (tmp_path / "state" / "outbox.sqlite").write_bytes(b"garbage" * 1000)
-    for name in ("outbox.sqlite-wal", "outbox.sqlite-shm"):
-        (tmp_path / "state" / name).unlink(missing_ok=True)
-    damaged = dnnagent("outbox", "--config", config, cwd=tmp_path)
-    assert damaged.returncode != 0 and "Traceback" not in damaged.stderr
-    assert "cannot open the outbox" in damaged.stderr
