@@ -1,12 +1,11 @@
 """The TensorRT backend on the thin fakes of tensorrt (8.x and 10.x) and pycuda (tests/fakes/): the calls it makes
-against each major version's documented API, precisions, DLA, int8 calibration, the CUDA context across threads,
-the engine and timing caches, get_backend and the `run` options."""
+against each major version's documented API, precisions, DLA, the engine and timing caches, build progress,
+get_backend, a sweep and the `run` options."""
 
 from __future__ import annotations
 
 import json
 import math
-import threading
 
 import numpy as np
 import pytest
@@ -14,11 +13,9 @@ from typer.testing import CliRunner
 
 from dnnprof.agent.backends import BACKENDS, get_backend, resolve
 from dnnprof.agent.backends import tensorrt as trt_backend
-from dnnprof.agent.backends.base import DeviceTimes
 from dnnprof.agent.backends.engine_cache import EngineCache
 from dnnprof.agent.backends.onnxruntime import OnnxRuntimeBackend
 from dnnprof.agent.backends.tensorrt import TensorRTBackend
-from dnnprof.agent.backends.tensorrt import calibration as trt_calibration
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sweep import Sweep
 from dnnprof.agent.models import onnxfile
@@ -31,40 +28,11 @@ SHORT = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_
                           check_every_s=0.01, idle_s=0)
 
 
-@pytest.fixture
-def tiny(tmp_path, make_onnx):
-    """A one-Conv model, input "x0" (N, 3, 8, 8) with a symbolic batch, output "y0" (N, 4, 8, 8)."""
-    return onnxfile.load(make_onnx(tmp_path / "tiny.onnx"))
-
-
-@pytest.fixture
-def statuses():
-    return []
-
-
-@pytest.fixture
-def make_backend(tmp_path, statuses):
-    def make(**options) -> TensorRTBackend:
-        options.setdefault("engine_cache", tmp_path / "engines")
-        options.setdefault("on_status", statuses.append)
-        return TensorRTBackend(**options)
-
-    return make
-
-
-def run_all(runner, times: int = 1) -> list[DeviceTimes]:
-    return [runner.infer() for _ in range(times)]
-
-
-def balanced(cuda) -> bool:
-    return all(depth == 0 for depth in cuda._fake.stack_depths().values()) and cuda._fake.pushes == cuda._fake.pops
-
-
 # -- building on 8.x and 10.x ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_build_and_run_fp32(install_fakes, make_backend, tiny, version):
+def test_build_and_run_fp32(install_fakes, make_backend, tiny, version, balanced, run_all):
     trt, cuda = install_fakes(version)
     backend = make_backend()
     assert backend.name == "tensorrt" and backend.version == version and backend.gpu == "Fake Orin (sm_87)"
@@ -142,7 +110,7 @@ def test_a_model_the_parser_rejects_is_one_user_error(install_fakes, make_backen
     assert "No importer registered for op: NoSuchOp" in message and "\n" not in message
 
 
-def test_a_failed_build_is_a_user_error_with_tensorrt_s_reason(install_fakes, make_backend, tiny):
+def test_a_failed_build_is_a_user_error_with_tensorrt_s_reason(install_fakes, make_backend, tiny, balanced):
     trt, cuda = install_fakes("10.3.0")
     trt._fake.cancel_build = True  # the build stops, as any failed build_serialized_network returns None
     with pytest.raises(UserError, match=r"could not build an engine for tiny b1 fp32: .*cancelled"):
@@ -186,79 +154,6 @@ def test_unknown_precision(install_fakes, make_backend, tiny):
         make_backend().prepare(tiny, 1, "bf16")
 
 
-@pytest.mark.parametrize("version", ["8.6.2", "10.3.0"])
-def test_int8_from_random_data_is_timing_only(install_fakes, make_backend, tiny, version):
-    trt, cuda = install_fakes(version)
-    backend = make_backend()
-    runner = backend.prepare(tiny, 8, "int8")
-    build = trt._fake.last_build
-    assert build["flags"] == ["INT8"]
-    assert build["calibration_batches"] == math.ceil(trt_backend.RANDOM_CALIBRATION_IMAGES / 8)
-    assert runner.calibration == "random" and runner.timing_only is True
-    runner.close()
-    # the calibration table is kept next to the engines and reused by the next build of the same model
-    tables = list(backend.cache.directory.glob("calibration-*.table"))
-    assert len(tables) == 1 and tables[0].read_bytes().startswith(b"fake calibration table")
-    backend.prepare(tiny, 4, "int8").close()
-    assert trt._fake.last_build["calibration_batches"] == 0 and trt._fake.builds == 2
-    assert balanced(cuda) and cuda._fake.live_device_bytes == 0
-
-
-def png(path, color, size=(20, 12)):
-    Image = pytest.importorskip("PIL.Image")
-    Image.new("RGB", size, color).save(path)
-    return path
-
-
-def test_int8_from_images(install_fakes, make_backend, tiny, tmp_path):
-    trt, _ = install_fakes("10.3.0")
-    folder = tmp_path / "calib"
-    folder.mkdir()
-    for i, color in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
-        png(folder / f"img{i}.png", color)
-    (folder / "notes.txt").write_text("not an image")
-    backend = make_backend(calibration=folder)
-    runner = backend.prepare(tiny, 2, "int8")
-    assert runner.calibration == f"images:{folder} (3 images)" and runner.timing_only is False
-    assert trt._fake.last_build["calibration_batches"] == 2  # 3 images in batches of 2: the last one filled up
-    runner.close()
-    # fp32 and fp16 engines are not calibrated
-    runner = backend.prepare(tiny, 2, "fp16")
-    assert runner.calibration is None
-    runner.close()
-
-
-def test_calibration_images_are_resized_and_imagenet_normalised(tmp_path):
-    red = png(tmp_path / "red.png", (255, 0, 0), size=(31, 17))
-    data = trt_calibration._load_image(red, (3, 8, 10))
-    assert data.shape == (3, 8, 10) and data.dtype == np.float32
-    mean, std = trt_backend.IMAGENET_MEAN, trt_backend.IMAGENET_STD
-    np.testing.assert_allclose(data[0], (1 - mean[0]) / std[0], rtol=1e-5)
-    np.testing.assert_allclose(data[1], (0 - mean[1]) / std[1], rtol=1e-5)
-    batches = list(trt_backend.image_batches([red, red, red], 2, (3, 8, 10)))
-    assert [b.shape for b in batches] == [(2, 3, 8, 10), (2, 3, 8, 10)]
-
-
-def test_a_calibration_image_that_cannot_be_read(install_fakes, make_backend, tiny, tmp_path):
-    install_fakes("10.3.0")
-    folder = tmp_path / "calib"
-    folder.mkdir()
-    png(folder / "a.png", (10, 20, 30))
-    (folder / "b.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(UserError, match=r"cannot read calibration image .*b\.jpg"):
-        make_backend(calibration=folder).prepare(tiny, 2, "int8")
-
-
-@pytest.mark.parametrize("make_folder, words", [
-    (lambda p: p / "missing", "does not exist"),
-    (lambda p: (p / "empty").mkdir() or p / "empty", "holds no images"),
-])
-def test_a_calibration_folder_without_images(install_fakes, make_backend, tmp_path, make_folder, words):
-    install_fakes()
-    with pytest.raises(UserError, match=words):
-        make_backend(calibration=make_folder(tmp_path))
-
-
 # -- DLA ---------------------------------------------------------------------------------------------------------------
 
 
@@ -276,7 +171,7 @@ def test_dla_core_out_of_range(install_fakes, make_backend, core):
 
 
 @pytest.mark.parametrize("version", ["8.5.2", "10.3.0"])
-def test_dla_build_and_run(install_fakes, make_backend, tiny, version):
+def test_dla_build_and_run(install_fakes, make_backend, tiny, version, balanced):
     trt, cuda = install_fakes(version, dla_cores=2)
     backend = make_backend(dla_core=1)
     assert backend.precisions == ("fp16", "int8") and backend.device == "dla1"
@@ -293,64 +188,6 @@ def test_dla_build_and_run(install_fakes, make_backend, tiny, version):
     assert trt._fake.builds == 2 and gpu.device == "gpu"
     gpu.close()
     assert balanced(cuda)
-
-
-# -- the CUDA context across threads -----------------------------------------------------------------------------------
-
-
-def test_the_fake_cuda_needs_a_current_context(install_fakes):
-    _, cuda = install_fakes()
-    cuda.init()
-    with pytest.raises(cuda.LogicError, match="no currently active context"):
-        cuda.Stream()
-    with pytest.raises(cuda.LogicError, match="cuMemAlloc failed: invalid device context"):
-        cuda.mem_alloc(16)
-    with pytest.raises(cuda.LogicError, match="cannot pop non-current context"):
-        cuda.Context.pop()
-
-
-def test_infer_and_close_on_other_threads(install_fakes, make_backend, tiny):
-    trt, cuda = install_fakes("10.3.0")
-    runner = make_backend().prepare(tiny, 2, "fp32")  # prepared on this thread
-    results, errors = [], []
-
-    def work(action) -> None:
-        try:
-            results.append(action())
-        except BaseException as exc:
-            errors.append(exc)
-
-    for action in (runner.infer, runner.infer, runner.close):  # each on its own new thread
-        thread = threading.Thread(target=work, args=(action,))
-        thread.start()
-        thread.join()
-    assert errors == []
-    assert isinstance(results[0], DeviceTimes) and trt._fake.executions == 2
-    threads = {thread for op, thread in cuda._fake.ops if op == "cuMemcpyDtoHAsync"}
-    assert threads and threading.get_ident() not in threads  # (a finished thread's id may be reused)
-    assert balanced(cuda) and cuda._fake.live_device_bytes == 0 and cuda._fake.warnings == []
-
-
-def test_many_prepare_close_cycles_keep_the_stack_balanced(install_fakes, make_backend, tiny):
-    _, cuda = install_fakes("8.6.2")
-    backend = make_backend()
-    for i in range(20):
-        runner = backend.prepare(tiny, 1 + i % 3, "fp32")
-        thread = threading.Thread(target=runner.infer)
-        thread.start()
-        thread.join()
-        runner.close()
-    assert balanced(cuda) and cuda._fake.pushes > 40
-    assert cuda._fake.live_device_bytes == 0 and cuda._fake.host_allocations == 0
-    assert cuda._fake.retains == 1 and cuda._fake.detaches == 0  # the primary context, retained once per process
-
-
-def test_a_closed_runner_refuses_to_run(install_fakes, make_backend, tiny):
-    install_fakes()
-    runner = make_backend().prepare(tiny, 1, "fp32")
-    runner.close()
-    with pytest.raises(RuntimeError, match="closed"):
-        runner.infer()
 
 
 # -- engine cache ------------------------------------------------------------------------------------------------------
@@ -503,7 +340,7 @@ def test_no_progress_monitor_on_8x(install_fakes, make_backend, tiny, statuses):
     assert trt._fake.phases == [] and not any(": Building" in s for s in statuses)
 
 
-def test_ctrl_c_during_a_build_cancels_it(install_fakes, make_backend, tiny):
+def test_ctrl_c_during_a_build_cancels_it(install_fakes, make_backend, tiny, balanced):
     trt, cuda = install_fakes("10.3.0")
 
     def on_status(text: str) -> None:
@@ -595,7 +432,7 @@ def test_a_bad_workspace(install_fakes):
 
 
 
-def test_a_sweep_on_tensorrt_and_a_second_run_builds_nothing(install_fakes, model_path, tmp_path, list_sink):
+def test_a_sweep_on_tensorrt_and_a_second_run_builds_nothing(install_fakes, model_path, tmp_path, list_sink, balanced):
     trt, cuda = install_fakes("10.3.0")
     model = onnxfile.load(model_path)  # a generated zoo network: input "input" (N, 3, 224, 224)
 

@@ -1,0 +1,43 @@
+"""Fixtures of the TensorRT backend tests (the fakes themselves come from tests/agent/backends/conftest.py)."""
+
+import pytest
+
+from dnnprof.agent.backends.tensorrt import TensorRTBackend
+from dnnprof.agent.models import onnxfile
+
+
+@pytest.fixture
+def tiny(tmp_path, make_onnx):
+    """A one-Conv model, input "x0" (N, 3, 8, 8) with a symbolic batch, output "y0" (N, 4, 8, 8)."""
+    return onnxfile.load(make_onnx(tmp_path / "tiny.onnx"))
+
+
+@pytest.fixture
+def statuses():
+    return []
+
+
+@pytest.fixture
+def make_backend(tmp_path, statuses):
+    def make(**options) -> TensorRTBackend:
+        options.setdefault("engine_cache", tmp_path / "engines")
+        options.setdefault("on_status", statuses.append)
+        return TensorRTBackend(**options)
+
+    return make
+
+
+def _balanced(cuda) -> bool:
+    return all(depth == 0 for depth in cuda._fake.stack_depths().values()) and cuda._fake.pushes == cuda._fake.pops
+
+
+@pytest.fixture(scope="session")
+def balanced():
+    """``balanced(cuda)``: every context pushed on the fake pycuda was popped again, on every thread."""
+    return _balanced
+
+
+@pytest.fixture(scope="session")
+def run_all():
+    """``run_all(runner, times)``: that many batches, their DeviceTimes."""
+    return lambda runner, times=1: [runner.infer() for _ in range(times)]
