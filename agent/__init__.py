@@ -24,6 +24,7 @@ The map — each folder answers one question:
                   ``config`` (agent.toml), ``outbox`` (on disk until acknowledged), ``ledger`` (points measured),
                   ``commands`` (the host's requests), ``install`` (install-service).
 
-Dependencies point one way: ``cli`` → ``session``/``service`` → ``measure``/``publish`` → ``power``,
-``backends``, ``models``, ``board`` → ``dnnprof.shared``. Nothing here imports ``dnnprof.host``.
+Dependencies point one way: ``cli`` → ``service`` → ``session`` → ``publish`` → ``measure`` → ``power``,
+``backends``, ``models``, ``board`` → ``dnnprof.shared`` (each may skip steps; none points back). Nothing here imports
+``dnnprof.host``.
 """

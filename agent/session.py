@@ -8,6 +8,8 @@ the ``Sweep`` itself. Each front end only says how its inputs are spelled in err
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +18,8 @@ from pathlib import Path
 from dnnprof.agent.backends import Backend, foreign_options, get_backend, resolve
 from dnnprof.agent.board import facts, jetson
 from dnnprof.agent.measure import profiler
-from dnnprof.agent.measure.sweep import Sink, Sweep
+from dnnprof.agent.measure.sink import Sink
+from dnnprof.agent.measure.sweep import Sweep
 from dnnprof.agent.models.onnxfile import ModelFile
 from dnnprof.agent.power import PowerSource, Selection
 from dnnprof.agent.publish import telemetry
@@ -38,10 +41,17 @@ class BackendChoice:
     rebuild: bool = False
     workspace_bytes: int | None = None
 
-    @property
+    @functools.cached_property
     def resolved(self) -> str:
-        """``onnxruntime`` or ``tensorrt``: what ``auto`` stands for here."""
+        """``onnxruntime`` or ``tensorrt``: what ``auto`` stands for here (found once: ``auto`` tries imports)."""
         return resolve(self.name)
+
+    def caching_engines(self, default: Path | None) -> BackendChoice:
+        """This choice with ``default`` as the engine cache where the backend is TensorRT and none was given (an
+        engine cache means nothing to ONNX Runtime, so it is not added there)."""
+        if self.resolved != "tensorrt" or self.engine_cache is not None or default is None:
+            return self
+        return dataclasses.replace(self, engine_cache=default)
 
     def foreign(self) -> list[str]:
         """The options given that the resolved backend does not take (``get_backend``'s keyword names)."""

@@ -34,8 +34,8 @@ def tls_context(ca_file: Path | None, cert_file: Path | None = None, key_file: P
         if cert_file is not None:
             context.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; the message names no secret
-        raise UserError(f"cannot load {what} ({str(exc).splitlines()[0] if str(exc) else exc!r}): give PEM files, "
-                        "the key matching the certificate") from None
+        reason = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise UserError(f"cannot load {what} ({reason}): give PEM files, the key matching the certificate") from None
     return context
 
 

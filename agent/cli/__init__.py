@@ -10,6 +10,3 @@ from . import models  # noqa: F401
 from .app import app, main
 
 __all__ = ["app", "main"]
-
-if __name__ == "__main__":
-    main()

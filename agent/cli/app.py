@@ -20,6 +20,5 @@ def mark(estimated: bool) -> str:
     return "~" if estimated else ""
 
 
-
 def main() -> None:
     cli.run(app, "dnnagent")

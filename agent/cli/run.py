@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -12,10 +11,11 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from dnnprof.agent.backends import Backend, auto_note
+from dnnprof.agent.backends import Backend, auto_note, resolve
 from dnnprof.agent.board import facts as board_facts
 from dnnprof.agent.measure import profiler
-from dnnprof.agent.measure.sweep import Sink, new_run_id
+from dnnprof.agent.measure.sink import Sink
+from dnnprof.agent.measure.sweep import new_run_id
 from dnnprof.agent.models import onnxfile
 from dnnprof.agent.power import open_source
 from dnnprof.agent.publish import telemetry
@@ -52,10 +52,11 @@ def _parse_hz(text: str, option: str, *, zero_off: bool = False) -> float:
     problem = telemetry.rate_problem(value, zero_off=zero_off)
     if problem is None:
         return value
+    words = telemetry.RATE_PROBLEMS[problem]
+    if problem == "too_fast":
+        raise UserError(f"{option} {text!r} {words}")
     off = "0 turns telemetry off" if zero_off else "--telemetry-rate 0 turns telemetry off"
-    if problem.startswith("is too fast"):
-        raise UserError(f"{option} {text!r} {problem}")
-    raise UserError(f"{option} {text!r} {problem}: give a number per second, e.g. 1, 0.5 or 10Hz ({off})")
+    raise UserError(f"{option} {text!r} {words}: give a number per second, e.g. 1, 0.5 or 10Hz ({off})")
 
 
 def _precisions(text: str, backend: str, engine: Backend) -> list[str]:
@@ -212,11 +213,11 @@ def run(
         files += manifest_mod.load(manifest)
     if calibration is not None and "int8" not in [p.strip().lower() for p in precision.split(",")]:
         raise UserError("--calibration calibrates int8 engines: add int8 to --precision, or leave it out")
+    resolve(backend)  # an unknown backend is said before its options are read
     choice = BackendChoice(backend, threads=threads, engine_cache=engine_cache, dla_core=dla_core,
                            calibration=calibration, rebuild=rebuild_engines,
                            workspace_bytes=_parse_size(workspace, "--workspace") if workspace is not None else None)
-    if engine_cache is None and choice.resolved == "tensorrt":
-        choice = dataclasses.replace(choice, engine_cache=DEFAULT_ENGINE_CACHE.expanduser())
+    choice = choice.caching_engines(DEFAULT_ENGINE_CACHE.expanduser())
     engine_status = _EngineStatus()
     engine = choice.open(on_status=None if quiet else engine_status)
     selection = open_source(power_source, tdp_w=tdp_w)

@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import msgspec
 
@@ -16,22 +15,13 @@ from dnnprof.agent.board import clocks, conditions
 from dnnprof.agent.board import facts as board_facts
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sampler import Sampler, clock
+from dnnprof.agent.measure.sink import Sink
 from dnnprof.agent.models.onnxfile import ModelFile
 from dnnprof.agent.power import NO_POWER, PowerSource
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    """Where a sweep sends its messages: ``publish.link``'s MQTT session or JSONL file, the service's outbox."""
-
-    def send(self, message: schema.Message) -> None: ...
-
-    def close(self) -> list[schema.Message]:
-        """Finish; return the messages that could not be delivered."""
-        ...
 
 
 @dataclass

@@ -32,7 +32,7 @@ def topic_for(message: schema.Message) -> str:
     return topics.topic(message.board, kind)
 
 
-class JsonlSink:  # a measure.sweep.Sink
+class JsonlSink:  # a measure.sink.Sink
     """Appends one JSON message per line; ``dnnhost import FILE`` loads it."""
 
     def __init__(self, path: str | Path) -> None:

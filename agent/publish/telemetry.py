@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dnnprof.agent.board import clocks, conditions, jetson
 from dnnprof.agent.measure import energy
 from dnnprof.agent.measure.sampler import clock
-from dnnprof.agent.measure.sweep import Sink
+from dnnprof.agent.measure.sink import Sink
 from dnnprof.agent.power import NO_POWER, PowerSource
 from dnnprof.shared import schema
 
@@ -54,18 +54,22 @@ class SharedSource(PowerSource):
         self.source.close()
 
 
+# What can be wrong with a rate, and the words that follow the value in a message.
+RATE_PROBLEMS = {"not_a_number": "is not a rate", "negative": "cannot be negative", "zero": "must be above 0",
+                 "too_fast": f"is too fast: at most {MAX_HZ:g} per second"}
+
+
 def rate_problem(value: float, *, zero_off: bool = False) -> str | None:
-    """What is wrong with ``value`` as a rate per second, in words that follow it ("cannot be negative", "is too
-    fast: at most 100 per second"), or None when it is fine; 0 is "off" where ``zero_off``. The one rate rule of
-    ``run``'s options, the service's config and ``check_hz``."""
+    """What is wrong with ``value`` as a rate per second — a key of ``RATE_PROBLEMS`` — or None when it is fine; 0
+    is "off" where ``zero_off``. The one rate rule of ``run``'s options, the service's config and ``check_hz``."""
     if not math.isfinite(value):
-        return "is not a rate"
+        return "not_a_number"
     if value < 0:
-        return "cannot be negative"
+        return "negative"
     if value == 0 and not zero_off:
-        return "must be above 0"
+        return "zero"
     if value > MAX_HZ:
-        return f"is too fast: at most {MAX_HZ:g} per second"
+        return "too_fast"
     return None
 
 
@@ -74,7 +78,7 @@ def check_hz(value: float, what: str) -> float:
     problem = rate_problem(value)
     if problem is None:
         return value
-    if problem.startswith("is too fast"):
+    if problem == "too_fast":
         raise ValueError(f"{what} {value:g} per second is too fast: at most {MAX_HZ:g}")
     raise ValueError(f"{what} must be a number of times per second above 0, not {value:g}")
 

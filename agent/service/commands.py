@@ -1,4 +1,5 @@
-"""Commands a host sends the agent on ``dnnprof/v1/<board>/cmd``, checked before anything is done.
+"""Commands a host sends the agent on ``dnnprof/v1/<board>/cmd``, checked before anything is done, and ``Desk``, the
+service's thread that answers them.
 
 Only two actions exist, both fixed code paths: ``replay`` (publish again what the outbox holds) and ``measure`` (one
 more point after the sweep). No command names a program, a shell line or a path outside the agent's models_dir;
@@ -163,7 +164,7 @@ class Desk(threading.Thread):
                 wanted = check_replay(command)
                 if self.courier.error is not None:
                     raise Refused(f"the outbox cannot be read now ({self.courier.error}): ask again later",
-                                           command.id)
+                                  command.id)
                 replay = self.courier.replay(*wanted)
                 log.info("command %s: replay %d-%d of stream %d: %d published again%s", command.id, wanted.first,
                          wanted.last, wanted.stream, replay.replayed,
@@ -172,9 +173,8 @@ class Desk(threading.Thread):
                 return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True,
                                          replayed=replay.replayed, unavailable=replay.unavailable,
                                          reason=f"{replay.replayed} messages published again")
-            point = check_measure(command, models_dir=self.config.models_dir,
-                                           max_batch=self.config.max_batch, precisions=self.backend.precisions,
-                                           default_precision=self.config.precisions[0])
+            point = check_measure(command, models_dir=self.config.models_dir, max_batch=self.config.max_batch,
+                                  precisions=self.backend.precisions, default_precision=self.config.precisions[0])
             ahead = self.measures.qsize()
             self.measures.put(point)
             self.summary.commands += 1

@@ -324,7 +324,7 @@ def _load(path: Path) -> AgentConfig:
     rate_hz = power.number("telemetry_rate_hz", "1", telemetry.DEFAULT_RATE_HZ)
     samples_hz = power.number("telemetry_samples_hz", "10", telemetry.DEFAULT_SAMPLES_HZ, positive=True)
     for key, value in (("telemetry_rate_hz", rate_hz), ("telemetry_samples_hz", samples_hz)):
-        if telemetry.rate_problem(value, zero_off=True) is not None:  # number() refused the rest: too fast
+        if telemetry.rate_problem(value, zero_off=True) == "too_fast":  # number() refused the others
             power.fail(key, f"{value:g} per second is too fast: write at most {telemetry.MAX_HZ:g}")
 
     settings = _settings(_Section(path, "measurement", data.get("measurement", {})), path)

@@ -8,8 +8,9 @@ Before any change it checks what would make the service fail for sure: systemd n
 prepares an image), an ``ExecStart`` the unit's sandbox hides (``/home``, ``/root``, ``/tmp``, ...), a user name
 useradd would refuse.
 
-The unit and the example config are kept here, as text, so an installed wheel carries them; ``systemd/`` in the
-source tree holds the same files (a test keeps them identical) for reading and for packagers.
+The unit is kept here as a template and the example config as package data (``agent.toml`` beside this module), so
+an installed wheel carries both; ``systemd/`` in the source tree holds the unit as installed (a test keeps it the
+same) and a link to the example, for reading and for packagers.
 Every command goes through ``runner`` and every path lies under ``root``, so tests record instead of running.
 """
 

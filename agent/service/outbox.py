@@ -11,6 +11,9 @@ bounded: at ``max_bytes`` the delivered messages go first; when pending ones alo
 messages awaiting their PUBACK, so neither paho's in-memory queue nor its 16-bit message ids are ever at risk:
 everything else waits on disk. A kill -9 loses nothing written: the next start publishes the pending rows again
 (the host's store is idempotent: same result id, same run-event key).
+
+At a start, before anything is published: ``migrate_jsonl`` moves in what an agent before this outbox left in JSONL
+files, and ``abort_unfinished`` closes each run a kill left half-done with an ``aborted`` event.
 """
 
 from __future__ import annotations
@@ -254,7 +257,7 @@ class Outbox:
 
 
 class Link(Protocol):
-    """What the courier publishes through (agent.link.MqttLink)."""
+    """What the courier publishes through (``publish.link.MqttLink``)."""
 
     def send(self, message: schema.Message) -> None: ...
 

@@ -23,7 +23,6 @@ preparation as a start, so a config it passes does not exit 78 at the start.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import os
@@ -436,26 +435,24 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
     return summary
 
 
-# The config keys of get_backend's options, for the one-line errors.
+# get_backend's options as the config spells them (``[sweep] KEY``): the ones agent.toml has.
 _CONFIG_KEY = {"threads": "threads", "dla_core": "dla_core", "calibration": "calibration_dir"}
 
 
 def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root: str, *,
              engine_cache: Path | None) -> Backend:
-    """The configured backend; options that mean nothing to it are named by their config key."""
+    """The configured backend; an option that means nothing to it is named by its config key."""
     choice = BackendChoice(config.backend, threads=config.threads, dla_core=config.dla_core,
                            calibration=config.calibration_dir)
-    for option in choice.foreign():
-        key = _CONFIG_KEY[option]
-        if choice.resolved == "tensorrt":
+    if foreign := choice.foreign():
+        key = _CONFIG_KEY[foreign[0]]
+        if choice.resolved == "tensorrt":  # threads, the one onnxruntime option
             raise UserError(f"{config.path}: [sweep] {key}: only the onnxruntime backend takes a thread count; "
                             "remove the key (TensorRT runs on the GPU)")
         auto = " (auto chose onnxruntime: tensorrt or pycuda does not import here)" if config.backend == "auto" else ""
         raise UserError(f"{config.path}: [sweep] {key}: only the tensorrt backend uses it, and the backend is "
                         f"onnxruntime{auto}: remove the key or install TensorRT and pycuda")
-    if choice.resolved == "tensorrt":
-        choice = dataclasses.replace(choice, engine_cache=engine_cache)
-    return choice.open(root=root, on_status=on_status)
+    return choice.caching_engines(engine_cache).open(root=root, on_status=on_status)
 
 
 def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callable[..., bool]) -> None:

@@ -2,25 +2,18 @@
 precision, device).
 
 Written against the documented Python API of TensorRT 8.5/8.6 (JetPack 5, 6.0) and 10.x (JetPack 6.1+), name-based
-tensor API only (see docs/TENSORRT.md and ../shared/reference/jetson.md §4-5):
-
-- build: ``create_network`` (``EXPLICIT_BATCH`` on 8.x only: the 8.x ONNX parser needs it, 10.x ignores it),
-  ``OnnxParser.parse_from_file``, ``set_memory_pool_limit(WORKSPACE)``, a fixed-batch optimisation profile
-  (min = opt = max) for the symbolic batch dimension, ``BuilderFlag.FP16`` / ``INT8`` (+ an entropy calibrator),
-  DLA with GPU fallback, a timing cache, ``build_serialized_network``;
-- run: ``num_io_tensors``, ``get_tensor_name/mode/dtype``, ``set_input_shape``, ``set_tensor_address``,
-  ``execute_async_v3`` on a non-default stream.
+tensor API only (see docs/TENSORRT.md and ../shared/reference/jetson.md §4-5): ``create_network`` (``EXPLICIT_BATCH``
+on 8.x only: the 8.x ONNX parser needs it, 10.x ignores it), ``OnnxParser.parse_from_file``,
+``set_memory_pool_limit(WORKSPACE)``, a fixed-batch optimisation profile (min = opt = max) for the symbolic batch
+dimension, ``BuilderFlag.FP16`` / ``INT8`` (+ the entropy calibrator of ``calibration``), DLA with GPU fallback, a
+timing cache, ``build_serialized_network``. Running the engine is ``runner``; the CUDA context, ``cuda``.
 
 What is verified where (docs/TENSORRT.md): every TensorRT call was checked against NVIDIA's binding sources for
 8.5, 8.6 and 10.x and runs here against a fake of each version (tests/fakes/), but no real TensorRT has run this
 code; the pycuda side runs on a real GPU in tests/agent/backends/tensorrt/test_gpu.py.
-
-pycuda provides pinned host buffers, device buffers, the stream and the events. Every CUDA call runs with the device's
-*primary* context (the one the CUDA runtime, and so TensorRT, uses) pushed on the calling thread and popped in a
-``finally``: a runner is prepared on one thread and may run on another, and pycuda's context stack is per thread.
 """
 
-
+from __future__ import annotations
 
 import logging
 import threading
@@ -340,7 +333,7 @@ class TensorRTBackend(Backend):
             self._require_fast(builder, precision)
             config.set_flag(trt.BuilderFlag.FP16 if precision == "fp16" else trt.BuilderFlag.INT8)
         if precision == "int8":
-            calibrator = self._makecalibrator(model, batch)
+            calibrator = self._make_calibrator(model, batch)
             config.int8_calibrator = calibrator
             if profile is not None:
                 # With a dynamic input, calibration runs at the calibration profile's shapes (our fixed batch).
@@ -404,7 +397,7 @@ class TensorRTBackend(Backend):
             raise UserError(f"this GPU ({self.gpu}) has no fast {precision}: TensorRT would run it no faster than "
                             f"fp32; leave {precision} out of --precision")
 
-    def _makecalibrator(self, model: ModelFile, batch: int):
+    def _make_calibrator(self, model: ModelFile, batch: int):
         import numpy as np
 
         shape = tuple(model.input_shape)
