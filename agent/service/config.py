@@ -10,6 +10,7 @@ which the systemd unit does not restart (``RestartPreventExitStatus=78``): a res
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -188,10 +189,8 @@ class _Section:
         if value is _MISSING:
             return default
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(UserError):  # not a fraction: the one-line error below says what to write
                 return cli.parse_fraction(value)
-            except UserError:
-                pass
         elif not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= 1:
             return float(value)
         self.fail(key, f"{value!r} is not a fraction in (0, 1]: write {key} = {example} (or \"1%\")")
