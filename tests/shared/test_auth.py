@@ -101,8 +101,8 @@ def _handshake(context: ssl.SSLContext, pki: Path, server_hostname: str) -> None
         thread.start()
         try:
             with socket.create_connection(listener.getsockname(), timeout=10) as raw, \
-                    context.wrap_socket(raw, server_hostname=server_hostname):
-                pass
+                    context.wrap_socket(raw, server_hostname=server_hostname) as tls:
+                assert tls.version() is not None  # the handshake completed
         finally:
             thread.join(10)
 
