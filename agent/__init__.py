@@ -14,7 +14,8 @@ The map — each folder answers one question:
                   ``__init__`` picks one (``auto``).
 - ``backends/``   which inference engine: ``onnxruntime`` (CPU) and ``tensorrt/`` (build, calibration, runner,
                   cuda) behind ``base.Backend``/``Runner``, with TensorRT's ``engine_cache``.
-- ``models/``     ONNX files: checks (``onnxfile``), op counting (``inspect``), the zoo generator, the manifest.
+- ``models/``     ONNX files: the zoo generator and the manifest (checks and op counting: ``shared.onnxfile``,
+                  ``shared.opcount``).
 - ``board/``      what the machine is, all under one injectable root: ``sysfs`` (the one file reader), ``jetson``
                   (identity, versions, DLA), ``clocks`` (nvpmodel mode, jetson_clocks, governor), ``conditions``
                   (temperatures, throttling, memory), ``facts`` (board info, a Jetson's facts at once).

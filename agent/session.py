@@ -20,7 +20,7 @@ from dnnprof.agent.board import facts, jetson
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sink import Sink
 from dnnprof.agent.measure.sweep import Sweep
-from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.agent.power import PowerSource, Selection
 from dnnprof.agent.publish import telemetry
 from dnnprof.shared import schema

@@ -62,7 +62,8 @@ def note_load(rows: list[dict], consequence: str) -> None:
 
 def make_models(names: list[str], out_dir: Path) -> dict:
     """Generate the zoo models into ``out_dir``; returns name → ModelFile."""
-    from dnnprof.agent.models import onnxfile, zoo
+    from dnnprof.agent.models import zoo
+    from dnnprof.shared import onnxfile
 
     return {path.stem: onnxfile.load(path) for path in zoo.generate(names, out_dir)}
 

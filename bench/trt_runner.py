@@ -90,7 +90,7 @@ def main() -> None:
     import pycuda.driver as cuda
 
     from dnnprof.agent.backends.tensorrt import TensorRTBackend
-    from dnnprof.agent.models import onnxfile
+    from dnnprof.shared import onnxfile
 
     with tempfile.TemporaryDirectory() as tmp:
         model = onnxfile.load(tiny_model(Path(tmp) / "copy.onnx", (3, 224, 224)))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from _common import emit, machine, say
 
-from dnnprof.agent.models import inspect as inspection
+from dnnprof.shared import opcount as inspection
 from dnnprof.agent.models import zoo
 
 

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared.onnxfile import ModelFile
 
 
 @dataclass(frozen=True)

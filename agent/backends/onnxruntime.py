@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.shared.errors import UserError
 
 from .base import Backend, Runner

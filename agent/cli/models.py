@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.shared.errors import UserError
 
 from .app import err, models_app, out
@@ -46,7 +46,7 @@ def models_inspect(
     MACs follow torchvision's convention (convolutions and matrix products only); FLOPs = 2 x MACs, which is
     what the seed paper's "G-Ops" counts. Operators that cannot be counted are listed, never guessed.
     """
-    from dnnprof.agent.models import inspect as inspection
+    from dnnprof.shared import opcount as inspection
 
     found = [inspection.inspect(p) for p in onnxfile.collect(paths)]
     if as_json:

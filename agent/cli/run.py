@@ -16,7 +16,7 @@ from dnnprof.agent.board import facts as board_facts
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sink import Sink
 from dnnprof.agent.measure.sweep import new_run_id
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.agent.power import open_source
 from dnnprof.agent.publish import telemetry
 from dnnprof.agent.publish.link import JsonlSink, MqttLink

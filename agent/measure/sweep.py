@@ -16,7 +16,7 @@ from dnnprof.agent.board import facts as board_facts
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sampler import Sampler, clock
 from dnnprof.agent.measure.sink import Sink
-from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.agent.power import NO_POWER, PowerSource
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
@@ -252,16 +252,14 @@ class Sweep:
 
 def model_cost(model: ModelFile) -> schema.ModelCost | None:
     """Parameters and MACs of ``model`` from its graph; None when the graph cannot be inspected."""
-    from dnnprof.agent.models import inspect  # needs onnx, which every inference extra installs
+    from dnnprof.shared import opcount as inspect  # needs onnx, which every inference extra installs
 
     try:
         found = inspect.inspect(model.path)
     except UserError as exc:
         log.warning("cannot count the operations of %s: %s", model.path, exc)
         return None
-    fc = found.by_kind["fully_connected"]
-    return schema.ModelCost(params=found.params, macs=found.macs, fc_macs=fc["macs"], fc_params=fc["params"],
-                            complete=not found.unsupported)
+    return inspect.cost(found)
 
 
 def _delta(after: int | None, before: int | None) -> int | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dnnprof.shared.errors import UserError
 
-from . import onnxfile
+from dnnprof.shared import onnxfile
 
 _FIELDS = {"path", "name", "input_shape", "preprocessing", "top1", "top1_source"}
 

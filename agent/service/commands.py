@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from dnnprof.agent.backends import Backend
-from dnnprof.agent.models import onnxfile
-from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared import onnxfile
+from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.agent.publish.link import MqttLink
 from dnnprof.agent.service.config import AgentConfig, model_path
 from dnnprof.agent.service.outbox import Courier

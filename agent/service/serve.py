@@ -37,8 +37,8 @@ from dnnprof.agent.backends import Backend, auto_note
 from dnnprof.agent.board import clocks, jetson
 from dnnprof.agent.board import facts as board
 from dnnprof.agent.measure.sweep import Interrupted, Sweep, new_run_id
-from dnnprof.agent.models import onnxfile
-from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared import onnxfile
+from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.agent.power import NO_POWER, NoPower, PowerSource, Selection, open_live, parse_spec
 from dnnprof.agent.publish.link import MqttLink
 from dnnprof.agent.service import commands, ledger, outbox

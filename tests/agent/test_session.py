@@ -7,7 +7,7 @@ import pytest
 
 from dnnprof.agent.backends import get_backend
 from dnnprof.agent.measure import profiler
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.agent.power import NO_POWER, Selection, open_live
 from dnnprof.agent.publish.telemetry import SharedSource, TelemetryPublisher
 from dnnprof.agent.session import BackendChoice, Session, unsupported_precision

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dnnprof.agent.models.onnxfile import ModelFile
+from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.shared.errors import UserError
 
 from ..base import Backend, Runner

@@ -7,7 +7,7 @@ import pytest
 
 from dnnprof.agent.backends import BACKENDS, get_backend
 from dnnprof.agent.backends.onnxruntime import OnnxRuntimeBackend
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.shared.errors import UserError
 
 

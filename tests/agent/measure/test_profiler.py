@@ -14,7 +14,7 @@ import pytest
 from dnnprof.agent.backends import DeviceTimes, get_backend
 from dnnprof.agent.measure import profiler, stats
 from dnnprof.agent.measure.sampler import Sampler, WindowEnergy, clock
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
 from dnnprof.shared import schema

@@ -14,7 +14,7 @@ import pytest
 from dnnprof.agent.backends import get_backend
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sweep import Sweep, model_cost, new_run_id
-from dnnprof.agent.models import inspect, onnxfile
+from dnnprof.shared import onnxfile, opcount as inspect
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
 from dnnprof.shared import schema, topics
@@ -146,8 +146,11 @@ def test_result_carries_the_model_cost(estimate_run, model_path):
     fc = found.by_kind["fully_connected"]
     for r in results:
         assert r.model_cost == schema.ModelCost(params=found.params, macs=found.macs, fc_macs=fc["macs"],
-                                                fc_params=fc["params"], complete=True)
-    assert 0 < results[0].model_cost.fc_macs < results[0].model_cost.macs
+                                                fc_params=fc["params"], complete=True,
+                                                conv_macs=found.by_kind["convolution"]["macs"],
+                                                activation_bytes=found.activation_bytes)
+    cost = results[0].model_cost
+    assert 0 < cost.fc_macs < cost.macs and 0 < cost.conv_macs < cost.macs and cost.activation_bytes > 0
 
 
 def test_uninspectable_model_gives_no_cost_and_says_so(tmp_path, caplog):

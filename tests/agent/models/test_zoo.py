@@ -97,7 +97,7 @@ def test_same_seed_is_byte_identical():
 def test_every_network_matches_its_published_size_and_cost(name, tmp_path):
     # The catalog's parameters and MACs are torchvision's published figures (2 decimals): ours must agree within
     # 1%, or within half of the last published digit for the tiniest networks (shufflenet_v2_x0_5's 0.04 G).
-    from dnnprof.agent.models import inspect as inspection
+    from dnnprof.shared import opcount as inspection
     from dnnprof.shared import catalog
 
     (path,) = zoo.generate([name], tmp_path)

@@ -19,7 +19,7 @@ import pytest
 
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sweep import Sweep
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
 from dnnprof.agent.publish.link import JsonlSink, MqttLink

@@ -23,7 +23,7 @@ from dnnprof.agent.backends import get_backend
 from dnnprof.agent.board import clocks
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sweep import Sweep
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.agent.power import open_live
 from dnnprof.agent.service import config as agent_config
 from dnnprof.agent.service import serve as service

@@ -3,7 +3,7 @@
 import pytest
 
 from dnnprof.agent.backends.tensorrt import TensorRTBackend
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from dnnprof.agent.backends.onnxruntime import OnnxRuntimeBackend
 from dnnprof.agent.backends.tensorrt import TensorRTBackend
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sweep import Sweep
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 

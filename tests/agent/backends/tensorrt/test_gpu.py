@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(not _has_gpu(), reason="no CUDA device")
 
 from dnnprof.agent.backends import tensorrt as trt_backend  # noqa: E402
 from dnnprof.agent.backends.tensorrt import TensorRTBackend  # noqa: E402
-from dnnprof.agent.models import onnxfile  # noqa: E402
+from dnnprof.shared import onnxfile  # noqa: E402
 
 FAKES = __import__("pathlib").Path(__file__).parents[3] / "fakes"
 SHAPE = (3, 128, 128)  # 1.5 MiB of input at batch 8: copies long enough for events to time
@@ -111,7 +111,7 @@ spec.loader.exec_module(fake)
 sys.modules["tensorrt"] = fake.make_tensorrt("10.3.0")
 import pycuda.driver as cuda
 from dnnprof.agent.backends.tensorrt import TensorRTBackend, current, primary_context
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 
 model = onnxfile.load(sys.argv[2])
 backend = TensorRTBackend(engine_cache=sys.argv[3])

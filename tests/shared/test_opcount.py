@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dnnprof.agent.models import inspect as inspection
+from dnnprof.shared import opcount as inspection
 from dnnprof.agent.models import zoo
 from dnnprof.shared.errors import UserError
 
@@ -361,7 +361,7 @@ def _write_big_model(path):
 
 _MEASURE = textwrap.dedent("""
     import json, resource, sys, tracemalloc
-    from dnnprof.agent.models import inspect as inspection
+    from dnnprof.shared import opcount as inspection
 
     def memory(key):  # VmRSS (resident now) or VmHWM (peak resident) in bytes; ru_maxrss would carry the
         try:          # forking parent's peak across exec

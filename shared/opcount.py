@@ -53,7 +53,7 @@ from pathlib import Path
 
 import onnx
 
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile, schema
 from dnnprof.shared.errors import UserError
 
 KINDS = ("convolution", "fully_connected", "other")
@@ -489,6 +489,14 @@ def _activations(graph: onnx.GraphProto, shapes, origin, image: str) -> tuple[in
             if name in alive and last_use.get(name, index) <= index:
                 live -= alive.pop(name)
     return total, peak
+
+
+def cost(found: Inspection) -> schema.ModelCost:
+    """What a result carries of an inspection (``schema.ModelCost``): the profile the host predicts from."""
+    fc = found.by_kind["fully_connected"]
+    return schema.ModelCost(params=found.params, macs=found.macs, fc_macs=fc["macs"], fc_params=fc["params"],
+                            complete=not found.unsupported, conv_macs=found.by_kind["convolution"]["macs"],
+                            activation_bytes=found.activation_bytes)
 
 
 def inspect(path: str | Path) -> Inspection:

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from onnx import TensorProto
 
-from dnnprof.agent.models import onnxfile
+from dnnprof.shared import onnxfile
 from dnnprof.shared.errors import UserError
 
 
