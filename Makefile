@@ -40,6 +40,7 @@ bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/outbox.py
+	$(BIN)/python bench/predict.py
 
 FAULT_REPORT ?= build/faults.jsonl
 

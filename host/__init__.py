@@ -7,7 +7,10 @@
   replay the numbers that never arrived; ``ingest`` is the one path for ``collect``, ``live`` and ``import``.
 - store: what has been received? The SQLite store (WAL): results, boards, run events, rejected input, outbox
   streams and commands; it owns its transactions.
-- analysis: what is the best accuracy within the limits? A table per board and the energy-bounded ceiling.
+- analysis: what is the best accuracy within the limits? A table per board, the energy-bounded ceiling, and the
+  fleet's answer (ranked only within one power boundary).
+- predict: what would a network never measured there cost? Time and energy per image from its op profile, fitted
+  over the networks a board measured, with the leave-one-network-out error.
 - paper: what do the seed paper's analyses say on these measurements? Canziani et al. 2016's fits, recomputed.
 - report: how does ``dnnhost report`` read? Frontier, ceiling and analyses as rich text or ``--json`` data.
 - plots: what do the seed paper's figures look like here? PNG and SVG files (matplotlib).

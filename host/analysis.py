@@ -7,6 +7,7 @@ ceiling and counted.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -33,24 +34,34 @@ COLUMNS = [
     "params",  # parameters (count)
     "gmacs", "gops",  # multiply-accumulates per image, 1e9; gops = 2 x gmacs (the seed's "G-Ops")
     "fc_macs_share",  # fraction of the MACs in fully connected layers (0..1)
+    "activation_bytes",  # every float tensor the graph produces for one image, summed (None: not in the result)
     "cost_source",  # "model" (the agent inspected the graph), "catalog" (published figures), or None
     "memory_bytes", "memory_kind",  # "backend" (engine device memory) or "process_rss_delta"
 ]
 TIMING_ONLY = "timing only: int8 calibrated on random data, accuracy unknown"
 FLOATS = ["latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "ms_per_image", "throughput_ips",
           "power_w", "idle_power_w", "net_power_w", "energy_per_inference_j", "energy_per_inference_net_j", "top1",
-          "params", "gmacs", "gops", "fc_macs_share", "memory_bytes"]
+          "params", "gmacs", "gops", "fc_macs_share", "activation_bytes", "memory_bytes"]
+
+
+def profile(cost: schema.ModelCost | None) -> dict | None:
+    """The cost columns of a graph the agent (or ``dnnhost predict``) counted; None when it could not count it all."""
+    if cost is None or not cost.complete or cost.macs <= 0:
+        return None
+    return {"params": cost.params, "gmacs": cost.macs / 1e9, "fc_macs_share": cost.fc_macs / cost.macs,
+            "activation_bytes": cost.activation_bytes, "cost_source": "model"}
 
 
 def _cost(r: schema.Result, ref: catalog.Network | None) -> dict:
-    cost = r.model_cost
-    if cost is not None and cost.complete and cost.macs > 0:
-        return {"params": cost.params, "gmacs": cost.macs / 1e9, "fc_macs_share": cost.fc_macs / cost.macs,
-                "cost_source": "model"}
+    counted = profile(r.model_cost)
+    if counted is not None:
+        return counted
+    empty = {"params": None, "gmacs": None, "fc_macs_share": None, "activation_bytes": None,
+             "cost_source": None}
     if ref is not None and ref.gmacs is not None:
-        return {"params": None if ref.params_m is None else ref.params_m * 1e6, "gmacs": ref.gmacs,
-                "fc_macs_share": None, "cost_source": "catalog"}
-    return {"params": None, "gmacs": None, "fc_macs_share": None, "cost_source": None}
+        return {**empty, "params": None if ref.params_m is None else ref.params_m * 1e6, "gmacs": ref.gmacs,
+                "cost_source": "catalog"}
+    return empty
 
 
 def _memory(r: schema.Result) -> tuple[int | None, str | None]:
@@ -187,11 +198,11 @@ class Limits:
         return ", ".join(parts)
 
 
-CONFIG_KEYS = ["network", "backend", "device", "precision", "batch", "power_mode", "top1", "throughput_ips",
-               "power_w", "estimated"]
+CONFIG_KEYS = ["board", "network", "backend", "device", "precision", "batch", "power_mode", "clocks", "top1",
+               "throughput_ips", "power_w", "estimated", "boundary"]
 
 
-def _plain(value):
+def plain(value):
     if hasattr(value, "item"):
         value = value.item()
     return None if isinstance(value, float) and not math.isfinite(value) else value
@@ -205,6 +216,7 @@ class _Arrays:
         self.columns = {k: df[k].to_numpy() for k in CONFIG_KEYS}
         self.batch = df["batch"].to_numpy(dtype="int64")
         self.network_rank = pd.factorize(df["network"], sort=True)[0]
+        self.board_rank = pd.factorize(df["board"], sort=True)[0]
         self.estimated = df["estimated"].to_numpy(dtype=bool)
         self.timing_only = df["timing_only"].to_numpy(dtype=bool)
         self.top1 = df["top1"].to_numpy(dtype="float64")
@@ -231,22 +243,22 @@ class _Arrays:
     def config(self, i: int | None) -> dict | None:
         if i is None:
             return None
-        out = {k: _plain(self.columns[k][i]) for k in CONFIG_KEYS}
-        out["energy_j"] = _plain(self.energy[i])
-        out["energy_per_inference_j"] = _plain(self.per_image[i])
-        out["latency_ms"] = _plain(self.latency[i])
+        out = {k: plain(self.columns[k][i]) for k in CONFIG_KEYS}
+        out["energy_j"] = plain(self.energy[i])
+        out["energy_per_inference_j"] = plain(self.per_image[i])
+        out["latency_ms"] = plain(self.latency[i])
         return out
 
     def order(self, idx: np.ndarray, by_energy: bool) -> np.ndarray:
         """``idx`` ranked best first: by accuracy (ties: less energy) or by energy (ties: more accuracy).
 
-        Remaining ties go to a measured (not estimated) energy, higher throughput, then network name and batch, so
-        the answer never depends on the order results arrived in.
+        Remaining ties go to a measured (not estimated) energy, higher throughput, then network name, batch and
+        board name, so the answer never depends on the order results arrived in.
         """
         if idx.size == 0:
             return idx
         energy = np.where(np.isnan(self.energy[idx]), np.inf, self.energy[idx])
-        keys = (self.batch[idx], self.network_rank[idx], -self.ips[idx], self.estimated[idx])
+        keys = (self.board_rank[idx], self.batch[idx], self.network_rank[idx], -self.ips[idx], self.estimated[idx])
         keys += (-self.top1[idx], energy) if by_energy else (energy, -self.top1[idx])
         return idx[np.lexsort(keys)]
 
@@ -352,3 +364,73 @@ def flags(df: pd.DataFrame, limits: Limits, basis: Basis) -> pd.DataFrame:
         on_frontier[frontier_of(arrays, rows)] = True
     return pd.DataFrame({"energy_j": arrays.energy, "within_limits": within, "on_frontier": on_frontier},
                         index=df.index)
+
+
+# -- the fleet's answer ------------------------------------------------------------------------------------------
+
+# What a board's energy figure covers, from the widest measured boundary to the estimate. Energies are compared only
+# within one boundary: a module's rails leave out the carrier board that an input rail includes, a CPU package
+# leaves out everything but the CPU, and an estimate is a model, not a measurement.
+BOUNDARIES = {
+    "input_rail": "board input rail (everything the board draws)",
+    "sum_of_rails": "sum of the module's rails (no carrier board)",
+    "cpu_package": "CPU package (RAPL: the CPU alone)",
+    "estimate": "estimate (modelled from CPU utilisation, not measured)",
+}
+
+
+def boundary_group(df: pd.DataFrame) -> np.ndarray:
+    """Per row, the group its energy can be compared in: its boundary, ``"estimate"`` for any estimated figure,
+    None where no energy was measured."""
+    boundary = df["boundary"].to_numpy(dtype=object)
+    estimated = df["estimated"].to_numpy(dtype=bool)
+    measured = ~np.isnan(df["energy_per_inference_j"].to_numpy(dtype="float64"))
+    return np.array([None if not has else "estimate" if est else (b or "unknown")
+                     for b, est, has in zip(boundary, estimated, measured)], dtype=object)
+
+
+def _group_order(name: str) -> tuple:
+    known = list(BOUNDARIES)
+    return (name == "estimate", known.index(name) if name in known else len(known), name)
+
+
+def fleet(df: pd.DataFrame, budgets: list[float | None], limits: Limits, basis: Basis) -> dict:
+    """Across every board: the best (board, power mode, clock state, network, batch, precision) at each budget,
+    ranked only among configurations whose energy was measured at the same boundary.
+
+    Per budget and boundary group: the best configuration, the next more accurate one and the energy it needs, and
+    each board's own best (the runners-up). The headline is the first group with an answer in the order of
+    ``BOUNDARIES`` — measured groups before the estimate, so an estimate never outranks a measurement.
+    """
+    arrays = _Arrays(df, basis, limits)
+    group = boundary_group(df)
+    names = sorted({g for g in group if g is not None}, key=_group_order)
+    boards = df["board"].to_numpy(dtype=object)
+    left_out = [{"board": str(b), "configurations": int(n),
+                 "reason": "no energy measured (no power source, or none in this basis)"}
+                for b, n in pd.Series(boards[[g is None for g in group]]).value_counts().sort_index().items()]
+    answers = []
+    for budget in budgets:
+        lim = dataclasses.replace(limits, energy_budget_j=budget)
+        entry = {"budget_j": budget, "groups": [], "headline": None}
+        for name in names:
+            rows = np.flatnonzero(group == name)
+            best = ceiling_of(arrays, rows, lim)
+            per_board = []
+            for board in sorted(set(boards[rows])):
+                own = ceiling_of(arrays, rows[boards[rows] == board], lim)
+                per_board.append({"board": board, "best": own["best"], "top1": own["top1"],
+                                  "cheapest": own["cheapest"], "feasible": own["feasible"],
+                                  "considered": own["considered"]})
+            per_board.sort(key=lambda b: (b["top1"] is None, -(b["top1"] or 0),
+                                          b["best"]["energy_j"] if b["best"] else 0, b["board"]))
+            entry["groups"].append({"boundary": name, "text": BOUNDARIES.get(name, f"{name} (an unknown boundary)"),
+                                    "estimated": name == "estimate", "boards": sorted(set(boards[rows])),
+                                    **best, "per_board": per_board})
+        answered = [g for g in entry["groups"] if g["best"] is not None]
+        entry["headline"] = answered[0]["boundary"] if answered else None
+        answers.append(entry)
+    return {"groups": [{"boundary": n, "text": BOUNDARIES.get(n, n), "boards": sorted(set(boards[group == n]))}
+                       for n in names],
+            "left_out": left_out, "answers": answers,
+            "rule": "energies are ranked only within one measurement boundary; estimates never outrank measurements"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import socket
@@ -402,7 +403,7 @@ def _per(text: str) -> str | int:
 def report(
     energy_budget: Annotated[Optional[str], typer.Option(
         help="Energy budget, e.g. 10J or 50mJ (per image unless --per says otherwise): the best accuracy reachable "
-             "within it.", rich_help_panel="Limits")] = None,
+             "within it. With --fleet, several: 20mJ,50mJ,200mJ.", rich_help_panel="Limits")] = None,
     per: Annotated[str, typer.Option(help="What the energy budget pays for: image, batch, or N images (e.g. 1000).",
                                      rich_help_panel="Limits")] = "image",
     energy: Annotated[str, typer.Option(help="gross (what the board drew) or net (idle power subtracted; needs the "
@@ -416,6 +417,9 @@ def report(
     min_fps: Annotated[Optional[float], typer.Option(help="Fewest images per second.", rich_help_panel="Limits")]
     = None,
     board: Annotated[Optional[str], typer.Option(help="Only this board.")] = None,
+    fleet: Annotated[bool, typer.Option(
+        "--fleet", help="Answer across every board: the best board, power mode, clocks, network, batch and precision "
+                        "at each budget, ranked only among boards measured at the same power boundary.")] = False,
     db: DbOption = None,
     catalog_file: CatalogOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON for scripts.",
@@ -441,8 +445,11 @@ def report(
     otherwise, and the output says which it used. A configuration without energy is never treated as free.
     """
     basis = analysis.Basis(energy=energy.strip().lower(), per=_per(per))
+    budgets = [units.parse_energy(b) for b in energy_budget.split(",") if b.strip()] if energy_budget else []
+    if len(budgets) > 1 and not fleet:
+        raise UserError(f"--energy-budget {energy_budget}: one budget per board report; several go with --fleet")
     limits = analysis.Limits(
-        energy_budget_j=units.parse_energy(energy_budget) if energy_budget else None,
+        energy_budget_j=budgets[0] if budgets else None,
         power_budget_w=units.parse_power(power_budget) if power_budget else None,
         latency_budget_ms=units.parse_time(latency_budget) * 1e3 if latency_budget else None,
         latency_stat=latency_stat.strip().lower(), min_fps=min_fps)
@@ -463,7 +470,8 @@ def report(
         status.update(f"ranking {len(df)} configurations …")
         data = report_mod.build(store, limits, basis, board, networks, df=df,
                                 analyses=analyses or bool(html_out) or bool(plots),
-                                rows_up_to=None if as_json or all_rows or html_out else report_mod.MAX_ROWS)
+                                rows_up_to=None if as_json or all_rows or html_out else report_mod.MAX_ROWS,
+                                fleet_budgets=(budgets or [None]) if fleet else None)
         if export:
             status.update("exporting …")
             table = export_mod.table(df, limits, basis)
@@ -485,6 +493,8 @@ def report(
             _writing(html_out, lambda: html_mod.write(data, page_svgs, html_out))
     if as_json:
         views.json_out(data)
+    elif fleet:
+        report_mod.render_fleet(out, data)
     else:
         report_mod.render(out, data if analyses else {**data, "analyses": None}, all_rows=all_rows)
     views.report_written(export or [], plots, figures, html_out)
@@ -496,6 +506,66 @@ def _writing(path: Path, write):
         return write()
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="The ONNX classifier to predict (counted here: no agent needed).",
+                                          show_default=False)],
+    board: Annotated[Optional[str], typer.Option(help="Only this board (default: every board with results).")]
+    = None,
+    power_mode: Annotated[Optional[str], typer.Option(help="Only this power mode, as results name it.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="Only this precision: fp32, fp16 or int8.")] = None,
+    batch: Annotated[Optional[str], typer.Option(help="Only these batch sizes, e.g. 1 or 1,8.")] = None,
+    energy_budget: Annotated[Optional[str], typer.Option(
+        help="Gross energy per image, e.g. 50mJ: would the network fit, and what would the board's ceiling be?")]
+    = None,
+    top1: Annotated[Optional[float], typer.Option(
+        "--top1", help="The model's top-1 accuracy in percent (default: the catalog's, by the file's name).")] = None,
+    db: DbOption = None,
+    catalog_file: CatalogOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON for scripts.")] = False,
+) -> None:
+    """Predict latency, images/s and energy per image of a network never measured on a board, from its op profile.
+
+    For each (board, power mode, precision, batch) with enough measured networks, a model of time and energy per
+    image is fitted over them (non-FC and FC MACs, activation bytes, parameters) and applied to MODEL. Each
+    prediction carries its leave-one-network-out error: how far off it was for every network measured there, when
+    that network was left out. With too few networks it refuses and says how many more to measure.
+
+    [bold]dnnhost predict resnet34.onnx --board orin-1 --batch 8 --energy-budget 50mJ[/bold]
+    """
+    from dnnprof.shared import opcount  # needs onnx: the host extra installs it
+
+    from . import predict as predict_mod
+
+    if board:
+        topics.check_id(board)
+    if top1 is not None and not (math.isfinite(top1) and 0 < top1 <= 100):
+        raise UserError(f"--top1 {top1:g}: give a percentage between 0 and 100, e.g. 73.3")
+    question = predict_mod.Question(
+        board=board, power_mode=power_mode, precision=precision.strip().lower() if precision else None,
+        batches=tuple(cli.parse_batches(batch)) if batch else (),
+        energy_budget_j=units.parse_energy(energy_budget) if energy_budget else None)
+    networks = _catalog(catalog_file)
+    path = Path(db) if db else default_path()
+    if db is None and not path.exists():
+        raise UserError(f"no result store at {path} yet: run `dnnhost demo`, `dnnhost collect` or `dnnhost import`")
+    with err.status(f"counting the operations of {model} …") as status:
+        cost = opcount.cost(opcount.inspect(model))
+        name = model.stem
+        ref = networks.lookup(name)
+        question = dataclasses.replace(question, top1=top1 if top1 is not None else (ref.top1 if ref else None))
+        status.update("reading the store …")
+        with Store(path) as store:
+            df = report_mod.load(store, board, networks)
+        status.update("fitting …")
+        data = predict_mod.answer(df, name, cost, question)
+    data["top1_source"] = "--top1" if top1 is not None else (ref.source if ref and ref.top1 is not None else None)
+    if as_json:
+        views.json_out(data)
+    else:
+        views.predictions(data)
 
 
 @app.command("catalog")

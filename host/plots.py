@@ -22,6 +22,7 @@ from . import analysis, paper
 
 FIGURES = ("accuracy_vs_ops", "time_vs_batch", "power_vs_batch", "memory_vs_batch", "ops_vs_time",
            "accuracy_vs_throughput", "accuracy_density", "frontier")
+FLEET = "fleet_frontier"  # drawn only for `report --fleet`: every board's frontier on one axes
 CAPTIONS = {
     "accuracy_vs_ops": "Top-1 accuracy against operations per image; marker area ∝ parameters (seed Fig. 2).",
     "time_vs_batch": "Inference time per image against batch size, one line per network (seed Fig. 3).",
@@ -34,6 +35,9 @@ CAPTIONS = {
                               "area ∝ power, with the fitted a − b/t curves (seed Fig. 9).",
     "accuracy_density": "Accuracy density: top-1 per million parameters (seed Fig. 10).",
     "frontier": "Energy/accuracy frontier: the most accurate configuration for each energy, with the budget line.",
+    "fleet_frontier": "The fleet's frontiers: one staircase per board and power mode on the same axes; the "
+                      "line style and the legend name the power boundary — compare staircases only within one "
+                      "boundary.",
 }
 BOARD_FREE = ("accuracy_density",)  # a property of the networks alone: one file, whatever the number of boards
 DPI = 110
@@ -156,9 +160,10 @@ class _Board:
 
 def _plan(df: pd.DataFrame, report: dict, only=None):
     """(stem, build or None, reason) for every figure in FIGURES order, per board."""
-    wanted = set(FIGURES if only is None else only)
-    if wanted - set(FIGURES):
-        raise ValueError(f"unknown figures {sorted(wanted - set(FIGURES))}: choose from {', '.join(FIGURES)}")
+    known = (*FIGURES, FLEET)
+    wanted = set(known if only is None else only)
+    if wanted - set(known):
+        raise ValueError(f"unknown figures {sorted(wanted - set(known))}: choose from {', '.join(known)}")
     entries = {e["board"]: e for e in report.get("boards") or []}
     boards = list(entries) or sorted(set(df["board"]))
     boards += sorted(set(df["board"]) - set(boards))
@@ -175,6 +180,10 @@ def _plan(df: pd.DataFrame, report: dict, only=None):
                 continue
             reason = _MISSING[figure](ctx)
             yield (name, None, reason) if reason else (name, functools.partial(_DRAW[figure], ctx), None)
+    if FLEET in wanted and report.get("fleet"):
+        lines = _fleet_lines(df, report)
+        yield (FLEET, functools.partial(_draw_fleet_frontier, lines, report), None) if lines else (
+            FLEET, None, "no board has both energy and top-1")
     if "accuracy_density" not in wanted:
         return
     density = _density(df, report)
@@ -800,6 +809,69 @@ def _draw_frontier(ctx: _Board):
         if best.get("energy_j") and best.get("top1") is not None:
             ox, oy, orad = ox + [best["energy_j"]], oy + [best["top1"]], orad + [8.0]  # the ceiling's star
         _annotate(ax, fx, fy, names, 3.5, (ox, oy, orad))
+    return fig
+
+
+_BOUNDARY_STYLE = {"input_rail": "-", "sum_of_rails": "-.", "cpu_package": ":", "estimate": "--"}
+
+
+def _fleet_lines(df: pd.DataFrame, report: dict) -> list[dict]:
+    """Per board and power mode with energy: its frontier steps (within the report's non-energy limits)."""
+    basis = report.get("basis") or {}
+    limits = report.get("limits") or {}
+    try:
+        b = analysis.Basis(basis.get("energy", "gross"), basis.get("per", "image"))
+        lim = analysis.Limits(power_budget_w=limits.get("power_budget_w"),
+                              latency_budget_ms=limits.get("latency_budget_ms"),
+                              latency_stat=limits.get("latency_stat") or "mean", min_fps=limits.get("min_fps"))
+    except Exception:  # a basis this version does not know: no fleet figure rather than a wrong one
+        return []
+    group = analysis.boundary_group(df)
+    lines = []
+    for (board, mode), rows in df.groupby(["board", "power_mode"], sort=True):
+        where = group[df.index.get_indexer(rows.index)]
+        # one line per boundary: a board that changed its power source between runs has two, never one mixed
+        for boundary in sorted({g for g in where if g is not None}):
+            lines.append(_fleet_line(board, mode, boundary, analysis.frontier(rows[where == boundary], lim, b)))
+    return [line for line in lines if line["steps"]]
+
+
+def _fleet_line(board: str, mode: str, boundary: str, steps: list[dict]) -> dict:
+    steps = sorted((c for c in steps if c.get("energy_j") and c["energy_j"] > 0 and c.get("top1") is not None),
+                   key=lambda c: c["energy_j"])
+    return {"board": board, "mode": mode, "boundary": boundary, "steps": steps}
+
+
+def _draw_fleet_frontier(lines: list[dict], report: dict):
+    basis = report.get("basis") or {}
+    budgets = [a["budget_j"] for a in (report.get("fleet") or {}).get("answers", []) if a.get("budget_j")]
+    fig, (ax,) = _figure(width=7.6, height=4.8)
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(lines) <= 10 else "tab20"]
+    xs = [c["energy_j"] for line in lines for c in line["steps"]] + budgets
+    right = max(xs) * 1.3
+    for i, line in enumerate(lines):
+        fx, fy = [c["energy_j"] for c in line["steps"]], [c["top1"] for c in line["steps"]]
+        mode = "" if line["mode"] == analysis.NO_MODE else f" {line['mode']}"
+        label = f"{line['board']}{mode} — {line['boundary']}"
+        color = cmap(i % cmap.N)
+        ax.step(fx + [right], fy + [fy[-1]], where="post", color=color, linewidth=1.5,
+                linestyle=_BOUNDARY_STYLE.get(line["boundary"], (0, (1, 1))), label=label)
+        _scatter(ax, fx, fy, color, "o", [line["boundary"] == "estimate"] * len(fx), size=22)
+    for budget in budgets:
+        ax.axvline(budget, color="#d62728", linestyle="--", linewidth=1.0, alpha=0.7)
+    if budgets:
+        ax.plot([], [], color="#d62728", linestyle="--", linewidth=1.0,
+                label="budget" + ("s" if len(budgets) > 1 else ""))
+    ax.margins(x=0.06, y=0.1)
+    _log_axis([ax], "x", max(xs) / min(xs) if xs else 10.0, _energy_tick)
+    estimated = [line["boundary"] == "estimate" for line in lines]
+    _titles(fig, [ax], None, "the fleet's energy/accuracy frontiers")
+    _labels([ax], f"{basis.get('text') or 'energy per image'} (J, log scale){_estimated_note(estimated)}",
+            "top-1 accuracy (%)")
+    _legend(fig, [ax], title="board [mode] — power boundary")
+    _finish(fig, [ax])
     return fig
 
 

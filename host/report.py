@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dnnprof.shared import catalog, schema, units
@@ -31,11 +32,13 @@ def load(store: Store, board: str | None = None, networks: catalog.Catalog | Non
 
 def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.Basis | None = None,
           board: str | None = None, networks: catalog.Catalog | None = None, df: pd.DataFrame | None = None,
-          analyses: bool = True, rows_up_to: int | None = None) -> dict:
+          analyses: bool = True, rows_up_to: int | None = None, fleet_budgets: list[float | None] | None = None
+          ) -> dict:
     """The report as plain data (what ``--json`` prints). ``df`` saves reloading a frame the caller has.
 
     ``rows_up_to``: leave out (``results`` None) the rows of boards with more configurations than this — text
-    output does not print them, and a fleet's ten thousand rows are most of the time.
+    output does not print them, and a fleet's ten thousand rows are most of the time. ``fleet_budgets``: add the
+    fleet's answer (``analysis.fleet``) at each of these energy budgets (None: no energy limit).
     """
     limits, basis = limits or analysis.Limits(), basis or analysis.Basis()
     networks = networks or catalog.Catalog()
@@ -56,6 +59,7 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
         "analyses": paper.analyses(df, energy=basis.energy) if analyses and not df.empty else None,
         "board_filter": board,
         "known_boards": store.board_names() if board and board not in boards and df.empty else [],
+        "fleet": analysis.fleet(df, fleet_budgets, limits, basis) if fleet_budgets is not None else None,
     }
     by_board = df.groupby("board", sort=False).indices
     wanted = [rows for rows in by_board.values() if rows_up_to is None or len(rows) <= rows_up_to]
@@ -341,3 +345,73 @@ def render_analyses(console: Console, a: dict, all_rows: bool = False) -> None:
                     _mib(r["intercept_bytes"]), _num(r["r2"], ".3f"), str(r["n"]), r["reason"] or ""])
     console.print("  memory: backend = the engine's own device memory; process_rss_delta = the agent's RSS growth "
                   "from before the model was loaded (noisy on CPU runtimes that pool memory).")
+
+
+# -- the fleet's answer -------------------------------------------------------------------------------------------
+
+
+def _where(cfg: dict) -> str:
+    mode = "" if cfg["power_mode"] == analysis.NO_MODE else f" {cfg['power_mode']}"
+    clocks = f" ({cfg['clocks']})" if cfg.get("clocks") else ""
+    return f"[bold]{escape(cfg['board'])}[/]{escape(mode)}{escape(clocks)}"
+
+
+def _config(cfg: dict) -> str:
+    return f"{_where(cfg)} · {escape(cfg['network'])} batch {cfg['batch']} {cfg['precision']}"
+
+
+def render_fleet(console: Console, report: dict) -> None:
+    """``report --fleet``: per budget, the best configuration of the fleet within each comparable boundary."""
+    fleet = report["fleet"]
+    basis, limits = report["basis"], report["limits"]
+    if not fleet["groups"]:
+        console.print("[yellow]No board measured energy, so there is no fleet answer.[/]" if fleet["left_out"] else
+                      "No results stored yet. Run `dnnhost demo`, or `dnnhost collect` while an agent runs, or "
+                      "`dnnhost import FILE.jsonl`.")
+        _left_out(console, fleet)
+        return
+    others = f", within {limits['others_text']}" if limits["others_text"] else ""
+    for answer in fleet["answers"]:
+        budget = answer["budget_j"]
+        head = (f"within {units.format_energy(budget, digits=6)} {basis['text']}" if budget is not None
+                else f"with no energy limit ({basis['text']} shown)")
+        console.rule(f"[bold]The fleet's answer[/] {head}{others}")
+        for g in answer["groups"]:
+            label = f"[bold]{escape(g['boundary'])}[/] — {escape(g['text'])}; boards: {escape(', '.join(g['boards']))}"
+            if g["estimated"]:
+                label += "  [yellow](estimated: never ranked above a measurement)[/]"
+            console.print(label)
+            if g["best"] is None:
+                cheap = g["cheapest"]
+                console.print("  [yellow]nothing fits[/]" + (
+                    f" — the cheapest is {_config(cheap)}: {_energy(cheap)}" if cheap else ""))
+                continue
+            first = g["boundary"] == answer["headline"]
+            headline = "  [bold green]best[/]" + (" (the fleet's answer)" if first else "")
+            console.print(f"{headline}: {g['top1']:.2f}% top-1 — {_config(g['best'])}, {_energy(g['best'])}, "
+                          f"{_num(g['best']['throughput_ips'], '.0f')} img/s")
+            nxt = g["next"]
+            if nxt is not None:
+                extra = _est(units.format_energy(g["next_extra_j"]), nxt["estimated"])
+                console.print(f"  next step: {nxt['top1']:.2f}% with {_config(nxt)} — needs {_energy(nxt)} ({extra} "
+                              "more than the budget)")
+            elif budget is not None:
+                console.print("  nothing more accurate was measured at this boundary within the other limits")
+            for b in g["per_board"]:
+                if b["board"] == g["best"]["board"] and len(g["per_board"]) == 1:
+                    continue
+                if b["best"] is None:
+                    console.print(f"    {escape(b['board'])}: nothing fits ({b['considered']} configurations)")
+                else:
+                    console.print(f"    {escape(b['board'])}: {b['top1']:.2f}% — {_config(b['best'])}, "
+                                  f"{_energy(b['best'])}")
+            for line in exclusions(g):
+                console.print(f"  {escape(line)}")
+    _left_out(console, fleet)
+    console.print(f"[dim]{fleet['rule']}.[/]")
+
+
+def _left_out(console: Console, fleet: dict) -> None:
+    for item in fleet["left_out"]:
+        console.print(f"left out: [bold]{escape(item['board'])}[/] ({item['configurations']} configurations) — "
+                      f"{escape(item['reason'])}")

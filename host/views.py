@@ -22,6 +22,7 @@ from rich.text import Text
 from dnnprof.shared import catalog, schema, units
 
 from .collector import KEEP_REJECTED_BYTES
+from .predict import describe_group
 
 out = Console()
 err = Console(stderr=True)
@@ -314,3 +315,77 @@ def demo_done(seconds: float, store_path: Path) -> None:
     """How long the demo took, where its results are, and the command that reads them."""
     note(f"demo took {seconds:.0f} s · results stored in {store_path} — explore further: "
          f"dnnhost report --db {shlex.quote(str(store_path))} --energy-budget 50mJ")
+
+
+# --- predict -------------------------------------------------------------------------------------------------------
+
+
+def _pct(error: dict | None) -> str:
+    return "—" if error is None else f"{100 * error['median']:.0f}% / {100 * error['worst']:.0f}%"
+
+
+def _escape(text: str) -> str:
+    """Untrusted text (a file or board name) for a rich string: printable, and its brackets never read as markup."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
+def predictions(data: dict) -> None:
+    """``dnnhost predict``: one row per group, predicted figures and their leave-one-network-out errors."""
+    answered = [p for p in data["predictions"] if p["refused"] is None]
+    table = Table(title=f"[bold]{_escape(data['network'])}[/]: predicted from the networks measured there "
+                        "(a prediction, not a measurement)", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True, title_justify="left")
+    modes = any(p["power_mode"] != schema.NO_POWER_MODE for p in answered)
+    budget = data["energy_budget_j"]
+    columns = ["board", *(["mode"] if modes else []), "prec", "batch", "ms/img", "img/s", "energy/img",
+               "ms err", "energy err", "nets", "measured there", *(["within budget?"] if budget is not None else [])]
+    for col in columns:
+        left = col in ("board", "mode", "prec", "measured there", "within budget?")
+        table.add_column(col, justify="left" if left else "right", no_wrap=col not in ("within budget?",),
+                         overflow="fold")
+    for p in answered:
+        est = "~" if p["estimated"] else ""
+        pred = p["predicted"]
+        energy = pred["energy_per_inference_j"]
+        measured = p["measured"]
+        seen = "—" if measured is None else f"{measured['ms_per_image']:.3g} ms" + (
+            "" if measured["energy_per_inference_j"] is None
+            else f", {units.format_energy(measured['energy_per_inference_j'])}{est}")
+        cells = [_escape(p["board"]), *([_escape(p["power_mode"])] if modes else []), p["precision"],
+                 str(p["batch"]), f"{pred['ms_per_image']:.3g}", f"{pred['throughput_ips']:.3g}",
+                 "—" if energy is None else f"{units.format_energy(energy)}{est}",
+                 _pct(p["cv"]["ms_per_image"]), _pct(p["cv"]["energy_per_inference_j"]), str(len(p["networks"])),
+                 seen]
+        if budget is not None:
+            cells.append(_budget_cell(p.get("budget")))
+        table.add_row(*cells)
+    out.print(table)
+    used = [f for f in data["features"] if any(f in p["features"] for p in answered)]
+    say(f"features: {', '.join(data['features'][f] for f in used)}. err = leave-one-network-out relative error "
+        "(median / worst) of each network measured there when predicted from the others; ~ = energy estimated on "
+        "that board, not measured.")
+    small = [p for p in answered if len(p["features"]) < len(data["features"])]
+    if small:
+        say(f"{len(small)} group(s) predicted without activation bytes: their results come from an older agent.")
+    if budget is not None:
+        top1 = data.get("top1")
+        known = f"{top1:.2f}% ({data.get('top1_source') or 'given'})" if top1 is not None else "unknown (--top1)"
+        say(f"budget {units.format_energy(budget)} gross per image; the model's top-1: {known}. A ceiling with "
+            "the prediction is a prediction, not a measurement.")
+    for p in data["predictions"]:
+        if p["refused"] is not None:
+            note(f"not predicted for {printable(describe_group(p))}: {p['refused']}")
+
+
+def _budget_cell(b: dict | None) -> str:
+    if b is None:
+        return "no energy measured"
+    if not b["fits"]:
+        return f"over by {units.format_energy(-b['margin_j'])}"
+    now = "no measured configuration fits" if b["ceiling_measured"] is None else (
+        f"ceiling {b['ceiling_measured']:.2f}% ({_escape(b['ceiling_measured_by'])})")
+    if b["raises_ceiling"]:
+        return f"fits; {now} → {b['ceiling_with_prediction']:.2f}% predicted"
+    return f"fits; {now}" + ("" if b["top1"] is None else ", not raised")

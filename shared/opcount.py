@@ -495,8 +495,7 @@ def cost(found: Inspection) -> schema.ModelCost:
     """What a result carries of an inspection (``schema.ModelCost``): the profile the host predicts from."""
     fc = found.by_kind["fully_connected"]
     return schema.ModelCost(params=found.params, macs=found.macs, fc_macs=fc["macs"], fc_params=fc["params"],
-                            complete=not found.unsupported, conv_macs=found.by_kind["convolution"]["macs"],
-                            activation_bytes=found.activation_bytes)
+                            complete=not found.unsupported, activation_bytes=found.activation_bytes)
 
 
 def inspect(path: str | Path) -> Inspection:

@@ -218,9 +218,9 @@ class ModelCost(msgspec.Struct, kw_only=True):
     fc_macs: Count = 0  # of ``macs``, those of fully connected layers
     fc_params: Count = 0
     complete: bool = True
-    # None: sent by an agent that did not count them yet (host-side prediction then uses fewer features, and says so)
-    conv_macs: Count | None = None  # of ``macs``, those of convolutions
-    activation_bytes: Count | None = None  # every float tensor the nodes produce for one image, summed
+    # every float tensor the nodes produce for one image, summed; None: an agent that did not count it yet (the
+    # host's prediction then uses fewer features, and says so)
+    activation_bytes: Count | None = None
 
 
 class Result(_Message, tag="result", kw_only=True):

@@ -21,8 +21,13 @@ _clock = itertools.count(1)
 def result(network: str = "resnet18", batch: int = 1, energy: float | None = 0.01, *, board: str = "board-a",
            run_id: str = "run-1", ts: float | None = None, id: str | None = None, estimated: bool = False,
            throughput: float = 100.0, backend: str = "onnxruntime", device: str = "cpu",
-           precision: str = "fp32") -> schema.Result:
-    """A valid Result; ``energy`` is joules per image (None: no power source, so no power and no energy)."""
+           precision: str = "fp32", boundary: str | None = None, power_mode: str | None = None,
+           clocks: str | None = None, model_cost: schema.ModelCost | None = None,
+           latency_ms: float = 10.0) -> schema.Result:
+    """A valid Result; ``energy`` is joules per image (None: no power source, so no power and no energy).
+
+    ``boundary``: what the energy covers (default ``cpu_package``, or ``estimate`` when ``estimated``);
+    ``latency_ms``: the mean batch latency."""
     window_s = 2.0
     images = max(batch, int(throughput * window_s) // batch * batch)
     iterations = images // batch
@@ -33,14 +38,19 @@ def result(network: str = "resnet18", batch: int = 1, energy: float | None = 0.0
         input_shape=[3, 224, 224], backend=backend, backend_version="1.17.0", device=device, precision=precision,
         batch=batch, threads=2, warmup_s=0.5, warmup_iterations=10, window_s=window_s, iterations=iterations,
         images=images,
-        latency_ms=schema.Latency(mean=10.0, stdev=1.0, p50=9.5, p90=11.0, p95=12.0, p99=13.5, min=8.0, max=15.0),
+        latency_ms=schema.Latency(mean=latency_ms, stdev=0.1 * latency_ms, p50=0.95 * latency_ms,
+                                  p90=1.1 * latency_ms, p95=1.2 * latency_ms, p99=1.35 * latency_ms,
+                                  min=0.8 * latency_ms, max=1.5 * latency_ms),
+        model_cost=model_cost,
+        conditions=None if power_mode is None and clocks is None else schema.Conditions(power_mode=power_mode,
+                                                                                        clocks=clocks),
         throughput_ips=throughput,
         power_w=None if energy_j is None else energy_j / window_s,
         energy_j=energy_j,
         energy_per_inference_j=None if energy is None else schema.EnergyPerInference(gross=energy),
         provenance=schema.Provenance(
             power_source=None if energy is None else ("estimate" if estimated else "rapl"),
-            boundary=None if energy is None else ("estimate" if estimated else "cpu_package"),
+            boundary=None if energy is None else (boundary or ("estimate" if estimated else "cpu_package")),
             estimated=estimated, samples=0 if energy is None else 200,
             sample_rate_hz=None if energy is None else 100.0),
     )

@@ -136,8 +136,9 @@ def test_single_point(msgs):
     one = [msgs.result("mobilenet_v2", 2, 0.03, estimated=True, throughput=250.0)]
     c = ceiling(one, 0.05)
     assert c["best"] == {
-        "network": "mobilenet_v2", "backend": "onnxruntime", "device": "cpu", "precision": "fp32", "batch": 2,
-        "power_mode": "n/a", "top1": TOP1["mobilenet_v2"], "energy_j": 0.03, "energy_per_inference_j": 0.03,
+        "board": "board-a", "network": "mobilenet_v2", "backend": "onnxruntime", "device": "cpu", "precision": "fp32",
+        "batch": 2, "power_mode": "n/a", "clocks": None, "boundary": "estimate", "top1": TOP1["mobilenet_v2"],
+        "energy_j": 0.03, "energy_per_inference_j": 0.03,
         "throughput_ips": 250.0, "latency_ms": 10.0, "power_w": pytest.approx(0.03 * 250.0), "estimated": True,
     }
     assert type(c["best"]["batch"]) is int and type(c["best"]["estimated"]) is bool  # plain Python, JSON-able
@@ -336,3 +337,90 @@ def test_bad_basis_is_a_user_error(kwargs, message):
 def test_bad_latency_statistic_is_a_user_error():
     with pytest.raises(UserError, match="p99"):
         analysis.Limits(latency_stat="p42")
+
+
+# -- the fleet's answer ------------------------------------------------------------------------------------------
+
+
+def _fleet_results(msgs):
+    """Four boards, each at its own boundary, plus one without a power source."""
+    r = msgs.result
+    return [
+        # An Orin measured at its input rail: resnet50 is the most accurate within 60 mJ.
+        r("resnet18", 1, 0.020, board="orin-a", boundary="input_rail", power_mode="MAXN", clocks="jetson_clocks"),
+        r("resnet50", 8, 0.055, board="orin-a", boundary="input_rail", power_mode="MAXN", clocks="jetson_clocks"),
+        r("resnet101", 8, 0.400, board="orin-a", boundary="input_rail", power_mode="MAXN"),
+        r("mobilenet_v2", 4, 0.010, board="orin-a", boundary="input_rail", power_mode="15W"),
+        # An AGX measured as the sum of its module rails: cheaper-looking, never compared with the Orin.
+        r("resnet50", 1, 0.030, board="agx-b", boundary="sum_of_rails", power_mode="MAXN"),
+        r("mobilenet_v2", 1, 0.005, board="agx-b", boundary="sum_of_rails", power_mode="MAXN"),
+        # Another board at the input rail: the runner-up of that group.
+        r("mobilenet_v2", 2, 0.012, board="nano-c", boundary="input_rail", power_mode="7W"),
+        # A laptop with only estimates: the most accurate and the cheapest of all, yet never the headline.
+        r("resnet50", 1, 0.001, board="pc-d", estimated=True),
+        # No power source at all.
+        r("resnet50", 1, None, board="bare-e"),
+    ]
+
+
+def fleet(results, budgets, **limits):
+    df = analysis.latest(analysis.frame(results))
+    return analysis.fleet(df, budgets, analysis.Limits(**limits), analysis.Basis())
+
+
+def test_fleet_ranks_only_within_one_boundary_and_names_the_groups(msgs):
+    f = fleet(_fleet_results(msgs), [0.060])
+    assert [g["boundary"] for g in f["groups"]] == ["input_rail", "sum_of_rails", "estimate"]
+    assert f["groups"][0]["boards"] == ["nano-c", "orin-a"]
+    (answer,) = f["answers"]
+    assert answer["headline"] == "input_rail"  # measured groups first; the estimate is cheaper and loses anyway
+    rail, rails, estimate = answer["groups"]
+    assert (rail["best"]["board"], rail["best"]["network"], rail["best"]["batch"]) == ("orin-a", "resnet50", 8)
+    assert (rail["best"]["power_mode"], rail["best"]["clocks"], rail["best"]["boundary"]) == (
+        "MAXN", "jetson_clocks", "input_rail")
+    assert rail["next"]["network"] == "resnet101" and rail["next_extra_j"] == pytest.approx(0.400 - 0.060)
+    # each board's own best: the runners-up, most accurate first
+    assert [(b["board"], b["best"]["network"]) for b in rail["per_board"]] == [("orin-a", "resnet50"),
+                                                                               ("nano-c", "mobilenet_v2")]
+    assert rails["best"]["network"] == "resnet50" and rails["boards"] == ["agx-b"]
+    assert estimate["estimated"] and estimate["best"]["estimated"] and not rail["estimated"]
+    assert f["left_out"] == [{"board": "bare-e", "configurations": 1,
+                              "reason": "no energy measured (no power source, or none in this basis)"}]
+
+
+def test_fleet_with_only_estimates_answers_from_them_labelled(msgs):
+    results = [msgs.result("resnet18", 1, 0.02, board="pc-a", estimated=True),
+               msgs.result("resnet50", 1, 0.05, board="pc-b", estimated=True)]
+    (answer,) = fleet(results, [0.03])["answers"]
+    assert answer["headline"] == "estimate"
+    assert answer["groups"][0]["best"]["board"] == "pc-a" and answer["groups"][0]["estimated"]
+
+
+def test_fleet_budgets_nothing_meets_name_the_cheapest(msgs):
+    f = fleet(_fleet_results(msgs), [0.0001, 0.02])
+    tiny, small = f["answers"]
+    assert tiny["headline"] is None
+    assert all(g["best"] is None for g in tiny["groups"])
+    assert tiny["groups"][0]["cheapest"]["network"] == "mobilenet_v2"
+    assert tiny["groups"][0]["excluded"]["energy_budget"] == 5
+    best = small["groups"][0]["best"]  # equal accuracy on two boards: the cheaper per image, in its power mode
+    assert (best["board"], best["network"], best["power_mode"]) == ("orin-a", "mobilenet_v2", "15W")
+    assert [b["board"] for b in small["groups"][0]["per_board"]] == ["orin-a", "nano-c"]
+
+
+def test_fleet_ties_across_boards_go_to_the_board_name_whatever_the_order(msgs):
+    def twins(order):
+        made = [msgs.result("resnet18", 1, 0.02, board=b, boundary="input_rail", throughput=50.0) for b in order]
+        return fleet(made, [0.05])["answers"][0]["groups"][0]
+
+    for order in (["zeta", "alpha"], ["alpha", "zeta"]):
+        group = twins(order)
+        assert group["best"]["board"] == "alpha"
+        assert [b["board"] for b in group["per_board"]] == ["alpha", "zeta"]
+
+
+def test_fleet_without_a_budget_is_the_most_accurate_and_other_limits_hold(msgs):
+    (answer,) = fleet(_fleet_results(msgs), [None])["answers"]
+    assert answer["groups"][0]["best"]["network"] == "resnet101" and answer["groups"][0]["next"] is None
+    (answer,) = fleet(_fleet_results(msgs), [None], power_budget_w=0.5)["answers"]  # power = 0.2 W per mJ here
+    assert answer["groups"][0]["excluded"]["power_budget"] > 0

@@ -461,3 +461,48 @@ def test_import_refuses_a_line_over_the_size_limit(cli, db, tmp_path, msgs):
         (row,) = store.rejected()
     assert row.source == f"import:{path}:1" and "line too large" in row.reason
     assert row.payload == huge[:KEEP_REJECTED_BYTES]  # only the head is kept
+
+
+# -- report --fleet ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fleet_store(run, db, tmp_path, msgs):
+    """Two boards at the input rail, one with estimates only, one without a power source."""
+    r = msgs.result
+    path = write_jsonl(tmp_path / "fleet.jsonl", [
+        r("resnet50", 8, 0.040, board="orin-a", boundary="input_rail", power_mode="MAXN", clocks="jetson_clocks"),
+        r("mobilenet_v2", 1, 0.010, board="orin-a", boundary="input_rail", power_mode="15W"),
+        r("resnet18", 4, 0.020, board="nano-b", boundary="input_rail", power_mode="7W"),
+        r("vgg16", 1, 0.001, board="pc-c", estimated=True),
+        r("resnet50", 1, None, board="bare-d"),
+    ])
+    assert run("import", path, "--db", db).returncode == 0
+    return db
+
+
+def test_report_fleet_text_json_html_and_plot(run, fleet_store, tmp_path):
+    proc = run("report", "--db", fleet_store, "--fleet", "--energy-budget", "30mJ,50mJ")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "The fleet's answer within 30 mJ" in text and "within 50 mJ" in text
+    assert "best (the fleet's answer): 71.88% top-1 — orin-a 15W · mobilenet_v2 batch 1 fp32" in text
+    assert "next step: 76.13% with orin-a MAXN (jetson_clocks) · resnet50 batch 8 fp32" in text
+    assert "nano-b: 69.76%" in text  # the runner-up board
+    assert "estimated: never ranked above a measurement" in text
+    assert "left out: bare-d (1 configurations)" in text
+    proc = run("report", "--db", fleet_store, "--fleet", "--energy-budget", "50mJ", "--json",
+               "--plots", tmp_path / "figs", "--out", tmp_path / "r.html")
+    assert proc.returncode == 0, proc.stderr
+    fleet = json.loads(proc.stdout)["fleet"]
+    (answer,) = fleet["answers"]
+    assert answer["headline"] == "input_rail" and answer["groups"][0]["best"]["network"] == "resnet50"
+    assert [g["boundary"] for g in fleet["groups"]] == ["input_rail", "estimate"]
+    assert (tmp_path / "figs" / "fleet_frontier.png").stat().st_size > 0
+    page = (tmp_path / "r.html").read_text()
+    assert 'id="fleet"' in page and "the fleet&#x27;s answer" in page.lower() and "fleet_frontier" in page
+
+
+def test_report_several_budgets_without_fleet_is_one_line(run, fleet_store, one_error_line):
+    assert "several go with --fleet" in one_error_line(run("report", "--db", fleet_store,
+                                                           "--energy-budget", "30mJ,50mJ"))

@@ -324,3 +324,30 @@ def test_inline_svg_strips_the_prologue():
             '\n  "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n<svg viewBox="0 0 1 1"></svg>\n')
     assert plots.inline_svg(text) == '<svg viewBox="0 0 1 1"></svg>\n'
     assert plots.inline_svg("<svg/>") == "<svg/>"
+
+
+def test_fleet_frontier_one_staircase_per_board_and_mode_with_its_boundary():
+    df = analysis.table(rows(board="orin", mode="MAXN", boundary="input_rail")
+                        + rows(board="orin", mode="15W", boundary="input_rail")
+                        + rows(board="agx", boundary="sum_of_rails")
+                        + rows(board="pc", mode=analysis.NO_MODE, estimated=True, boundary="estimate")
+                        + rows(board="bare", energy_per_inference_j=None))  # no energy: no line
+    basis, limits = analysis.Basis(), analysis.Limits()
+    rep = {**report(df), "fleet": analysis.fleet(df, [0.005, 0.02], limits, basis)}
+    built, skipped = plots.figures(df, rep, only=("fleet_frontier",))
+    assert not skipped
+    ax = built["fleet_frontier"].axes[0]
+    steps = [line for line in ax.lines if line.get_drawstyle() == "steps-post"]
+    assert sorted(line.get_label() for line in steps) == [
+        "agx MAXN — sum_of_rails", "orin 15W — input_rail", "orin MAXN — input_rail", "pc — estimate"]
+    styles = {line.get_label(): line.get_linestyle() for line in steps}
+    assert styles["orin MAXN — input_rail"] == "-" and styles["pc — estimate"] == "--"
+    expected = analysis.frontier(df[(df["board"] == "agx")], limits, basis)
+    agx = next(line for line in steps if line.get_label().startswith("agx"))
+    assert list(agx.get_ydata())[:-1] == [c["top1"] for c in expected]
+    budgets = [line for line in ax.lines if line.get_linestyle() == "--" and line.get_drawstyle() != "steps-post"
+               and len(line.get_xdata())]
+    assert sorted(line.get_xdata()[0] for line in budgets) == [0.005, 0.02]
+    # without --fleet there is no fleet figure at all (not even a skipped one)
+    built, skipped = plots.figures(df, report(df), only=("fleet_frontier",))
+    assert not built and not skipped
