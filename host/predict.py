@@ -38,7 +38,7 @@ FEATURES = {
     "nonfc_gmacs": "convolution (non-FC) GMACs",
     "fc_gmacs": "fully connected GMACs",
     "activation_mb": "activation MB",
-    "params_m": "parameters, millions",
+    "params_m": "parameters (M)",
 }
 TARGETS = {"ms_per_image": "time per image (ms)", "energy_per_inference_j": "gross energy per image (J)"}
 GROUP = ["board", "backend", "device", "power_mode", "precision", "batch"]
