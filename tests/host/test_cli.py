@@ -63,8 +63,9 @@ def measured(msgs):
     ]
 
 
-@pytest.mark.parametrize("command", [[], ["collect"], ["import"], ["report"], ["demo"], ["catalog"], ["rejected"]],
-                         ids=["dnnhost", "collect", "import", "report", "demo", "catalog", "rejected"])
+@pytest.mark.parametrize("command", [[], ["collect"], ["import"], ["report"], ["demo"], ["catalog"], ["rejected"],
+                                     ["predict"]],
+                         ids=["dnnhost", "collect", "import", "report", "demo", "catalog", "rejected", "predict"])
 def test_help(run, command):
     proc = run(*command, "--help")
     assert proc.returncode == 0, proc.stderr

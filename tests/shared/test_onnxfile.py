@@ -9,12 +9,10 @@ from dnnprof.shared import onnxfile
 from dnnprof.shared.errors import UserError
 
 
-def _one_line_error(path) -> str:
-    with pytest.raises(UserError) as info:
-        onnxfile.load(path)
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message
-    return message
+@pytest.fixture
+def error_of(one_line_error):
+    """The one-line error ``onnxfile.load`` raises for a path."""
+    return lambda path: one_line_error(onnxfile.load, path)
 
 
 def test_load_generated_model(model_path):
@@ -33,38 +31,38 @@ def test_load_accepts_str(model_path):
     assert onnxfile.load(str(model_path)).name == "shufflenet_v2_x0_5"
 
 
-def test_missing_file(tmp_path):
-    assert "does not exist" in _one_line_error(tmp_path / "missing.onnx")
+def test_missing_file(tmp_path, error_of):
+    assert "does not exist" in error_of(tmp_path / "missing.onnx")
 
 
-def test_directory(tmp_path):
+def test_directory(tmp_path, error_of):
     folder = tmp_path / "model.onnx"
     folder.mkdir()
-    assert "is not a file" in _one_line_error(folder)
+    assert "is not a file" in error_of(folder)
 
 
-def test_garbage_file(tmp_path):
+def test_garbage_file(tmp_path, error_of):
     path = tmp_path / "garbage.onnx"
     path.write_bytes(bytes(range(256)) * 8)
-    assert "is not an ONNX model" in _one_line_error(path)
+    assert "is not an ONNX model" in error_of(path)
 
 
-def test_truncated_model(tmp_path, model_path):
+def test_truncated_model(tmp_path, model_path, error_of):
     path = tmp_path / "truncated.onnx"
     path.write_bytes(model_path.read_bytes()[:100_000])
-    assert "not an ONNX model" in _one_line_error(path)
+    assert "not an ONNX model" in error_of(path)
 
 
-def test_empty_file(tmp_path):
+def test_empty_file(tmp_path, error_of):
     path = tmp_path / "empty.onnx"
     path.write_bytes(b"")
-    assert "not an ONNX model" in _one_line_error(path)
+    assert "not an ONNX model" in error_of(path)
 
 
-def test_text_file_named_onnx(tmp_path):
+def test_text_file_named_onnx(tmp_path, error_of):
     path = tmp_path / "notes.onnx"
     path.write_text("This is not a model, it is a note about the model.\n")
-    assert "not an ONNX model" in _one_line_error(path)
+    assert "not an ONNX model" in error_of(path)
 
 
 def test_fixed_batch_model(tmp_path, make_onnx):
@@ -80,20 +78,20 @@ def test_fixed_batch_model(tmp_path, make_onnx):
     assert "\n" not in message
 
 
-def test_two_inputs(tmp_path, make_onnx):
+def test_two_inputs(tmp_path, make_onnx, error_of):
     path = make_onnx(tmp_path / "two.onnx", inputs=2)
-    assert "2 inputs" in _one_line_error(path)
+    assert "2 inputs" in error_of(path)
 
 
-def test_non_float_input(tmp_path, make_onnx):
+def test_non_float_input(tmp_path, make_onnx, error_of):
     path = make_onnx(tmp_path / "int8.onnx", op="Identity", elem_type=TensorProto.INT8)
-    assert "not float32" in _one_line_error(path)
+    assert "not float32" in error_of(path)
 
 
 @pytest.mark.parametrize("shape", [(3, 8), (3, 8, 8, 2), (3, "H", 8)])
-def test_not_an_image_input(tmp_path, make_onnx, shape):
+def test_not_an_image_input(tmp_path, make_onnx, shape, error_of):
     path = make_onnx(tmp_path / "odd.onnx", op="Identity", shape=shape)
-    assert "expected (batch, channels, height, width)" in _one_line_error(path)
+    assert "expected (batch, channels, height, width)" in error_of(path)
 
 
 def test_collect_directory(tmp_path, make_onnx):

@@ -12,7 +12,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from dnnprof.shared import opcount as inspection
 from dnnprof.agent.models import zoo
-from dnnprof.shared.errors import UserError
 
 # MACs per image: the torchvision conv + linear count (fvcore / thop), which torchvision's docs publish rounded
 # to 2 decimals as "GFLOPS": resnet18 1.81, mobilenet_v2 0.30, squeezenet1_1 0.35, shufflenet_v2_x0_5 0.04.
@@ -275,48 +274,46 @@ def test_to_dict_is_json_ready(tmp_path):
 # -- errors ----------------------------------------------------------------------------------------------
 
 
-def _one_line_error(path) -> str:
-    with pytest.raises(UserError) as info:
-        inspection.inspect(path)
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message
-    return message
+@pytest.fixture
+def error_of(one_line_error):
+    """The one-line error ``inspection.inspect`` raises for a path."""
+    return lambda path: one_line_error(inspection.inspect, path)
 
 
-def test_missing_file(tmp_path):
-    assert "does not exist" in _one_line_error(tmp_path / "missing.onnx")
+def test_missing_file(tmp_path, error_of):
+    assert "does not exist" in error_of(tmp_path / "missing.onnx")
 
 
-def test_directory(tmp_path):
-    assert "is not a file" in _one_line_error(tmp_path)
+def test_directory(tmp_path, error_of):
+    assert "is not a file" in error_of(tmp_path)
 
 
 @pytest.mark.parametrize("content", [bytes(range(256)) * 8, b"", b"not an onnx model at all\n"])
-def test_not_onnx(tmp_path, content):
+def test_not_onnx(tmp_path, content, error_of):
     path = tmp_path / "garbage.onnx"
     path.write_bytes(content)
-    message = _one_line_error(path)
+    message = error_of(path)
     assert "is not an ONNX model" in message
 
 
-def test_two_inputs(tmp_path, make_onnx):
-    assert "2 inputs" in _one_line_error(make_onnx(tmp_path / "two.onnx", inputs=2))
+def test_two_inputs(tmp_path, make_onnx, error_of):
+    assert "2 inputs" in error_of(make_onnx(tmp_path / "two.onnx", inputs=2))
 
 
-def test_integer_input(tmp_path, make_onnx):
-    assert "not float32" in _one_line_error(make_onnx(tmp_path / "int.onnx", elem_type=TensorProto.INT64,
+def test_integer_input(tmp_path, make_onnx, error_of):
+    assert "not float32" in error_of(make_onnx(tmp_path / "int.onnx", elem_type=TensorProto.INT64,
                                                       op="Identity"))
 
 
-def test_not_nchw(tmp_path, make_onnx):
-    assert "expected (batch, channels, height, width)" in _one_line_error(
+def test_not_nchw(tmp_path, make_onnx, error_of):
+    assert "expected (batch, channels, height, width)" in error_of(
         make_onnx(tmp_path / "flat.onnx", shape=(3,), op="Relu"))
 
 
-def test_shape_inference_failure_names_the_op(tmp_path):
+def test_shape_inference_failure_names_the_op(tmp_path, error_of):
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"], name="bad_reshape")]
     shape = numpy_helper.from_array(np.array([1, 7, -1], dtype=np.int64), "shape")  # 192 is not a multiple of 7
-    message = _one_line_error(_save(tmp_path / "bad.onnx", nodes, [shape], batch=1))
+    message = error_of(_save(tmp_path / "bad.onnx", nodes, [shape], batch=1))
     assert "shape inference failed at Reshape node 'bad_reshape'" in message
 
 

@@ -1,8 +1,10 @@
 """The wire format: every message round-trips, and decode rejects anything else with a one-line SchemaError."""
 
 import json
+from pathlib import Path
 
 import msgspec
+import msgspec.structs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -436,3 +438,14 @@ def test_an_integer_sqlite_cannot_hold_is_refused_naming_its_field():
     message["points_total"] = 10**30
     with pytest.raises(schema.SchemaError, match=r"points_total"):
         schema.decode(json.dumps(message))
+
+
+def test_a_result_from_before_activation_bytes_still_decodes():
+    """Results recorded by an agent that did not count activation bytes (docs/examples, 2026-11-26) decode with
+    ``activation_bytes`` None, and the new field round-trips."""
+    line = next(line for line in (Path(__file__).parents[2] / "docs/examples/dev-2c-zoo-results.jsonl")
+                .read_text().splitlines() if '"kind":"result"' in line)
+    old = schema.decode(line.encode())
+    assert old.model_cost.activation_bytes is None and old.model_cost.macs > 0
+    new = msgspec.structs.replace(old, model_cost=msgspec.structs.replace(old.model_cost, activation_bytes=4_300_000))
+    assert schema.decode(schema.encode(new)).model_cost.activation_bytes == 4_300_000
