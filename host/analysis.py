@@ -379,14 +379,20 @@ BOUNDARIES = {
 }
 
 
-def boundary_group(df: pd.DataFrame) -> np.ndarray:
+def boundary_group(df: pd.DataFrame, basis: Basis | None = None) -> np.ndarray:
     """Per row, the group its energy can be compared in: its boundary, ``"estimate"`` for any estimated figure,
-    None where no energy was measured."""
+    None where no energy was measured in ``basis`` (default gross: net needs an idle baseline too)."""
     boundary = df["boundary"].to_numpy(dtype=object)
     estimated = df["estimated"].to_numpy(dtype=bool)
-    measured = ~np.isnan(df["energy_per_inference_j"].to_numpy(dtype="float64"))
-    return np.array([None if not has else "estimate" if est else (b or "unknown")
+    measured = ~np.isnan(df[(basis or Basis()).column].to_numpy(dtype="float64"))
+    # a missing boundary reaches the frame as None or NaN
+    return np.array([None if not has else "estimate" if est else (b if isinstance(b, str) and b else "unknown")
                      for b, est, has in zip(boundary, estimated, measured)], dtype=object)
+
+
+def _energy_key(cfg: dict | None) -> float:
+    energy = None if cfg is None else cfg.get("energy_j")
+    return math.inf if energy is None else energy
 
 
 def _group_order(name: str) -> tuple:
@@ -400,10 +406,12 @@ def fleet(df: pd.DataFrame, budgets: list[float | None], limits: Limits, basis: 
 
     Per budget and boundary group: the best configuration, the next more accurate one and the energy it needs, and
     each board's own best (the runners-up). The headline is the first group with an answer in the order of
-    ``BOUNDARIES`` — measured groups before the estimate, so an estimate never outranks a measurement.
+    ``BOUNDARIES`` — the widest boundary measured, and measured groups before the estimate, so an estimate never
+    outranks a measurement. A narrower measured group that reaches a higher top-1 says so (``beats_headline``):
+    its energies are not comparable, so it is named, not ranked above.
     """
     arrays = _Arrays(df, basis, limits)
-    group = boundary_group(df)
+    group = boundary_group(df, basis)
     names = sorted({g for g in group if g is not None}, key=_group_order)
     boards = df["board"].to_numpy(dtype=object)
     left_out = [{"board": str(b), "configurations": int(n),
@@ -422,13 +430,15 @@ def fleet(df: pd.DataFrame, budgets: list[float | None], limits: Limits, basis: 
                 per_board.append({"board": board, "best": own["best"], "top1": own["top1"],
                                   "cheapest": own["cheapest"], "feasible": own["feasible"],
                                   "considered": own["considered"]})
-            per_board.sort(key=lambda b: (b["top1"] is None, -(b["top1"] or 0),
-                                          b["best"]["energy_j"] if b["best"] else 0, b["board"]))
+            per_board.sort(key=lambda b: (b["top1"] is None, -(b["top1"] or 0), _energy_key(b["best"]), b["board"]))
             entry["groups"].append({"boundary": name, "text": BOUNDARIES.get(name, f"{name} (an unknown boundary)"),
                                     "estimated": name == "estimate", "boards": sorted(set(boards[rows])),
                                     **best, "per_board": per_board})
         answered = [g for g in entry["groups"] if g["best"] is not None]
         entry["headline"] = answered[0]["boundary"] if answered else None
+        for g in entry["groups"]:
+            g["beats_headline"] = bool(answered and g is not answered[0] and g["best"] is not None
+                                       and not g["estimated"] and g["top1"] > answered[0]["top1"])
         answers.append(entry)
     return {"groups": [{"boundary": n, "text": BOUNDARIES.get(n, n), "boards": sorted(set(boards[group == n]))}
                        for n in names],

@@ -558,6 +558,9 @@ def predict(
         question = dataclasses.replace(question, top1=top1 if top1 is not None else (ref.top1 if ref else None))
         status.update("reading the store …")
         with Store(path) as store:
+            known = store.board_names()
+            if board and board not in known:
+                raise UserError(f"no board {board!r} in this store (boards here: {', '.join(known) or 'none'})")
             df = report_mod.load(store, board, networks)
         status.update("fitting …")
         data = predict_mod.answer(df, name, cost, question)

@@ -255,12 +255,6 @@ def _basis_section(basis: dict, constraints: dict) -> str:
     return f'<section id="basis"><h2>Basis and constraints</h2><dl class="kv">{dl}</dl></section>\n'
 
 
-def _where(cfg: dict) -> str:
-    mode = cfg.get("power_mode")
-    return (f"{cfg.get('board')}" + (f", power mode {mode}" if mode and mode != NO_MODE else "")
-            + (f", clocks {cfg['clocks']}" if cfg.get("clocks") else ""))
-
-
 def _fleet_section(fleet: dict, basis: dict, figures: dict[str, str], placed: set[str]) -> str:
     """The fleet's answer: per budget and comparable boundary, the best configuration and each board's own best."""
     out = ['<section id="fleet"><h2>The fleet\'s answer</h2>',
@@ -270,17 +264,20 @@ def _fleet_section(fleet: dict, basis: dict, figures: dict[str, str], placed: se
         head = f"Within {units.format_energy(budget)} {_per(basis)}" if budget is not None else "With no energy limit"
         out.append(f"<h3>{_e(head)}</h3>")
         for g in answer.get("groups", []):
-            tag = " (the fleet's answer)" if g.get("boundary") == answer.get("headline") else ""
+            tag = " (the fleet's answer: the widest boundary measured)" if g.get("boundary") == answer.get(
+                "headline") else ""
             est = f" — estimated ({EST}): never ranked above a measurement" if g.get("estimated") else ""
             out.append(f"<h4>{_e(g.get('boundary'))}: {_e(g.get('text'))}{_e(tag)}{_e(est)}</h4>")
             constraints = {"energy_budget_j": budget, "text": None if budget is None else
                            f"{units.format_energy(budget)} {_per(basis)}"}
             best = g.get("best")
             out.append(f"<p>{_e(ceiling_text(g, basis, constraints))}"
-                       + (f" Board: {_e(_where(best))}." if best else "") + "</p>")
+                       + (f" Board: {_e(report_text.where(best))}." if best else "")
+                       + (" More accurate than the fleet's answer, but measured at a narrower boundary, so not ranked "
+                          "above it." if g.get("beats_headline") else "") + "</p>")
             rows = [[_e(b["board"]), fmt(b.get("top1")),
                      _e(describe(b["best"], basis)) if b.get("best") else "nothing fits",
-                     _e(_where(b["best"])) if b.get("best") else MISSING] for b in g.get("per_board", [])]
+                     _e(report_text.where(b["best"])) if b.get("best") else MISSING] for b in g.get("per_board", [])]
             out.append(_table(["board", "top-1 %", "its best configuration", "where"], rows, numeric={1}))
     left = fleet.get("left_out") or []
     if left:

@@ -826,7 +826,7 @@ def _fleet_lines(df: pd.DataFrame, report: dict) -> list[dict]:
                               latency_stat=limits.get("latency_stat") or "mean", min_fps=limits.get("min_fps"))
     except Exception:  # a basis this version does not know: no fleet figure rather than a wrong one
         return []
-    group = analysis.boundary_group(df)
+    group = analysis.boundary_group(df, b)
     lines = []
     for (board, mode), rows in df.groupby(["board", "power_mode"], sort=True):
         where = group[df.index.get_indexer(rows.index)]

@@ -41,7 +41,16 @@ FEATURES = {
     "params_m": "parameters (M)",
 }
 TARGETS = {"ms_per_image": "time per image (ms)", "energy_per_inference_j": "gross energy per image (J)"}
-GROUP = ["board", "backend", "device", "power_mode", "precision", "batch"]
+# energy_group: the boundary group of analysis.boundary_group ("none": no energy) — a board that changed its power
+# source between runs is two groups, never one fit over energies that cover different things
+GROUP = ["board", "backend", "device", "power_mode", "precision", "batch", "energy_group"]
+
+
+def with_groups(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its ``energy_group`` column."""
+    if "energy_group" in df.columns:
+        return df
+    return df.assign(energy_group=[g or "none" for g in analysis.boundary_group(df)])
 
 
 def features(df: pd.DataFrame) -> pd.DataFrame:
@@ -173,16 +182,17 @@ def groups(df: pd.DataFrame, wanted: list[str] | None = None, exclude: str | Non
     """
     if df.empty:
         return []
-    feats = features(df)
-    table = pd.concat([df, feats], axis=1)
+    df = with_groups(df)
+    table = pd.concat([df, features(df)], axis=1)
+    candidates = [f for f in FEATURES if (wanted is None or f in wanted)]
     out = []
     for key, rows in table.groupby(GROUP, sort=True):
         rows = rows[rows["network"] != exclude] if exclude is not None else rows
         rows = rows.sort_values("ts").drop_duplicates("network", keep="last").sort_values("network")
         profiled = rows[rows[["nonfc_gmacs", "fc_gmacs", "params_m"]].notna().all(axis=1)]
-        candidates = [f for f in FEATURES if (wanted is None or f in wanted)]
-        used = [f for f in candidates if len(profiled) and profiled[f].notna().all()]
-        ok = profiled[profiled[used].notna().all(axis=1)] if used else profiled.iloc[0:0]
+        # the features every profiled network has; with none profiled, all the model could use (what to measure)
+        used = [f for f in candidates if profiled[f].notna().all()] if len(profiled) else candidates
+        ok = profiled[profiled[used].notna().all(axis=1)]
         missing = sorted(set(rows["network"]) - set(ok["network"]))
         out.append(Group(key=dict(zip(GROUP, key)), rows=ok.reset_index(drop=True), used=used,
                          without_profile=missing, estimated=bool(rows["estimated"].any())))
@@ -205,11 +215,14 @@ def predict(group: Group, profile: dict, measured: pd.Series | None = None) -> d
                                    f" with an op profile here; a prediction needs {need} — measure {more} more"}
     x = np.array([[profile[f] for f in group.used]])
     out = {**base, "refused": None, "predicted": {}, "cv": {}, "baseline_cv": {}, "measured": None}
+    out["notes"] = {}
     for target in TARGETS:
         names, xs, ys = group.data(target)
         if len(names) < need:  # e.g. energy on a board without a power source
             out["predicted"][target] = None
             out["cv"][target] = out["baseline_cv"][target] = None
+            out["notes"][target] = (f"{len(names)} of the {len(group.networks)} networks here measured "
+                                    f"{TARGETS[target]}; a prediction needs {need}")
             continue
         coef = fit(xs, ys)
         out["predicted"][target] = float(evaluate(coef, x)[0])
@@ -226,38 +239,36 @@ def predict(group: Group, profile: dict, measured: pd.Series | None = None) -> d
 
 
 def model_profile(cost: schema.ModelCost) -> dict:
-    """Feature values of a counted graph (``opcount.cost``)."""
+    """Feature values of a counted graph (``opcount.cost``); {} when it could not be counted completely."""
     counted = analysis.profile(cost)
     if counted is None:
         return {}
-    fc = counted["gmacs"] * counted["fc_macs_share"]
-    return {"nonfc_gmacs": counted["gmacs"] - fc, "fc_gmacs": fc,
-            "activation_mb": None if counted["activation_bytes"] is None else counted["activation_bytes"] / 1e6,
-            "params_m": counted["params"] / 1e6}
+    row = features(pd.DataFrame([counted])).iloc[0]
+    return {f: None if pd.isna(row[f]) else float(row[f]) for f in FEATURES}
 
 
-def fits_budget(prediction: dict, budget_j: float, top1: float | None, board_rows: pd.DataFrame,
-                basis: analysis.Basis) -> dict | None:
-    """Would the predicted network fit ``budget_j`` (per image, gross) here, and what would the ceiling be?
+def fits_budget(prediction: dict, budget_j: float, top1: float | None, board_rows: pd.DataFrame) -> dict | None:
+    """Would the predicted network fit ``budget_j`` (gross, per image) on this board, and what would the board's
+    ceiling be?
 
-    The ceiling is the board's measured one at this budget in the same power mode and precision; with the predicted
-    network added it can only rise — both are given, the second labelled a prediction.
+    ``board_rows``: the board's configurations measured at the prediction's boundary (every mode, precision and
+    batch: all the user could choose). Its measured ceiling at the budget, and the ceiling with the predicted
+    network added (labelled a prediction), are both given.
     """
     energy = prediction["predicted"].get("energy_per_inference_j") if prediction.get("predicted") else None
     if energy is None:
         return None
-    limits = analysis.Limits(energy_budget_j=budget_j)
-    same = board_rows[(board_rows["power_mode"] == prediction["power_mode"])
-                      & (board_rows["precision"] == prediction["precision"])]
-    measured = analysis.ceiling(same, limits, basis) if len(same) else None
+    measured = analysis.ceiling(board_rows, analysis.Limits(energy_budget_j=budget_j)) if len(board_rows) else None
+    best = measured["best"] if measured else None
     fits = bool(energy <= budget_j)
     ceiling_now = measured["top1"] if measured else None
     with_it = ceiling_now
     if fits and top1 is not None and (ceiling_now is None or top1 > ceiling_now):
         with_it = top1
     return {"budget_j": budget_j, "fits": fits, "margin_j": budget_j - energy, "top1": top1,
-            "ceiling_measured": ceiling_now,
-            "ceiling_measured_by": None if not measured or measured["best"] is None else measured["best"]["network"],
+            "estimated": prediction["estimated"], "ceiling_measured": ceiling_now,
+            "ceiling_measured_by": None if best is None else
+            f"{best['network']} batch {best['batch']} {best['precision']}",
             "ceiling_with_prediction": with_it, "raises_ceiling": bool(with_it is not None and with_it != ceiling_now)}
 
 
@@ -301,6 +312,8 @@ def answer(df: pd.DataFrame, network: str, cost: schema.ModelCost, question: Que
         selected = selected[selected["batch"].isin(question.batches)]
     if selected.empty:
         raise UserError("no results stored yet: measure some networks on the board first (dnnagent run)")
+    selected = with_groups(selected)
+    everything = with_groups(df)
     own = selected[selected["network"] == network]
     predictions = []
     for group in groups(selected, wanted, exclude=network):
@@ -308,9 +321,9 @@ def answer(df: pd.DataFrame, network: str, cost: schema.ModelCost, question: Que
         mine = own[np.logical_and.reduce([own[k] == v for k, v in key.items()])] if len(own) else own
         entry = predict(group, profile, mine.iloc[-1] if len(mine) else None)
         if question.energy_budget_j is not None and entry["refused"] is None:
-            board_rows = df[df["board"] == key["board"]]
-            entry["budget"] = fits_budget(entry, question.energy_budget_j, question.top1, board_rows,
-                                          analysis.Basis())
+            board_rows = everything[(everything["board"] == key["board"])
+                                    & (everything["energy_group"] == key["energy_group"])]
+            entry["budget"] = fits_budget(entry, question.energy_budget_j, question.top1, board_rows)
         predictions.append(entry)
     answered = [p for p in predictions if p["refused"] is None]
     if not answered:

@@ -350,14 +350,15 @@ def render_analyses(console: Console, a: dict, all_rows: bool = False) -> None:
 # -- the fleet's answer -------------------------------------------------------------------------------------------
 
 
-def _where(cfg: dict) -> str:
-    mode = "" if cfg["power_mode"] == analysis.NO_MODE else f" {cfg['power_mode']}"
+def where(cfg: dict) -> str:
+    """Where a configuration ran, as plain text: ``orin-01 MAXN (jetson_clocks)``."""
+    mode = "" if cfg.get("power_mode") in (None, analysis.NO_MODE) else f" {cfg['power_mode']}"
     clocks = f" ({cfg['clocks']})" if cfg.get("clocks") else ""
-    return f"[bold]{escape(cfg['board'])}[/]{escape(mode)}{escape(clocks)}"
+    return f"{cfg.get('board')}{mode}{clocks}"
 
 
 def _config(cfg: dict) -> str:
-    return f"{_where(cfg)} · {escape(cfg['network'])} batch {cfg['batch']} {cfg['precision']}"
+    return f"[bold]{escape(where(cfg))}[/] · {escape(cfg['network'])} batch {cfg['batch']} {cfg['precision']}"
 
 
 def render_fleet(console: Console, report: dict) -> None:
@@ -387,9 +388,13 @@ def render_fleet(console: Console, report: dict) -> None:
                     f" — the cheapest is {_config(cheap)}: {_energy(cheap)}" if cheap else ""))
                 continue
             first = g["boundary"] == answer["headline"]
-            headline = "  [bold green]best[/]" + (" (the fleet's answer)" if first else "")
+            headline = "  [bold green]best[/]" + (" (the fleet's answer: the widest boundary measured)" if first
+                                                 else "")
             console.print(f"{headline}: {g['top1']:.2f}% top-1 — {_config(g['best'])}, {_energy(g['best'])}, "
                           f"{_num(g['best']['throughput_ips'], '.0f')} img/s")
+            if g.get("beats_headline"):
+                console.print("  [yellow]more accurate than the fleet's answer, but measured at a narrower boundary: "
+                              "its energy leaves out what the answer's includes, so it is not ranked above it[/]")
             nxt = g["next"]
             if nxt is not None:
                 extra = _est(units.format_energy(g["next_extra_j"]), nxt["estimated"])

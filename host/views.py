@@ -372,20 +372,24 @@ def predictions(data: dict) -> None:
     if budget is not None:
         top1 = data.get("top1")
         known = f"{top1:.2f}% ({data.get('top1_source') or 'given'})" if top1 is not None else "unknown (--top1)"
-        say(f"budget {units.format_energy(budget)} gross per image; the model's top-1: {known}. A ceiling with "
-            "the prediction is a prediction, not a measurement.")
+        say(f"budget {units.format_energy(budget)} gross per image; the model's top-1: {known}. The board's ceiling "
+            "is its best measured configuration within the budget (any mode, precision and batch, at the same power "
+            "boundary); a ceiling with the prediction is a prediction, not a measurement.")
     for p in data["predictions"]:
         if p["refused"] is not None:
             note(f"not predicted for {printable(describe_group(p))}: {p['refused']}")
+        for why in (p.get("notes") or {}).values():
+            note(f"{printable(describe_group(p))}: {why}")
 
 
 def _budget_cell(b: dict | None) -> str:
     if b is None:
         return "no energy measured"
+    est = "~" if b["estimated"] else ""
     if not b["fits"]:
-        return f"over by {units.format_energy(-b['margin_j'])}"
-    now = "no measured configuration fits" if b["ceiling_measured"] is None else (
-        f"ceiling {b['ceiling_measured']:.2f}% ({_escape(b['ceiling_measured_by'])})")
+        return f"over by {units.format_energy(-b['margin_j'])}{est}"
+    now = "nothing measured fits" if b["ceiling_measured"] is None else (
+        f"board's ceiling {b['ceiling_measured']:.2f}% ({_escape(b['ceiling_measured_by'])})")
     if b["raises_ceiling"]:
-        return f"fits; {now} → {b['ceiling_with_prediction']:.2f}% predicted"
-    return f"fits; {now}" + ("" if b["top1"] is None else ", not raised")
+        return f"fits{est}; {now} → {b['ceiling_with_prediction']:.2f}% predicted"
+    return f"fits{est}; {now}" + ("" if b["top1"] is None else ", not raised")

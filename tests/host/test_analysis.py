@@ -9,7 +9,7 @@ from msgspec.structs import replace as msgstruct_replace
 import pytest
 
 from dnnprof.host import analysis
-from dnnprof.shared import catalog
+from dnnprof.shared import catalog, schema
 from dnnprof.shared.errors import UserError
 
 TOP1 = {n: catalog.lookup(n).top1 for n in ("resnet18", "mobilenet_v2", "resnet50", "squeezenet1_1", "vgg16")}
@@ -424,3 +424,32 @@ def test_fleet_without_a_budget_is_the_most_accurate_and_other_limits_hold(msgs)
     assert answer["groups"][0]["best"]["network"] == "resnet101" and answer["groups"][0]["next"] is None
     (answer,) = fleet(_fleet_results(msgs), [None], power_budget_w=0.5)["answers"]  # power = 0.2 W per mJ here
     assert answer["groups"][0]["excluded"]["power_budget"] > 0
+
+
+def test_fleet_in_net_energy_leaves_out_what_has_no_idle_baseline_and_never_crashes_on_a_tie(msgs):
+    with_idle = msgstruct_replace(msgs.result("resnet18", 1, 0.02, board="orin-a", boundary="input_rail"),
+                                  energy_per_inference_j=schema.EnergyPerInference(gross=0.02, net=0.015))
+    no_idle = msgs.result("resnet18", 1, 0.02, board="orin-b", boundary="input_rail")  # gross only
+    df = analysis.latest(analysis.frame([with_idle, no_idle]))
+    for budget in (None, 0.05):
+        f = analysis.fleet(df, [budget], analysis.Limits(), analysis.Basis(energy="net"))
+        (group,) = f["answers"][0]["groups"]
+        assert group["best"]["board"] == "orin-a" and group["boards"] == ["orin-a"]
+        assert f["left_out"][0]["board"] == "orin-b"
+
+
+def test_fleet_unknown_and_estimated_boundaries_are_groups_of_their_own(msgs):
+    unknown = msgstruct_replace(msgs.result("resnet50", 1, 0.02, board="odd-a"), provenance=schema.Provenance(
+        power_source="custom", boundary=None, estimated=False, samples=10, sample_rate_hz=10.0))
+    guessed = msgstruct_replace(msgs.result("resnet50", 1, 0.001, board="odd-b"), provenance=schema.Provenance(
+        power_source="custom", boundary=None, estimated=True, samples=10, sample_rate_hz=10.0))
+    rail = msgs.result("resnet18", 1, 0.03, board="orin-c", boundary="input_rail")
+    f = fleet([unknown, guessed, rail], [0.05])
+    assert [g["boundary"] for g in f["groups"]] == ["input_rail", "unknown", "estimate"]
+    (answer,) = f["answers"]
+    rail_group, unknown_group, estimate_group = answer["groups"]
+    assert answer["headline"] == "input_rail"
+    # more accurate, but at a boundary that cannot be compared: named, never ranked above the headline
+    assert unknown_group["beats_headline"] and not rail_group["beats_headline"]
+    assert not estimate_group["beats_headline"]  # an estimate is never said to beat a measurement
+    assert unknown_group["text"] == "unknown (an unknown boundary)"

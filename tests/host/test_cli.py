@@ -487,7 +487,8 @@ def test_report_fleet_text_json_html_and_plot(run, fleet_store, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert "The fleet's answer within 30 mJ" in text and "within 50 mJ" in text
-    assert "best (the fleet's answer): 71.88% top-1 — orin-a 15W · mobilenet_v2 batch 1 fp32" in text
+    assert ("best (the fleet's answer: the widest boundary measured): 71.88% top-1 — orin-a 15W · mobilenet_v2 "
+            "batch 1 fp32") in text
     assert "next step: 76.13% with orin-a MAXN (jetson_clocks) · resnet50 batch 8 fp32" in text
     assert "nano-b: 69.76%" in text  # the runner-up board
     assert "estimated: never ranked above a measurement" in text

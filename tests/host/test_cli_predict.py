@@ -57,7 +57,7 @@ def test_predict_refuses_with_too_few_networks(run, tmp_path, model_path, msgs, 
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--board", "nope"], "no results with board 'nope'"),
+    (["--board", "nope"], "no board 'nope' in this store (boards here: dev-2c)"),
     (["--batch", "3"], "no results at batch 3"),
     (["--top1", "150"], "--top1 150"),
     (["--energy-budget", "5 parsecs"], "5 parsecs"),

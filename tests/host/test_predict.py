@@ -82,7 +82,7 @@ def test_real_zoo_sweep_held_out_networks_against_their_measurements():
             errors.append(abs(p["predicted"]["ms_per_image"] - truth) / truth)
             line.append(p["baseline_cv"]["ms_per_image"]["median"])
     assert len(errors) == 4 * len(cost)
-    assert np.median(errors) < 0.15
+    assert np.median(errors) < 0.10  # the goal; 9.2% on this sweep (docs/PERFORMANCE.md)
     assert np.median(errors) < np.median(line)
 
 
@@ -153,3 +153,37 @@ def test_selection_that_matches_nothing_is_a_user_error(msgs):
         predict.answer(df, "resnet34", cost, predict.Question(batches=(16,)))
     with pytest.raises(UserError, match="no results stored yet"):
         predict.answer(frame([]), "resnet34", cost, predict.Question())
+
+
+def test_no_network_with_a_profile_refuses_with_what_the_full_model_needs(msgs):
+    results = [msgs.result(n, 1, 0.01) for n in SEEN]  # catalog costs only: no op profile in the results
+    with pytest.raises(UserError, match=r"0 measured networks with an op profile here; a prediction needs 6 — "
+                                        r"measure 6 more"):
+        predict.answer(frame(results), "resnet34", costs()["resnet34"], predict.Question())
+
+
+def test_a_board_that_changed_its_power_source_is_two_groups_never_one_fit(msgs):
+    results = board(msgs, SEEN, boundary="input_rail") + board(msgs, SEEN[:3], batch=8, estimated=True)
+    predictions = predict.answer(frame(results), "resnet34", costs()["resnet34"], predict.Question())["predictions"]
+    assert [(p["batch"], p["energy_group"], p["refused"] is None) for p in predictions] == [
+        (4, "input_rail", True), (8, "estimate", False)]
+
+
+def test_no_energy_prediction_says_why(msgs):
+    (p,) = predict.answer(frame(board(msgs, SEEN, energy_per_ms=None)), "resnet34", costs()["resnet34"],
+                          predict.Question())["predictions"]
+    assert p["predicted"]["ms_per_image"] > 0 and p["predicted"]["energy_per_inference_j"] is None
+    assert p["energy_group"] == "none"
+    assert p["notes"]["energy_per_inference_j"] == (
+        f"0 of the {len(SEEN)} networks here measured gross energy per image (J); a prediction needs 6")
+
+
+def test_power_mode_and_precision_select_the_groups(msgs):
+    results = board(msgs, SEEN, power_mode="MAXN") + board(msgs, SEEN, power_mode="15W", precision="fp16")
+    df, cost = frame(results), costs()["resnet34"]
+    answer = predict.answer(df, "resnet34", cost, predict.Question(power_mode="15W"))
+    assert [(p["power_mode"], p["precision"]) for p in answer["predictions"]] == [("15W", "fp16")]
+    answer = predict.answer(df, "resnet34", cost, predict.Question(precision="fp32"))
+    assert [(p["power_mode"], p["precision"]) for p in answer["predictions"]] == [("MAXN", "fp32")]
+    with pytest.raises(UserError, match=r"no results with power mode '7W' here \(known: 15W, MAXN\)"):
+        predict.answer(df, "resnet34", cost, predict.Question(power_mode="7W"))
