@@ -21,9 +21,10 @@ The map — each folder answers one question:
                   (temperatures, throttling, memory), ``facts`` (board info, a Jetson's facts at once).
 - ``publish/``    where results go, for ``run`` and ``serve`` alike: ``link`` (MQTT session, JSONL file),
                   ``telemetry`` (the live feed).
-- ``service/``    ``serve`` only: ``serve`` (the service loop), ``systemd`` (sd_notify, signals, journald),
+- ``service/``    the service: ``serve`` (the service loop), ``systemd`` (sd_notify, signals, journald),
                   ``config`` (agent.toml), ``outbox`` (on disk until acknowledged), ``ledger`` (points measured),
-                  ``commands`` (the host's requests), ``install`` (install-service).
+                  ``commands`` (the host's requests), ``install`` (install-service); and ``runbox``, ``run``'s
+                  outboxes (one per run, on the service's ``outbox``).
 
 Dependencies point one way: ``cli`` → ``service`` → ``session`` → ``publish`` → ``measure`` → ``power``,
 ``backends``, ``models``, ``board`` → ``dnnprof.shared`` (each may skip steps; none points back). Nothing here imports

@@ -118,9 +118,10 @@ class Session:
         return telemetry.TelemetryPublisher(sink, self.board_id, self.power, rate_hz=rate_hz, samples_hz=samples_hz,
                                             root=self.root, mark=mark)
 
-    def live(self, sink: Sink | None, *, rate_hz: float, samples_hz: float):
+    def live(self, sink: Sink | None, *, rate_hz: float, samples_hz: float,
+             mark: Callable[[], schema.Stream] | None = None):
         """``with session.live(link, ...)``: telemetry while the block runs (nothing without a sink or at rate 0)."""
-        feed = self.telemetry(sink, rate_hz=rate_hz, samples_hz=samples_hz) if sink is not None else None
+        feed = self.telemetry(sink, rate_hz=rate_hz, samples_hz=samples_hz, mark=mark) if sink is not None else None
         return feed if feed is not None else contextlib.nullcontext()
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ import typer
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dnnprof.shared import auth, catalog, cli, schema, topics, units
+from dnnprof.shared import catalog, cli, schema, topics, units
 from dnnprof.shared.errors import UserError
 
 from . import analysis, views
@@ -45,14 +45,9 @@ BrokerOption = Annotated[Optional[str], typer.Option(help="Use this broker HOST[
                                                           "embedded one.")]
 BindOption = Annotated[str, typer.Option(help="Address the embedded broker listens on (0.0.0.0 for a fleet).")]
 PortOption = Annotated[int, typer.Option(help="Port of the embedded broker.")]
-# collect and live with --broker: TLS and a login, as the agent's [broker] section has them.
-TlsCaOption = Annotated[Optional[Path], typer.Option(
-    "--tls-ca", help="Connect with TLS and verify the broker's certificate and host name against this CA (PEM).")]
-TlsCertOption = Annotated[Optional[Path], typer.Option("--tls-cert", help="Client certificate (PEM), with --tls-key.")]
-TlsKeyOption = Annotated[Optional[Path], typer.Option("--tls-key", help="The client certificate's private key (PEM).")]
-UsernameOption = Annotated[Optional[str], typer.Option("--username", help="Log in to the broker as this user.")]
-PasswordFileOption = Annotated[Optional[Path], typer.Option(
-    "--password-file", help="File holding the broker password (chmod 600: group or others must not read it).")]
+# collect, live and measure with --broker: TLS and a login, as the agent's [broker] section has them.
+TlsCaOption, TlsCertOption, TlsKeyOption = cli.TlsCaOption, cli.TlsCertOption, cli.TlsKeyOption
+UsernameOption, PasswordFileOption = cli.UsernameOption, cli.PasswordFileOption
 
 
 # The same on every start, so the broker hands this collector the session (and the results queued in it) it left.
@@ -77,26 +72,9 @@ def _catalog(path: Path | None) -> catalog.Catalog:
 def _security(broker: str | None, tls_ca: Path | None, tls_cert: Path | None, tls_key: Path | None,
               username: str | None, password_file: Path | None) -> dict:
     """The Collector's ``tls``/``username``/``password`` from the shared options; each mistake is one line."""
-    given = [name for name, value in (("--tls-ca", tls_ca), ("--tls-cert", tls_cert), ("--tls-key", tls_key),
-                                      ("--username", username), ("--password-file", password_file)) if value]
-    if given and not broker:
-        raise UserError(f"{', '.join(given)}: the embedded broker takes neither TLS nor a login; give "
-                        "--broker HOST[:PORT] of a broker that does")
-    if (tls_cert is None) != (tls_key is None):
-        raise UserError("--tls-cert and --tls-key go together: give both or neither")
-    if tls_cert is not None and tls_ca is None:
-        raise UserError("--tls-cert needs --tls-ca (the CA that signed the broker's certificate)")
-    if password_file is not None and username is None:
-        raise UserError("--password-file needs --username: MQTT sends a password only with a user name")
-    for path in (tls_ca, tls_cert, tls_key, password_file):
-        if path is not None and not path.is_file():
-            raise UserError(f"{path} is not a file")
-    for path, what in ((tls_key, "a private key"), (password_file, "the broker password")):
-        if path is not None:
-            auth.check_private(path, what)
-    tls = auth.tls_context(tls_ca, tls_cert, tls_key) if tls_ca is not None else None
-    password = auth.read_password(password_file) if password_file is not None else None
-    return {"tls": tls, "username": username, "password": password}
+    return cli.broker_security(tls_ca, tls_cert, tls_key, username, password_file,
+                               no_broker=None if broker else "the embedded broker takes neither TLS nor a login; "
+                                                             "give --broker HOST[:PORT] of a broker that does")
 
 
 def _broker_or_embedded(broker: str | None, bind: str, port: int) -> tuple[str, EmbeddedBroker | None]:

@@ -20,6 +20,19 @@ from dnnprof.agent.models import zoo
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_state_session(tmp_path_factory):
+    """`dnnagent run` keeps its outboxes under $XDG_STATE_HOME: the tests' own, never the machine user's (this one
+    for session- and module-wide fixtures; each test gets a fresh one below)."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+
+
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path_factory, monkeypatch):
+    """Each test's agents start with no outbox an earlier test left (same board ids across tests)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,12 +129,13 @@ def pki(tmp_path_factory) -> Path:
     return d
 
 
-def _start_tls_mosquitto(tmp_path: Path, pki: Path, users: dict[str, str], extra: str) -> tuple[subprocess.Popen, int]:
+def _start_tls_mosquitto(tmp_path: Path, pki: Path, users: dict[str, str], extra: str,
+                         port: int | None = None) -> tuple[subprocess.Popen, int]:
     passwords = tmp_path / "passwd"
     for n, (user, password) in enumerate(users.items()):
         subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if n == 0 else []), str(passwords), user, password],
                        check=True, capture_output=True)
-    port = free_port()
+    port = port or free_port()
     conf = tmp_path / "mosquitto-tls.conf"
     conf.write_text(f"listener {port} 127.0.0.1\n"
                     f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
@@ -145,23 +159,30 @@ def _start_tls_mosquitto(tmp_path: Path, pki: Path, users: dict[str, str], extra
 
 @pytest.fixture
 def tls_mosquitto(tmp_path: Path, pki: Path):
-    """``tls_mosquitto(users, extra="") -> port``: a Mosquitto on a free port that only takes TLS (server certificate
-    for 127.0.0.1 from ``pki``) and these users' passwords; ``extra``: more config lines (require_certificate,
-    acl_file). Stopped when the test ends. Conftest modules are not importable by name, hence a fixture."""
-    procs: list[subprocess.Popen] = []
+    """``tls_mosquitto(users, extra="", port=None) -> port``: a Mosquitto on a free port (or ``port``: to start it
+    again where it was) that only takes TLS (server certificate for 127.0.0.1 from ``pki``) and these users'
+    passwords; ``extra``: more config lines (require_certificate, acl_file, persistence). ``tls_mosquitto.stop(port)``
+    stops it the clean way (SIGTERM: a persistent one saves its sessions). All stopped when the test ends.
+    Conftest modules are not importable by name, hence a fixture."""
+    procs: dict[int, subprocess.Popen] = {}
 
-    def start(users: dict[str, str], extra: str = "") -> int:
-        proc, port = _start_tls_mosquitto(tmp_path, pki, users, extra)
-        procs.append(proc)
+    def stop(port: int) -> None:
+        proc = procs.pop(port)
+        proc.terminate()
+        proc.wait(10)
+        proc.stderr.close()
+
+    def start(users: dict[str, str], extra: str = "", port: int | None = None) -> int:
+        proc, port = _start_tls_mosquitto(tmp_path, pki, users, extra, port)
+        procs[port] = proc
         return port
 
+    start.stop = stop
     try:
         yield start
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
-            proc.stderr.close()
+        for port in list(procs):
+            stop(port)
 
 
 # --- ONNX files: one real generated network and tiny hand-built graphs for the edge cases (agent and shared tests) --

@@ -63,8 +63,11 @@ def test_every_result_arrives_exactly_once_with_all_fields(broker: str, models: 
         stored = store.results("e2e-board")
         assert sorted(r.id for r in stored) == sorted(sent)  # each exactly once (ids are the primary key)
         for r in stored:
-            assert schema.to_builtins(r) == sent[r.id]  # every field survived the trip
+            # every field survived the trip; the outbox numbered each in the run's own stream on its way
+            assert {**schema.to_builtins(r), "stream": None} == sent[r.id]
             assert r.energy_per_inference_j is not None and r.provenance.estimated
+        assert len({r.stream.id for r in stored}) == 1
+        assert len({r.stream.seq for r in stored}) == len(stored)
         boards = store.boards()
         assert boards["e2e-board"]["state"] == "offline"  # clean stop after the retained online
         assert boards["e2e-board"]["info"].cpu_count >= 1

@@ -20,6 +20,7 @@ from dnnprof.shared import onnxfile
 from dnnprof.agent.power import open_source
 from dnnprof.agent.publish import telemetry
 from dnnprof.agent.publish.link import JsonlSink, MqttLink
+from dnnprof.agent.service import runbox
 from dnnprof.agent.session import DEFAULT_ENGINE_CACHE, BackendChoice, Session, unsupported_precision
 from dnnprof.shared import cli, schema, topics, units
 from dnnprof.shared.errors import UserError
@@ -179,6 +180,18 @@ def run(
         help="Power samples per second inside the telemetry messages: each message carries the samples since the "
              "last one (--telemetry-rate 2 --telemetry-samples-hz 20: two messages a second of 10 samples each). "
              "Never faster than the power sensor updates.", metavar="HZ")] = "10",
+    tls_ca: cli.TlsCaOption = None,
+    tls_cert: cli.TlsCertOption = None,
+    tls_key: cli.TlsKeyOption = None,
+    username: cli.UsernameOption = None,
+    password_file: cli.PasswordFileOption = None,
+    outbox_dir: Annotated[Optional[Path], typer.Option(
+        help="Where results wait on disk (one SQLite file per run) until the broker acknowledges them, so a broker "
+             "outage loses nothing; what a run leaves there is published first by the next run with the same "
+             "folder (default: ~/.local/state/dnnprof/run-outbox/BOARD).", metavar="DIR")] = None,
+    flush_timeout: Annotated[str, typer.Option(
+        help="How long the end of a run waits for the broker to acknowledge what is still in the outbox; what is "
+             "left stays there for the next run.")] = f"{runbox.FLUSH_S:g}s",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table on the terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as a JSON list on stdout.")] = False,
 ) -> None:
@@ -204,6 +217,12 @@ def run(
     samples_hz = _parse_hz(telemetry_samples_hz, "--telemetry-samples-hz")
     board_id = topics.check_id(board) if board else board_facts.default_board_id()
     run_id = topics.check_id(run_id, "run id") if run_id else new_run_id()
+    to_broker = broker is not None or output is None
+    security = cli.broker_security(tls_ca, tls_cert, tls_key, username, password_file,
+                                   no_broker=None if to_broker else "results go to --output only; add --broker "
+                                                                    "HOST[:PORT] to publish them over TLS or a login")
+    if outbox_dir is not None and not to_broker:
+        raise UserError("--outbox-dir holds what waits for the broker: add --broker HOST[:PORT], or leave it out")
     if not models and manifest is None:
         raise UserError("name the models to profile: ONNX files or directories, or --manifest FILE")
     files = [onnxfile.load(p) for p in onnxfile.collect(models or [])]
@@ -230,10 +249,13 @@ def run(
     sinks: list[Sink] = []
     if output is not None:
         sinks.append(JsonlSink(output))
-    link = None
-    if broker is not None or output is None:
-        link = MqttLink(broker or f"127.0.0.1:{topics.DEFAULT_PORT}", board_id, session=session_ms)
-        sinks.append(link)
+    link = box = None
+    if to_broker:
+        box = runbox.RunOutbox(outbox_dir or runbox.default_dir(board_id), run_id,
+                               flush_s=units.parse_time(flush_timeout))
+        link = box.connect(lambda on_ack: MqttLink(broker or f"127.0.0.1:{topics.DEFAULT_PORT}", board_id,
+                                                   session=session_ms, on_ack=on_ack, **security))
+        sinks.append(box)
     # Only now, with every input (the broker included) known good: an error stays the one line on stderr.
     if not quiet:
         for note in selection.info:
@@ -245,16 +267,24 @@ def run(
             err.print(f"power: {source.name} ({source.boundary}){flag}{' — ' + source.method if source.method else ''}")
         if link is not None:
             live = f", telemetry {telemetry_hz:g}/s" if telemetry_hz > 0 else ""
-            err.print(f"broker: {link.host}:{link.port} as board {board_id!r}, run {run_id}{live}")
+            secure = (" over TLS" if security["tls"] else "") + (f" as {username}" if username else "")
+            err.print(f"broker: {link.host}:{link.port}{secure} as board {board_id!r}, run {run_id}{live}")
+            if box.waiting:
+                err.print(f"outbox: {box.waiting} messages earlier runs left unacknowledged in {box.directory} are "
+                          "published first" + (f" (runs closed as aborted: {', '.join(box.aborted)})"
+                                               if box.aborted else ""))
         fallback = auto_note(backend)
         err.print(f"backend: {engine.name} {engine.version}" + (f" — [yellow]{fallback}[/]" if fallback else ""))
     sink = _Tee(sinks)
-    for message in session.birth(session_ms):
+    for message in session.birth(session_ms, stream=box.box.mark() if box is not None else None):
         sink.send(message)
+    if box is not None:
+        box.start()
     results: list[schema.Result] = []
     # Live telemetry goes to the broker only (the JSONL file is for results), for as long as the sweep runs.
     try:
-        with session.live(link, rate_hz=telemetry_hz, samples_hz=samples_hz):
+        with session.live(link, rate_hz=telemetry_hz, samples_hz=samples_hz,
+                          mark=box.box.mark if box is not None else None):
             if quiet:
                 results = sweep.run(sink)
             else:
@@ -270,15 +300,11 @@ def run(
                     results = sweep.run(sink, on_point=done)
     finally:
         session.close()  # a tegrastats child or a jtop client must not outlive the sweep
-        unsent = sink.close()
-        if unsent:
-            rescue = Path(f"dnnprof-unsent-{run_id}.jsonl")
-            saver = JsonlSink(rescue)
-            for message in unsent:
-                saver.send(message)
-            saver.close()
-            raise UserError(f"{len(unsent)} messages were not acknowledged by the broker; they are saved in "
-                            f"{rescue} — load them with `dnnhost import {rescue}`", exit_code=1)
+        sink.close()
+        if box is not None and box.unsent:
+            raise UserError(f"{box.unsent} messages were not acknowledged by the broker within {box.flush_s:g} s; "
+                            f"they stay in {box.directory} and the next `dnnagent run` of this board publishes them "
+                            "first", exit_code=1)
     if as_json:
         print(json.dumps([schema.to_builtins(r) for r in results], indent=2))
     elif not quiet:

@@ -322,6 +322,13 @@ class Courier(threading.Thread):
         if self.is_alive():
             self.join(timeout_s)
 
+    def drain(self, deadline: float) -> int:
+        """Wait until the outbox holds nothing undelivered or ``deadline`` (time.monotonic) passes; returns what is
+        still undelivered (it stays on disk, for the next start)."""
+        while self.is_alive() and self.outbox.counts()[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.outbox.counts()[0]
+
     def idle(self) -> bool:
         """Nothing handed over awaits its acknowledgement and nothing is queued to hand over."""
         with self._cond:
@@ -424,17 +431,19 @@ def migrate_jsonl(directory: Path, outbox: Outbox) -> int:
     return moved
 
 
-def abort_unfinished(outbox: Outbox, run_id: str) -> list[str]:
+def abort_unfinished(outbox: Outbox, run_id: str, *, resumes: bool = True) -> list[str]:
     """Close every run an earlier start left half-done (killed, crashed, powered off) with an ``aborted`` event
-    naming the run that measures the points left; returns their ids."""
+    naming the run that found it (``resumes``: and measures the points left, as the service does); returns their
+    ids."""
     aborted = []
+    then = f"run {run_id} measures the points left" if resumes else f"found by run {run_id}"
     for last in outbox.unfinished_runs():
         outbox.put(schema.RunEvent(
             board=last.board, ts=time.time(), run_id=last.run_id, seq=last.seq + 1, event="aborted",
             points_total=last.points_total, points_done=last.points_done, precision=last.precision,
             message=f"interrupted after {last.points_done} of {last.points_total} points: the agent stopped without "
-                    f"finishing (killed, crashed or powered off); run {run_id} measures the points left"))
-        log.warning("run %s was interrupted after %d of %d points: marked aborted; this run measures the points left",
-                    last.run_id, last.points_done, last.points_total)
+                    f"finishing (killed, crashed or powered off); {then}"))
+        log.warning("run %s was interrupted after %d of %d points: marked aborted (%s)",
+                    last.run_id, last.points_done, last.points_total, then)
         aborted.append(last.run_id)
     return aborted

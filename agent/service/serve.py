@@ -423,8 +423,7 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
             presence.stop()
             desk.stop()
             deadline = time.monotonic() + CLOSE_FLUSH_S
-            while courier.is_alive() and box.counts()[0] and time.monotonic() < deadline:
-                time.sleep(0.05)  # let the courier deliver what was written; what is left waits in the outbox
+            courier.drain(deadline)  # let the courier deliver what was written; what is left waits in the outbox
             courier.stop()
             link.close(max(0.5, deadline - time.monotonic()))
             summary.unsent = box.counts()[0]

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from dnnprof.agent.backends import why_not_tensorrt
+from dnnprof.agent.service import runbox
 from dnnprof.shared import schema
 
 SMALL = "shufflenet_v2_x0_5"
@@ -136,7 +137,7 @@ def test_run_to_a_real_broker(small_dir, workdir, mosquitto, dnnagent):
         client.loop_stop()
     assert set(retained) == {"dnnprof/v1/cli-mqtt/status", "dnnprof/v1/cli-mqtt/info"}  # results are not retained
     assert schema.decode(retained["dnnprof/v1/cli-mqtt/status"]).state == "offline"  # a clean stop
-    assert list((workdir).glob("dnnprof-unsent-*.jsonl")) == []
+    assert list(runbox.default_dir("cli-mqtt").glob("*.sqlite")) == []  # all delivered: no outbox left
 
 
 def test_run_help_teaches_the_telemetry_options(workdir, dnnagent):
@@ -184,7 +185,7 @@ def test_run_sends_telemetry_to_the_broker_only(small_dir, workdir, mosquitto, d
     stored = [schema.decode(line) for line in output.read_bytes().splitlines()]
     assert not [m for m in stored if isinstance(m, schema.Telemetry)]  # the file is for results
     assert [m.event for m in stored if isinstance(m, schema.RunEvent)] == ["started", "progress", "finished"]
-    assert list(workdir.glob("dnnprof-unsent-*.jsonl")) == []
+    assert list(runbox.default_dir("cli-live").glob("*.sqlite")) == []  # all delivered: no outbox left
 
 
 def test_run_with_a_manifest_carries_the_models_accuracy(small_dir, workdir, dnnagent):

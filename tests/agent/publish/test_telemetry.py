@@ -233,7 +233,7 @@ def test_telemetry_is_never_among_the_unsent_messages(pausable_broker, tmp_path)
     link.send(event)
     assert link.send_live(telemetry("tele-e", 1))
     unsent = link.close(timeout_s=0.5)
-    assert unsent == [event]  # what `dnnagent run` saves in dnnprof-unsent-RUN.jsonl: no telemetry among it
+    assert unsent == [event]  # what a link says did not arrive: no telemetry among it
     rescue = JsonlSink(tmp_path / "rescue.jsonl")
     for message in [telemetry("tele-e", 2), *unsent]:
         rescue.send(message)
