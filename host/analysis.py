@@ -26,6 +26,8 @@ COLUMNS = [
     "id", "board", "run_id", "ts", "network", "backend", "device", "precision", "batch", "power_mode", "clocks",
     "latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
     "ms_per_image",  # mean batch latency / batch
+    "latency_batches",  # batch times behind the latency figures
+    "low_confidence",  # percentiles resting on too few of them ("p95,p99"; None: none), schema.low_confidence
     "throughput_ips", "power_w", "idle_power_w", "net_power_w",
     "energy_per_inference_j", "energy_per_inference_net_j",  # per image; net = idle power subtracted
     "unstable", "converged", "estimated", "power_source", "boundary",
@@ -82,6 +84,7 @@ def row(r: schema.Result, networks: catalog.Catalog) -> dict:
     cond = r.conditions
     memory, memory_kind = _memory(r)
     net_power = None if r.power_w is None or r.idle_power_w is None else r.power_w - r.idle_power_w
+    batches = r.latency_ms.batches if r.latency_ms.batches is not None else r.iterations
     return {
         "id": r.id, "board": r.board, "run_id": r.run_id, "ts": r.ts, "network": r.network,
         "backend": r.backend, "device": r.device, "precision": r.precision, "batch": r.batch,
@@ -89,6 +92,7 @@ def row(r: schema.Result, networks: catalog.Catalog) -> dict:
         "clocks": (cond.clocks if cond else None) or r.provenance.clocks,
         "latency_ms_mean": r.latency_ms.mean, "latency_ms_p50": r.latency_ms.p50, "latency_ms_p90": r.latency_ms.p90,
         "latency_ms_p99": r.latency_ms.p99, "ms_per_image": r.latency_ms.mean / r.batch,
+        "latency_batches": batches, "low_confidence": ",".join(schema.low_confidence(batches)) or None,
         "throughput_ips": r.throughput_ips, "power_w": r.power_w, "idle_power_w": r.idle_power_w,
         "net_power_w": net_power,
         "energy_per_inference_j": epi.gross if epi else None,

@@ -12,7 +12,7 @@ import re
 from html import escape  # the standard library's: absolute imports, so this module's own name does not shadow it
 from pathlib import Path
 
-from dnnprof.shared import units
+from dnnprof.shared import schema, units
 
 from . import plots
 from . import report as report_text
@@ -115,7 +115,8 @@ def render(report: dict, figures_svg: dict[str, str] | None = None) -> str:
         out.append("</section>\n")
     out.append(f'<footer class="note"><p>{EST} = estimated: power came from a model, not a sensor. {MISSING} = not '
                f'measured (never counted as zero). ! = unstable latency; * = the timing window ended before the '
-               f'confidence intervals were tight.</p></footer>\n</body>\n</html>\n')
+               f'confidence intervals were tight; ? = p99 from fewer than {schema.tail_batches(99)} batches (the '
+               f'slowest of them): low confidence.</p></footer>\n</body>\n</html>\n')
     return "".join(out)
 
 
@@ -380,7 +381,8 @@ def _results_table(results: list[dict], basis: dict) -> str:
         params = r.get("params")
         rows.append([_e(r.get("network")), _e(f"{r.get('backend')}/{r.get('device')}"), _e(fmt(r.get("precision"))),
                      _e(fmt(r.get("batch"))), _e(fmt(r.get("power_mode"))),
-                     _e(_num(r.get("latency_ms_mean"), ".3g") + flags), _e(_num(r.get("latency_ms_p99"), ".3g")),
+                     _e(_num(r.get("latency_ms_mean"), ".3g") + flags),
+                     _e(_num(r.get("latency_ms_p99"), ".3g") + ("?" if report_text.p99_low(r) else "")),
                      _e(_num(r.get("ms_per_image"), ".3g")), _e(_num(r.get("throughput_ips"), ".1f")),
                      _e(_est(units.format_power(r.get("power_w")), est)),
                      _e(_est(units.format_power(r.get("idle_power_w")), est)),

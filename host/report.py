@@ -128,9 +128,17 @@ def _caption(results: list[dict], basis: dict) -> str:
         caption += "; ! = unstable latency (high CoV)"
     if not all(r["converged"] for r in results):
         caption += "; * = window hit its time limit before the intervals were tight"
+    if any(p99_low(r) for r in results):
+        caption += (f"; ? = p99 from fewer than {schema.tail_batches(99)} batches (the slowest of them): low "
+                    "confidence")
     if any(r.get("timing_only") for r in results):
         caption += "; timing = int8 calibrated on random data: timed, accuracy unknown, never ranked"
     return caption
+
+
+def p99_low(r: dict) -> bool:
+    """The row's p99 rests on too few batches (``schema.low_confidence``)."""
+    return "p99" in (r.get("low_confidence") or "").split(",")
 
 
 def _table(entry: dict, basis: dict) -> Table:
@@ -152,7 +160,7 @@ def _table(entry: dict, basis: dict) -> Table:
             r["network"], *([r["power_mode"]] if modes else []), *([r["precision"]] if precisions else []),
             str(r["batch"]),
             f"{r['latency_ms_mean']:.2f}{'!' if r['unstable'] else ''}{'' if r['converged'] else '*'}",
-            f"{r['latency_ms_p99']:.2f}", f"{r['throughput_ips']:.1f}",
+            f"{r['latency_ms_p99']:.2f}{'?' if p99_low(r) else ''}", f"{r['throughput_ips']:.1f}",
             _est("—" if power is None else f"{power:.3g}", r["estimated"]),
             _est("—" if energy is None else _sig3(energy / factor), r["estimated"]),
             "timing" if r.get("timing_only") else _num(r["top1"], ".2f"),

@@ -114,7 +114,8 @@ class RunEvent(_Message, tag="run", kw_only=True):
 
 
 class Latency(msgspec.Struct, kw_only=True):
-    """Per-batch latency statistics over the timed window, milliseconds."""
+    """Per-batch latency statistics over the timed window, milliseconds; ``batches``: how many batch times they
+    rest on (None: an agent that did not say; the result's ``iterations`` is the same count)."""
 
     mean: NonNegative
     stdev: NonNegative
@@ -124,6 +125,21 @@ class Latency(msgspec.Struct, kw_only=True):
     p99: NonNegative
     min: NonNegative
     max: NonNegative
+    batches: Count | None = None
+
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def tail_batches(percent: int) -> int:
+    """Batches a percentile needs to rest on: 1 / (1 - q), so that one batch at least lies beyond it (p99: 100;
+    from fewer, p99 is simply the slowest batch)."""
+    return -(-100 // (100 - percent))
+
+
+def low_confidence(batches: int) -> list[str]:
+    """The percentiles (``"p99"``, ...) that ``batches`` batch times are too few for (``tail_batches``)."""
+    return [f"p{p}" for p in PERCENTILES if batches < tail_batches(p)]
 
 
 class EnergyPerInference(msgspec.Struct, kw_only=True):

@@ -36,6 +36,8 @@ def _result_line(r: schema.Result) -> str:
     flags = " [yellow]unstable[/]" if r.unstable else ""
     if r.confidence and r.confidence.stop == "max_time":
         flags += " [yellow]wide CI[/]"
+    if "p99" in schema.low_confidence(r.latency_ms.batches or r.iterations):
+        flags += f" [yellow]p99 of {r.latency_ms.batches or r.iterations} batches[/]"
     return (f"{r.network:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
             f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi.gross if epi else None) + est:>9}/img"
             f"{net}{flags}")

@@ -29,6 +29,9 @@ class Settings:
     steady_tolerance: float = 0.05  # steady: two consecutive blocks' mean latency within 5% of each other
     window_min_s: float = 1.0  # the timed window lasts at least this long, this many batches, power samples ...
     min_iterations: int = 10
+    # ... and, where window_max_s allows, this many batches, so that p99 rests on enough of them (the window goes
+    # on past its convergence for them; a point that reaches its time limit first has its p99 marked low-confidence)
+    tail_batches: int = schema.tail_batches(99)
     min_power_samples: int = 10
     window_max_s: float = 20.0  # ... and stops at this length even if the intervals are still wide
     latency_ci: float = 0.01  # target 95% half-width of mean latency, relative
@@ -43,6 +46,8 @@ class Settings:
             raise ValueError("need 0 <= warm-up min <= warm-up max and 0 < window min <= window max")
         if self.min_iterations < 1 or self.warmup_min_iterations < 0 or self.min_power_samples < 0:
             raise ValueError("min_iterations >= 1 and non-negative warm-up batches and power samples are required")
+        if self.tail_batches < 1:
+            raise ValueError("tail_batches >= 1 is required")
         if min(self.latency_ci, self.power_ci, self.steady_tolerance, self.check_every_s) <= 0 or self.unstable_cov < 0:
             raise ValueError("interval targets, the steadiness tolerance and the check period must be positive, "
                              "the CoV threshold >= 0")
@@ -207,8 +212,9 @@ def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | N
             device.append(times)
         if end < next_check or len(latencies) < settings.min_iterations:
             continue
-        if _tight(running, sampler, t0, end, settings):
-            stop = "converged"
+        tight = _tight(running, sampler, t0, end, settings)
+        if tight and (len(latencies) >= settings.tail_batches or end >= deadline):
+            stop = "converged"  # at the deadline with too few batches for p99: converged, p99 low-confidence
             break
         if end >= deadline:
             stop = "max_time"

@@ -76,7 +76,7 @@ def latency_stats(seconds: list[float]) -> schema.Latency:
     return schema.Latency(
         mean=statistics.fmean(ms), stdev=statistics.stdev(ms) if len(ms) > 1 else 0.0,  # one batch: no spread
         p50=percentile(ms, 50), p90=percentile(ms, 90), p95=percentile(ms, 95), p99=percentile(ms, 99),
-        min=ms[0], max=ms[-1],
+        min=ms[0], max=ms[-1], batches=len(ms),
     )
 
 

@@ -7,6 +7,7 @@ import json
 
 import msgspec
 import pytest
+from msgspec.structs import replace as msgstruct_replace
 from rich.console import Console
 
 from dnnprof.host import analysis, report
@@ -275,3 +276,22 @@ def test_an_estimate_loses_a_tie_to_a_measurement(store, msgs):
             for i, est in enumerate(order):
                 s.add(msgs.result("resnet18", 1, 0.01, estimated=est, backend=f"b{i}", ts=100.0 + i))
             assert build(s, 0.05)["boards"][0]["ceiling"]["best"]["estimated"] is False
+
+
+def test_p99_from_too_few_batches_is_marked_low_confidence(store, msgs):
+    def counted(r):  # as this agent sends it: the batch count in the latency figures
+        return msgstruct_replace(r, latency_ms=msgstruct_replace(r.latency_ms, batches=r.iterations))
+
+    many = counted(msgs.result("resnet18", 1, 0.01, board="board-a", throughput=100.0))  # 200 batches in 2 s
+    few = counted(msgs.result("resnet50", 8, 0.02, board="board-a", throughput=100.0))  # 25 batches of 8
+    older = msgs.result("vgg16", 1, 0.3, board="board-a", throughput=10.0)  # an older agent: the count is iterations
+    store.add_many([many, few, older])
+    data = build(store, 0.05, "board-a")
+    by_net = {r["network"]: r for r in data["boards"][0]["results"]}
+    assert (by_net["resnet18"]["latency_batches"], by_net["resnet18"]["low_confidence"]) == (200, None)
+    assert (by_net["resnet50"]["latency_batches"], by_net["resnet50"]["low_confidence"]) == (25, "p99")
+    assert (by_net["vgg16"]["latency_batches"], by_net["vgg16"]["low_confidence"]) == (20, "p99")
+    json.dumps(data)  # plain data, as --json prints it
+    text, flat = render(data)
+    assert row(text, "resnet50", 8)[3] == "13.50?" and row(text, "resnet18", 1)[3] == "13.50"
+    assert "? = p99 from fewer than 100 batches (the slowest of them): low confidence" in flat

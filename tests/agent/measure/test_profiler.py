@@ -23,10 +23,11 @@ from dnnprof.shared import schema
 SHORT = profiler.Settings(warmup_min_s=0.05, warmup_min_iterations=2, warmup_max_s=1.0, window_min_s=0.2,
                           window_max_s=0.6, min_iterations=5, min_power_samples=3, latency_ci=0.2, power_ci=0.5,
                           check_every_s=0.05, idle_s=0.2)
-# For the sleeping runner: no warm-up worth the name, checks every 20 ms.
+# For the sleeping runner: no warm-up worth the name, checks every 20 ms, no batch count for the tail (its own tests
+# below set one).
 QUICK = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_s=0.0, window_min_s=0.2,
                           window_max_s=2.0, min_iterations=5, min_power_samples=0, latency_ci=0.05, power_ci=1.0,
-                          check_every_s=0.02)
+                          check_every_s=0.02, tail_batches=1)
 PERCENTS = (50, 90, 95, 99)
 
 
@@ -115,7 +116,8 @@ def test_measure_with_the_estimate_source(runner):
 
 
 def test_min_iterations_beats_a_tiny_window(runner):
-    s = profiler.Settings(warmup_min_s=0, warmup_max_s=0, window_min_s=1e-9, min_iterations=3, latency_ci=1e9)
+    s = profiler.Settings(warmup_min_s=0, warmup_max_s=0, window_min_s=1e-9, min_iterations=3, latency_ci=1e9,
+                          tail_batches=1)
     m = profiler.measure(runner, 2, s)
     assert len(m.latencies_s) == 3 and m.stop == "converged"
     assert m.warmup_iterations == 1 and m.warmup_steady is False  # a zero warm-up limit still runs one batch
@@ -369,3 +371,32 @@ def test_upper_limits_default_from_the_lower_ones(given, warmup_max, window_max)
 def test_limits_given_below_the_minimum_are_inconsistent():
     with pytest.raises(ValueError, match="window min <= window max"):
         profiler.Settings.with_limits(window_min_s=5.0, window_max_s=1.0)
+
+
+# -- the tail: p99 rests on 100 batches where the time limit allows ---------------------------------------------------
+
+
+def test_a_converged_window_goes_on_until_p99_rests_on_100_batches(sleep_runner):
+    s = settings(window_min_s=0.02, window_max_s=5.0, tail_batches=100)
+    m = profiler.measure(sleep_runner(steady(0.002)), 1, s)
+    assert m.stop == "converged" and len(m.latencies_s) >= 100  # converged long before: ~10 batches at 20 ms
+    assert m.latency_ms.batches == len(m.latencies_s)
+    assert schema.low_confidence(m.latency_ms.batches) == []
+
+
+def test_the_time_limit_wins_and_p99_is_marked_low_confidence(sleep_runner):
+    s = settings(window_min_s=0.05, window_max_s=0.3, tail_batches=100)
+    m = profiler.measure(sleep_runner(steady(0.01)), 1, s)
+    assert m.stop == "converged"  # the intervals were tight: only the tail lacks batches
+    assert 20 <= len(m.latencies_s) < 100 and m.window_s < 0.45
+    assert m.latency_ms.p99 == pytest.approx(max(m.latencies_s) * 1e3, rel=0.05)  # from ~30 batches: the maximum
+    assert schema.low_confidence(m.latency_ms.batches) == ["p99"]
+
+
+def test_tail_rule_per_percentile():
+    assert [schema.tail_batches(p) for p in schema.PERCENTILES] == [2, 10, 20, 100]
+    assert schema.low_confidence(1) == ["p50", "p90", "p95", "p99"]
+    assert schema.low_confidence(19) == ["p95", "p99"] and schema.low_confidence(99) == ["p99"]
+    assert schema.low_confidence(100) == []
+    with pytest.raises(ValueError, match="tail_batches"):
+        profiler.Settings(tail_batches=0)
