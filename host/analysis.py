@@ -84,7 +84,7 @@ def row(r: schema.Result, networks: catalog.Catalog) -> dict:
     cond = r.conditions
     memory, memory_kind = _memory(r)
     net_power = None if r.power_w is None or r.idle_power_w is None else r.power_w - r.idle_power_w
-    batches = r.latency_ms.batches if r.latency_ms.batches is not None else r.iterations
+    batches = schema.latency_batches(r)
     return {
         "id": r.id, "board": r.board, "run_id": r.run_id, "ts": r.ts, "network": r.network,
         "backend": r.backend, "device": r.device, "precision": r.precision, "batch": r.batch,

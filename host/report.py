@@ -264,6 +264,12 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
                 console.print("  " + _ceiling_line(sub, limits, scope=f"{label} {name}: ").replace("\n", "\n  "))
         for line in exclusions(c):
             console.print(line)
+        if (stat := limits.get("latency_stat")) != "mean" and limits.get("latency_budget_ms") is not None and results:
+            weak = sum(stat in (r.get("low_confidence") or "").split(",") for r in results)
+            if weak:
+                console.print(f"{weak} of these configurations have a {stat} from fewer than "
+                              f"{schema.tail_batches(int(stat[1:]))} batches (low confidence); the latency budget "
+                              "ranks them on it all the same.")
         if limits["energy_budget_j"] is None and any(r["energy_j"] is not None for r in results):
             console.print("Add [bold]--energy-budget[/] (e.g. 50mJ) for the energy-bounded accuracy ceiling.")
         console.print()

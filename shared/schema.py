@@ -137,6 +137,11 @@ def tail_batches(percent: int) -> int:
     return -(-100 // (100 - percent))
 
 
+def latency_batches(result: Result) -> int:
+    """How many batch times a result's latency figures rest on (an older agent did not say: its ``iterations``)."""
+    return result.latency_ms.batches if result.latency_ms.batches is not None else result.iterations
+
+
 def low_confidence(batches: int) -> list[str]:
     """The percentiles (``"p99"``, ...) that ``batches`` batch times are too few for (``tail_batches``)."""
     return [f"p{p}" for p in PERCENTILES if batches < tail_batches(p)]

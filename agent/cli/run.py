@@ -36,8 +36,9 @@ def _result_line(r: schema.Result) -> str:
     flags = " [yellow]unstable[/]" if r.unstable else ""
     if r.confidence and r.confidence.stop == "max_time":
         flags += " [yellow]wide CI[/]"
-    if "p99" in schema.low_confidence(r.latency_ms.batches or r.iterations):
-        flags += f" [yellow]p99 of {r.latency_ms.batches or r.iterations} batches[/]"
+    batches = schema.latency_batches(r)
+    if "p99" in schema.low_confidence(batches):
+        flags += f" [yellow]p99 of {batches} batches (low confidence)[/]"
     return (f"{r.network:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
             f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi.gross if epi else None) + est:>9}/img"
             f"{net}{flags}")
@@ -225,6 +226,7 @@ def run(
                                                                     "HOST[:PORT] to publish them over TLS or a login")
     if outbox_dir is not None and not to_broker:
         raise UserError("--outbox-dir holds what waits for the broker: add --broker HOST[:PORT], or leave it out")
+    flush_s = units.parse_time(flush_timeout)
     if not models and manifest is None:
         raise UserError("name the models to profile: ONNX files or directories, or --manifest FILE")
     files = [onnxfile.load(p) for p in onnxfile.collect(models or [])]
@@ -253,10 +255,13 @@ def run(
         sinks.append(JsonlSink(output))
     link = box = None
     if to_broker:
-        box = runbox.RunOutbox(outbox_dir or runbox.default_dir(board_id), run_id,
-                               flush_s=units.parse_time(flush_timeout))
-        link = box.connect(lambda on_ack: MqttLink(broker or f"127.0.0.1:{topics.DEFAULT_PORT}", board_id,
-                                                   session=session_ms, on_ack=on_ack, **security))
+        try:
+            box = runbox.RunOutbox(outbox_dir or runbox.default_dir(board_id), run_id, flush_s=flush_s)
+            link = box.connect(lambda on_ack: MqttLink(broker or f"127.0.0.1:{topics.DEFAULT_PORT}", board_id,
+                                                       session=session_ms, on_ack=on_ack, **security))
+        except BaseException:
+            session.close()  # a tegrastats child or a jtop client must not outlive a failed start
+            raise
         sinks.append(box)
     # Only now, with every input (the broker included) known good: an error stays the one line on stderr.
     if not quiet:
@@ -271,10 +276,14 @@ def run(
             live = f", telemetry {telemetry_hz:g}/s" if telemetry_hz > 0 else ""
             secure = (" over TLS" if security["tls"] else "") + (f" as {username}" if username else "")
             err.print(f"broker: {link.host}:{link.port}{secure} as board {board_id!r}, run {run_id}{live}")
+            if username and username != board_id:
+                err.print(f"[yellow]broker:[/] logged in as {username!r} but publishing as board {board_id!r}: a "
+                          "broker whose ACL lets each user publish only as its own board (the example one) "
+                          f"acknowledges and drops what it refuses — give --board {username} if that is the board")
             if box.waiting:
                 err.print(f"outbox: {box.waiting} messages earlier runs left unacknowledged in {box.directory} are "
-                          "published first" + (f" (runs closed as aborted: {', '.join(box.aborted)})"
-                                               if box.aborted else ""))
+                          "published with this run's" + (f" (runs closed as aborted: {', '.join(box.aborted)})"
+                                                         if box.aborted else ""))
         fallback = auto_note(backend)
         err.print(f"backend: {engine.name} {engine.version}" + (f" — [yellow]{fallback}[/]" if fallback else ""))
     sink = _Tee(sinks)
@@ -303,13 +312,13 @@ def run(
     finally:
         session.close()  # a tegrastats child or a jtop client must not outlive the sweep
         sink.close()
-        if box is not None and box.unsent:
-            raise UserError(f"{box.unsent} messages were not acknowledged by the broker within {box.flush_s:g} s; "
-                            f"they stay in {box.directory} and the next `dnnagent run` of this board publishes them "
-                            "first", exit_code=1)
-    if as_json:
+    if as_json:  # the results are safe (on the broker, or in the outbox): printed whatever is said next
         print(json.dumps([schema.to_builtins(r) for r in results], indent=2))
-    elif not quiet:
+    if box is not None and box.unsent:
+        raise UserError(f"{box.unsent} messages were not acknowledged by the broker within {box.flush_s:g} s; "
+                        f"they stay in {box.directory} and the next `dnnagent run` of this board publishes them",
+                        exit_code=1)
+    if not as_json and not quiet:
         err.print(f"{len(results)} results" + (f" written to {output}" if output else "") + ".")
         if any(r.provenance.estimated for r in results):
             err.print("~ estimated: energy and power come from a model of CPU power, not a sensor.")

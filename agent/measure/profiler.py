@@ -30,7 +30,7 @@ class Settings:
     window_min_s: float = 1.0  # the timed window lasts at least this long, this many batches, power samples ...
     min_iterations: int = 10
     # ... and, where window_max_s allows, this many batches, so that p99 rests on enough of them (the window goes
-    # on past its convergence for them; a point that reaches its time limit first has its p99 marked low-confidence)
+    # on past its convergence for them when the time left can bring them; else its p99 is marked low-confidence)
     tail_batches: int = schema.tail_batches(99)
     min_power_samples: int = 10
     window_max_s: float = 20.0  # ... and stops at this length even if the intervals are still wide
@@ -212,9 +212,13 @@ def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | N
             device.append(times)
         if end < next_check or len(latencies) < settings.min_iterations:
             continue
+        n = len(latencies)
         tight = _tight(running, sampler, t0, end, settings)
-        if tight and (len(latencies) >= settings.tail_batches or end >= deadline):
-            stop = "converged"  # at the deadline with too few batches for p99: converged, p99 low-confidence
+        # Past convergence only for the tail's batches, and only while the deadline can still bring them: a point
+        # too slow for them stops as before, its p99 marked low-confidence.
+        reachable = n + n / (end - t0) * (deadline - end) >= settings.tail_batches if end > t0 else True
+        if tight and (n >= settings.tail_batches or end >= deadline or not reachable):
+            stop = "converged"
             break
         if end >= deadline:
             stop = "max_time"

@@ -295,3 +295,12 @@ def test_p99_from_too_few_batches_is_marked_low_confidence(store, msgs):
     text, flat = render(data)
     assert row(text, "resnet50", 8)[3] == "13.50?" and row(text, "resnet18", 1)[3] == "13.50"
     assert "? = p99 from fewer than 100 batches (the slowest of them): low confidence" in flat
+
+
+def test_a_latency_budget_on_p99_says_how_many_rest_on_too_few_batches(store, msgs):
+    store.add_many([msgs.result("resnet18", 1, 0.01, board="board-a"),
+                    msgs.result("resnet50", 8, 0.02, board="board-a")])  # 200 and 25 batches
+    data = report.build(store, analysis.Limits(latency_budget_ms=1000, latency_stat="p99"), board="board-a",
+                        analyses=False)
+    _, flat = render(data)
+    assert "1 of these configurations have a p99 from fewer than 100 batches (low confidence)" in flat

@@ -4,6 +4,7 @@ numbers its own stream from 1."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from dnnprof.agent.service import runbox
 from dnnprof.host.collector import Collector
 from dnnprof.host.store import Store
 from dnnprof.shared import auth
+from dnnprof.shared.errors import UserError
 
 SMALL = "shufflenet_v2_x0_5"
 SHORT = ["--duration", "0.3s", "--max-duration", "0.5s", "--warmup", "50ms", "--max-warmup", "0.3s", "--idle", "0s",
@@ -95,7 +97,7 @@ def test_what_a_run_could_not_deliver_the_next_run_publishes_first(tls_mosquitto
             first.kill()
     assert first.returncode == 1, err
     line = err.strip().splitlines()[-1]
-    assert line.startswith("dnnagent: error: ") and "stay in" in line and "publishes them first" in line
+    assert line.startswith("dnnagent: error: ") and "stay in" in line and "publishes them" in line
     assert [p.name for p in outboxes.glob("*.sqlite")] == ["cut-off.sqlite"]
 
     port = tls_mosquitto(USERS, port=port)
@@ -103,7 +105,7 @@ def test_what_a_run_could_not_deliver_the_next_run_publishes_first(tls_mosquitto
         second = agent(models, *common, "--run-id", "next-run", "--batch", "1")
         out, err = second.communicate(timeout=120)
         assert second.returncode == 0, err
-        assert "published first" in err
+        assert "published with this run's" in err
         with Store(db) as store:
             assert c.wait_until(lambda: store.run_finished("board-a", "next-run") is not None
                                 and store.run_finished("board-a", "cut-off") is not None, 30)
@@ -139,3 +141,32 @@ def test_a_run_numbers_its_own_stream_from_one(mosquitto, tmp_path, models):
             assert [g for g in store.gaps("board-b")] == []  # no hole below a run's first number
             seqs = sorted((r.run_id, r.stream.seq) for r in store.results("board-b"))
     assert [seq for _, seq in seqs] == [2, 2]  # after each run's "started" event
+
+
+def test_a_run_id_in_use_is_one_line_and_a_bad_leftover_is_left_out(tmp_path, caplog):
+    outboxes = tmp_path / "outboxes"
+    going = runbox.RunOutbox(outboxes, "going-on")
+    try:
+        with pytest.raises(UserError, match=r"a run going-on of this board is going on now .*give another --run-id"):
+            runbox.RunOutbox(outboxes, "going-on")
+        (outboxes / "garbage.sqlite").write_bytes(b"not a database at all" * 100)
+        other = runbox.RunOutbox(outboxes, "later")
+        assert other.leftovers == []  # neither the run going on nor the garbage
+        assert "left out the outbox" in caplog.text and "garbage.sqlite" in caplog.text
+        other.close()
+        assert not (outboxes / "later.sqlite").exists()  # nothing waited in it
+    finally:
+        going.close()
+    assert (outboxes / "garbage.sqlite").exists()  # never deleted: it is not ours to judge
+
+
+def test_an_unreachable_broker_leaves_no_outbox_behind(tmp_path, models):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    outboxes = tmp_path / "outboxes"
+    proc = agent(models, "--broker", f"127.0.0.1:{port}", "--board", "board-c", "--outbox-dir", outboxes,
+                 "--batch", "1", "--power-source", "none", *SHORT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert list(outboxes.glob("*")) == []
