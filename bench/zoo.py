@@ -1,7 +1,7 @@
 """Generating and inspecting the whole model zoo: seconds per network (run by hand: `make bench`).
 
 For each architecture: the time to build and write it (`zoo.generate`), the time to inspect the written file
-(`models.inspect.inspect`: parameters and MACs from the graph and shape inference, without turning weights into
+(`shared.opcount.inspect`: parameters and MACs from the graph and shape inference, without turning weights into
 arrays), the file size, and the peak of Python allocations during the inspection (tracemalloc) against the file
 size. One JSON line per network on stdout; a table on stderr.
 """

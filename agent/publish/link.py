@@ -45,7 +45,7 @@ class JsonlSink:  # a measure.sink.Sink
 
     def send(self, message: schema.Message) -> None:
         if isinstance(message, LIVE_ONLY):
-            return  # the file (or the unsent-rescue file) is for what lasts: results and run events
+            return  # the file is for what lasts: results and run events
         self._fh.write(schema.encode(message) + b"\n")
         self._fh.flush()  # a crash later in the sweep keeps what was measured
 
