@@ -53,7 +53,10 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
         "limits": {"energy_budget_j": limits.energy_budget_j, "power_budget_w": limits.power_budget_w,
                    "latency_budget_ms": limits.latency_budget_ms, "latency_stat": limits.latency_stat,
                    "min_fps": limits.min_fps, "text": limits.text(basis),
-                   "others_text": dataclasses.replace(limits, energy_budget_j=None).text(basis)},
+                   "others_text": dataclasses.replace(limits, energy_budget_j=None).text(basis),
+                   # every budget of `--fleet` (the per-board sections use the first, energy_budget_j)
+                   "energy_budgets_j": [b for b in fleet_budgets or [] if b is not None]
+                   or ([] if limits.energy_budget_j is None else [limits.energy_budget_j])},
         "catalog": networks.origin,
         "boards": [],
         "analyses": paper.analyses(df, energy=basis.energy) if analyses and not df.empty else None,

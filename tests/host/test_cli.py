@@ -496,7 +496,9 @@ def test_report_fleet_text_json_html_and_plot(run, fleet_store, tmp_path):
     proc = run("report", "--db", fleet_store, "--fleet", "--energy-budget", "50mJ", "--json",
                "--plots", tmp_path / "figs", "--out", tmp_path / "r.html")
     assert proc.returncode == 0, proc.stderr
-    fleet = json.loads(proc.stdout)["fleet"]
+    data = json.loads(proc.stdout)
+    assert data["limits"]["energy_budgets_j"] == [0.05]
+    fleet = data["fleet"]
     (answer,) = fleet["answers"]
     assert answer["headline"] == "input_rail" and answer["groups"][0]["best"]["network"] == "resnet50"
     assert [g["boundary"] for g in fleet["groups"]] == ["input_rail", "estimate"]
@@ -508,3 +510,11 @@ def test_report_fleet_text_json_html_and_plot(run, fleet_store, tmp_path):
 def test_report_several_budgets_without_fleet_is_one_line(run, fleet_store, one_error_line):
     assert "several go with --fleet" in one_error_line(run("report", "--db", fleet_store,
                                                            "--energy-budget", "30mJ,50mJ"))
+
+
+def test_report_fleet_json_names_every_budget(run, fleet_store):
+    proc = run("report", "--db", fleet_store, "--fleet", "--energy-budget", "30mJ,50mJ", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["limits"]["energy_budgets_j"] == [0.03, 0.05] and data["limits"]["energy_budget_j"] == 0.03
+    assert [a["budget_j"] for a in data["fleet"]["answers"]] == [0.03, 0.05]
