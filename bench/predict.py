@@ -62,7 +62,7 @@ def errors(path: Path) -> dict:
         for target in predict.TARGETS:
             if len(group.data(target)[0]) < predict.min_networks(len(group.used)):
                 continue
-            names, errors = group.loo(target)
+            names, errors = group.loo(target, robust_macs=True)
             entry[target] = {}
             for kind in kinds:
                 pooled[target][kind].extend(errors[kind].tolist())

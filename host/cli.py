@@ -45,11 +45,6 @@ BrokerOption = Annotated[Optional[str], typer.Option(help="Use this broker HOST[
                                                           "embedded one.")]
 BindOption = Annotated[str, typer.Option(help="Address the embedded broker listens on (0.0.0.0 for a fleet).")]
 PortOption = Annotated[int, typer.Option(help="Port of the embedded broker.")]
-# collect, live and measure with --broker: TLS and a login, as the agent's [broker] section has them.
-TlsCaOption, TlsCertOption, TlsKeyOption = cli.TlsCaOption, cli.TlsCertOption, cli.TlsKeyOption
-UsernameOption, PasswordFileOption = cli.UsernameOption, cli.PasswordFileOption
-
-
 # The same on every start, so the broker hands this collector the session (and the results queued in it) it left.
 DEFAULT_CLIENT_ID = f"dnnhost-collect-{topics.slug(socket.gethostname())}"
 
@@ -93,11 +88,11 @@ def collect(
     db: DbOption = None,
     duration: Annotated[Optional[str], typer.Option(help="Stop after this long, e.g. 10min (default: Ctrl-C).")]
     = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    username: UsernameOption = None,
-    password_file: PasswordFileOption = None,
+    tls_ca: cli.TlsCaOption = None,
+    tls_cert: cli.TlsCertOption = None,
+    tls_key: cli.TlsKeyOption = None,
+    username: cli.UsernameOption = None,
+    password_file: cli.PasswordFileOption = None,
     client_id: Annotated[Optional[str], typer.Option(
         "--client-id", help="MQTT client id of this collector's persistent session: while it is stopped the broker "
                             "queues the results for it, and hands them over when it connects again under the same "
@@ -150,11 +145,11 @@ def live(
     duration: Annotated[Optional[str], typer.Option(help="Stop after this long, e.g. 10min (default: Ctrl-C).")]
     = None,
     db: DbOption = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    username: UsernameOption = None,
-    password_file: PasswordFileOption = None,
+    tls_ca: cli.TlsCaOption = None,
+    tls_cert: cli.TlsCertOption = None,
+    tls_key: cli.TlsKeyOption = None,
+    username: cli.UsernameOption = None,
+    password_file: cli.PasswordFileOption = None,
 ) -> None:
     """A dashboard of the fleet in the terminal: presence, power (the last minute as a sparkline), rails,
     temperature, the current run with progress and ETA, the last result, and warnings.
@@ -319,11 +314,11 @@ def measure(
     broker: Annotated[Optional[str], typer.Option(help="The broker the agent uses, HOST[:PORT]. Default: "
                                                        f"127.0.0.1:{topics.DEFAULT_PORT}, where `dnnhost collect` "
                                                        "runs its embedded broker.")] = None,
-    tls_ca: TlsCaOption = None,
-    tls_cert: TlsCertOption = None,
-    tls_key: TlsKeyOption = None,
-    username: UsernameOption = None,
-    password_file: PasswordFileOption = None,
+    tls_ca: cli.TlsCaOption = None,
+    tls_cert: cli.TlsCertOption = None,
+    tls_key: cli.TlsKeyOption = None,
+    username: cli.UsernameOption = None,
+    password_file: cli.PasswordFileOption = None,
     timeout: Annotated[str, typer.Option(help="How long to wait for the agent's answer, e.g. 10s.")] = "10s",
     as_json: Annotated[bool, typer.Option("--json", help="Print the command and the agent's answer as JSON.")]
     = False,

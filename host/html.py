@@ -382,7 +382,7 @@ def _results_table(results: list[dict], basis: dict) -> str:
         rows.append([_e(r.get("network")), _e(f"{r.get('backend')}/{r.get('device')}"), _e(fmt(r.get("precision"))),
                      _e(fmt(r.get("batch"))), _e(fmt(r.get("power_mode"))),
                      _e(_num(r.get("latency_ms_mean"), ".3g") + flags),
-                     _e(_num(r.get("latency_ms_p99"), ".3g") + ("?" if report_text.p99_low(r) else "")),
+                     _e(_num(r.get("latency_ms_p99"), ".3g") + ("?" if report_text.low(r) else "")),
                      _e(_num(r.get("ms_per_image"), ".3g")), _e(_num(r.get("throughput_ips"), ".1f")),
                      _e(_est(units.format_power(r.get("power_w")), est)),
                      _e(_est(units.format_power(r.get("idle_power_w")), est)),

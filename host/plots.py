@@ -837,9 +837,8 @@ def _fleet_lines(df: pd.DataFrame, report: dict) -> list[dict]:
 
 
 def _fleet_line(board: str, mode: str, boundary: str, steps: list[dict]) -> dict:
-    steps = sorted((c for c in steps if c.get("energy_j") and c["energy_j"] > 0 and c.get("top1") is not None),
-                   key=lambda c: c["energy_j"])
-    return {"board": board, "mode": mode, "boundary": boundary, "steps": steps}
+    """``steps``: ``analysis.frontier``'s, cheapest first; a zero energy has no place on the log axis."""
+    return {"board": board, "mode": mode, "boundary": boundary, "steps": [c for c in steps if c["energy_j"] > 0]}
 
 
 def _draw_fleet_frontier(lines: list[dict], report: dict):

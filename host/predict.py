@@ -23,6 +23,7 @@ the baseline.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,7 +114,7 @@ class Error:
     n: int
 
     def as_dict(self) -> dict:
-        return {"median": self.median, "worst": self.worst, "worst_network": self.worst_network, "n": self.n}
+        return dataclasses.asdict(self)
 
 
 def loo_errors(x: np.ndarray, y: np.ndarray, fitter=fit, model=evaluate) -> np.ndarray:
@@ -158,15 +159,17 @@ class Group:
         names = [n for n, k in zip(self.networks, keep) if k]
         return names, self.rows[self.used].to_numpy(dtype="float64")[keep], y[keep]
 
-    def loo(self, target: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    def loo(self, target: str, robust_macs: bool = False) -> tuple[list[str], dict[str, np.ndarray]]:
         """Networks, and the leave-one-network-out relative errors for ``target`` of: this model (``model``), the
-        seed's MACs-only line (``macs_line``: least squares), and MACs alone fitted as this model is
-        (``macs_robust``: relative, Huber, non-negative) — so a gain is the profile's, not the fitting's."""
+        seed's MACs-only line (``macs_line``: least squares), and with ``robust_macs`` MACs alone fitted as this
+        model is (``macs_robust``: relative, Huber, non-negative) — so a gain is the profile's, not the fitting's."""
         names, x, y = self.data(target)
         keep = self.rows["network"].isin(names).to_numpy()
         macs = self.rows["gmacs"].to_numpy(dtype="float64")[keep][:, None]
-        return names, {"model": loo_errors(x, y), "macs_line": loo_errors(macs, y, fit_macs_line, macs_line),
-                       "macs_robust": loo_errors(macs, y)}
+        errors = {"model": loo_errors(x, y), "macs_line": loo_errors(macs, y, fit_macs_line, macs_line)}
+        if robust_macs:
+            errors["macs_robust"] = loo_errors(macs, y)
+        return names, errors
 
     def cross_validate(self, target: str) -> tuple[Error, Error]:
         """``loo`` summarised: median and worst, for this model and for the seed's MACs-only line."""
@@ -214,8 +217,7 @@ def predict(group: Group, profile: dict, measured: pd.Series | None = None) -> d
         return {**base, "refused": f"{len(group.networks)} measured network{'s' if len(group.networks) != 1 else ''}"
                                    f" with an op profile here; a prediction needs {need} — measure {more} more"}
     x = np.array([[profile[f] for f in group.used]])
-    out = {**base, "refused": None, "predicted": {}, "cv": {}, "baseline_cv": {}, "measured": None}
-    out["notes"] = {}
+    out = {**base, "refused": None, "predicted": {}, "cv": {}, "baseline_cv": {}, "measured": None, "notes": {}}
     for target in TARGETS:
         names, xs, ys = group.data(target)
         if len(names) < need:  # e.g. energy on a board without a power source

@@ -131,7 +131,7 @@ def _caption(results: list[dict], basis: dict) -> str:
         caption += "; ! = unstable latency (high CoV)"
     if not all(r["converged"] for r in results):
         caption += "; * = window hit its time limit before the intervals were tight"
-    if any(p99_low(r) for r in results):
+    if any(low(r) for r in results):
         caption += (f"; ? = p99 from fewer than {schema.tail_batches(99)} batches (the slowest of them): low "
                     "confidence")
     if any(r.get("timing_only") for r in results):
@@ -139,9 +139,9 @@ def _caption(results: list[dict], basis: dict) -> str:
     return caption
 
 
-def p99_low(r: dict) -> bool:
-    """The row's p99 rests on too few batches (``schema.low_confidence``)."""
-    return "p99" in (r.get("low_confidence") or "").split(",")
+def low(r: dict, stat: str = "p99") -> bool:
+    """The row's percentile ``stat`` rests on too few batches (its ``low_confidence``, ``schema.low_confidence``)."""
+    return stat in (r.get("low_confidence") or "").split(",")
 
 
 def _table(entry: dict, basis: dict) -> Table:
@@ -163,7 +163,7 @@ def _table(entry: dict, basis: dict) -> Table:
             r["network"], *([r["power_mode"]] if modes else []), *([r["precision"]] if precisions else []),
             str(r["batch"]),
             f"{r['latency_ms_mean']:.2f}{'!' if r['unstable'] else ''}{'' if r['converged'] else '*'}",
-            f"{r['latency_ms_p99']:.2f}{'?' if p99_low(r) else ''}", f"{r['throughput_ips']:.1f}",
+            f"{r['latency_ms_p99']:.2f}{'?' if low(r) else ''}", f"{r['throughput_ips']:.1f}",
             _est("—" if power is None else f"{power:.3g}", r["estimated"]),
             _est("—" if energy is None else _sig3(energy / factor), r["estimated"]),
             "timing" if r.get("timing_only") else _num(r["top1"], ".2f"),
@@ -268,7 +268,7 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
         for line in exclusions(c):
             console.print(line)
         if (stat := limits.get("latency_stat")) != "mean" and limits.get("latency_budget_ms") is not None and results:
-            weak = sum(stat in (r.get("low_confidence") or "").split(",") for r in results)
+            weak = sum(low(r, stat) for r in results)
             if weak:
                 console.print(f"{weak} of these configurations have a {stat} from fewer than "
                               f"{schema.tail_batches(int(stat[1:]))} batches (low confidence); the latency budget "

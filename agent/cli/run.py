@@ -190,8 +190,8 @@ def run(
     password_file: cli.PasswordFileOption = None,
     outbox_dir: Annotated[Optional[Path], typer.Option(
         help="Where results wait on disk (one SQLite file per run) until the broker acknowledges them, so a broker "
-             "outage loses nothing; what a run leaves there is published first by the next run with the same "
-             "folder (default: ~/.local/state/dnnprof/run-outbox/BOARD).", metavar="DIR")] = None,
+             "outage loses nothing; what a run leaves there the next run with the same folder publishes "
+             "alongside its own (default: ~/.local/state/dnnprof/run-outbox/BOARD).", metavar="DIR")] = None,
     flush_timeout: Annotated[str, typer.Option(
         help="How long the end of a run waits for the broker to acknowledge what is still in the outbox; what is "
              "left stays there for the next run.")] = f"{runbox.FLUSH_S:g}s",

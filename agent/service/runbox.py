@@ -70,7 +70,7 @@ class RunOutbox:
     def _leftover(self, path: Path, run_id: str, ids: set[int]) -> None:
         """Take an earlier run's file, unless a run still going holds it or it cannot be read (said in the log)."""
         try:
-            lock = _hold(path, wait=False)
+            lock = _hold(path)
             if lock is None:
                 return  # a run of this board going on now
             box = Outbox(path)
@@ -152,14 +152,14 @@ class RunOutbox:
         return 0
 
 
-def _hold(path: Path, wait: bool = False):
+def _hold(path: Path):
     """An exclusive lock on ``path``'s ``.lock`` file while the returned file stays open; None when another process
-    holds it (``wait``: wait for it instead)."""
+    holds it."""
     import fcntl
 
     lock = open(f"{path}.lock", "a+b")  # noqa: SIM115 - held until close(), by design
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.close()
         return None
