@@ -509,5 +509,5 @@ class Store:
         """The event that ended a run (finished, failed or aborted); None while it runs."""
         row = self.db.execute(
             "SELECT payload FROM run_events WHERE board = ? AND run_id = ? AND event IN ('finished', 'failed', "
-            "'aborted') ORDER BY seq DESC LIMIT 1", (board, run_id)).fetchone()
+            "'aborted', 'cancelled') ORDER BY seq DESC LIMIT 1", (board, run_id)).fetchone()
         return schema.decode(row[0]) if row else None

@@ -96,13 +96,15 @@ class BoardInfo(_Message, tag="info", kw_only=True):
 
 
 class RunEvent(_Message, tag="run", kw_only=True):
-    """Progress of a sweep: ``started``, ``progress`` (after each point), then ``finished``, ``failed`` (an error)
-    or ``aborted`` (stopped before the end: asked to stop, or found interrupted by a kill or power loss at the next
-    start, whose new run measures the points left). ``stream``: its number in the board's outbox stream."""
+    """Progress of a sweep: ``started``, ``progress`` (after each point, measured or failed), then ``finished``,
+    ``failed`` (an error that ended the sweep itself, not one point: see ``Failure``), ``aborted`` (stopped before
+    the end: asked to stop, or found interrupted by a kill or power loss at the next start, whose new run measures
+    the points left) or ``cancelled`` (a host's ``sweep_cancel``: stopped after the current point, never resumed).
+    ``stream``: its number in the board's outbox stream."""
 
     run_id: Id
     seq: Count
-    event: Literal["started", "progress", "finished", "failed", "aborted"]
+    event: Literal["started", "progress", "finished", "failed", "aborted", "cancelled"]
     points_total: Count
     points_done: Count
     network: str | None = None
@@ -289,6 +291,70 @@ class Result(_Message, tag="result", kw_only=True):
     stream: Stream | None = None  # its number in the board's outbox stream (None: not sent through an outbox)
 
 
+# Why a point failed. out_of_memory: the engine, its buffers or a batch did not fit; build_failed: the backend
+# could not build or load the model at this point; unsupported: the backend or device cannot run it (an operator,
+# a DLA layer); invalid_output: the outputs hold NaN or infinity; timeout: the build, warm-up or window overran its
+# limit (the watchdog); runtime_error: inference raised anything else.
+FAILURE_KINDS = ("out_of_memory", "build_failed", "unsupported", "invalid_output", "timeout", "runtime_error")
+FailureKind = Literal["out_of_memory", "build_failed", "unsupported", "invalid_output", "timeout", "runtime_error"]
+STAGES = ("prepare", "idle", "warmup", "window", "check", "not_run")
+
+
+class Failure(_Message, tag="failure", kw_only=True):
+    """A point that produced no measurement, and why: published (QoS 1, through the outbox) where its result would
+    have been, so the sweep goes on and the host knows. Never counted as a measurement.
+
+    ``stage``: where it failed — ``prepare`` (engine build or load), ``idle``, ``warmup``, ``window``, ``check``
+    (the outputs after the window) or ``not_run`` (never tried, because of an earlier failure: out of memory at a
+    smaller batch of the same network and precision, or a backend that never came back from a timeout; ``cause``
+    names that point). ``message`` is one line.
+    """
+
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,128}\Z")]
+    run_id: Id
+    network: str
+    model_sha256: str
+    backend: str
+    backend_version: str
+    device: str
+    precision: str
+    batch: Positive
+    power_mode: str | None = None  # nvpmodel mode on a Jetson
+    clocks: str | None = None
+    error: FailureKind
+    stage: Literal["prepare", "idle", "warmup", "window", "check", "not_run"]
+    message: Annotated[str, msgspec.Meta(max_length=1000)]
+    cause: str | None = None  # not_run: the point whose failure ruled this one out ("resnet50 b=32 fp32")
+    elapsed_s: NonNegative | None = None  # time spent on the point before it failed
+    stream: Stream | None = None
+
+
+class SweepPoint(msgspec.Struct, kw_only=True):
+    """One run, queued or running, as ``sweep_status`` and the acks of sweep commands describe it."""
+
+    run_id: Id
+    origin: Literal["config", "host"]  # the agent's configured sweep, or one a host started
+    command_id: Id | None = None  # the host's sweep_start (or measure) that queued it
+    state: Literal["queued", "running", "cancelling"]
+    networks: list[str] = []
+    batches: list[Positive] = []
+    precisions: list[str] = []
+    points_total: Count = 0
+    points_done: Count = 0  # measured, failed or skipped so far
+    failed: Count = 0
+    current: str | None = None  # the point being measured now ("resnet50 b=8 fp16")
+    queued_ts: float | None = None
+    started_ts: float | None = None
+
+
+class SweepState(msgspec.Struct, kw_only=True):
+    """What a board's agent is doing: the run it measures now (None: idle) and those queued after it."""
+
+    running: SweepPoint | None = None
+    queue: list[SweepPoint] = []
+    power_mode: str | None = None
+
+
 def machine(info: BoardInfo | None) -> str | None:
     """What a person calls the machine: the Jetson's model and JetPack, else the CPU model, else the hostname."""
     if info is None:
@@ -338,17 +404,28 @@ class Command(_Message, tag="cmd", kw_only=True):
 
     ``replay``: publish again the outbox messages numbered ``first``..``last`` of stream ``stream`` (what a host
     found missing). ``measure``: measure ``model`` (an ONNX file name inside the agent's models_dir) at ``batch``,
-    in ``precision`` (default: the first configured), after the configured sweep.
+    in ``precision`` (default: the first configured), after the configured sweep. ``sweep_start``: queue a sweep of
+    ``models`` x ``batches`` x ``precisions`` (names in the agent's models_dir), run after what is queued before it;
+    ``power_mode``: only in that nvpmodel mode; ``retry_failed``: measure again points that failed before;
+    ``redo``: measure again points already measured. ``sweep_cancel``: stop ``run_id`` (default: the one running)
+    after its current point, or take it off the queue. ``sweep_status``: what runs and what is queued.
     """
 
     id: Id
-    action: Literal["replay", "measure"]
+    action: Literal["replay", "measure", "sweep_start", "sweep_cancel", "sweep_status"]
     stream: Count | None = None
     first: Positive | None = None
     last: Positive | None = None
     model: Annotated[str, msgspec.Meta(max_length=255)] | None = None
     batch: Positive | None = None
     precision: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+    models: Annotated[list[Annotated[str, msgspec.Meta(max_length=255)]], msgspec.Meta(max_length=64)] = []
+    batches: Annotated[list[Positive], msgspec.Meta(max_length=32)] = []
+    precisions: Annotated[list[Annotated[str, msgspec.Meta(max_length=16)]], msgspec.Meta(max_length=8)] = []
+    power_mode: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    retry_failed: bool = False
+    redo: bool = False
+    run_id: Id | None = None
 
 
 Range = Annotated[list[Positive], msgspec.Meta(min_length=2, max_length=2)]  # [first, last], both included
@@ -367,12 +444,14 @@ class CommandAck(_Message, tag="cmd/ack", kw_only=True):
     reason: str | None = None
     replayed: Count | None = None
     unavailable: Annotated[list[Range], msgspec.Meta(max_length=10_000)] = []
+    run_id: Id | None = None  # sweep_start: the run queued; sweep_cancel: the run cancelled
+    sweep: SweepState | None = None  # sweep commands: the agent's state after carrying the command out
 
 
-Message = Union[Status, BoardInfo, RunEvent, Result, Telemetry, Command, CommandAck]
-KIND_OF = {Status: "status", BoardInfo: "info", RunEvent: "run", Result: "result", Telemetry: "telemetry",
-           Command: "cmd", CommandAck: "cmd/ack"}
-DURABLE = (Result, RunEvent)  # what the agent's outbox keeps and numbers: lost or late, still worth having
+Message = Union[Status, BoardInfo, RunEvent, Result, Failure, Telemetry, Command, CommandAck]
+KIND_OF = {Status: "status", BoardInfo: "info", RunEvent: "run", Result: "result", Failure: "failure",
+           Telemetry: "telemetry", Command: "cmd", CommandAck: "cmd/ack"}
+DURABLE = (Result, Failure, RunEvent)  # what the agent's outbox keeps and numbers: lost or late, still worth having
 
 _decoder = msgspec.json.Decoder(Message)
 _encoder = msgspec.json.Encoder()

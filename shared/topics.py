@@ -20,10 +20,11 @@ INFO = "info"  # retained board facts
 TELEMETRY = "telemetry"  # QoS0 power/temperature summaries
 RUN = "run"  # run/<run-id>: QoS1 run events
 RESULT = "result"  # QoS1, one message per measured configuration
+FAILURE = "failure"  # QoS1, one message per point that failed (out of memory, build failure, NaN output, ...)
 CMD = "cmd"  # host -> agent
 CMD_ACK = "cmd/ack"  # agent -> host
 
-KINDS = (STATUS, INFO, TELEMETRY, RUN, RESULT, CMD, CMD_ACK)
+KINDS = (STATUS, INFO, TELEMETRY, RUN, RESULT, FAILURE, CMD, CMD_ACK)
 ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})\Z")  # \Z: $ would accept a trailing newline
 
 # Everything any board publishes, for a host subscription.

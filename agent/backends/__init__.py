@@ -8,11 +8,11 @@ from pathlib import Path
 
 from dnnprof.shared.errors import UserError
 
-from .base import Backend, DeviceTimes, Runner
+from .base import Backend, DeviceTimes, PointError, Runner
 
 BACKENDS = ("onnxruntime", "tensorrt")
 
-__all__ = ["Backend", "DeviceTimes", "Runner", "BACKENDS", "get_backend", "resolve", "why_not_tensorrt",
+__all__ = ["Backend", "DeviceTimes", "PointError", "Runner", "BACKENDS", "get_backend", "resolve", "why_not_tensorrt",
            "auto_note", "foreign_options", "OPTION_BACKEND", "CLI_OPTION"]
 
 

@@ -6,7 +6,17 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+from dnnprof.shared.errors import UserError
 from dnnprof.shared.onnxfile import ModelFile
+
+
+class PointError(UserError):
+    """A point that cannot be measured, where the backend knows why: ``kind`` is one of ``schema.FAILURE_KINDS``
+    (``out_of_memory``, ``build_failed``, ``unsupported``, ``invalid_output``, ``timeout``, ``runtime_error``)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,11 @@ class Runner(ABC):
     def infer(self) -> DeviceTimes | None:
         """Run one batch and return only when its outputs are complete; accelerators return device times."""
 
+    @property
+    @abstractmethod
+    def outputs(self) -> dict:
+        """Output name -> array of the last batch's outputs on the host (checked for NaN and infinity)."""
+
     def close(self) -> None:  # noqa: B027 - optional
         """Free the model's memory."""
 
@@ -39,6 +54,7 @@ class Runner(ABC):
 class Backend(ABC):
     name: ClassVar[str]
     precisions: ClassVar[tuple[str, ...]]
+    device: str = "cpu"  # where its runners run, as results name it: "cpu", "gpu", "dla0"
 
     @property
     @abstractmethod

@@ -14,14 +14,21 @@ class OrtRunner(Runner):
     def __init__(self, session, feeds: dict, threads: int) -> None:
         self._session = session
         self._feeds = feeds
+        self._names = [o.name for o in session.get_outputs()]
+        self._last: list = []
         self.threads = threads
 
     def infer(self) -> None:
-        self._session.run(None, self._feeds)
+        self._last = self._session.run(None, self._feeds)
+
+    @property
+    def outputs(self) -> dict:
+        return dict(zip(self._names, self._last))
 
     def close(self) -> None:
         self._session = None
         self._feeds = {}
+        self._last = []
 
 
 class OnnxRuntimeBackend(Backend):

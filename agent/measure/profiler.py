@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dnnprof.agent.backends import DeviceTimes, Runner
@@ -40,6 +41,11 @@ class Settings:
     idle_s: float = 1.0  # idle baseline length; 0 measures no baseline (no net figures)
     idle_max_age_s: float = 60.0  # reuse a baseline this long
     check_every_s: float = 0.25  # how often the window checks its intervals
+    # The watchdog's limits: preparing a point (an engine build: minutes on a small board) may take this long, and
+    # each other stage (idle, warm-up, window) its own upper limit plus this grace (one slow batch, a late sample);
+    # past them the point is a timeout failure.
+    build_timeout_s: float = 1800.0
+    hang_grace_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.warmup_min_s <= self.warmup_max_s and 0 < self.window_min_s <= self.window_max_s):
@@ -53,6 +59,14 @@ class Settings:
                              "the CoV threshold >= 0")
         if self.idle_s < 0 or self.idle_max_age_s < 0:
             raise ValueError("idle lengths must be >= 0")
+        if self.build_timeout_s <= 0 or self.hang_grace_s <= 0:
+            raise ValueError("the build timeout and the hang grace must be positive")
+
+    def stage_limits(self) -> dict[str, float]:
+        """Seconds each stage of a point may last before the watchdog gives the point up as a timeout."""
+        grace = self.hang_grace_s
+        return {"prepare": self.build_timeout_s, "idle": self.idle_s + grace, "warmup": self.warmup_max_s + grace,
+                "window": self.window_max_s + grace, "check": grace}
 
     @classmethod
     def with_limits(cls, *, warmup_min_s: float | None = None, warmup_max_s: float | None = None,
@@ -192,9 +206,15 @@ def warm_up(runner: Runner, settings: Settings) -> tuple[float, int, bool]:
             return elapsed, done, steady
 
 
-def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | None = None) -> Measurement:
-    """Warm up, then time back-to-back batches until the intervals are tight; energy over exactly that window."""
+def measure(runner: Runner, batch: int, settings: Settings, sampler: Sampler | None = None,
+            on_stage: Callable[[str], None] | None = None) -> Measurement:
+    """Warm up, then time back-to-back batches until the intervals are tight; energy over exactly that window.
+    ``on_stage`` hears ``warmup`` and ``window`` as each begins (the sweep's watchdog)."""
+    if on_stage:
+        on_stage("warmup")
     warm_s, warm_n, steady = warm_up(runner, settings)
+    if on_stage:
+        on_stage("window")
     latencies: list[float] = []
     running = stats.RunningSeries()
     device: list[DeviceTimes] = []

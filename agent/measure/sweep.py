@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import msgspec
 from dnnprof.agent.backends import Backend
 from dnnprof.agent.board import clocks, conditions
 from dnnprof.agent.board import facts as board_facts
-from dnnprof.agent.measure import profiler
+from dnnprof.agent.measure import failure, profiler
 from dnnprof.agent.measure.sampler import Sampler, clock
 from dnnprof.agent.measure.sink import Sink
 from dnnprof.shared.onnxfile import ModelFile
@@ -41,6 +42,9 @@ class Sweep:
     _idle_cache: profiler.Idle | None = field(default=None, init=False, repr=False)
     _costs: dict[str, schema.ModelCost | None] = field(default_factory=dict, init=False, repr=False)
     _facts: tuple[schema.BoardFacts | None] | None = field(default=None, init=False, repr=False)  # (facts,) once read
+    failures: list[schema.Failure] = field(default_factory=list, init=False)  # this run's failed points
+    # A point the watchdog gave up on: (its worker thread, still running; its label; whether it was waited for).
+    _hung: tuple[threading.Thread, str, bool] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.power is None:
@@ -64,45 +68,111 @@ class Sweep:
         return [(m, b, p) for p in self.precisions for m in self.models for b in self.batches]
 
     def run(self, sink: Sink, on_point: Callable[[schema.Result], None] | None = None,
-            on_skip: Callable[[ModelFile, int, str, str], None] | None = None) -> list[schema.Result]:
-        """Measure every point, sending run events and results to ``sink``; returns the results.
+            on_skip: Callable[[ModelFile, int, str, str], None] | None = None,
+            on_failure: Callable[[schema.Failure], None] | None = None) -> list[schema.Result]:
+        """Measure every point, sending run events, results and failures to ``sink``; returns the results (the
+        failures are in ``failures``).
 
-        Progress events carry ``eta_s``: the seconds left if each remaining point takes the average time of the
-        finished ones (idle baselines and model loading included).
+        A point that fails is a ``Failure`` and the sweep goes on; out of memory at batch N rules out the larger
+        batches of that network and precision (failures of stage ``not_run``). Progress events carry ``eta_s``:
+        the seconds left if each remaining point takes the average time of the points tried so far (idle
+        baselines and model loading included).
         """
         seq = 0
         start = clock()
         sink.send(self._event(seq, "started", 0))
         results: list[schema.Result] = []
-        done = measured = 0
+        done = tried = 0
+        oom: dict[tuple[str, str], tuple[int, str]] = {}  # (model sha256, precision) -> smallest batch out of memory
         current: tuple[str | None, int | None, str | None] = (None, None, None)
         try:
             for model, batch, precision in self.plan():
                 current = (model.name, batch, precision)
                 reason = self.skip(model, batch, precision) if self.skip else None
-                result = None if reason else self.measure(model, batch, precision)
+                outcome = None if reason else self.attempt(model, batch, precision, oom.get((model.sha256, precision)))
                 done += 1
                 seq += 1
-                if result is not None:
-                    sink.send(result)
-                    results.append(result)
-                    measured += 1
-                # Skipped points take no time, so the time left is paced on the measured ones only.
-                eta = (clock() - start) / measured * (self.points - done) if measured else None
+                note = f"skipped: {reason}" if reason else None
+                if outcome is not None:
+                    sink.send(outcome)
+                    if isinstance(outcome, schema.Result):
+                        results.append(outcome)
+                    else:
+                        self.failures.append(outcome)
+                        note = f"failed ({outcome.error}): {outcome.message}"
+                        if outcome.error == "out_of_memory" and outcome.stage != "not_run":
+                            key = (model.sha256, precision)
+                            if key not in oom or batch < oom[key][0]:
+                                oom[key] = (batch, point_label(model.name, batch, precision))
+                    if not (isinstance(outcome, schema.Failure) and outcome.stage == "not_run"):
+                        tried += 1
+                # Points not tried take no time, so the time left is paced on the tried ones only.
+                eta = (clock() - start) / tried * (self.points - done) if tried else None
                 sink.send(self._event(seq, "progress", done, network=model.name, batch=batch, precision=precision,
-                                      eta_s=eta, message=f"skipped: {reason}" if reason else None))
-                if on_point and result is not None:
-                    on_point(result)
+                                      eta_s=eta, message=note))
+                if isinstance(outcome, schema.Result) and on_point:
+                    on_point(outcome)
+                elif isinstance(outcome, schema.Failure) and on_failure:
+                    on_failure(outcome)
                 if reason and on_skip:
                     on_skip(model, batch, precision, reason)
         except BaseException as exc:
             stopped = isinstance(exc, (KeyboardInterrupt, Interrupted))
+            event = getattr(exc, "event", "aborted") if stopped else "failed"
             why = (str(exc) or "interrupted") if stopped else f"{exc.__class__.__name__}: {exc}"
-            sink.send(self._event(seq + 1, "aborted" if stopped else "failed", done, network=current[0],
-                                  batch=current[1], precision=current[2], message=why))
+            sink.send(self._event(seq + 1, event, done, network=current[0], batch=current[1], precision=current[2],
+                                  message=why))
             raise
-        sink.send(self._event(seq + 1, "finished", done, eta_s=0.0))
+        failed = len(self.failures)
+        sink.send(self._event(seq + 1, "finished", done, eta_s=0.0,
+                              message=f"{len(results)} measured, {failed} failed" if failed else None))
         return results
+
+    def attempt(self, model: ModelFile, batch: int, precision: str,
+                oom_at: tuple[int, str] | None = None) -> schema.Result | schema.Failure:
+        """One point under the watchdog: its Result, or a Failure saying why there is none. ``oom_at``: the
+        smallest batch of this network and precision that ran out of memory (and its label), which rules out
+        larger ones."""
+        label = point_label(model.name, batch, precision)
+        state = self.clock_state()
+        if oom_at is not None and batch > oom_at[0]:
+            return self._failure(model, batch, precision, state, "out_of_memory", "not_run",
+                                 f"not run: {oom_at[1]} ran out of memory, and a larger batch needs more",
+                                 cause=oom_at[1])
+        if self._hung is not None:
+            worker, cause, waited = self._hung
+            if not waited:  # once: a backend that was merely slow may come back
+                worker.join(self.settings.hang_grace_s)
+                self._hung = (worker, cause, True)
+            if worker.is_alive():
+                return self._failure(model, batch, precision, state, "timeout", "not_run",
+                                     f"not run: the backend has not returned from {cause}, which timed out; restart "
+                                     "the agent to measure the points left", cause=cause)
+            self._hung = None
+        watch = failure.Watch(self.settings.stage_limits())
+        begun = clock()
+        try:
+            return failure.watched(lambda: self.measure(model, batch, precision, watch=watch, state=state),
+                                   watch, label)
+        except failure.Hung as exc:
+            self._hung = (exc.worker, label, False)
+            error, message, stage = "timeout", str(exc), exc.stage
+        except Exception as exc:
+            stage = watch.stage
+            error, message = failure.classify(exc, stage)
+            log.debug("point %s failed", label, exc_info=True)
+        log.warning("point %s failed in %s (%s): %s", label, stage, error, message)
+        return self._failure(model, batch, precision, state, error, stage, message, elapsed_s=clock() - begun)
+
+    def _failure(self, model: ModelFile, batch: int, precision: str, state: clocks.ClockState, error: str,
+                 stage: str, message: str, *, cause: str | None = None,
+                 elapsed_s: float | None = None) -> schema.Failure:
+        return schema.Failure(
+            id=uuid.uuid4().hex, board=self.board, ts=time.time(), run_id=self.run_id, network=model.name,
+            model_sha256=model.sha256, backend=self.backend.name, backend_version=self.backend.version,
+            device=self.backend.device, precision=precision, batch=batch, power_mode=state.power_mode,
+            clocks=state.clocks, error=error, stage=stage, message=failure.one_line(message), cause=cause,
+            elapsed_s=elapsed_s)
 
     def board_facts(self) -> schema.BoardFacts | None:
         """The Jetson's facts under ``root``, read once per sweep; None off a Jetson. TensorRT's version is the
@@ -133,20 +203,26 @@ class Sweep:
             self._costs[model.sha256] = model_cost(model)
         return self._costs[model.sha256]
 
-    def measure(self, model: ModelFile, batch: int, precision: str | None = None) -> schema.Result:
+    def measure(self, model: ModelFile, batch: int, precision: str | None = None, *,
+                watch: failure.Watch | None = None, state: clocks.ClockState | None = None) -> schema.Result:
+        """Measure one point (raising what the backend raises); ``watch`` hears each stage as it begins."""
+        enter = watch.enter if watch is not None else (lambda stage: None)
         precision = precision or self.precisions[0]
-        state = self.clock_state()
+        state = state or self.clock_state()
         before = conditions.snapshot(self.root)
         runner = self.backend.prepare(model, batch, precision, seed=self.seed)
         try:
+            enter("idle")
             idle = self._idle(state.idle_key)
             start = conditions.snapshot(self.root)
             if self.power.measures:
                 with Sampler(self.power) as sampler:
-                    m = profiler.measure(runner, batch, self.settings, sampler)
+                    m = profiler.measure(runner, batch, self.settings, sampler, on_stage=enter)
                 m.sampler_cpu_fraction = sampler.cpu_fraction
             else:
-                m = profiler.measure(runner, batch, self.settings)
+                m = profiler.measure(runner, batch, self.settings, on_stage=enter)
+            enter("check")
+            failure.check_outputs(runner.outputs)  # NaN or infinity: no measurement of garbage
             end = conditions.snapshot(self.root)
             peak = conditions.process_peak_rss_bytes(root=self.root)
         finally:
@@ -268,7 +344,14 @@ def _delta(after: int | None, before: int | None) -> int | None:
 
 class Interrupted(Exception):
     """Raised (by a skip hook) to end a sweep early on purpose: the sweep sends an ``aborted`` event, not
-    ``failed``."""
+    ``failed`` (a subclass may name another event in ``event``: ``cancelled``)."""
+
+    event = "aborted"
+
+
+def point_label(network: str, batch: int, precision: str) -> str:
+    """How logs and messages name a point: ``resnet50 b=8 fp16``."""
+    return f"{network} b={batch} {precision}"
 
 
 def new_run_id() -> str:

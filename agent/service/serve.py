@@ -108,9 +108,7 @@ class _Points:
         state = clocks.clock_state(self.root, jetson=self._jetson)  # read now: what the point would run under
         return PointKey(model_sha256=model.sha256, batch=batch, precision=precision, backend=backend.name,
                         backend_version=backend.version,
-                        # TensorRT's backend names its device (gpu, dlaN) as its runners do; the others run on the
-                        # CPU, the Runner default results carry.
-                        device=getattr(backend, "device", "cpu"), threads=getattr(backend, "threads", None),
+                        device=backend.device, threads=getattr(backend, "threads", None),
                         calibration=calibration,
                         power_source=power.name or NoPower.spec, power_boundary=power.boundary or "",
                         power_mode=state.power_mode or schema.NO_POWER_MODE, power_mode_id=state.power_mode_id,

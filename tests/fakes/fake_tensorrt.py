@@ -517,11 +517,12 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                            f"to {self.DLA_core}")
                 return None
             state.deserializations += 1
-            return ICudaEngine(plan)
+            return ICudaEngine(plan, self.logger)
 
     class _EngineBase:
-        def __init__(self, plan: dict) -> None:
+        def __init__(self, plan: dict, logger) -> None:
             self.plan = plan
+            self._logger = logger
             self.tensors = [(t, TensorIOMode.INPUT) for t in plan["inputs"]] + \
                            [(t, TensorIOMode.OUTPUT) for t in plan["outputs"]]
 
@@ -566,6 +567,19 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             return self._memory()
 
         def create_execution_context(self):
+            # The context allocates the engine's device memory: too little free memory returns None, and TensorRT
+            # says why only in its log (messages as TensorRT 8.6 logs them, NVIDIA/TensorRT#3017).
+            import pycuda.driver as cuda
+
+            need = self._memory()
+            if need > cuda.mem_get_info()[0]:
+                logger_log(self._logger, Severity.ERROR, "1: [defaultAllocator.cpp::nvinfer1::internal::"
+                           "DefaultAllocator::allocate::19] Error Code 1: Cuda Runtime (out of memory)")
+                logger_log(self._logger, Severity.WARNING, f"Requested amount of GPU memory ({need} bytes) could not "
+                           "be allocated. There may not be enough free memory for allocation to succeed.")
+                logger_log(self._logger, Severity.ERROR, "2: [executionContext.cpp::nvinfer1::rt::ExecutionContext::"
+                           "ExecutionContext::470] Error Code 2: OutOfMemory (no further information)")
+                return None
             return IExecutionContext(self)
 
     engine_members: dict = {}

@@ -240,8 +240,14 @@ class TensorRTBackend(Backend):
         what = f"{model.name} b{batch} {precision}" + (f" on {self.device}" if self.dla_core is not None else "")
         with current(self._cuda, self._ctx):
             runtime, engine = self._engine(model, batch, precision, key, what)
-            runner = TensorRTRunner(self._trt, self._cuda, self._ctx, runtime, engine, batch, model.input_shape,
-                                    seed=seed, device=self.device, what=what)
+            self._logger.take_errors()
+            try:
+                runner = TensorRTRunner(self._trt, self._cuda, self._ctx, runtime, engine, batch, model.input_shape,
+                                        seed=seed, device=self.device, what=what)
+            except UserError as exc:
+                # TensorRT says why in its log (e.g. "Error Code 2: OutOfMemory"), not in the None it returns.
+                errors = self._logger.take_errors()
+                raise UserError(f"{exc}{': ' + errors[-1] if errors else ''}") from None
         if precision == "int8":
             if self.images:
                 runner.calibration = f"images:{self.calibration_folder} ({len(self.images)} images)"

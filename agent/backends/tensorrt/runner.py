@@ -35,7 +35,7 @@ class TensorRTRunner(Runner):
         # dtype, context.set_input_shape returning bool, context.get_tensor_shape resolving outputs); fakes only.
         self._context = engine.create_execution_context()
         if self._context is None:
-            raise UserError(f"TensorRT could not create an execution context for {what} (out of device memory?)")
+            raise UserError(f"TensorRT could not create an execution context for {what}")
         try:
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             inputs = {n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT}

@@ -342,42 +342,184 @@ def test_no_idle_baseline_gives_no_net_figures(model, backend, powercap, list_si
 # --- Failures -----------------------------------------------------------------------------------------------------
 
 
-def test_failing_backend_run_sends_failed(model, backend, tmp_path, make_onnx, list_sink):
+def reshaping(path: Path, width: int) -> Path:
+    """A graph that reshapes its (N, 3, 8, 8) input to (-1, ``width``): ONNX Runtime runs it only at batches whose
+    N * 192 values divide by ``width`` (width 128: even batches), and fails at the others while running."""
+    from onnx import TensorProto, helper, numpy_helper
+    import numpy as np
+    import onnx
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "reshaping",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", width])],
+        initializer=[numpy_helper.from_array(np.array([-1, width], dtype=np.int64), "shape")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7), str(path))
+    return path
+
+
+def slow(path: Path, layers: int = 48) -> Path:
+    """(N, 1, 32, 32) reshaped to (N, 1024), then ``layers`` (N, 1024) x (1024, 1024) MatMuls: seconds per batch
+    at a batch in the thousands."""
+    from onnx import TensorProto, helper, numpy_helper
+    import numpy as np
+    import onnx
+
+    weight = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32) * 0.03
+    nodes = [helper.make_node("Reshape", ["x", "flat"], ["h0"])]
+    nodes += [helper.make_node("MatMul", [f"h{i}", "w"], [f"h{i + 1}" if i + 1 < layers else "y"])
+              for i in range(layers)]
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1024])],
+                              initializer=[numpy_helper.from_array(weight, "w"),
+                                           numpy_helper.from_array(np.array([-1, 1024], dtype=np.int64), "flat")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7), str(path))
+    return path
+
+
+def failures(messages) -> list[schema.Failure]:
+    return [m for m in messages if isinstance(m, schema.Failure)]
+
+
+def test_a_model_onnx_runtime_cannot_run_at_one_batch_fails_that_point_only(backend, tmp_path, list_sink):
+    model = onnxfile.load(reshaping(tmp_path / "reshaping.onnx", 128))
+    sink = list_sink()
+    sweep = make_sweep([model], [2, 3, 4], backend, None, settings=settings(idle_s=0))
+    results = sweep.run(sink)
+    assert [r.batch for r in results] == [2, 4]  # the sweep went on past batch 3
+    assert shape(sink.messages) == ["started", "result", "progress", "failure", "progress", "result", "progress",
+                                    "finished"]
+    (f,) = failures(sink.messages)
+    assert sweep.failures == [f]
+    assert (f.network, f.batch, f.precision, f.device, f.backend) == ("reshaping", 3, "fp32", "cpu", "onnxruntime")
+    assert f.error == "runtime_error" and f.stage == "warmup" and f.cause is None
+    assert "Reshape" in f.message and "\n" not in f.message and f.elapsed_s >= 0
+    assert f.power_mode is None and f.run_id == "r1" and f.board == "test-board"
+    progress = [m for m in sink.messages if isinstance(m, schema.RunEvent) and m.event == "progress"]
+    assert progress[1].message.startswith("failed (runtime_error): ") and progress[1].points_done == 2
+    finished = sink.messages[-1]
+    assert finished.points_done == 3 and finished.message == "2 measured, 1 failed"
+    assert schema.decode(schema.encode(f)) == f  # what the host receives
+
+
+def test_nan_output_is_an_invalid_output_failure_never_a_result(model, backend, tmp_path, make_onnx, list_sink):
+    nan = onnxfile.load(make_onnx(tmp_path / "sqrt.onnx", op="Sqrt"))  # sqrt of a random normal input: NaN
+    sink = list_sink()
+    results = make_sweep([nan, model], [1], backend, None, settings=settings(idle_s=0)).run(sink)
+    assert [r.network for r in results] == [model.name]
+    (f,) = failures(sink.messages)
+    assert (f.network, f.error, f.stage) == ("sqrt", "invalid_output", "check")
+    assert "NaN" in f.message and "'y0'" in f.message
+
+
+def test_a_model_onnx_runtime_cannot_load_is_a_build_failure(model, backend, tmp_path, make_onnx, list_sink):
     broken = onnxfile.load(make_onnx(tmp_path / "broken.onnx", op="NoSuchOp"))  # onnx reads it, ORT cannot
     sink = list_sink()
-    sweep = make_sweep([model, broken], [1], backend, None)
-    with pytest.raises(UserError, match="onnxruntime cannot load"):
-        sweep.run(sink)
-    assert shape(sink.messages) == ["started", "result", "progress", "failed"]
-    failed = sink.messages[-1]
-    assert failed.seq == 2 and failed.points_done == 1 and failed.points_total == 2
-    assert failed.network == "broken" and failed.batch == 1
-    assert failed.message.startswith("UserError: onnxruntime cannot load")
+    results = make_sweep([broken, model], [1], backend, None).run(sink)
+    assert [r.network for r in results] == [model.name]
+    (f,) = failures(sink.messages)
+    assert (f.network, f.stage) == ("broken", "prepare")
+    assert f.error == "build_failed" and f.message.startswith("onnxruntime cannot load")
+    assert sink.messages[-1].event == "finished"
 
 
-def test_failure_at_the_first_point(backend, tmp_path, make_onnx, list_sink):
-    broken = onnxfile.load(make_onnx(tmp_path / "broken.onnx", op="NoSuchOp"))
-    sink = list_sink()
-    with pytest.raises(UserError):
-        make_sweep([broken], [1, 2], backend, None).run(sink)
-    assert shape(sink.messages) == ["started", "failed"]
-    assert sink.messages[-1].seq == 1 and sink.messages[-1].points_done == 0
-
-
-def test_runner_raising_mid_point_sends_failed(model, sleep_backend, sleep_runner, list_sink):
+def test_runner_raising_mid_window_is_a_failure_and_is_closed(model, sleep_backend, sleep_runner, list_sink):
     backend = sleep_backend(lambda m, batch: sleep_runner(lambda n: 0.002, fail_at=None if batch == 1 else 10))
     sink = list_sink()
     sweep = make_sweep([model], [1, 2], backend, EstimateSource(), settings=settings(idle_s=0, window_min_s=0.1))
-    with pytest.raises(RuntimeError, match="device lost"):
-        sweep.run(sink)
-    assert shape(sink.messages) == ["started", "result", "progress", "failed"]
-    failed = sink.messages[-1]
-    assert failed.seq == 2 and failed.points_done == 1 and failed.points_total == 2
-    assert (failed.network, failed.batch) == ("shufflenet_v2_x0_5", 2)
-    assert failed.message == "RuntimeError: device lost at batch 10"
-    assert failed.eta_s is None and failed.precision == "fp32"  # a failed sweep has no time left
+    results = sweep.run(sink)
+    assert [r.batch for r in results] == [1]
+    (f,) = failures(sink.messages)
+    assert (f.batch, f.error, f.message) == (2, "runtime_error", "device lost at batch 10")
+    assert f.stage in ("warmup", "window")
     assert all(r.closed for r in backend.runners)  # the failing runner was closed too
     assert not [t for t in threading.enumerate() if t.name.startswith("power-")]  # no sampler left running
+
+
+def test_out_of_memory_rules_out_the_larger_batches_of_that_network_and_precision(model, sleep_backend,
+                                                                                  sleep_runner, list_sink):
+    def make(m, batch):
+        if batch >= 8:  # as onnxruntime says it on the CPU
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Exception during initialization: "
+                               "Failed to allocate memory for requested buffer of size 1073741824")
+        return sleep_runner(lambda n: 0.001)
+
+    sink = list_sink()
+    sweep = make_sweep([model], [16, 8, 1, 32, 4], sleep_backend(make), None,
+                       settings=settings(idle_s=0, window_min_s=0.05), precisions=["fp16", "int8"])
+    results = sweep.run(sink)
+    assert [(r.precision, r.batch) for r in results] == [("fp16", 1), ("fp16", 4), ("int8", 1), ("int8", 4)]
+    got = [(f.precision, f.batch, f.error, f.stage, f.cause) for f in failures(sink.messages)]
+    assert got == [
+        ("fp16", 16, "out_of_memory", "prepare", None), ("fp16", 8, "out_of_memory", "prepare", None),
+        ("fp16", 32, "out_of_memory", "not_run", f"{model.name} b=8 fp16"),  # the smallest batch that did not fit
+        ("int8", 16, "out_of_memory", "prepare", None), ("int8", 8, "out_of_memory", "prepare", None),
+        ("int8", 32, "out_of_memory", "not_run", f"{model.name} b=8 int8"),
+    ]
+    assert "Failed to allocate memory" in failures(sink.messages)[0].message
+    assert failures(sink.messages)[2].message == f"not run: {model.name} b=8 fp16 ran out of memory, and a larger " \
+                                                 "batch needs more"
+
+
+def test_the_watchdog_gives_up_a_point_that_overruns_its_stage(backend, tmp_path, list_sink):
+    model = onnxfile.load(slow(tmp_path / "slow.onnx"))
+    # Batch 4096: 48 x 4096 x 1024 x 1024 MACs, about a second on this 2-core machine (170 GMAC/s): far past a
+    # 0.05 s warm-up limit plus a 0.1 s grace, in its first batch. Batch 1 takes well under a millisecond.
+    sweep = make_sweep([model], [1, 4096], backend, None,
+                       settings=settings(idle_s=0, warmup_max_s=0.05, window_max_s=0.4, min_iterations=1,
+                                         hang_grace_s=0.1))
+    sink = list_sink()
+    results = sweep.run(sink)
+    assert [r.batch for r in results] == [1]
+    (f,) = failures(sink.messages)
+    assert (f.batch, f.error, f.stage) == (4096, "timeout", "warmup")
+    assert "the warmup stage ran over its limit of 0.15 s" in f.message
+    assert 0.15 <= f.elapsed_s < 5
+    assert sink.messages[-1].event == "finished"
+    worker, label, _ = sweep._hung
+    assert label == f"{model.name} b=4096 fp32"
+    worker.join(120)  # the abandoned point ends on its own: ONNX Runtime was only slow
+    assert not worker.is_alive()
+
+
+def test_a_point_that_comes_back_within_the_grace_lets_the_next_one_run(model, sleep_backend, sleep_runner,
+                                                                         list_sink):
+    # Batch 2's first batch takes 0.4 s: past the 0.1 s warm-up limit plus 0.2 s grace, back within the next grace.
+    backend = sleep_backend(lambda m, batch: sleep_runner((lambda n: 0.4 if n == 0 else 0.001) if batch == 2
+                                                          else (lambda n: 0.001)))
+    sink = list_sink()
+    sweep = make_sweep([model], [1, 2, 4], backend, None,
+                       settings=settings(idle_s=0, warmup_max_s=0.1, window_min_s=0.05, window_max_s=0.1,
+                                         hang_grace_s=0.2))
+    results = sweep.run(sink)
+    assert [r.batch for r in results] == [1, 4]
+    assert [(f.batch, f.error) for f in failures(sink.messages)] == [(2, "timeout")]
+    assert sweep._hung is None
+
+
+def test_points_after_a_hung_backend_are_not_run_and_say_which_point_hung(model, sleep_backend, sleep_runner,
+                                                                           list_sink):
+    release = threading.Event()
+
+    def latency(n):
+        release.wait(30)  # hangs until the test lets it go
+        return 0.0
+
+    backend = sleep_backend(lambda m, batch: sleep_runner(latency if batch == 2 else (lambda n: 0.001)))
+    sink = list_sink()
+    sweep = make_sweep([model], [1, 2, 4, 8], backend, None,
+                       settings=settings(idle_s=0, warmup_max_s=0.1, window_min_s=0.05, window_max_s=0.1,
+                                         hang_grace_s=0.2))
+    try:
+        results = sweep.run(sink)
+    finally:
+        release.set()
+    assert [r.batch for r in results] == [1]
+    got = [(f.batch, f.error, f.stage, f.cause) for f in failures(sink.messages)]
+    label = f"{model.name} b=2 fp32"
+    assert got == [(2, "timeout", "warmup", None), (4, "timeout", "not_run", label), (8, "timeout", "not_run", label)]
+    assert "has not returned from" in failures(sink.messages)[1].message
+    assert sink.messages[-1].event == "finished"
 
 
 def test_fixed_batch_model_rejected_at_construction(backend, tmp_path, make_onnx):

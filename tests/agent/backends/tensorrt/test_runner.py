@@ -67,3 +67,34 @@ def test_a_closed_runner_refuses_to_run(install_fakes, make_backend, tiny):
         runner.infer()
 
 
+
+
+# -- out of device memory ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "10.3.0"])
+def test_out_of_memory_at_batch_64_fails_that_point_and_rules_out_larger_batches(install_fakes, make_backend, tiny,
+                                                                                   list_sink, version, balanced):
+    """TensorRT returns no execution context when the engine's device memory does not fit (it says why only in its
+    log): batch 64 x 64 MiB is over the 3 GiB the fake GPU has; the sweep goes on."""
+    from dnnprof.agent.measure import profiler
+    from dnnprof.agent.measure.sweep import Sweep
+    from dnnprof.shared import schema
+
+    trt, cuda = install_fakes(version, device_memory_bytes_per_image=64 << 20, cuda={"total_memory": 3 << 30})
+    quick = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_s=0.05, window_min_s=0.02,
+                              window_max_s=0.05, min_iterations=2, idle_s=0, latency_ci=0.5)
+    sweep = Sweep(board="orin-nano", run_id="r1", models=[tiny], batches=[1, 32, 64, 128], backend=make_backend(),
+                  power=None, settings=quick)
+    sink = list_sink()
+    results = sweep.run(sink)
+    assert [r.batch for r in results] == [1, 32]
+    oom, ruled_out = [m for m in sink.messages if isinstance(m, schema.Failure)]
+    assert (oom.batch, oom.error, oom.stage, oom.device, oom.backend) == (64, "out_of_memory", "prepare", "gpu",
+                                                                           "tensorrt")
+    assert oom.message == ("TensorRT could not create an execution context for tiny b64 fp32: 2: [executionContext.cpp"
+                           "::nvinfer1::rt::ExecutionContext::ExecutionContext::470] Error Code 2: OutOfMemory (no "
+                           "further information)")
+    assert (ruled_out.batch, ruled_out.stage, ruled_out.cause) == (128, "not_run", "tiny b=64 fp32")
+    assert trt._fake.builds == 3  # batch 128 was never built
+    assert balanced(cuda)
