@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dnnprof.agent.backends import Backend, auto_note, resolve
@@ -42,6 +43,10 @@ def _result_line(r: schema.Result) -> str:
     return (f"{r.network:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
             f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi.gross if epi else None) + est:>9}/img"
             f"{net}{flags}")
+
+
+def _failure_line(f: schema.Failure) -> str:
+    return f"{escape(f.network):<20} b={f.batch:<3} [red]failed[/] ({f.error}, {f.stage}): {escape(f.message)}"
 
 
 def _parse_hz(text: str, option: str, *, zero_off: bool = False) -> float:
@@ -308,18 +313,29 @@ def run(
                         progress.console.print(_result_line(r))
                         progress.advance(task)
 
-                    results = sweep.run(sink, on_point=done)
+                    def failed(f: schema.Failure) -> None:
+                        progress.console.print(_failure_line(f), soft_wrap=True)
+                        progress.advance(task)
+
+                    results = sweep.run(sink, on_point=done, on_failure=failed)
     finally:
         session.close()  # a tegrastats child or a jtop client must not outlive the sweep
         sink.close()
+    failures = sweep.failures
     if as_json:  # the results are safe (on the broker, or in the outbox): printed whatever is said next
-        print(json.dumps([schema.to_builtins(r) for r in results], indent=2))
+        print(json.dumps([schema.to_builtins(m) for m in [*results, *failures]], indent=2))
     if box is not None and box.unsent:
         raise UserError(f"{box.unsent} messages were not acknowledged by the broker within {box.flush_s:g} s; "
                         f"they stay in {box.directory} and the next `dnnagent run` of this board publishes them",
                         exit_code=1)
+    if failures and not results:
+        kinds = ", ".join(sorted({f.error for f in failures}))
+        raise UserError(f"every point failed ({len(failures)}: {kinds}): nothing was measured; the reasons are "
+                        "above" + (" and in --json" if as_json else ""), exit_code=1)
     if not as_json and not quiet:
-        err.print(f"{len(results)} results" + (f" written to {output}" if output else "") + ".")
+        failed = f", {len(failures)} failed points (published as failures: `dnnhost report` lists them)" \
+            if failures else ""
+        err.print(f"{len(results)} results{failed}" + (f" written to {output}" if output else "") + ".")
         if any(r.provenance.estimated for r in results):
             err.print("~ estimated: energy and power come from a model of CPU power, not a sensor.")
 

@@ -19,6 +19,10 @@ def serve(
                                                         "config, the models, the backend and the power source "
                                                         "(opened, then closed); create nothing, then exit.")]
     = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the points that failed before (out "
+                                                                      "of memory, build failure, NaN output, "
+                                                                      "timeout), as retry_failed = true in [sweep] "
+                                                                      "does; without it they are skipped.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug log lines too.")] = False,
 ) -> None:
     """Run as a service: connect, announce the board, run the configured sweep (skipping points already
@@ -29,6 +33,7 @@ def serve(
 
     Example: [bold]dnnagent serve --config /etc/dnnprof/agent.toml[/bold]
     """
+    import dataclasses
     import threading
 
     from dnnprof.agent.service import config as agent_config
@@ -36,6 +41,8 @@ def serve(
     from dnnprof.agent.service import systemd
 
     settings = agent_config.load(config)
+    if retry_failed:
+        settings = dataclasses.replace(settings, retry_failed=True)
     if check:
         found = service.check(settings)
         for note in found.power.notes:

@@ -161,7 +161,7 @@ class Sweep:
             stage = watch.stage
             error, message = failure.classify(exc, stage)
             log.debug("point %s failed", label, exc_info=True)
-        log.warning("point %s failed in %s (%s): %s", label, stage, error, message)
+        log.info("point %s failed in %s (%s): %s", label, stage, error, message)  # the caller says it to the user
         return self._failure(model, batch, precision, state, error, stage, message, elapsed_s=clock() - begun)
 
     def _failure(self, model: ModelFile, batch: int, precision: str, state: clocks.ClockState, error: str,

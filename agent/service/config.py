@@ -84,6 +84,7 @@ class AgentConfig:
     calibration_dir: Path | None = None
     threads: int | None = None
     redo: bool = False  # measure again points the ledger already holds
+    retry_failed: bool = False  # measure again points the ledger holds as failed (out of memory, NaN, ...)
     seed: int = 0
     power_source: str = "auto"
     tdp_w: float | None = None
@@ -118,7 +119,7 @@ _KEYS = {
     "broker.tls": ("ca_file", "cert_file", "key_file"),
     "agent": ("board_id", "state_dir", "models_dir", "outbox_max_mb", "outbox_retain"),
     "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "calibration_dir", "threads", "redo",
-              "seed", "max_batch"),
+              "retry_failed", "seed", "max_batch"),
     "power": ("source", "tdp_w", "telemetry_rate_hz", "telemetry_samples_hz"),
     "measurement": ("warmup_s", "max_warmup_s", "duration_s", "max_duration_s", "min_iterations",
                     "min_power_samples", "latency_ci", "power_ci", "unstable_cov", "idle_s", "idle_max_age_s"),
@@ -313,6 +314,7 @@ def _load(path: Path) -> AgentConfig:
                                       "and labelled timing-only)")
     threads = sweep.integer("threads", 1, 1024, "4")
     redo = sweep.boolean("redo", False)
+    retry_failed = sweep.boolean("retry_failed", False)
     seed = sweep.integer("seed", 0, 2**32 - 1, "0", 0)
     max_batch = sweep.integer("max_batch", 1, 65536, "256", DEFAULT_MAX_BATCH)
 
@@ -329,9 +331,10 @@ def _load(path: Path) -> AgentConfig:
     settings = _settings(_Section(path, "measurement", data.get("measurement", {})), path)
     return AgentConfig(path=path, broker=broker, board_id=board_id, state_dir=state_dir, models_dir=models_dir,
                        models=models, batch_sizes=batches, precisions=precisions, backend=backend, dla_core=dla_core,
-                       calibration_dir=calibration_dir, threads=threads, redo=redo, seed=seed, power_source=source,
-                       tdp_w=tdp_w, telemetry_rate_hz=rate_hz, telemetry_samples_hz=samples_hz, settings=settings,
-                       outbox_max_mb=outbox_max_mb, outbox_retain=outbox_retain, max_batch=max_batch)
+                       calibration_dir=calibration_dir, threads=threads, redo=redo, retry_failed=retry_failed,
+                       seed=seed, power_source=source, tdp_w=tdp_w, telemetry_rate_hz=rate_hz,
+                       telemetry_samples_hz=samples_hz, settings=settings, outbox_max_mb=outbox_max_mb,
+                       outbox_retain=outbox_retain, max_batch=max_batch)
 
 
 def _broker(section: _Section, base: Path) -> Broker:

@@ -6,6 +6,10 @@ calibration (the hash of the image set, as the engine cache keys it, or ``random
 nvpmodel power mode, clocks and CPU governor. A point enters the ledger only once its result is safe: acknowledged
 by the broker, or written to the outbox file that the next start sends again. A result lost in between (a crash
 before the PUBACK) is measured again.
+
+A point that failed is remembered too (``outcome`` ``failed``, with its error class and message), so a restart does
+not hit the same out-of-memory or NaN again: the service skips it unless ``retry_failed`` is set. A later
+measurement of the same key replaces the failure.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # PRAGMA user_version of the file. 1: keys without the power source, the calibration image hash and the governor,
 # and "default" for the device; such rows cannot be compared with today's keys, so they are dropped (said in the log).
-_SCHEMA = 2
+# 2: no failures (no outcome, error, message columns): its rows are all measurements, kept.
+_SCHEMA = 3
 
 
 @dataclass(frozen=True)
@@ -53,19 +58,24 @@ class PointKey:
 
 @dataclass(frozen=True)
 class Entry:
-    result_id: str
+    result_id: str  # the Result's id, or the Failure's
     run_id: str
     network: str
-    measured_ts: float  # Unix seconds of the result
+    measured_ts: float  # Unix seconds of the result (or failure)
     persisted: str  # "acknowledged" (PUBACK from the broker) or "outbox" (saved to send at the next start)
+    outcome: str = "measured"  # or "failed"
+    error: str | None = None  # failed: the error class (schema.FAILURE_KINDS)
+    message: str | None = None  # failed: the one-line reason
 
 
 _KEY_COLUMNS = [f.name for f in fields(PointKey)]
-_COLUMNS = ["key", *_KEY_COLUMNS, "network", "result_id", "run_id", "measured_ts", "persisted", "recorded_ts"]
+_COLUMNS = ["key", *_KEY_COLUMNS, "network", "result_id", "run_id", "measured_ts", "persisted", "recorded_ts",
+            "outcome", "error", "message"]
+_OUTCOME_COLUMNS = ("outcome TEXT NOT NULL DEFAULT 'measured'", "error TEXT", "message TEXT")  # added in format 3
 # One column per key field too, so `sqlite3 ledger.sqlite` shows what was measured under which conditions.
 _CREATE = (f"CREATE TABLE points (key TEXT PRIMARY KEY, {', '.join(_KEY_COLUMNS)}, network TEXT NOT NULL, "
            "result_id TEXT NOT NULL, run_id TEXT NOT NULL, measured_ts REAL NOT NULL, persisted TEXT NOT NULL, "
-           "recorded_ts REAL NOT NULL)")
+           f"recorded_ts REAL NOT NULL, {', '.join(_OUTCOME_COLUMNS)})")
 
 
 def _newer(path: Path, version: int) -> UserError:
@@ -99,6 +109,12 @@ def check(path: str | Path) -> None:
         raise _newer(path, version)
 
 
+def remembered(failure: schema.Failure) -> bool:
+    """Whether a failure says something about its point worth remembering across a restart: every one but a point
+    not run because the backend hung on another (after a restart it may well run)."""
+    return not (failure.stage == "not_run" and failure.error == "timeout")
+
+
 class Ledger:
     """``Ledger(path)``: ``get(key)``, ``record(key, result, persisted)``, ``acknowledged(result_id)``. Thread-safe:
     records arrive on the MQTT network thread while the sweep asks on its own."""
@@ -123,11 +139,18 @@ class Ledger:
                             "state directory writable by the agent's user") from None
 
     def _upgrade(self, version: int) -> None:
-        """A new file (format 0), or one from an older agent whose keys cannot be matched: start the table anew."""
+        """A new file (format 0), one from an older agent whose keys cannot be matched (format 1: start the table
+        anew), or one without failures (format 2: its rows are measurements, kept)."""
         db = self._db
         old = db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'points'").fetchone()
         db.execute("BEGIN IMMEDIATE")
         try:
+            if old is not None and version == 2:
+                for column in _OUTCOME_COLUMNS:
+                    db.execute(f"ALTER TABLE points ADD COLUMN {column}")
+                db.execute(f"PRAGMA user_version = {_SCHEMA}")
+                db.execute("COMMIT")
+                return
             if old is not None:
                 count = db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
                 db.execute("DROP TABLE points")
@@ -145,15 +168,18 @@ class Ledger:
     def get(self, key: PointKey) -> Entry | None:
         """The ledger's entry for ``key``; None when the point was never (safely) measured."""
         with self._lock:
-            row = self._db.execute("SELECT result_id, run_id, network, measured_ts, persisted FROM points "
-                                   "WHERE key = ?", (key.text(),)).fetchone()
+            row = self._db.execute("SELECT result_id, run_id, network, measured_ts, persisted, outcome, error, message "
+                                   "FROM points WHERE key = ?", (key.text(),)).fetchone()
         return Entry(*row) if row else None
 
-    def record(self, key: PointKey, result: schema.Result, persisted: str) -> None:
-        """Remember that ``result`` measured ``key`` (a later measurement of the same key replaces it)."""
+    def record(self, key: PointKey, result: schema.Result | schema.Failure, persisted: str) -> None:
+        """Remember that ``result`` measured ``key``, or that it failed (a Failure); a later record of the same key
+        replaces it."""
         k = asdict(key)
+        failed = isinstance(result, schema.Failure)
         values = (key.text(), *(k[name] for name in _KEY_COLUMNS), result.network, result.id, result.run_id,
-                  result.ts, persisted, time.time())
+                  result.ts, persisted, time.time(), "failed" if failed else "measured",
+                  result.error if failed else None, result.message if failed else None)
         with self._lock:
             self._db.execute(f"INSERT OR REPLACE INTO points ({', '.join(_COLUMNS)}) "
                              f"VALUES ({', '.join('?' * len(_COLUMNS))})", values)
@@ -163,9 +189,12 @@ class Ledger:
         with self._lock:
             self._db.execute("UPDATE points SET persisted = 'acknowledged' WHERE result_id = ?", (result_id,))
 
-    def count(self) -> int:
+    def count(self, outcome: str | None = None) -> int:
+        """Points remembered (``outcome``: only those ``measured`` or ``failed``)."""
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+            if outcome is None:
+                return self._db.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+            return self._db.execute("SELECT COUNT(*) FROM points WHERE outcome = ?", (outcome,)).fetchone()[0]
 
     def close(self) -> None:
         with self._lock:

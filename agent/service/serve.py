@@ -73,6 +73,7 @@ class Summary:
     session: int
     measured: int = 0
     skipped: int = 0
+    failed_points: int = 0  # points that failed (published as failures; the sweep went on)
     failed: str | None = None  # why the sweep ended early (an error; a stop is not a failure)
     stopped_early: bool = False  # asked to stop before the sweep finished
     outbox_sent: int = 0  # messages an earlier start left undelivered in the outbox, published again at this one
@@ -82,6 +83,11 @@ class Summary:
     commands: int = 0  # commands carried out (replays, measures)
     refused: int = 0  # commands refused
     skip_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def points(self) -> int:
+        """Points gone through: measured, skipped or failed."""
+        return self.measured + self.skipped + self.failed_points
 
 
 class _Points:
@@ -114,9 +120,11 @@ class _Points:
                         power_mode=state.power_mode or schema.NO_POWER_MODE, power_mode_id=state.power_mode_id,
                         clocks=state.clocks or "unknown", governor=state.governor or "unknown")
 
-    def skip(self, model: ModelFile, batch: int, precision: str, *, redo: bool = False) -> str | None:
+    def skip(self, model: ModelFile, batch: int, precision: str, *, redo: bool = False,
+             retry_failed: bool = False) -> str | None:
         """Called by the sweep before each point: why to skip it, or None to measure it (always with ``redo``: a
-        host asked for it); raises Stopped."""
+        host asked for it; a point that failed before only with ``retry_failed`` or the config's); raises
+        Stopped."""
         if self.stop.is_set():
             raise Stopped("the service is stopping; the next start measures the points left")
         key = self.key(model, batch, precision)  # read now: the power mode and clocks the point would run in
@@ -126,15 +134,23 @@ class _Points:
         if entry is None or self.config.redo or redo:
             return None
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.measured_ts))
+        if entry.outcome == "failed":
+            if self.config.retry_failed or retry_failed:
+                return None
+            return (f"failed {when} in run {entry.run_id} ({entry.error}: {entry.message}); retry_failed = true in "
+                    "[sweep] or `dnnagent serve --retry-failed` tries it again")
         return (f"already measured {when} in run {entry.run_id} (result {entry.result_id[:8]}, {entry.persisted}); "
                 "redo = true in [sweep] measures it again")
 
-    def written(self, result: schema.Result) -> None:
-        """A result is in the outbox: safe (published now, or at the next start), so the point is measured."""
+    def written(self, message: schema.Result | schema.Failure) -> None:
+        """A result or failure is in the outbox: safe (published now, or at the next start), so the point is
+        measured, or known to fail (unless the failure says nothing about the point: ``ledger.remembered``)."""
+        if isinstance(message, schema.Failure) and not ledger.remembered(message):
+            return
         with self._lock:
-            key = self._keys.get((result.model_sha256, result.batch, result.precision))
+            key = self._keys.get((message.model_sha256, message.batch, message.precision))
         if key is not None:
-            self.ledger.record(key, result, "outbox")
+            self.ledger.record(key, message, "outbox")
 
     def delivered(self, messages: list[schema.Message]) -> None:
         """The courier's on_delivered: the broker has these."""
@@ -164,9 +180,12 @@ class _SweepSink:
                 self.full = exc
                 log.error("%s", exc)
             else:
-                if isinstance(written, schema.Result):
+                if isinstance(written, (schema.Result, schema.Failure)):
                     self.points.written(written)
+                if isinstance(written, schema.Result):
                     self.summary.measured += 1  # here, not in the sweep's callback: a failure right after still counts
+                elif isinstance(written, schema.Failure):
+                    self.summary.failed_points += 1
                 self.courier.wake()
                 return
         log.warning("outbox full: %s %s sent from memory only (lost if the broker does not acknowledge it before "
@@ -408,10 +427,9 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
                 summary.stopped_early = True
             if not stop.is_set():
                 state = f"sweep failed: {summary.failed}" if summary.failed else "sweep done"
-                notify(f"STATUS={state}: {summary.measured} measured, {summary.skipped} skipped; online, publishing "
-                       "telemetry")
-                log.info("%s: %d measured, %d skipped; staying online until stopped", state, summary.measured,
-                         summary.skipped)
+                counts = f"{summary.measured} measured, {summary.failed_points} failed, {summary.skipped} skipped"
+                notify(f"STATUS={state}: {counts}; online, publishing telemetry")
+                log.info("%s: %s; staying online until stopped", state, counts)
             _measure_on_request(desk, sink, points, summary, session, stop, notify)
         finally:
             notify("STOPPING=1", "STATUS=stopping: publishing offline")
@@ -454,29 +472,35 @@ def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root:
 
 def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callable[..., bool]) -> None:
     total = sweep.points
-    before = summary.measured + summary.skipped  # a run of one after the sweep counts from its own start
+    before = summary.points  # a run of one after the sweep counts from its own start
 
     def measured(r: schema.Result) -> None:  # summary.measured is counted by the sink, as the result is sent
-        done = summary.measured + summary.skipped - before
+        done = summary.points - before
         energy = r.energy_per_inference_j
         per_image = f", {energy.gross * 1e3:.3g} mJ/img{'~' if r.provenance.estimated else ''}" if energy else ""
         log.info("point %d/%d measured: %s b=%d %s: %.2f ms, %.1f img/s%s", done, total, r.network, r.batch,
                  r.precision, r.latency_ms.mean, r.throughput_ips, per_image)
         notify(f"STATUS=sweep {done}/{total}: measured {r.network} b={r.batch} {r.precision}")
 
+    def failed(f: schema.Failure) -> None:  # summary.failed_points is counted by the sink
+        done = summary.points - before
+        log.warning("point %d/%d failed: %s b=%d %s: %s (%s): %s", done, total, f.network, f.batch, f.precision,
+                    f.error, f.stage, f.message)
+        notify(f"STATUS=sweep {done}/{total}: {f.network} b={f.batch} {f.precision} failed ({f.error})")
+
     def skipped(model: ModelFile, batch: int, precision: str, reason: str) -> None:
         summary.skipped += 1
         summary.skip_reasons.append(reason)
-        done = summary.measured + summary.skipped - before
+        done = summary.points - before
         log.info("point %d/%d skipped: %s b=%d %s: %s", done, total, model.name, batch, precision, reason)
         notify(f"STATUS=sweep {done}/{total}: skipped {model.name} b={batch} {precision} (already measured)")
 
     notify(f"STATUS=sweep of {total} points starting")
     try:
-        sweep.run(sink, on_point=measured, on_skip=skipped)
+        sweep.run(sink, on_point=measured, on_skip=skipped, on_failure=failed)
     except Stopped as exc:
         summary.stopped_early = True
-        log.info("sweep stopped after %d of %d points: %s", summary.measured + summary.skipped - before, total, exc)
+        log.info("sweep stopped after %d of %d points: %s", summary.points - before, total, exc)
     except Exception as exc:
         # The sweep already sent a "failed" run event. Staying online keeps telemetry going and avoids a restart
         # loop that would hit the same point again; the journal and systemctl status say what went wrong.

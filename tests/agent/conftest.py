@@ -219,3 +219,26 @@ class ListSink:
 def list_sink():
     """The ListSink class: ``sink = list_sink()`` keeps what a sweep sends (``sink.messages``)."""
     return ListSink
+
+
+def _reshaping(path: Path, width: int = 128) -> Path:
+    """A graph that reshapes its (N, 3, 8, 8) input to (-1, ``width``): ONNX Runtime runs it only at batches whose
+    N * 192 values divide by ``width`` (width 128: even batches), and fails at the others while running."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "reshaping",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", width])],
+        initializer=[numpy_helper.from_array(np.array([-1, width], dtype=np.int64), "shape")])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7), str(path))
+    return path
+
+
+@pytest.fixture
+def reshaping():
+    """``reshaping(path, width=128)`` writes a model ONNX Runtime fails to run at odd batches (a real failure)."""
+    return _reshaping

@@ -203,3 +203,31 @@ def test_run_with_a_manifest_carries_the_models_accuracy(small_dir, workdir, dnn
 
 def test_run_needs_models_or_a_manifest(workdir, dnnagent, one_error_line):
     assert "--manifest" in one_error_line(dnnagent("run", cwd=workdir))
+
+
+def test_a_failing_point_is_printed_published_and_the_run_goes_on(small_dir, tmp_path, reshaping, dnnagent):
+    model = reshaping(tmp_path / "reshaping.onnx")  # ONNX Runtime fails it at batch 3
+    output = tmp_path / "run.jsonl"
+    proc = dnnagent("run", small_dir / f"{SMALL}.onnx", model, "--output", output, "--batch", "2,3", *SHORT,
+                    "--power-source", "none", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # failed points are results: the run did its job
+    listed = [schema.decode(json.dumps(x)) for x in json.loads(proc.stdout)]
+    assert [(type(m).__name__, m.network, m.batch) for m in listed] == [
+        ("Result", SMALL, 2), ("Result", SMALL, 3), ("Result", "reshaping", 2), ("Failure", "reshaping", 3)]
+    failure = listed[-1]
+    assert failure.error == "runtime_error" and "Reshape" in failure.message
+    written = [schema.decode(line) for line in output.read_bytes().splitlines()]
+    assert [m.id for m in written if isinstance(m, schema.Failure)] == [failure.id]  # --output has it too
+
+
+def test_a_run_whose_every_point_fails_exits_1_saying_so(tmp_path, make_onnx, dnnagent):
+    model = make_onnx(tmp_path / "sqrt.onnx", op="Sqrt")  # NaN outputs at every batch
+    proc = dnnagent("run", model, "--output", tmp_path / "run.jsonl", "--batch", "1,2", *SHORT, "--power-source",
+                    "none", cwd=tmp_path)
+    assert proc.returncode == 1
+    flat = " ".join(proc.stderr.split())
+    assert "sqrt b=1 failed (invalid_output, check): output 'y0' holds" in flat
+    assert "sqrt b=2 failed (invalid_output, check)" in flat and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("dnnagent: error:")]
+    assert errors == ["dnnagent: error: every point failed (2: invalid_output): nothing was measured; the reasons "
+                      "are above"]

@@ -342,22 +342,6 @@ def test_no_idle_baseline_gives_no_net_figures(model, backend, powercap, list_si
 # --- Failures -----------------------------------------------------------------------------------------------------
 
 
-def reshaping(path: Path, width: int) -> Path:
-    """A graph that reshapes its (N, 3, 8, 8) input to (-1, ``width``): ONNX Runtime runs it only at batches whose
-    N * 192 values divide by ``width`` (width 128: even batches), and fails at the others while running."""
-    from onnx import TensorProto, helper, numpy_helper
-    import numpy as np
-    import onnx
-
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "reshaping",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", width])],
-        initializer=[numpy_helper.from_array(np.array([-1, width], dtype=np.int64), "shape")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7), str(path))
-    return path
-
-
 def slow(path: Path, layers: int = 48) -> Path:
     """(N, 1, 32, 32) reshaped to (N, 1024), then ``layers`` (N, 1024) x (1024, 1024) MatMuls: seconds per batch
     at a batch in the thousands."""
@@ -381,7 +365,7 @@ def failures(messages) -> list[schema.Failure]:
     return [m for m in messages if isinstance(m, schema.Failure)]
 
 
-def test_a_model_onnx_runtime_cannot_run_at_one_batch_fails_that_point_only(backend, tmp_path, list_sink):
+def test_a_model_onnx_runtime_cannot_run_at_one_batch_fails_that_point_only(backend, tmp_path, list_sink, reshaping):
     model = onnxfile.load(reshaping(tmp_path / "reshaping.onnx", 128))
     sink = list_sink()
     sweep = make_sweep([model], [2, 3, 4], backend, None, settings=settings(idle_s=0))

@@ -39,6 +39,51 @@ def result(network: str = "resnet18") -> schema.Result:
                                                            estimated=False))
 
 
+def failure(network: str = "resnet18") -> schema.Failure:
+    return schema.Failure(
+        id=uuid.uuid4().hex, board="orin-01", ts=1_700_000_100.0, run_id="run-2", network=network,
+        model_sha256=KEY.model_sha256, backend=KEY.backend, backend_version=KEY.backend_version, device=KEY.device,
+        precision=KEY.precision, batch=KEY.batch, error="out_of_memory", stage="prepare",
+        message="TensorRT could not create an execution context: Error Code 2: OutOfMemory")
+
+
+def test_a_failure_is_remembered_until_a_measurement_replaces_it(tmp_path):
+    book = Ledger(tmp_path / "ledger.sqlite")
+    failed = failure()
+    book.record(KEY, failed, "outbox")
+    entry = book.get(KEY)
+    assert (entry.outcome, entry.error, entry.result_id) == ("failed", "out_of_memory", failed.id)
+    assert entry.run_id == "run-2"
+    assert entry.message.endswith("OutOfMemory")
+    assert book.count("failed") == 1 and book.count("measured") == 0
+    measured = result()
+    book.record(KEY, measured, "acknowledged")  # retried, and it fit this time
+    entry = book.get(KEY)
+    assert (entry.outcome, entry.error, entry.message, entry.result_id) == ("measured", None, None, measured.id)
+    assert book.count("failed") == 0 and book.count() == 1
+    book.close()
+
+
+def test_a_format_2_ledger_keeps_its_points_as_measurements(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    book = Ledger(path)
+    first = result()
+    book.record(KEY, first, "acknowledged")
+    book.close()
+    with sqlite3.connect(path) as db:  # back to what an agent of format 2 wrote: no outcome columns
+        for column in ("outcome", "error", "message"):
+            db.execute(f"ALTER TABLE points DROP COLUMN {column}")
+        db.execute("PRAGMA user_version = 2")
+    db.close()
+    again = Ledger(path)
+    entry = again.get(KEY)
+    assert (entry.result_id, entry.outcome, entry.error) == (first.id, "measured", None)
+    assert again._db.execute("PRAGMA user_version").fetchone()[0] == ledger._SCHEMA
+    again.record(KEY, failure(), "outbox")
+    assert again.get(KEY).outcome == "failed"
+    again.close()
+
+
 def test_record_get_and_acknowledge(tmp_path):
     book = Ledger(tmp_path / "state" / "ledger.sqlite")  # the state directory is created
     assert book.get(KEY) is None
@@ -81,7 +126,7 @@ def test_a_format_1_ledger_is_started_anew_with_a_log_line(tmp_path, caplog):
     [message] = [r.getMessage() for r in caplog.records]
     assert "format 1" in message and "its 1 points are forgotten and measured again" in message
     book.record(KEY, result(), "acknowledged")
-    assert book.get(KEY) is not None and book._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert book.get(KEY) is not None and book._db.execute("PRAGMA user_version").fetchone()[0] == ledger._SCHEMA
     book.close()
     caplog.clear()
     Ledger(path).close()  # once upgraded, opened quietly

@@ -3,6 +3,7 @@ skip, redo, outbox, and a clean stop (offline retained) — in a thread and as t
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -199,7 +200,7 @@ def test_serve_measures_then_skips_then_redoes(tmp_path, mosquitto, model_dir, n
     assert "STATUS=online at 127.0.0.1:" in ready
     messages = subscriber.wait(lambda ms: any(e.event == "finished" for e in events(ms))
                                and any(isinstance(m, schema.Telemetry) for m in ms))
-    notify_socket.wait("STATUS=sweep done: 2 measured, 0 skipped")
+    notify_socket.wait("STATUS=sweep done: 2 measured, 0 failed, 0 skipped")
     summary = serving.stop()
     notify_socket.wait("STOPPING=1")
     assert (summary.measured, summary.skipped, summary.failed, summary.unsent) == (2, 0, None, 0)
@@ -256,6 +257,46 @@ def test_serve_measures_then_skips_then_redoes(tmp_path, mosquitto, model_dir, n
     summary4 = serving.stop()
     assert (summary4.measured, summary4.skipped) == (2, 0)
     assert retained_status(mosquitto).state == "offline"
+
+
+def test_failed_points_are_published_remembered_and_retried_only_when_asked(tmp_path, mosquitto, model_dir, reshaping,
+                                                                             make_onnx, subscriber):
+    models = tmp_path / "models"
+    shutil.copytree(model_dir, models)
+    reshaping(models / "reshaping.onnx")  # ONNX Runtime fails it at batch 3
+    make_onnx(models / "sqrt.onnx", op="Sqrt")  # NaN at every batch
+    cfg = agent_config.load(write_config(tmp_path, mosquitto, models, batches=(2, 3)))
+
+    # 1. The failures are published (their own topic, in the outbox first) and the sweep goes on.
+    serving = Serving(cfg, notify=lambda *a: True)
+    subscriber.wait(lambda ms: any(e.event == "finished" for e in events(ms)))
+    summary = serving.stop()
+    assert (summary.measured, summary.failed_points, summary.failed) == (3, 3, None)  # 2 x 3 points
+    failed = sorted((f.network, f.batch, f.error) for f in subscriber.of(schema.Failure))
+    assert failed == [("reshaping", 3, "runtime_error"), ("sqrt", 2, "invalid_output"), ("sqrt", 3, "invalid_output")]
+    assert sorted((r.network, r.batch) for r in subscriber.of(schema.Result)) == [
+        ("reshaping", 2), ("shufflenet_v2_x0_5", 2), ("shufflenet_v2_x0_5", 3)]
+    book = Ledger(cfg.ledger_path)
+    assert (book.count("measured"), book.count("failed")) == (3, 3)
+    book.close()
+
+    # 2. A restart does not try them again: each is skipped, saying why.
+    before = len(events(subscriber.of()))
+    serving = Serving(cfg, notify=lambda *a: True)
+    subscriber.wait(lambda ms: any(e.event == "finished" for e in events(ms)[before:]))
+    summary2 = serving.stop()
+    assert (summary2.measured, summary2.failed_points, summary2.skipped) == (0, 0, 6)
+    reasons = [r for r in summary2.skip_reasons if r.startswith("failed ")]
+    assert len(reasons) == 3 and all("retry_failed = true in [sweep]" in r for r in reasons)
+    assert any("(invalid_output: output 'y0' holds" in r for r in reasons)
+
+    # 3. --retry-failed (retry_failed = true): the failed points are tried again, the measured ones still skipped.
+    before = len(events(subscriber.of()))
+    serving = Serving(dataclasses.replace(cfg, retry_failed=True), notify=lambda *a: True)
+    subscriber.wait(lambda ms: any(e.event == "finished" for e in events(ms)[before:]))
+    summary3 = serving.stop()
+    assert (summary3.measured, summary3.failed_points, summary3.skipped) == (0, 3, 3)
+    assert len(subscriber.of(schema.Failure)) == 6
 
 
 def test_unacknowledged_results_go_to_the_outbox_and_are_sent_at_the_next_start(
