@@ -43,6 +43,8 @@ class Sweep:
     _costs: dict[str, schema.ModelCost | None] = field(default_factory=dict, init=False, repr=False)
     _facts: tuple[schema.BoardFacts | None] | None = field(default=None, init=False, repr=False)  # (facts,) once read
     failures: list[schema.Failure] = field(default_factory=list, init=False)  # this run's failed points
+    done: int = field(default=0, init=False)  # points gone through so far (measured, failed or skipped)
+    current: str | None = field(default=None, init=False)  # the point being measured now ("resnet50 b=8 fp16")
     # A point the watchdog gave up on: (its worker thread, still running; its label; whether it was waited for).
     _hung: tuple[threading.Thread, str, bool] | None = field(default=None, init=False, repr=False)
 
@@ -89,8 +91,11 @@ class Sweep:
             for model, batch, precision in self.plan():
                 current = (model.name, batch, precision)
                 reason = self.skip(model, batch, precision) if self.skip else None
+                self.current = None if reason else point_label(model.name, batch, precision)
                 outcome = None if reason else self.attempt(model, batch, precision, oom.get((model.sha256, precision)))
+                self.current = None
                 done += 1
+                self.done = done
                 seq += 1
                 note = f"skipped: {reason}" if reason else None
                 if outcome is not None:

@@ -1,10 +1,13 @@
 """Commands a host sends the agent on ``dnnprof/v1/<board>/cmd``, checked before anything is done, and ``Desk``, the
 service's thread that answers them.
 
-Only two actions exist, both fixed code paths: ``replay`` (publish again what the outbox holds) and ``measure`` (one
-more point after the sweep). No command names a program, a shell line or a path outside the agent's models_dir;
-a batch size is bounded by ``[sweep] max_batch``; a precision must be one the backend runs. Anything else is
-refused with a one-line reason, which the agent logs and sends back in a ``CommandAck``.
+The actions are fixed code paths: ``replay`` (publish again what the outbox holds), ``measure`` (one more point) and
+``sweep_start`` (a sweep of models x batches x precisions), both queued in the outbox and run after the configured
+sweep (``runs.Conductor``), ``sweep_cancel`` and ``sweep_status``. No command names a program, a shell line or a
+path outside the agent's models_dir; a batch size is bounded by ``[sweep] max_batch``, a sweep by the schema's list
+lengths; a precision must be one the backend runs; a power mode must be the one the board is in (this agent does
+not switch modes). Anything else is refused with a one-line reason, which the agent logs and sends back in a
+``CommandAck``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from dnnprof.shared import onnxfile
 from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.agent.publish.link import MqttLink
 from dnnprof.agent.service.config import AgentConfig, model_path
+from dnnprof.agent.measure.sweep import new_run_id
 from dnnprof.agent.service.outbox import Courier
+from dnnprof.agent.service.runs import Conductor
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
@@ -112,16 +117,61 @@ def check_measure(command: schema.Command, *, models_dir: Path, max_batch: int, 
     return Measure(model, command.batch, precision)
 
 
+class Request(NamedTuple):
+    """A run a command asks for, every part checked."""
+
+    models: list[ModelFile]
+    batches: list[int]
+    precisions: list[str]
+    redo: bool = False  # measure again points the ledger holds
+    retry_failed: bool = False  # measure again points that failed before
+
+    @property
+    def words(self) -> str:
+        return (f"{len(self.models)} models x {len(self.batches)} batch sizes x {len(self.precisions)} precisions = "
+                f"{len(self.models) * len(self.batches) * len(self.precisions)} points")
+
+
+def check_sweep(command: schema.Command, *, models_dir: Path, max_batch: int, precisions: Sequence[str],
+                default_precision: str, power_mode: str | None,
+                load: Callable[[Path], ModelFile] = onnxfile.load) -> Request:
+    """The sweep a ``sweep_start`` asks for, every part checked as ``check_measure`` checks one point, and the
+    power mode (if named) the one the board runs now: this agent measures in the mode it finds."""
+    if not command.models or not command.batches:
+        raise Refused("sweep_start needs models (ONNX file names in the agent's models_dir) and batches", command.id)
+    batches = list(dict.fromkeys(command.batches))
+    if max(batches) > max_batch:
+        raise Refused(f"batch {max(batches)} is over this agent's limit of {max_batch} ([sweep] max_batch)",
+                      command.id)
+    wanted = list(dict.fromkeys(p.lower() for p in command.precisions)) or [default_precision]
+    if bad := [p for p in wanted if p not in precisions]:
+        raise Refused(f"precision {bad[0]!r}: this agent's backend runs {', '.join(precisions)}", command.id)
+    if command.power_mode is not None and command.power_mode.strip().lower() != (power_mode or "").lower():
+        now = f"runs power mode {power_mode!r}" if power_mode else "has no nvpmodel power mode"
+        raise Refused(f"power mode {command.power_mode!r}: this board {now}, and this agent measures in the mode it "
+                      "finds (switch with `sudo nvpmodel -m N` on the board first, or leave out the power mode)",
+                      command.id)
+    models = []
+    for name in dict.fromkeys(command.models):
+        try:
+            model = load(model_path(name, models_dir))
+            for batch in batches:
+                model.check_batch(batch)
+        except UserError as exc:
+            raise Refused(f"model {name!r}: {exc}", command.id) from None
+        models.append(model)
+    return Request(models, batches, wanted, redo=command.redo, retry_failed=command.retry_failed)
+
+
 class Desk(threading.Thread):
     """Answers the host's commands. The link queues each raw payload here (``receive``, on paho's thread); this
     thread checks it (above), carries out a replay at once, queues a measure for the main thread
     (after the sweep), and answers every command — refused ones too, with the reason — on ``cmd/ack``."""
 
-    def __init__(self, config: AgentConfig, backend: Backend, summary: Tally) -> None:
+    def __init__(self, config: AgentConfig, backend: Backend, summary: Tally, conductor: Conductor) -> None:
         super().__init__(name="commands", daemon=True)
-        self.config, self.backend, self.summary = config, backend, summary
+        self.config, self.backend, self.summary, self.conductor = config, backend, summary, conductor
         self.inbox: queue.Queue[bytes] = queue.Queue(maxsize=1000)  # a flood of commands is dropped, not hoarded
-        self.measures: queue.Queue[Measure] = queue.Queue()
         self.link: MqttLink | None = None
         self.courier: Courier | None = None
         self._done = threading.Event()
@@ -155,6 +205,17 @@ class Desk(threading.Thread):
             except Exception as exc:  # a failed answer must not end the desk: the next command is answered
                 log.error("answering a command failed: %s", exc)
 
+    def request(self, command: schema.Command) -> Request:
+        """The run a ``measure`` or ``sweep_start`` asks for, checked (at arrival, and again when it starts: the
+        models may have changed meanwhile); raises Refused."""
+        cfg, precisions, default = self.config, self.backend.precisions, self.config.precisions[0]
+        if command.action == "measure":
+            point = check_measure(command, models_dir=cfg.models_dir, max_batch=cfg.max_batch, precisions=precisions,
+                                  default_precision=default)
+            return Request([point.model], [point.batch], [point.precision], redo=True)  # asked for: measured again
+        return check_sweep(command, models_dir=cfg.models_dir, max_batch=cfg.max_batch, precisions=precisions,
+                           default_precision=default, power_mode=self.conductor.power_mode())
+
     def answer(self, payload: bytes) -> schema.CommandAck:
         """Check and carry out one command; the acknowledgement to send back."""
         board = self.config.board_id
@@ -173,16 +234,41 @@ class Desk(threading.Thread):
                 return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True,
                                          replayed=replay.replayed, unavailable=replay.unavailable,
                                          reason=f"{replay.replayed} messages published again")
-            point = check_measure(command, models_dir=self.config.models_dir, max_batch=self.config.max_batch,
-                                  precisions=self.backend.precisions, default_precision=self.config.precisions[0])
-            ahead = self.measures.qsize()
-            self.measures.put(point)
+            if command.action == "sweep_status":
+                state = self.conductor.state(self.config.precisions[0])
+                self.summary.commands += 1
+                return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True, sweep=state,
+                                         reason=describe(state))
+            if command.action == "sweep_cancel":
+                try:
+                    run_id, what = self.conductor.cancel(command.run_id, command.id)
+                except LookupError as exc:
+                    raise Refused(str(exc), command.id) from None
+                log.info("command %s: %s", command.id, what)
+                self.summary.commands += 1
+                return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True, run_id=run_id,
+                                         reason=what, sweep=self.conductor.state(self.config.precisions[0]))
+            request = self.request(command)
+            run_id = new_run_id()
+            ahead = self.conductor.enqueue(command, run_id)
             self.summary.commands += 1
-            what = f"{point.model.name} b={point.batch} {point.precision}"
-            log.info("command %s: measure %s queued (%d ahead)", command.id, what, ahead)
-            return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True,
-                                     reason=f"queued: {what}, measured after the sweep ({ahead} ahead)")
+            what = (f"{request.models[0].name} b={request.batches[0]} {request.precisions[0]}"
+                    if command.action == "measure" else request.words)
+            log.info("command %s: %s queued as run %s (%d ahead)", command.id, what, run_id, ahead)
+            return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True, run_id=run_id,
+                                     reason=f"queued as run {run_id}: {what}, measured after the configured sweep "
+                                            f"and {ahead} runs ahead of it",
+                                     sweep=self.conductor.state(self.config.precisions[0]))
         except Refused as exc:
             self.summary.refused += 1
             log.warning("command %s refused: %s", exc.command_id, exc)
             return schema.CommandAck(board=board, ts=time.time(), id=exc.command_id, accepted=False, reason=str(exc))
+
+
+def describe(state: schema.SweepState) -> str:
+    """``sweep_status`` in one line: the run now and the queue."""
+    run = state.running
+    now = "idle" if run is None else (f"{run.state} run {run.run_id} ({run.origin}): {run.points_done} of "
+                                      f"{run.points_total} points" + (f", {run.failed} failed" if run.failed else "")
+                                      + (f", now {run.current}" if run.current else ""))
+    return f"{now}; {len(state.queue)} runs queued"

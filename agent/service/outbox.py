@@ -14,6 +14,9 @@ everything else waits on disk. A kill -9 loses nothing written: the next start p
 
 At a start, before anything is published: ``migrate_jsonl`` moves in what an agent before this outbox left in JSONL
 files, and ``abort_unfinished`` closes each run a kill left half-done with an ``aborted`` event.
+
+The same file keeps the runs a host queued (``sweep_start``, ``measure``: table ``runs``, one row per command, state
+``queued`` → ``running`` → ``done`` or ``cancelled``), so a restart, a kill -9 included, runs them still.
 """
 
 from __future__ import annotations
@@ -52,6 +55,16 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_pending ON messages (seq) WHERE acked_ts IS NULL;
 CREATE INDEX IF NOT EXISTS messages_runs ON messages (run_id, seq) WHERE kind = 'run';
+CREATE TABLE IF NOT EXISTS runs (
+    command_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    command BLOB NOT NULL,
+    state TEXT NOT NULL,
+    queued_ts REAL NOT NULL,
+    started_ts REAL,
+    ended_ts REAL,
+    note TEXT
+);
 """
 
 # The last event of every run whose sweep never ended (no finished, failed or aborted event after it).
@@ -254,6 +267,46 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(_UNFINISHED).fetchall()
         return [schema.decode(row[0]) for row in rows]
+
+
+    # --- the runs a host queued -----------------------------------------------------------------------------------
+
+    def enqueue(self, command: schema.Command, run_id: str) -> None:
+        """Keep ``command`` (sweep_start or measure) as a run to do, under ``run_id``; on disk when this returns."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT INTO runs (command_id, run_id, command, state, queued_ts) VALUES (?, ?, ?, "
+                             "'queued', ?)", (command.id, run_id, schema.encode(command), time.time()))
+
+    def queued_runs(self) -> list[QueuedRun]:
+        """Runs not yet done nor cancelled (``queued``, or ``running`` when a kill ended the agent mid-run), in the
+        order they were queued."""
+        with self._lock:
+            rows = self._db.execute("SELECT command_id, run_id, command, state, queued_ts, started_ts FROM runs "
+                                    "WHERE state IN ('queued', 'running') ORDER BY queued_ts, rowid").fetchall()
+        return [QueuedRun(c, r, schema.decode(p), s, q, t) for c, r, p, s, q, t in rows]
+
+    def run_state(self, command_id: str, state: str, *, run_id: str | None = None, note: str | None = None) -> None:
+        """Move a queued run on: ``running`` (under ``run_id``, a new one when it resumes), ``done``, ``cancelled``."""
+        now = time.time()
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "UPDATE runs SET state = ?, run_id = coalesce(?, run_id), note = coalesce(?, note), "
+                "started_ts = CASE WHEN ? = 'running' THEN ? ELSE started_ts END, "
+                "ended_ts = CASE WHEN ? IN ('done', 'cancelled') THEN ? ELSE ended_ts END WHERE command_id = ?",
+                (state, run_id, note, state, now, state, now, command_id))
+
+
+class QueuedRun(NamedTuple):
+    """A run a host asked for, as the outbox keeps it."""
+
+    command_id: str
+    run_id: str
+    command: schema.Command
+    state: str  # "queued" or "running"
+    queued_ts: float
+    started_ts: float | None
 
 
 class Link(Protocol):

@@ -10,8 +10,10 @@ Every result and run event is written to the outbox (``outbox``, SQLite in the s
 published, and leaves it only on the broker's PUBACK; what is left when the agent stops — or is killed — is
 published at the next start. A sweep found interrupted at a start (killed, crashed, powered off) gets an ``aborted``
 event, and the new run measures the points left. The agent answers the host's commands on its command topic
-(``commands``): ``replay`` publishes again what the host is missing, ``measure`` adds a point after the
-sweep. Logs go to stderr, one line per event (journald keeps them); no secret is ever logged.
+(``commands``): ``replay`` publishes again what the host is missing; ``measure`` (one point) and ``sweep_start``
+queue a run in the outbox, run after the configured sweep (``runs``), resumed by the next start if a stop or kill
+interrupts it; ``sweep_cancel`` stops a run after its current point; ``sweep_status`` says what runs and waits.
+Logs go to stderr, one line per event (journald keeps them); no secret is ever logged.
 
 Exit statuses: 0 after a stop; ``EX_CONFIG`` (78) for whatever is wrong before connecting — the config, a model,
 the backend, the power source, the state directory, the ledger — which a restart cannot fix, so the unit does not
@@ -26,7 +28,6 @@ import contextlib
 import functools
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +42,7 @@ from dnnprof.shared import onnxfile
 from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.agent.power import NO_POWER, NoPower, PowerSource, Selection, open_live, parse_spec
 from dnnprof.agent.publish.link import MqttLink
-from dnnprof.agent.service import commands, ledger, outbox
+from dnnprof.agent.service import commands, ledger, outbox, runs
 from dnnprof.agent.service.config import EX_CONFIG, AgentConfig
 from dnnprof.agent.service.ledger import Ledger, PointKey
 from dnnprof.agent.service.outbox import Courier, Outbox, OutboxFull
@@ -97,7 +98,7 @@ class _Points:
                  stop: threading.Event, root: str) -> None:
         self.config, self.ledger, self.backend, self.stop, self.root = config, ledger, backend, stop, root
         self.power = NO_POWER if power is None else power
-        self._jetson = jetson.is_jetson(root)  # as the sweep decides it (its board facts are None off a Jetson)
+        self.jetson = jetson.is_jetson(root)  # as the sweep decides it (its board facts are None off a Jetson)
         self._keys: dict[tuple[str, int, str], PointKey] = {}  # (sha256, batch, precision) -> key when planned
         self._pending: dict[str, PointKey] = {}  # result id -> key, until the broker acknowledges it
         self._lock = threading.Lock()
@@ -111,7 +112,7 @@ class _Points:
             calibration = f"images:{images}" if images else "random"
         else:
             calibration = ""
-        state = clocks.clock_state(self.root, jetson=self._jetson)  # read now: what the point would run under
+        state = clocks.clock_state(self.root, jetson=self.jetson)  # read now: what the point would run under
         return PointKey(model_sha256=model.sha256, batch=batch, precision=precision, backend=backend.name,
                         backend_version=backend.version,
                         device=backend.device, threads=getattr(backend, "threads", None),
@@ -121,12 +122,14 @@ class _Points:
                         clocks=state.clocks or "unknown", governor=state.governor or "unknown")
 
     def skip(self, model: ModelFile, batch: int, precision: str, *, redo: bool = False,
-             retry_failed: bool = False) -> str | None:
+             retry_failed: bool = False, check: Callable[[], None] | None = None) -> str | None:
         """Called by the sweep before each point: why to skip it, or None to measure it (always with ``redo``: a
         host asked for it; a point that failed before only with ``retry_failed`` or the config's); raises
-        Stopped."""
+        Stopped, or what ``check`` raises (a host's cancel)."""
         if self.stop.is_set():
             raise Stopped("the service is stopping; the next start measures the points left")
+        if check is not None:
+            check()
         key = self.key(model, batch, precision)  # read now: the power mode and clocks the point would run in
         with self._lock:
             self._keys[(model.sha256, batch, precision)] = key
@@ -388,7 +391,8 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         summary.aborted_runs = outbox.abort_unfinished(box, summary.run_id)
         summary.outbox_sent = box.counts()[0]
         points = _Points(config, book, engine, power, stop, root)
-        sweep = session.sweep(summary.run_id, models, config.batch_sizes, config.precisions, skip=points.skip)
+        sweep = session.sweep(summary.run_id, models, config.batch_sizes, config.precisions,
+                              skip=lambda m, b, p: points.skip(m, b, p, check=conductor.check))
         b = config.broker
         log.info("dnnprof agent %s, board %s, run %s: %d models x %d batch sizes x %d precisions = %d points on %s %s; "
                  "power %s; state in %s", board.agent_version(), config.board_id, summary.run_id, len(models),
@@ -399,11 +403,13 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         log.info("connecting to the MQTT broker at %s%s%s", b.address, " over TLS" if b.tls else "",
                  f" as {b.username}" if b.username else "")
         notify(f"STATUS=connecting to the MQTT broker at {b.address}")
-        desk = commands.Desk(config, engine, summary)
+        conductor = runs.Conductor(box, lambda: clocks.clock_state(root, jetson=points.jetson).power_mode)
+        desk = commands.Desk(config, engine, summary, conductor)
         link = _connect(config, summary.session, lambda m: courier.acknowledged(m), desk.receive)
         courier = Courier(box, link, on_delivered=points.delivered)
         desk.attach(link, courier)
         sink = _SweepSink(link, box, courier, points, summary)
+        conductor.publish = sink.send
 
         def birth() -> list[schema.Message]:
             return session.birth(summary.session, stream=box.mark())
@@ -422,7 +428,11 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
             if feed is not None:
                 feed.start()
             if not stop.is_set():
-                _run_sweep(sweep, sink, summary, notify)
+                conductor.begin(sweep, "config")
+                try:
+                    _run_sweep(sweep, sink, summary, notify)
+                finally:
+                    conductor.end()
             else:
                 summary.stopped_early = True
             if not stop.is_set():
@@ -430,7 +440,7 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
                 counts = f"{summary.measured} measured, {summary.failed_points} failed, {summary.skipped} skipped"
                 notify(f"STATUS={state}: {counts}; online, publishing telemetry")
                 log.info("%s: %s; staying online until stopped", state, counts)
-            _measure_on_request(desk, sink, points, summary, session, stop, notify)
+            _run_queue(conductor, desk, sink, points, summary, session, stop, notify)
         finally:
             notify("STOPPING=1", "STATUS=stopping: publishing offline")
             log.info("stopping: publishing offline and disconnecting")
@@ -470,9 +480,11 @@ def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root:
     return choice.caching_engines(engine_cache).open(root=root, on_status=on_status)
 
 
-def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callable[..., bool]) -> None:
+def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callable[..., bool]) -> str:
+    """Run ``sweep``, logging each point; returns how it ended: ``finished``, ``cancelled`` (a host's
+    sweep_cancel), ``stopped`` (the service is stopping) or ``failed``."""
     total = sweep.points
-    before = summary.points  # a run of one after the sweep counts from its own start
+    before = summary.points  # a run after the configured sweep counts from its own start
 
     def measured(r: schema.Result) -> None:  # summary.measured is counted by the sink, as the result is sent
         done = summary.points - before
@@ -493,7 +505,8 @@ def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callabl
         summary.skip_reasons.append(reason)
         done = summary.points - before
         log.info("point %d/%d skipped: %s b=%d %s: %s", done, total, model.name, batch, precision, reason)
-        notify(f"STATUS=sweep {done}/{total}: skipped {model.name} b={batch} {precision} (already measured)")
+        notify(f"STATUS=sweep {done}/{total}: skipped {model.name} b={batch} {precision} "
+               f"({'failed before' if reason.startswith('failed') else 'already measured'})")
 
     notify(f"STATUS=sweep of {total} points starting")
     try:
@@ -501,27 +514,51 @@ def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callabl
     except Stopped as exc:
         summary.stopped_early = True
         log.info("sweep stopped after %d of %d points: %s", summary.points - before, total, exc)
+        return "stopped"
+    except runs.Cancelled as exc:
+        log.info("run %s %s", sweep.run_id, exc)
+        return "cancelled"
     except Exception as exc:
         # The sweep already sent a "failed" run event. Staying online keeps telemetry going and avoids a restart
         # loop that would hit the same point again; the journal and systemctl status say what went wrong.
         summary.failed = str(exc).splitlines()[0] if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         log.error("sweep failed: %s", summary.failed)
         log.debug("sweep failure", exc_info=True)
+        return "failed"
+    return "finished"
 
 
-def _measure_on_request(desk: commands.Desk, sink: _SweepSink, points: _Points, summary: Summary, session: Session,
-                        stop: threading.Event, notify: Callable[..., bool]) -> None:
-    """After the sweep, until stopped: measure each point a host's ``measure`` command queued, as a run of one."""
+def _run_queue(conductor: runs.Conductor, desk: commands.Desk, sink: _SweepSink, points: _Points, summary: Summary,
+               session: Session, stop: threading.Event, notify: Callable[..., bool]) -> None:
+    """After the configured sweep, until stopped: each run a host queued (``measure``, ``sweep_start``), oldest
+    first. A run a stop or a kill interrupted is resumed under a new run id (the old one was closed as aborted);
+    the ledger skips what it measured."""
     while not stop.is_set():
-        try:
-            point = desk.measures.get(timeout=0.25)
-        except queue.Empty:
+        queued = conductor.next(0.25)
+        if queued is None:
             continue
         sink.full = None  # a full outbox ended the sweep; the disk may have room again by now: try
-        one = session.sweep(new_run_id(), [point.model], [point.batch], [point.precision],
-                            skip=functools.partial(points.skip, redo=True))
-        log.info("measuring %s b=%d %s as a host asked (run %s)", point.model.name, point.batch, point.precision,
-                 one.run_id)
-        _run_sweep(one, sink, summary, notify)
-
-
+        run_id, note = queued.run_id, None
+        if queued.state == "running":
+            run_id, note = new_run_id(), f"resumes run {queued.run_id}"
+        try:
+            request = desk.request(queued.command)  # checked again: the models may have changed since
+        except commands.Refused as exc:
+            log.warning("run %s (command %s) cannot start: %s", run_id, queued.command_id, exc)
+            sink.send(schema.RunEvent(board=desk.config.board_id, ts=time.time(), run_id=run_id, seq=0,
+                                      event="failed", points_total=0, points_done=0, message=f"not started: {exc}"))
+            conductor.outbox.run_state(queued.command_id, "done", run_id=run_id, note=f"not started: {exc}")
+            continue
+        conductor.outbox.run_state(queued.command_id, "running", run_id=run_id, note=note)
+        skip = functools.partial(points.skip, redo=request.redo, retry_failed=request.retry_failed,
+                                 check=conductor.check)
+        sweep = session.sweep(run_id, request.models, request.batches, request.precisions, skip=skip)
+        log.info("run %s as a host asked (command %s%s): %s", run_id, queued.command_id,
+                 f", {note}" if note else "", request.words)
+        conductor.begin(sweep, "host", queued.command_id)
+        try:
+            outcome = _run_sweep(sweep, sink, summary, notify)
+        finally:
+            conductor.end()
+        if outcome != "stopped":  # stopped: still "running" in the outbox, resumed at the next start
+            conductor.outbox.run_state(queued.command_id, "cancelled" if outcome == "cancelled" else "done")

@@ -1,0 +1,148 @@
+"""The runs of a service: the configured sweep, then those a host asked for (``sweep_start``, ``measure``), queued
+in the outbox (so a restart, a kill -9 included, still runs them) and run one after another; ``cancel`` stops one
+after its current point or takes it off the queue; ``state`` is what ``sweep_status`` answers.
+
+``Conductor`` is shared by the desk's thread (commands) and the service's main thread (which runs the sweeps).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dnnprof.agent.measure.sweep import Interrupted, Sweep
+from dnnprof.agent.service.outbox import Outbox, QueuedRun
+from dnnprof.shared import schema
+
+
+class Cancelled(Interrupted):
+    """A host cancelled the run: raised at a point boundary, it ends the sweep with a ``cancelled`` event."""
+
+    event = "cancelled"
+
+
+@dataclass
+class _Running:
+    sweep: Sweep
+    origin: str  # "config" or "host"
+    command_id: str | None
+    started_ts: float
+    cancel: str | None = None  # why it is to stop (the cancelling command), once asked
+
+
+class Conductor:
+    """Which run is measured now, which wait, and the cancel requests between them. Thread-safe."""
+
+    def __init__(self, outbox: Outbox, power_mode: Callable[[], str | None]) -> None:
+        self.outbox, self.power_mode = outbox, power_mode
+        self.publish: Callable[[schema.Message], None] | None = None  # the service's sink, once connected
+        self._lock = threading.Lock()
+        self._running: _Running | None = None
+        self._queued = threading.Event()
+
+    # --- the queue ----------------------------------------------------------------------------------------------
+
+    def enqueue(self, command: schema.Command, run_id: str) -> int:
+        """Queue a host's run (on disk when this returns); returns how many runs are ahead of it."""
+        with self._lock:
+            ahead = len(self._waiting()) + (self._running is not None)
+            self.outbox.enqueue(command, run_id)
+        self._queued.set()
+        return ahead
+
+    def next(self, timeout_s: float) -> QueuedRun | None:
+        """The oldest run still to do, waiting up to ``timeout_s`` for one; None when there is none."""
+        if self._queued.wait(timeout_s):
+            self._queued.clear()
+        runs = self.outbox.queued_runs()
+        if runs:
+            self._queued.set()  # more may follow: the next call looks again at once
+        return runs[0] if runs else None
+
+    def _waiting(self) -> list[QueuedRun]:
+        running = self._running.command_id if self._running else None
+        return [r for r in self.outbox.queued_runs() if r.command_id != running]
+
+    # --- the run measured now -----------------------------------------------------------------------------------
+
+    def begin(self, sweep: Sweep, origin: str, command_id: str | None = None) -> None:
+        with self._lock:
+            self._running = _Running(sweep, origin, command_id, time.time())
+
+    def end(self) -> None:
+        with self._lock:
+            self._running = None
+
+    def check(self) -> None:
+        """Called before each point: raises Cancelled when a host cancelled the run being measured."""
+        with self._lock:
+            why = self._running.cancel if self._running else None
+        if why is not None:
+            raise Cancelled(why)
+
+    def cancel(self, run_id: str | None, command_id: str) -> tuple[str, str]:
+        """Stop ``run_id`` (None: the one running) after its current point, or take it off the queue; returns
+        (the run's id, what happens). LookupError (its text the reason) when there is no such run."""
+        with self._lock:
+            running = self._running
+            if running is not None and run_id in (None, running.sweep.run_id):
+                running.cancel = f"cancelled by the host (command {command_id}) after {running.sweep.done} of " \
+                                 f"{running.sweep.points} points"
+                now = f", now at {running.sweep.current}" if running.sweep.current else ""
+                return running.sweep.run_id, (f"run {running.sweep.run_id} stops after its current point "
+                                              f"({running.sweep.done} of {running.sweep.points} done{now})")
+            if run_id is None:
+                raise LookupError("no run is being measured: name the RUN to take a queued one off the queue "
+                                  "(`dnnhost sweep status` lists them)")
+            queued = next((r for r in self._waiting() if r.run_id == run_id), None)
+            if queued is None:
+                raise LookupError(f"no run {run_id} is running or queued on this board (`dnnhost sweep status` "
+                                  "lists them)")
+            self.outbox.run_state(queued.command_id, "cancelled", note=f"cancelled by command {command_id}")
+        if self.publish is not None:  # the host's store learns that the run ended before it began
+            self.publish(schema.RunEvent(board=queued.command.board, ts=time.time(), run_id=run_id, seq=0,
+                                         event="cancelled", points_total=_points(queued.command), points_done=0,
+                                         message=f"taken off the queue by the host (command {command_id})"))
+        return run_id, f"run {run_id} taken off the queue before it began"
+
+    # --- sweep_status -------------------------------------------------------------------------------------------
+
+    def state(self, default_precision: str) -> schema.SweepState:
+        """What runs now and what waits (``sweep_status``)."""
+        with self._lock:
+            running, waiting = self._running, self._waiting()
+            now = None
+            if running is not None:
+                sweep = running.sweep
+                now = schema.SweepPoint(
+                    run_id=sweep.run_id, origin=running.origin, command_id=running.command_id,
+                    state="cancelling" if running.cancel else "running",
+                    networks=[m.name for m in sweep.models], batches=list(sweep.batches),
+                    precisions=list(sweep.precisions), points_total=sweep.points, points_done=sweep.done,
+                    failed=len(sweep.failures), current=sweep.current, started_ts=running.started_ts)
+        queue = [schema.SweepPoint(run_id=r.run_id, origin="host", command_id=r.command_id, state="queued",
+                                   networks=_names(r.command), batches=_batches(r.command),
+                                   precisions=_precisions(r.command, default_precision),
+                                   points_total=_points(r.command), queued_ts=r.queued_ts) for r in waiting]
+        return schema.SweepState(running=now, queue=queue, power_mode=self.power_mode())
+
+
+def _names(command: schema.Command) -> list[str]:
+    names = command.models if command.action == "sweep_start" else [command.model or ""]
+    return [n.removesuffix(".onnx") for n in names]
+
+
+def _batches(command: schema.Command) -> list[int]:
+    return list(command.batches) if command.action == "sweep_start" else [command.batch or 1]
+
+
+def _precisions(command: schema.Command, default: str) -> list[str]:
+    given = command.precisions if command.action == "sweep_start" else [command.precision] if command.precision else []
+    return [p.lower() for p in given] or [default]
+
+
+def _points(command: schema.Command) -> int:
+    return math.prod((len(_names(command)), len(_batches(command)), len(_precisions(command, "fp32"))))
