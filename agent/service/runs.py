@@ -30,7 +30,7 @@ class _Running:
     origin: str  # "config" or "host"
     command_id: str | None
     started_ts: float
-    cancel: str | None = None  # why it is to stop (the cancelling command), once asked
+    cancel: str | None = None  # the id of the command that cancelled it, once asked
 
 
 class Conductor:
@@ -79,9 +79,12 @@ class Conductor:
     def check(self) -> None:
         """Called before each point: raises Cancelled when a host cancelled the run being measured."""
         with self._lock:
-            why = self._running.cancel if self._running else None
-        if why is not None:
-            raise Cancelled(why)
+            running = self._running
+            if running is None or running.cancel is None:
+                return
+            why = f"cancelled by the host (command {running.cancel}) after {running.sweep.done} of " \
+                  f"{running.sweep.points} points"
+        raise Cancelled(why)
 
     def cancel(self, run_id: str | None, command_id: str) -> tuple[str, str]:
         """Stop ``run_id`` (None: the one running) after its current point, or take it off the queue; returns
@@ -89,8 +92,7 @@ class Conductor:
         with self._lock:
             running = self._running
             if running is not None and run_id in (None, running.sweep.run_id):
-                running.cancel = f"cancelled by the host (command {command_id}) after {running.sweep.done} of " \
-                                 f"{running.sweep.points} points"
+                running.cancel = command_id
                 now = f", now at {running.sweep.current}" if running.sweep.current else ""
                 return running.sweep.run_id, (f"run {running.sweep.run_id} stops after its current point "
                                               f"({running.sweep.done} of {running.sweep.points} done{now})")

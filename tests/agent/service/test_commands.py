@@ -140,3 +140,57 @@ def test_decode_refuses_or_returns_a_command_never_anything_else(raw):
         assert str(exc) and "\n" not in str(exc)
     else:
         assert isinstance(message, schema.Command) and message.board == BOARD
+
+
+# --- sweep_start --------------------------------------------------------------------------------------------------
+
+
+def check_sweep(model_dir, board_mode=None, **fields):
+    return commands.check_sweep(command(action="sweep_start", **fields), models_dir=model_dir, max_batch=64,
+                                precisions=("fp32", "fp16"), default_precision="fp32", power_mode=board_mode)
+
+
+def sweep_refusal(model_dir, board_mode=None, **fields) -> str:
+    with pytest.raises(Refused) as refused:
+        check_sweep(model_dir, board_mode, **fields)
+    assert "\n" not in str(refused.value) and refused.value.command_id == "c1"
+    return str(refused.value)
+
+
+def test_a_valid_sweep_start_names_real_models_and_dedupes(model_dir):
+    name = sorted(p.name for p in model_dir.glob("*.onnx"))[0]
+    request = check_sweep(model_dir, models=[name, name], batches=[4, 1, 4], precisions=["FP16", "fp32"],
+                          retry_failed=True)
+    assert [m.path for m in request.models] == [model_dir / name]
+    assert (request.batches, request.precisions, request.retry_failed, request.redo) == ([4, 1], ["fp16", "fp32"],
+                                                                                         True, False)
+    assert request.words == "1 models x 2 batch sizes x 2 precisions = 4 points"
+    assert check_sweep(model_dir, models=[name], batches=[1]).precisions == ["fp32"]  # the agent's first
+    # A power mode is accepted only as the one the board runs (this agent does not switch modes).
+    assert check_sweep(model_dir, "MAXN", models=[name], batches=[1], power_mode="maxn").models
+
+
+@pytest.mark.parametrize("fields, power_mode, expected", [
+    ({"models": [], "batches": [1]}, None, "sweep_start needs models"),
+    ({"models": ["m.onnx"], "batches": []}, None, "sweep_start needs models .* and batches"),
+    ({"models": ["../x.onnx"], "batches": [1]}, None, "model '../x.onnx': '../x.onnx' is outside models_dir"),
+    ({"models": ["nosuch.onnx"], "batches": [1]}, None, "model 'nosuch.onnx': .* does not exist"),
+    ({"models": ["{name}"], "batches": [1, 65]}, None, "batch 65 is over this agent's limit of 64"),
+    ({"models": ["{name}"], "batches": [1], "precisions": ["int8"]}, None, "precision 'int8': this agent's backend "
+                                                                          "runs fp32, fp16"),
+    ({"models": ["{name}"], "batches": [1], "power_mode": "15W"}, "MAXN", "power mode '15W': this board runs power "
+                                                                          "mode 'MAXN'"),
+    ({"models": ["{name}"], "batches": [1], "power_mode": "15W"}, None, "this board has no nvpmodel power mode"),
+])
+def test_a_sweep_start_is_refused_for_each_bad_part(model_dir, fields, power_mode, expected):
+    import re
+    name = sorted(p.name for p in model_dir.glob("*.onnx"))[0]
+    fields = {k: [x.format(name=name) if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
+              for k, v in fields.items()}
+    assert re.search(expected, sweep_refusal(model_dir, power_mode, **fields))
+
+
+def test_sweep_lists_are_bounded_by_the_schema():
+    too_many = schema.encode(command(action="sweep_start", models=[f"m{i}.onnx" for i in range(65)], batches=[1]))
+    with pytest.raises(Refused, match="not a valid command: Expected `array` of length <= 64"):
+        commands.decode(BOARD, too_many)
