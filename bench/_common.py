@@ -7,7 +7,9 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,3 +92,27 @@ def parse_points(text: str) -> list[tuple[str, int]]:
         name, _, batch = item.strip().partition(":")
         out.append((name, int(batch or 1)))
     return out
+
+
+def mosquitto(tmp: Path, extra: str = "") -> tuple[subprocess.Popen, str]:
+    """A private Mosquitto on a free loopback port (config in ``tmp``, plus the ``extra`` lines): (its process, its
+    address)."""
+    from dnnprof.host.broker import free_port
+
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        raise SystemExit("mosquitto is not installed: apt-get install mosquitto")
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                    "max_queued_messages 0\nmax_inflight_messages 0\n" + extra)
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise SystemExit("mosquitto did not start")

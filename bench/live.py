@@ -20,7 +20,6 @@ import os
 import pty
 import random
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -33,36 +32,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from dnnprof.host.broker import free_port
 from dnnprof.shared import schema, topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, say  # noqa: E402
+from _common import emit, mosquitto, say  # noqa: E402
 
 NETWORKS = ["resnet18", "resnet50", "mobilenet_v2", "vgg16", "googlenet", "efficientnet_b0"]
 MODES = ["MAXN", "15W", "30W"]
-
-
-def mosquitto(tmp: Path) -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        raise SystemExit("mosquitto is not installed: apt-get install mosquitto")
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 0\nmax_inflight_messages 0\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            import socket
-
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc, f"127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.terminate()
-    raise SystemExit("mosquitto did not start")
 
 
 class SimulatedFleet:

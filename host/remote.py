@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
-from dnnprof.shared import schema, topics
+from dnnprof.shared import auth, schema, topics
 from dnnprof.shared.errors import UserError
 
 SETTLE_S = 0.3  # retained messages come in a burst after the subscription: quiet this long means all are in
@@ -90,6 +90,7 @@ class Remote:
     # --- paho's thread ------------------------------------------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        auth.no_delay(client)
         if reason_code.is_failure:
             with self._inbox.cond:
                 self._inbox.refusal = (f"refused the connection ({reason_code}): check --username and "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from dnnprof.shared import schema, topics
+from dnnprof.shared import auth, schema, topics
 from dnnprof.shared.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ class MqttLink:
             raise UserError(f"the {where} did not accept the connection ({self._connack or 'no CONNACK'})")
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        auth.no_delay(client)  # a command's acknowledgement leaves at once, not after the broker's delayed ACK
         again = self._connected.is_set()
         self._connack = reason_code
         if self._on_command is not None and not getattr(reason_code, "is_failure", False):

@@ -248,6 +248,13 @@ class Desk(threading.Thread):
                 self.summary.commands += 1
                 return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True, run_id=run_id,
                                          reason=what, sweep=self.conductor.state(self.config.precisions[0]))
+            if (known := self.conductor.outbox.run_of(command.id)) is not None:
+                # The same command delivered again (QoS 1 may, after a reconnection): the same answer, once queued.
+                self.summary.commands += 1
+                return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True, run_id=known[0],
+                                         reason=f"already queued as run {known[0]} ({known[1]}): this command was "
+                                                "delivered before",
+                                         sweep=self.conductor.state(self.config.precisions[0]))
             request = self.request(command)
             run_id = new_run_id()
             ahead = self.conductor.enqueue(command, run_id)

@@ -278,6 +278,12 @@ class Outbox:
             self._db.execute("INSERT INTO runs (command_id, run_id, command, state, queued_ts) VALUES (?, ?, ?, "
                              "'queued', ?)", (command.id, run_id, schema.encode(command), time.time()))
 
+    def run_of(self, command_id: str) -> tuple[str, str] | None:
+        """(run id, state) of the run ``command_id`` queued, or None when it queued none."""
+        with self._lock:
+            row = self._db.execute("SELECT run_id, state FROM runs WHERE command_id = ?", (command_id,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
     def queued_runs(self) -> list[QueuedRun]:
         """Runs not yet done nor cancelled (``queued``, or ``running`` when a kill ended the agent mid-run), in the
         order they were queued."""
