@@ -5,8 +5,8 @@
 - broker: where do agents publish when there is no broker? The embedded MQTT broker (amqtt), localhost by default.
 - collector: how does a message get into the store? Validate, store idempotently, keep what is rejected, find and
   replay the numbers that never arrived; ``ingest`` is the one path for ``collect``, ``live`` and ``import``.
-- store: what has been received? The SQLite store (WAL): results, boards, run events, rejected input, outbox
-  streams and commands; it owns its transactions.
+- store: what has been received? The SQLite store (WAL): results, failed points, boards, run events, rejected input,
+  outbox streams and commands; it owns its transactions.
 - analysis: what is the best accuracy within the limits? A table per board, the energy-bounded ceiling, and the
   fleet's answer (ranked only within one power boundary).
 - predict: what would a network never measured there cost? Time and energy per image from its op profile, fitted

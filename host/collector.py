@@ -3,7 +3,8 @@
 The paho network thread only queues messages; a writer thread owns the SQLite connection and commits in
 batches, so a slow disk never blocks the MQTT session (blocking inside paho callbacks stalls its keepalive).
 
-Agents number their results and run events (an outbox stream per board). The writer thread finds the numbers that
+Agents number their results, failed points (``schema.Failure``: a point that produced no measurement, stored apart
+from the results) and run events (an outbox stream per board). The writer thread finds the numbers that
 never arrived and, with ``replay``, asks the board to publish them again (a ``replay`` command on its cmd topic).
 
 ``ingest`` is the one path from a decoded message (or a refused payload) into the store: the writer thread's, and
@@ -192,9 +193,9 @@ class Collector:
         self.on_valid = on_valid
         self.on_rejected = on_rejected
         self.linger_s = 0.02
-        # received, stored, duplicate, rejected, and per kind; gaps (numbers found missing), replay_requests,
-        # replayed (stored messages that filled a missing number), unrecoverable (missing numbers the agent no
-        # longer has)
+        # received, stored, duplicate, rejected, and per kind (result, failure, run, ...); gaps (numbers found
+        # missing), replay_requests, replayed (stored messages that filled a missing number), unrecoverable (missing
+        # numbers the agent no longer has)
         self.counts: Counter[str] = Counter()
         self.last_rejection: str | None = None
         self.replay = replay

@@ -1,5 +1,6 @@
 """What the fleet is doing now, from the messages a live view receives: presence, power, temperatures, the current
-run and the last result per board, plus message rates. Thread-safe: the collector feeds it (telemetry from paho's
+run, the last result and the failed points (how many this view has seen, and the newest) per board, plus message
+rates. Thread-safe: the collector feeds it (telemetry from paho's
 network thread, everything else from its writer thread); the dashboard reads it under the same lock.
 
 The power history is kept on this host's wall clock (samples are shifted by receive time − the message's ts), so a
@@ -46,6 +47,8 @@ class Board:
     run: schema.RunEvent | None = None
     run_started: float | None = None
     result: schema.Result | None = None
+    failures: int = 0  # failed points seen in this view (each id once: a re-delivery is not a new failure)
+    failure: schema.Failure | None = None  # the newest of them
     last_seen: float | None = None
     messages: int = 0
     drawn: dict = dataclasses.field(default_factory=dict)  # a view's cache of what it drew (e.g. the sparkline)
@@ -113,6 +116,7 @@ class Fleet:
         self._wall = wall
         self._lock = threading.Lock()
         self._boards: dict[str, Board] = {}
+        self._failure_ids: dict[str, set[str]] = {}  # per board: the failed points counted (failures are few)
         self.counts: collections.Counter[str] = collections.Counter()
         self.last_rejection: str | None = None
         # Messages per kind in each whole second of this host's monotonic clock, the last RATE_WINDOW_S of them.
@@ -156,6 +160,13 @@ class Fleet:
                     if board.run is None or board.run.run_id != message.run_id:
                         board.run_started = message.ts
                     board.run = message
+            elif isinstance(message, schema.Failure):
+                seen = self._failure_ids.setdefault(board.board, set())
+                if message.id not in seen:
+                    seen.add(message.id)
+                    board.failures += 1
+                    if board.failure is None or message.ts >= board.failure.ts:
+                        board.failure = message
             elif isinstance(message, schema.Result):
                 if board.result is None or message.ts >= board.result.ts:
                     board.result = message

@@ -1,5 +1,6 @@
 """The report as one self-contained HTML page: basis and constraints, per board the ceiling, frontier and
-configurations, the seed's analyses with their fitted numbers, and the figures as inline SVG.
+configurations, the failed points (no measurement, and why), the seed's analyses with their fitted numbers, and the
+figures as inline SVG.
 
 No scripts and no external links, so the file can be mailed, archived and opened offline. Every string that comes
 from the report is escaped. Missing values show as "—", estimated power and energy carry "~".
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from html import escape  # the standard library's: absolute imports, so this module's own name does not shadow it
 from pathlib import Path
 
@@ -99,7 +101,9 @@ def render(report: dict, figures_svg: dict[str, str] | None = None) -> str:
            f'energy the board can spend. Catalog: {_e(report.get("catalog") or MISSING)}.</p>']
     if len(boards) > 1:
         out.append("<nav>" + "".join(f'<a href="#{_id("board", b.get("board"))}">{_e(b.get("board"))}</a>'
-                                     for b in boards) + '<a href="#analyses">analyses</a></nav>')
+                                     for b in boards)
+                   + ('<a href="#failures">failed points</a>' if report.get("failures") else "")
+                   + '<a href="#analyses">analyses</a></nav>')
     out.append("</header>\n")
     out.append(_basis_section(basis, report.get("limits") or {}))
     placed: set[str] = set()
@@ -107,6 +111,7 @@ def render(report: dict, figures_svg: dict[str, str] | None = None) -> str:
         out.append(_fleet_section(report["fleet"], basis, figures_svg, placed))
     for entry in boards:
         out.append(_board_section(entry, basis, report.get("limits") or {}, figures_svg, len(boards), placed))
+    out.append(_failures_section(report.get("failures") or [], report.get("failures_superseded") or 0))
     out.append(_analyses_section(report.get("analyses") or {}))
     rest = [k for k in figures_svg if k not in placed]
     if rest:
@@ -344,6 +349,42 @@ def _board_section(entry: dict, basis: dict, constraints: dict, figures: dict[st
         out.append(_results_table(results, basis))
     out.append("</section>\n")
     return "".join(out)
+
+
+def _failures_section(failures: list[dict], superseded: int) -> str:
+    """The points that produced no measurement, and why (empty when there are none)."""
+    if not failures and not superseded:
+        return ""
+    out = ['<section id="failures"><h2>Failed points</h2>',
+           f'<p class="note">{len(failures)} configuration{"s" if len(failures) != 1 else ""} produced no '
+           'measurement: never ranked, fitted or exported. The newest failure of each configuration; "not run" '
+           'means never tried because of the earlier failure it names.</p>']
+    if failures:
+        headers = ["board", "network", "batch", "precision", "backend/device", "power mode", "error", "stage",
+                   "why", "run", "when"]
+        rows = [[_e(f.get("board")), _e(f.get("network")), _e(fmt(f.get("batch"))), _e(f.get("precision")),
+                 _e(f"{f.get('backend')}/{f.get('device')}"), _e(fmt(f.get("power_mode"))), _e(f.get("error")),
+                 _e(str(f.get("stage")).replace("_", " ")), _e(f.get("reason") or f.get("message")),
+                 _e(f.get("run_id")), _e(_when(f.get("ts")))] for f in failures]
+        table = _table(headers, rows, {2})
+        state = " open" if len(failures) <= 40 else ""
+        out.append(f"<details{state}><summary>Failed points ({len(failures)})</summary>{table}</details>")
+    if superseded:
+        out.append(f"<p>{superseded} configuration{'s' if superseded != 1 else ''} that failed earlier "
+                   f"{'were' if superseded != 1 else 'was'} measured since: the newer result replaces the failure, "
+                   "which is not listed.</p>")
+    out.append("</section>\n")
+    return "".join(out)
+
+
+def _when(ts) -> str:
+    """Unix seconds as UTC date and time (the page is read anywhere)."""
+    if _missing(ts):
+        return MISSING
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+    except (OverflowError, OSError, ValueError):  # a board's clock far off: the number as it came
+        return fmt(ts)
 
 
 def _frontier_table(frontier: list[dict], basis: dict) -> str:

@@ -72,8 +72,8 @@ def _run(board: Board) -> str:
         return f"done {run.points_done}/{run.points_total}"
     if run.event == "failed":
         return f"failed at {run.points_done}/{run.points_total}"
-    if run.event == "aborted":
-        return f"aborted at {run.points_done}/{run.points_total}"
+    if run.event in ("aborted", "cancelled"):
+        return f"{run.event} at {run.points_done}/{run.points_total}"
     what = " ".join(p for p in (run.network, f"b{run.batch}" if run.batch else None, run.precision) if p)
     eta = f" ETA {_duration(run.eta_s)}" if run.eta_s is not None else ""
     return f"{what or 'starting'} {_bar(run.points_done, run.points_total)} {run.points_done}/{run.points_total}{eta}"
@@ -86,6 +86,14 @@ def _result(board: Board) -> str:
     epi = r.energy_per_inference_j
     energy = units.format_energy(epi.gross if epi else None) + ("~" if epi and r.provenance.estimated else "")
     return f"{r.throughput_ips:.0f} img/s {energy}/img ({r.network} b{r.batch})"
+
+
+def _failed(board: Board) -> str:
+    """How many points failed in this view, and the newest: ``2 · vgg16 b=64 fp16: out_of_memory``."""
+    f = board.failure
+    if f is None:
+        return ""
+    return f"{board.failures} · {f.network} b={f.batch} {f.precision}: {f.error}"
 
 
 def _power(board: Board) -> str:
@@ -128,12 +136,15 @@ def _sparkline(board: Board, now: float) -> str:
         cached = board.drawn["sparkline"] = (key, sparkline(board.sparkline_values(now, SPARK)))
     return cached[1]
 
+FAILED = "failed points"  # a column only while some board shown has one
+
 # In the order they are dropped from a narrow terminal: last first.
 COLUMNS = [
     Column("board", 12, lambda b, now: Text(b.board, style="bold")),
     Column("state", 7, lambda b, now: Text(b.state or "?", style=STATE_STYLE.get(b.state, "yellow"))),
     Column("power", 8, lambda b, now: _power(b)),
     Column("run", 30, lambda b, now: _run(b), ratio=4),
+    Column(FAILED, 24, lambda b, now: Text(_failed(b), style="red"), ratio=3),
     Column("warnings", 12, lambda b, now: Text(", ".join(b.warnings()) or "", style="yellow"), ratio=1),
     Column("last result", 18, lambda b, now: _result(b), ratio=2),
     Column(f"power, last {WINDOW_S:.0f} s", SPARK, lambda b, now: _sparkline(b, now)),
@@ -143,10 +154,13 @@ COLUMNS = [
 ]
 
 
-def columns_for(width: int) -> list[Column]:
-    """The columns that fit ``width`` terminal cells (one cell of padding between columns)."""
+def columns_for(width: int, failed: bool = True) -> list[Column]:
+    """The columns that fit ``width`` terminal cells (one cell of padding between columns); ``failed``: with the
+    failed points column (no board shown has any: without)."""
     chosen, used = [], 0
     for col in COLUMNS:
+        if col.name == FAILED and not failed:
+            continue
         need = col.width + (1 if chosen else 0)
         if used + need > width and len(chosen) >= 2:
             break
@@ -230,6 +244,7 @@ def frame(boards: list[Board], *, width: int, height: int, now: float | None = N
                           style="bold white on red", no_wrap=True, overflow="ellipsis"))
     footer = Text(f"messages/s {rates.get('all', 0.0):.0f} (telemetry {rates.get('telemetry', 0.0):.0f}) · "
                   f"received {counts.get('received', 0)} · results {counts.get('result', 0)} · "
+                  + (f"failed points {counts['failure']} · " if counts.get("failure") else "") +
                   f"rejected {counts.get('rejected', 0)}"
                   + (f" (last: {last_rejection})" if last_rejection else "")
                   + (f" · gaps {counts['gaps']} (replay requests {counts.get('replay_requests', 0)}, replayed "
@@ -245,7 +260,7 @@ def frame(boards: list[Board], *, width: int, height: int, now: float | None = N
     room = max(1, height - len(parts) - 4)
     ordered = sorted(boards, key=_sort_key(sort))
     shown = ordered[:room] if len(ordered) > room else ordered
-    parts.extend(_table(shown, columns_for(width), width, now))
+    parts.extend(_table(shown, columns_for(width, any(b.failures for b in shown)), width, now))
     if len(shown) < len(ordered):
         parts.append(Text(f"… {len(ordered) - len(shown)} more boards (a taller terminal, --board or --sort "
                           "shows them)", style="dim", no_wrap=True, overflow="ellipsis"))

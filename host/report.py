@@ -3,6 +3,11 @@ then the seed paper's analyses with their fitted numbers — as rich text or as 
 
 Text stays readable for a fleet: a board's full table is printed when it is short (or with ``--all``); the frontier,
 the ceiling and the analyses always are. Estimated values carry ``~``; what was not measured shows ``—``, never 0.
+
+Failed points (``schema.Failure``: a point that produced no measurement) are listed apart, with why (``failures``
+in the data); they never enter the results frame, so nothing ranks, fits or exports them. Only the newest failure
+of each configuration is shown, and none that a later result of the same configuration superseded (those are
+counted in ``failures_superseded``): ``Store.failed_points``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from dnnprof.shared import catalog, schema, units
 
@@ -30,6 +36,23 @@ def load(store: Store, board: str | None = None, networks: catalog.Catalog | Non
     return analysis.latest(analysis.frame(store.latest_results(board), networks or catalog.Catalog()))
 
 
+def failure_reason(failure: schema.Failure) -> str:
+    """Why a point has no measurement, in one line: its message, or for a point never tried ``not run: <cause>``."""
+    if failure.stage == "not_run":
+        return f"not run: {failure.cause or failure.message}"
+    return failure.message
+
+
+def failure_record(failure: schema.Failure) -> dict:
+    """A failed point as plain data (an entry of ``failures``); ``reason`` is what the report prints."""
+    return {"board": failure.board, "network": failure.network, "batch": failure.batch,
+            "precision": failure.precision, "backend": failure.backend, "device": failure.device,
+            "power_mode": failure.power_mode or schema.NO_POWER_MODE, "clocks": failure.clocks,
+            "error": failure.error, "stage": failure.stage, "message": failure.message, "cause": failure.cause,
+            "reason": failure_reason(failure), "elapsed_s": failure.elapsed_s, "run_id": failure.run_id,
+            "ts": failure.ts, "id": failure.id, "model_sha256": failure.model_sha256}
+
+
 def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.Basis | None = None,
           board: str | None = None, networks: catalog.Catalog | None = None, df: pd.DataFrame | None = None,
           analyses: bool = True, rows_up_to: int | None = None, fleet_budgets: list[float | None] | None = None
@@ -39,12 +62,16 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
     ``rows_up_to``: leave out (``results`` None) the rows of boards with more configurations than this — text
     output does not print them, and a fleet's ten thousand rows are most of the time. ``fleet_budgets``: add the
     fleet's answer (``analysis.fleet``) at each of these energy budgets (None: no energy limit).
+
+    ``failures``: the failed points (of ``board``), by board, network, precision and batch; ``failures_superseded``:
+    how many configurations failed and were measured since (not listed).
     """
     limits, basis = limits or analysis.Limits(), basis or analysis.Basis()
     networks = networks or catalog.Catalog()
     if df is None:
         df = load(store, board, networks)
     boards = store.boards()
+    failed = store.failed_points(board)
     names = sorted(set(df["board"]) | ({board} if board and board in boards else set()))
     ranked = analysis.per_board(df, limits, basis)
     energy = basis.energy_j(df)
@@ -61,8 +88,12 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
         "boards": [],
         "analyses": paper.analyses(df, energy=basis.energy) if analyses and not df.empty else None,
         "board_filter": board,
-        "known_boards": store.board_names() if board and board not in boards and df.empty else [],
+        "known_boards": store.board_names() if board and board not in boards and df.empty and not failed.current
+        else [],
         "fleet": analysis.fleet(df, fleet_budgets, limits, basis) if fleet_budgets is not None else None,
+        "failures": [failure_record(f) for f in sorted(failed.current, key=lambda f: (
+            f.board, f.network, f.precision, f.batch, f.backend, f.device, f.power_mode or "", f.ts))],
+        "failures_superseded": failed.superseded,
     }
     by_board = df.groupby("board", sort=False).indices
     wanted = [rows for rows in by_board.values() if rows_up_to is None or len(rows) <= rows_up_to]
@@ -230,11 +261,50 @@ def exclusions(c: dict) -> list[str]:
     return lines
 
 
+def _plain(text) -> Text:
+    """Untrusted text (a board's message) for a cell: never read as markup, control characters escaped."""
+    return Text("".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text)))
+
+
+def render_failures(console: Console, report: dict, all_rows: bool = False) -> None:
+    """The failed points: what produced no measurement, and why (nothing when there is none)."""
+    failures, superseded = report.get("failures") or [], report.get("failures_superseded") or 0
+    if failures and len(failures) > MAX_ROWS and not all_rows:
+        by_error: dict[str, int] = {}
+        for f in failures:
+            by_error[f["error"]] = by_error.get(f["error"], 0) + 1
+        console.print(f"[bold]Failed points[/]: {len(failures)} configurations produced no measurement — "
+                      + ", ".join(f"{error} {n}" for error, n in sorted(by_error.items(), key=lambda kv: -kv[1]))
+                      + " (--all lists them; --json and --out have them all)")
+    elif failures:
+        table = Table(title=f"Failed points: {len(failures)} produced no measurement (never ranked)",
+                      box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
+                      title_justify="left")
+        for col in ("board", "network", "batch", "precision", "backend/device", "mode", "error", "stage", "why"):
+            table.add_column(col, justify="right" if col == "batch" else "left", no_wrap=col != "why",
+                             overflow="fold")
+        for f in failures:
+            table.add_row(_plain(f["board"]), _plain(f["network"]), str(f["batch"]), _plain(f["precision"]),
+                          _plain(f"{f['backend']}/{f['device']}"), _plain(f["power_mode"]), f["error"],
+                          f["stage"].replace("_", " "), _plain(f["reason"]))
+        console.print(table)
+    if superseded:
+        console.print(f"{superseded} configuration{'s' if superseded != 1 else ''} that failed earlier "
+                      f"{'were' if superseded != 1 else 'was'} measured since: the newer result replaces the "
+                      "failure, which is not listed.")
+    if failures or superseded:
+        console.print()
+
+
 def render(console: Console, report: dict, all_rows: bool = False) -> None:
     if not report["boards"]:
         if report.get("board_filter") and report.get("known_boards"):
             console.print(f"No board {report['board_filter']!r} in this store. Boards here: "
                           f"{', '.join(report['known_boards'])}.")
+            return
+        if report.get("failures"):
+            console.print("No measurement stored yet: every point so far failed (below).")
+            render_failures(console, report, all_rows)
             return
         console.print("No results stored yet. Run `dnnhost demo`, or `dnnhost collect` while an agent runs, "
                       "or `dnnhost import FILE.jsonl`.")
@@ -276,6 +346,7 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
         if limits["energy_budget_j"] is None and any(r["energy_j"] is not None for r in results):
             console.print("Add [bold]--energy-budget[/] (e.g. 50mJ) for the energy-bounded accuracy ceiling.")
         console.print()
+    render_failures(console, report, all_rows)
     if report.get("analyses"):
         render_analyses(console, report["analyses"], all_rows)
 
@@ -431,6 +502,9 @@ def render_fleet(console: Console, report: dict) -> None:
                 console.print(f"  {escape(line)}")
     _left_out(console, fleet)
     console.print(f"[dim]{fleet['rule']}.[/]")
+    if failures := report.get("failures"):
+        console.print(f"{len(failures)} failed point{'s' if len(failures) != 1 else ''} (no measurement, never "
+                      "ranked): `dnnhost report` without --fleet lists them with why.")
 
 
 def _left_out(console: Console, fleet: dict) -> None:

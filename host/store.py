@@ -1,5 +1,6 @@
-"""The host's SQLite store (WAL): results upserted by id, board facts and presence, run events, rejected input,
-the numbers of each board's outbox stream (to find what never arrived), and the commands sent to agents.
+"""The host's SQLite store (WAL): results upserted by id, failed points (``schema.Failure``, kept apart: never a
+measurement), board facts and presence, run events, rejected input, the numbers of each board's outbox stream (to
+find what never arrived), and the commands sent to agents.
 
 One ``Store`` per thread (sqlite3 connections are not shared across threads); several processes may open the
 same file — WAL lets readers run while a collector writes.
@@ -60,6 +61,27 @@ CREATE TABLE IF NOT EXISTS latest (
     ts REAL NOT NULL,
     PRIMARY KEY (board, network, backend, device, precision, batch, power_mode)
 ) WITHOUT ROWID;
+-- Points that produced no measurement (schema.Failure), by id like results; never read as results. power_mode is
+-- schema.NO_POWER_MODE where the failure names none, as in latest, so that a configuration always has a key.
+CREATE TABLE IF NOT EXISTS failures (
+    id TEXT PRIMARY KEY,
+    board TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    network TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    device TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    power_mode TEXT NOT NULL,
+    error TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    received REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failures_config ON failures (board, model_sha256, backend, device, precision, batch,
+                                                        power_mode);
 CREATE TABLE IF NOT EXISTS rejected (
     received REAL NOT NULL,
     source TEXT NOT NULL,
@@ -74,8 +96,8 @@ CREATE TABLE IF NOT EXISTS streams (
     changed REAL NOT NULL,
     PRIMARY KEY (board, stream)
 ) WITHOUT ROWID;
--- Every number received (results and run events, stored or duplicate): what is below the high mark and not here
--- is missing.
+-- Every number received (results, failures and run events, stored or duplicate): what is below the high mark and
+-- not here is missing.
 CREATE TABLE IF NOT EXISTS stream_numbers (
     board TEXT NOT NULL,
     stream INTEGER NOT NULL,
@@ -114,8 +136,15 @@ ON CONFLICT (board, network, backend, device, precision, batch, power_mode) DO U
 ts = excluded.ts WHERE excluded.ts > latest.ts OR (excluded.ts = latest.ts AND excluded.id > latest.id)
 """
 # PRAGMA user_version: 1 added the latest table (filled from the results of an older store); 2 the stream tables
-# and commands (filled from the stream numbers of stored results and run events).
+# and commands (filled from the stream numbers of stored results and run events). The failures table needs no
+# version: CREATE TABLE IF NOT EXISTS adds it, empty, to an older store (which never received a failure).
 VERSION = 2
+
+# A result's power mode in SQL, as schema.power_mode() gives it.
+_RESULT_MODE = ("coalesce(nullif(json_extract({t}payload, '$.conditions.power_mode'), ''), "
+                "nullif(json_extract({t}payload, '$.provenance.power_mode'), ''), '" + schema.NO_POWER_MODE + "')")
+# What makes two failed points, or a failed point and a result, the same configuration.
+FAILURE_KEY = ("board", "model_sha256", "backend", "device", "precision", "batch", "power_mode")
 
 
 _REJECTED_COLUMNS = "received, source, reason, payload"
@@ -136,6 +165,13 @@ def _rejected(row: tuple) -> Rejected:
     if isinstance(payload, str):  # SQLite hands back TEXT for a payload someone stored as text
         payload = payload.encode("utf-8", "surrogatepass")
     return Rejected(rowid, received, source, reason, payload)
+
+
+class FailedPoints(NamedTuple):
+    """What ``Store.failed_points`` found: the failures a report shows, and how many it leaves out."""
+
+    current: list[schema.Failure]  # the newest failure of each configuration no later result replaced
+    superseded: int  # configurations whose newest failure a later result of the same configuration replaced
 
 
 class Gap(NamedTuple):
@@ -235,7 +271,8 @@ class Store:
                     "id, ts FROM results WHERE true")))
             if version < 2:
                 # Messages stored before the stream tables existed may carry numbers already: count them received.
-                for table, when in (("results", "received"), ("run_events", "json_extract(payload, '$.ts')")):
+                for table, when in (("results", "received"), ("failures", "received"),
+                                    ("run_events", "json_extract(payload, '$.ts')")):
                     self.db.execute(
                         "INSERT OR IGNORE INTO stream_numbers (board, stream, seq, received) SELECT board, "
                         f"json_extract(payload, '$.stream.id'), json_extract(payload, '$.stream.seq'), {when} "
@@ -268,10 +305,12 @@ class Store:
     def add(self, message: schema.Message) -> bool:
         """Store any message; returns False when it was already there (a re-delivery) or is stale.
 
-        A result or run event with a stream number has the number recorded, stored or not; a status raises its
-        stream's high mark. Telemetry is live-only: ``mark`` takes its high mark."""
+        A result, failure or run event with a stream number has the number recorded, stored or not; a status raises
+        its stream's high mark. Telemetry is live-only: ``mark`` takes its high mark."""
         if isinstance(message, schema.Result):
             added = self.add_result(message)
+        elif isinstance(message, schema.Failure):
+            added = self.add_failure(message)
         elif isinstance(message, schema.RunEvent):
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO run_events (board, run_id, seq, event, payload) VALUES (?, ?, ?, ?, ?)",
@@ -310,6 +349,17 @@ class Store:
             schema.power_mode(result), result.id, result.ts))
         return True
 
+    def add_failure(self, failure: schema.Failure) -> bool:
+        """Keep a point that produced no measurement; False when its id is already stored (a re-delivery)."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO failures (id, board, run_id, ts, network, model_sha256, backend, device, precision, "
+            "batch, power_mode, error, stage, payload, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (failure.id, failure.board, failure.run_id, failure.ts, failure.network, failure.model_sha256,
+             failure.backend, failure.device, failure.precision, failure.batch,
+             failure.power_mode or schema.NO_POWER_MODE, failure.error, failure.stage, schema.encode(failure).decode(),
+             time.time()))
+        return cur.rowcount == 1
+
     def add_many(self, messages: list[schema.Message]) -> int:
         """Store a batch in one transaction; returns how many were new."""
         with self.transaction():
@@ -338,8 +388,8 @@ class Store:
         return cur.rowcount == 1
 
     def number(self, board: str, stream: schema.Stream) -> bool:
-        """Record number ``stream.seq`` of a result or run event as received; True when it is new. Number 0 (which
-        no message has: numbering starts at 1) is not recorded."""
+        """Record number ``stream.seq`` of a result, failure or run event as received; True when it is new. Number 0
+        (which no message has: numbering starts at 1) is not recorded."""
         if stream.seq < 1:
             return False
         cur = self.db.execute("INSERT OR IGNORE INTO stream_numbers (board, stream, seq, received) VALUES (?, ?, ?, ?)",
@@ -487,9 +537,41 @@ class Store:
             query, args = query + " WHERE l.board = ?", (board,)
         return [schema.decode(row[0]) for row in self.db.execute(query, args)]
 
+    def failures(self, board: str | None = None) -> list[schema.Failure]:
+        """Every failed point stored, oldest first (of one board)."""
+        query, args = "SELECT payload FROM failures", ()
+        if board:
+            query, args = query + " WHERE board = ?", (board,)
+        return [schema.decode(row[0]) for row in self.db.execute(query + " ORDER BY ts, id", args)]
+
+    def failed_points(self, board: str | None = None) -> FailedPoints:
+        """The failed points a report shows (of one board): the newest failure of each configuration — board,
+        model_sha256, backend, device, precision, batch, power mode — unless a result of that configuration is newer
+        (measured since: then it is counted as superseded, not shown). Oldest first."""
+        key = " AND ".join(f"g.{k} = f.{k}" for k in FAILURE_KEY)
+        # A result's device and model_sha256 are in its payload only: the cheap columns narrow first.
+        replaced = ("EXISTS (SELECT 1 FROM results r WHERE r.board = f.board AND r.backend = f.backend AND "
+                    "r.precision = f.precision AND r.batch = f.batch AND r.ts > f.ts AND "
+                    "json_extract(r.payload, '$.model_sha256') = f.model_sha256 AND "
+                    f"json_extract(r.payload, '$.device') = f.device AND {_RESULT_MODE.format(t='r.')} = f.power_mode)")
+        # The newest of each configuration; equal timestamps keep the larger id, as in latest.
+        query = (f"SELECT f.payload, {replaced} FROM failures f WHERE NOT EXISTS (SELECT 1 FROM failures g WHERE "
+                 f"{key} AND (g.ts > f.ts OR (g.ts = f.ts AND g.id > f.id)))")
+        args: tuple = ()
+        if board:
+            query, args = query + " AND f.board = ?", (board,)
+        current, superseded = [], 0
+        for payload, later in self.db.execute(query + " ORDER BY f.ts, f.id", args):
+            if later:
+                superseded += 1
+            else:
+                current.append(schema.decode(payload))
+        return FailedPoints(current, superseded)
+
     def board_names(self) -> list[str]:
-        """Every board the store has heard of: by its birth or info, or by a result."""
-        rows = self.db.execute("SELECT board FROM boards UNION SELECT DISTINCT board FROM latest ORDER BY 1")
+        """Every board the store has heard of: by its birth or info, or by a result or a failed point."""
+        rows = self.db.execute("SELECT board FROM boards UNION SELECT DISTINCT board FROM latest "
+                               "UNION SELECT DISTINCT board FROM failures ORDER BY 1")
         return [row[0] for row in rows]
 
     def boards(self) -> dict[str, dict]:
@@ -499,14 +581,14 @@ class Store:
         return out
 
     def count(self, table: str = "results", **where) -> int:
-        if table not in ("results", "run_events", "rejected", "boards", "commands"):
+        if table not in ("results", "failures", "run_events", "rejected", "boards", "commands"):
             raise ValueError(table)
         clause = " AND ".join(f"{k} = ?" for k in where)
         query = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {clause}" if clause else "")
         return self.db.execute(query, tuple(where.values())).fetchone()[0]
 
     def run_finished(self, board: str, run_id: str) -> schema.RunEvent | None:
-        """The event that ended a run (finished, failed or aborted); None while it runs."""
+        """The event that ended a run (finished, failed, aborted or cancelled); None while it runs."""
         row = self.db.execute(
             "SELECT payload FROM run_events WHERE board = ? AND run_id = ? AND event IN ('finished', 'failed', "
             "'aborted', 'cancelled') ORDER BY seq DESC LIMIT 1", (board, run_id)).fetchone()

@@ -79,16 +79,23 @@ def counts_gaps(c) -> str:
             + (f" · unrecoverable {c['unrecoverable']}" if c["unrecoverable"] else ""))
 
 
+def _failed(c, text: str) -> str:
+    """``text`` with the number of failed points received (messages of kind failure), when there were any."""
+    return text.format(c["failure"]) if c["failure"] else ""
+
+
 def collect_status(connected: bool, c) -> str:
     """collect's live status line (rich markup)."""
     gaps = counts_gaps(c)
     return (f"{'connected' if connected else '[red]broker unreachable, retrying[/]'} · "
-            f"results {c['result']} · stored {c['stored']} · duplicates {c['duplicate']} · "
+            f"results {c['result']}{_failed(c, ' · failed points {}')} · stored {c['stored']} · "
+            f"duplicates {c['duplicate']} · "
             f"rejected {c['rejected']}" + (f" · {gaps}" if gaps else ""))
 
 
 def collect_summary(c, store_path: Path, last_rejection: str | None) -> None:
-    err.print(f"stored {c['stored']} messages ({c['result']} results, {c['duplicate']} duplicates, "
+    err.print(f"stored {c['stored']} messages ({c['result']} results, {_failed(c, '{} failed points, ')}"
+              f"{c['duplicate']} duplicates, "
               f"{c['rejected']} rejected) in {store_path}")
     if gaps := counts_gaps(c):
         note(f"{gaps} (`dnnhost gaps` lists what is still missing)")

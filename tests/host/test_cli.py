@@ -11,9 +11,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 
+from dnnprof.host import views
 from dnnprof.host.broker import free_port
 from dnnprof.host.collector import KEEP_REJECTED_BYTES, MAX_PAYLOAD_BYTES
 from dnnprof.host.store import Store
@@ -124,6 +126,28 @@ def test_import_value_the_store_cannot_hold_is_a_rejected_line(run, db, tmp_path
     with Store(db) as store:
         assert store.results() == [good]
         assert store.count("rejected") == 1
+
+
+def test_import_loads_failed_points_and_report_shows_them_with_why(run, db, tmp_path, measured, msgs):
+    oom = msgs.failure("vgg16", 64, board="board-a", message="CUDA out of memory: tried to allocate 1.50 GiB")
+    skipped = msgs.failure("vgg16", 128, stage="not_run", board="board-a", cause="vgg16 b=64 fp32")
+    path = write_jsonl(tmp_path / "run.jsonl", [*measured, oom, skipped])
+    proc = run("import", path, "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 10 new messages (0 already stored, 0 rejected)" in proc.stderr
+    assert "(8 already stored" in run("import", path, "--db", db).stderr  # results, failures and run events
+    with Store(db) as store:
+        assert store.failures() == [oom, skipped] and store.count() == 4
+    data = json.loads(run("report", "--db", db, "--json", "--energy-budget", "50mJ").stdout)
+    assert [(f["network"], f["batch"], f["error"], f["stage"], f["reason"]) for f in data["failures"]] == [
+        ("vgg16", 64, "out_of_memory", "window", "CUDA out of memory: tried to allocate 1.50 GiB"),
+        ("vgg16", 128, "out_of_memory", "not_run", "not run: vgg16 b=64 fp32")]
+    assert data["failures_superseded"] == 0 and data["boards"][0]["configurations"] == 4
+    text = run("report", "--db", db, "--energy-budget", "50mJ")
+    assert text.returncode == 0, text.stderr
+    flat = " ".join(text.stdout.split())
+    assert "Failed points: 2 produced no measurement" in flat
+    assert "vgg16 128 fp32 onnxruntime/cpu n/a out_of_memory not run not run: vgg16 b=64 fp32" in flat
 
 
 def test_import_missing_file(run, db, tmp_path, one_error_line):
@@ -518,3 +542,12 @@ def test_report_fleet_json_names_every_budget(run, fleet_store):
     data = json.loads(proc.stdout)
     assert data["limits"]["energy_budgets_j"] == [0.03, 0.05] and data["limits"]["energy_budget_j"] == 0.03
     assert [a["budget_j"] for a in data["fleet"]["answers"]] == [0.03, 0.05]
+
+
+def test_collect_status_and_summary_count_failed_points_only_when_there_are_some(tmp_path, capsys):
+    counts = Counter(result=3, stored=5, failure=2)
+    assert "results 3 · failed points 2 · stored 5 · duplicates 0" in views.collect_status(True, counts)
+    assert "failed points" not in views.collect_status(True, Counter(result=3))
+    views.collect_summary(counts, tmp_path / "r.sqlite", None)
+    assert "stored 5 messages (3 results, 2 failed points, 0 duplicates, 0 rejected)" in " ".join(
+        capsys.readouterr().err.split())

@@ -127,6 +127,28 @@ def test_same_result_twice_is_stored_once(broker, db, msgs, mqtt_client):
         assert store.results() == [r]
 
 
+def test_failed_points_are_stored_once_counted_and_numbered_never_as_results(broker, db, msgs, mqtt_client):
+    stream = 1_712_345_678_901
+    measured = msgs.result("resnet18", 1, 0.01)
+    measured.stream = schema.Stream(id=stream, seq=1)
+    oom = msgs.failure("vgg16", 64, stage="window", stream=schema.Stream(id=stream, seq=2))
+    skipped = msgs.failure("vgg16", 128, stage="not_run", cause="vgg16 b=64 fp32", message="not run: out of memory "
+                           "at a smaller batch", stream=schema.Stream(id=stream, seq=3))
+    wrong_topic = (topics.topic("board-a", topics.RESULT), schema.encode(oom))  # a failure is not a result
+    items = [(msgs.topic_for(m), schema.encode(m)) for m in (measured, oom, skipped, oom)] + [wrong_topic]
+    assert items[1][0] == "dnnprof/v1/board-a/failure"
+    with Collector(broker, db) as collector:
+        mqtt_client.publish(broker, items)
+        _wait_received(collector, len(items))
+        counts = dict(collector.counts)
+        assert (counts["result"], counts["failure"], counts["stored"], counts["duplicate"]) == (1, 3, 3, 1)
+        assert counts["rejected"] == 1 and "'failure' message on a 'result' topic" in collector.last_rejection
+    with Store(db) as store:
+        assert store.results() == [measured]
+        assert store.failures() == [oom, skipped]
+        assert store.gaps() == [] and store.streams()[0].received == 3  # the failures' numbers count
+
+
 def test_retained_messages_arrive_at_subscribe_and_empty_payloads_are_ignored(broker, db, msgs, mqtt_client):
     online = msgs.status("online", 4, board="board-r")
     facts = msgs.info(board="board-r", hostname="retained-host")
@@ -287,7 +309,7 @@ def test_retry_mode_waits_for_a_broker_that_comes_later(db, msgs, mqtt_client, b
 
 
 def test_validate_accepts_each_kind_on_its_topic(msgs):
-    for message in (msgs.result(), msgs.status(), msgs.info(), msgs.run_event(run_id="run-7"),
+    for message in (msgs.result(), msgs.failure(), msgs.status(), msgs.info(), msgs.run_event(run_id="run-7"),
                     schema.Telemetry(board="board-a", ts=1.0, seq=0, t0=1.0, dt_s=0.1, power_w=[])):
         assert validate(msgs.topic_for(message), schema.encode(message)) == message
 

@@ -152,3 +152,16 @@ def test_rates_counts_rejections_and_the_board_filter(msgs):
     assert fleet.counts["rejected"] == 1 and "jet-3" in fleet.last_rejection
     clock.t += 10
     assert fleet.rates()["all"] == 0
+
+
+def test_failed_points_are_counted_once_each_and_the_newest_kept(msgs):
+    fleet = Fleet(boards={"jet-1"})
+    oom = msgs.failure("vgg16", 64, board="jet-1", ts=T0 + 10)
+    fleet.ingest(oom)
+    fleet.ingest(oom)  # a re-delivery (live sees duplicates too): not a second failure
+    fleet.ingest(msgs.failure("resnet50", 8, "timeout", board="jet-1", ts=T0))  # older, arrived later
+    fleet.ingest(msgs.failure("alexnet", 1, board="jet-2", ts=T0))  # another board: counted, not shown
+    b = one(fleet)
+    assert b.failures == 2 and b.failure == oom
+    assert b.result is None  # a failed point is never the last result
+    assert fleet.counts["failure"] == 4

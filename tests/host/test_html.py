@@ -8,7 +8,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from dnnprof.host import html
+from dnnprof.host import analysis, html
+from dnnprof.host import report as report_text
+from dnnprof.host.store import Store
 
 EVIL = "<script>alert(1)</script>"
 VOID = {"meta", "br", "img", "link", "hr", "input", "col", "wbr", "source"}
@@ -364,3 +366,45 @@ def test_a_board_without_energy_says_so_rather_than_nothing_fits():
     rep = report()
     rep["boards"][0].update(with_energy=0)
     assert "No energy was measured on this board" in Page(html.render(rep)).all_text
+
+
+def _section_text(page: Page, sid: str) -> str:
+    return " ".join(" ".join(page.sections[sid]).split())  # one space between cells
+
+
+def test_failed_points_have_their_section_with_why(msgs):
+    oom = msgs.failure("vgg16", 64, board="orin", power_mode="MAXN", ts=1_800_000_000.0, run_id="run-9",
+                       message=f"out of memory {EVIL}")
+    skipped = msgs.failure("vgg16", 128, stage="not_run", board="orin", cause="vgg16 b=64 fp32")
+    rep = report(failures=[report_text.failure_record(f) for f in (oom, skipped)], failures_superseded=2)
+    rep["boards"].append({**rep["boards"][0], "board": "nano"})
+    text = html.render(rep)
+    assert "<script" not in text.lower()
+    page = Page(text)
+    assert page.stack == []
+    body = _section_text(page, "failures")
+    assert "2 configurations produced no measurement: never ranked, fitted or exported." in body
+    assert ("orin vgg16 64 fp32 onnxruntime/cpu MAXN out_of_memory window out of memory <script>alert(1)</script> "
+            "run-9 2027-01-15 08:00:00 UTC") in body
+    assert "orin vgg16 128 fp32 onnxruntime/cpu n/a out_of_memory not run not run: vgg16 b=64 fp32" in body
+    assert "2 configurations that failed earlier were measured since" in body
+    assert ("a", {"href": "#failures"}) in page.tags  # in the navigation of a fleet
+    sections = list(page.sections)
+    assert sections.index("failures") > sections.index("board-nano") and sections.index("failures") < sections.index(
+        "analyses")
+
+
+def test_failed_points_from_a_real_store(tmp_path, msgs):
+    with Store(tmp_path / "results.sqlite") as store:
+        store.add_many([msgs.failure("resnet18", 4, ts=100.0, message="superseded"),
+                        msgs.result("resnet18", 4, 0.01, ts=200.0),
+                        msgs.failure("resnet50", 8, "invalid_output", "check", message="output holds 3 NaN")])
+        data = report_text.build(store, analysis.Limits(), analyses=False)
+    body = _section_text(Page(html.render(data)), "failures")
+    assert "resnet50 8 fp32 onnxruntime/cpu n/a invalid_output check output holds 3 NaN" in body
+    assert "superseded" not in body and "1 configuration that failed earlier was measured since" in body
+
+
+def test_no_failed_points_no_section():
+    assert 'id="failures"' not in html.render(report())
+    assert 'id="failures"' not in html.render(report(failures=[], failures_superseded=0))

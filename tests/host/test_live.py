@@ -245,3 +245,20 @@ def test_dashboard_with_the_broker_down_shows_a_banner_and_keeps_running(tmp_pat
     assert not runner.is_alive()
     assert f"broker {address} unreachable — retrying" in buffer.getvalue()
     assert dash.frames >= 5  # it kept drawing while the broker was away
+
+
+def test_failed_points_and_a_cancelled_run_show_in_the_board_row(msgs):
+    fleet = fleet_of(msgs, 2)
+    assert "failed points" not in draw(fleet)  # no board has one: no column
+    fleet.ingest(msgs.failure("resnet50", 8, "timeout", board="jet-001", ts=T0 - 5, precision="fp16"))
+    fleet.ingest(msgs.failure("vgg16", 64, "out_of_memory", board="jet-001", ts=T0, precision="fp16"))
+    fleet.ingest(schema.RunEvent(board="jet-001", ts=T0, run_id="run-1", seq=9, event="cancelled", points_total=12,
+                                 points_done=5))
+    text = draw(fleet, width=220)
+    assert "failed points" in text.splitlines()[1]  # the table's header
+    row = next(line for line in text.splitlines() if line.startswith("jet-001"))
+    assert "2 · vgg16 b=64 fp16: out_of_memory" in row
+    assert "cancelled at 5/12" in row
+    other = next(line for line in text.splitlines() if line.startswith("jet-000"))
+    assert "out_of_memory" not in other and "3/12" in other
+    assert "failed points 2" in text  # the footer's count

@@ -304,3 +304,88 @@ def test_a_latency_budget_on_p99_says_how_many_rest_on_too_few_batches(store, ms
                         analyses=False)
     _, flat = render(data)
     assert "1 of these configurations have a p99 from fewer than 100 batches (low confidence)" in flat
+
+
+# -- failed points ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def failing(fleet, msgs):
+    """The fleet, plus: on board-a vgg16 out of memory at batch 64 and not run at 128; resnet18 batch 1 failed
+    before it was measured (superseded); on board-b a NaN output; on board-c (no result, no info) a build failure."""
+    fleet.add_many([
+        msgs.failure("vgg16", 64, "out_of_memory", "window", board="board-a", id="a-vgg16-b64", ts=300.0,
+                     message="CUDA out of memory [bold]not markup[/]", run_id="run-9"),
+        msgs.failure("vgg16", 128, "out_of_memory", "not_run", board="board-a", id="a-vgg16-b128", ts=301.0,
+                     message="not run", cause="vgg16 b=64 fp32"),
+        msgs.failure("resnet18", 1, "timeout", "warmup", board="board-a", id="a-resnet18-failed", ts=150.0),
+        msgs.failure("resnet18", 2, "invalid_output", "check", board="board-b", id="b-resnet18-nan",
+                     message="output 'logits' holds 3 NaN"),
+        msgs.failure("alexnet", 1, "build_failed", "prepare", board="board-c", id="c-alexnet-build",
+                     message="\x1b[31mbuild failed"),
+    ])
+    return fleet
+
+
+def test_failures_in_the_data_with_why_and_never_as_measurements(failing):
+    data = build(failing, 0.05)
+    json.dumps(data, allow_nan=False)
+    assert [(f["board"], f["network"], f["batch"]) for f in data["failures"]] == [
+        ("board-a", "vgg16", 64), ("board-a", "vgg16", 128), ("board-b", "resnet18", 2), ("board-c", "alexnet", 1)]
+    oom, skipped = data["failures"][:2]
+    assert {k: oom[k] for k in ("precision", "device", "backend", "power_mode", "error", "stage", "run_id", "ts")} == {
+        "precision": "fp32", "device": "cpu", "backend": "onnxruntime", "power_mode": "n/a",
+        "error": "out_of_memory", "stage": "window", "run_id": "run-9", "ts": 300.0}
+    assert oom["reason"] == oom["message"] == "CUDA out of memory [bold]not markup[/]"
+    assert skipped["reason"] == "not run: vgg16 b=64 fp32" and skipped["cause"] == "vgg16 b=64 fp32"
+    assert data["failures_superseded"] == 1  # resnet18 batch 1 failed, then was measured
+    # Nothing of it is a measurement: the same boards, configurations and ceiling as without the failures.
+    assert [b["board"] for b in data["boards"]] == ["board-a", "board-b"]
+    assert [b["configurations"] for b in data["boards"]] == [4, 1]
+    assert all(r["network"] != "vgg16" for b in data["boards"] for r in b["results"])
+    assert len(report.load(failing)) == 5
+    assert data["boards"][0]["ceiling"]["best"]["network"] == "mobilenet_v2"
+
+
+def test_failures_follow_the_board_filter(failing):
+    data = build(failing, 0.05, "board-b")
+    assert [f["id"] for f in data["failures"]] == ["b-resnet18-nan"] and data["failures_superseded"] == 0
+    only_failed = build(failing, 0.05, "board-c")  # a board known only by a failure
+    assert only_failed["boards"] == [] and only_failed["known_boards"] == []
+    assert [f["id"] for f in only_failed["failures"]] == ["c-alexnet-build"]
+    _, flat = render(only_failed)
+    assert "No measurement stored yet: every point so far failed (below)." in flat
+    assert "alexnet 1 fp32 onnxruntime/cpu n/a build_failed prepare \\x1b[31mbuild failed" in flat
+
+
+def test_render_lists_the_failed_points_and_why(failing):
+    text, flat = render(build(failing, 0.05))
+    assert "Failed points: 4 produced no measurement (never ranked)" in flat
+    assert ("board-a vgg16 64 fp32 onnxruntime/cpu n/a out_of_memory window CUDA out of memory [bold]not markup[/]"
+            in flat)  # a board's text is never read as markup
+    assert "board-a vgg16 128 fp32 onnxruntime/cpu n/a out_of_memory not run not run: vgg16 b=64 fp32" in flat
+    assert "board-b resnet18 2 fp32 onnxruntime/cpu n/a invalid_output check output 'logits' holds 3 NaN" in flat
+    assert "\x1b" not in text
+    assert "1 configuration that failed earlier was measured since" in flat
+    assert "a-resnet18-failed" not in flat and "timeout" not in flat  # superseded: not listed
+    assert flat.index("Failed points") > flat.index("accuracy ceiling")  # after the boards' answers
+    with_fleet = io.StringIO()
+    report.render_fleet(Console(file=with_fleet, width=200), build(failing, 0.05, fleet_budgets=[0.05]))
+    assert "4 failed points (no measurement, never ranked)" in with_fleet.getvalue()
+
+
+def test_many_failed_points_are_summed_up_unless_all(store, msgs):
+    store.add_many([msgs.failure("vgg16", b, "out_of_memory" if b % 3 else "timeout")
+                    for b in range(1, report.MAX_ROWS + 11)])
+    data = build(store)
+    _, flat = render(data)
+    assert (f"Failed points: {report.MAX_ROWS + 10} configurations produced no measurement — out_of_memory 47, "
+            "timeout 23 (--all lists them" in flat)
+    _, flat = render(data, all_rows=True)
+    assert f"Failed points: {report.MAX_ROWS + 10} produced no measurement" in flat
+
+
+def test_a_store_without_failures_says_nothing_of_them(fleet):
+    data = build(fleet, 0.05)
+    assert data["failures"] == [] and data["failures_superseded"] == 0
+    assert "Failed points" not in render(data)[1] and "measured since" not in render(data)[1]

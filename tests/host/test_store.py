@@ -303,3 +303,61 @@ def test_an_older_store_gets_its_latest_table_filled_on_open(tmp_path, msgs):
         assert s.db.execute("PRAGMA user_version").fetchone()[0] == VERSION
     with Store(path) as s:  # opening again changes nothing
         assert s.db.execute("SELECT COUNT(*) FROM latest").fetchone()[0] == 2
+
+
+# --- failed points -----------------------------------------------------------------------------------------------
+
+
+def test_a_failure_is_stored_once_by_id_and_never_as_a_result(tmp_path, msgs):
+    f = msgs.failure("vgg16", 64, board="board-f")
+    with Store(tmp_path / "results.sqlite") as store:
+        assert store.add(f) is True
+        assert store.add(f) is False  # a re-delivery
+        assert store.add_failure(msgs.failure("resnet50", 8, id=f.id)) is False  # same id: the first one stays
+        assert store.add_many([f, msgs.failure("vgg16", 128, board="board-f")]) == 1
+        assert store.count("failures") == 2 and store.count("failures", board="board-f") == 2
+        assert store.count() == 0 and store.results() == [] and store.latest_results() == []
+        assert "board-f" in store.board_names()
+    with Store(tmp_path / "results.sqlite") as store:  # read back after reopening, decoded as schema.Failure
+        first, second = store.failures()
+        assert first == f and isinstance(second, schema.Failure) and second.batch == 128
+        assert store.failures("board-x") == []
+
+
+def test_failed_points_keep_the_newest_failure_of_each_configuration(store, msgs):
+    store.add_many([
+        msgs.failure("vgg16", 64, ts=100.0, id="vgg16-b64-old", message="older"),
+        msgs.failure("vgg16", 64, ts=300.0, id="vgg16-b64-new", error="timeout", message="newer"),
+        msgs.failure("vgg16", 64, ts=50.0, id="vgg16-b64-gpu", device="gpu"),  # another device: its own
+        msgs.failure("vgg16", 64, ts=60.0, id="vgg16-b64-maxn", power_mode="MAXN"),  # another power mode
+        msgs.failure("vgg16", 64, ts=70.0, id="vgg16-b64-other", model_sha256="1" * 64),  # another model file
+        msgs.failure("vgg16", 64, ts=80.0, id="vgg16-b64-fp16", precision="fp16"),
+        msgs.failure("alexnet", 2, ts=90.0, id="b-alexnet-b2", board="board-b"),
+    ])
+    current, superseded = store.failed_points()
+    assert [f.id for f in current] == ["vgg16-b64-gpu", "vgg16-b64-maxn", "vgg16-b64-other", "vgg16-b64-fp16",
+                                       "b-alexnet-b2", "vgg16-b64-new"]  # oldest first
+    assert superseded == 0
+    assert [f.id for f in store.failed_points("board-b").current] == ["b-alexnet-b2"]
+    assert len(store.failures()) == 7  # the history is kept
+
+
+def test_a_later_result_of_the_same_configuration_supersedes_a_failure(store, msgs):
+    store.add_many([
+        msgs.failure("resnet18", 4, ts=100.0, id="fixed-since"),
+        msgs.failure("resnet18", 8, ts=100.0, id="measured-before"),
+        msgs.failure("resnet18", 16, ts=100.0, id="measured-elsewhere"),
+        msgs.failure("resnet18", 32, ts=100.0, id="measured-in-a-mode", power_mode="MAXN"),
+        msgs.result("resnet18", 4, 0.01, ts=200.0),  # measured since: supersedes
+        msgs.result("resnet18", 8, 0.01, ts=50.0),  # measured before it failed: does not
+        msgs.result("resnet18", 16, 0.01, ts=200.0, device="gpu"),  # another device: does not
+        msgs.result("resnet18", 32, 0.01, ts=200.0, power_mode="MAXN"),  # the same power mode: supersedes
+    ])
+    current, superseded = store.failed_points()
+    assert [f.id for f in current] == ["measured-before", "measured-elsewhere"]
+    assert superseded == 2
+    assert store.failed_points("board-b") == ([], 0)
+    # Failing again after the result: the newer failure is current once more.
+    store.add(msgs.failure("resnet18", 4, ts=300.0, id="failed-again"))
+    assert [f.id for f in store.failed_points().current] == ["measured-before", "measured-elsewhere", "failed-again"]
+    assert store.failed_points().superseded == 1

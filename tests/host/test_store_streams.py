@@ -100,6 +100,33 @@ def test_same_message_twice_is_one_row_and_its_number_recorded_once(store, msgs)
     assert store.gaps() == []
 
 
+def test_failures_share_the_numbering_and_fill_gaps_like_results(store, msgs):
+    """A failed point is a durable message of the outbox: its number counts as received, stored or duplicate."""
+    store.add(numbered(msgs, 1))
+    store.add(numbered_event(4, run_seq=2))
+    assert store.gaps() == [Gap("board-a", STREAM, 2, 3)]
+    failed = msgs.failure(stream=schema.Stream(id=STREAM, seq=2))
+    assert store.add(failed) is True
+    assert store.gaps() == [Gap("board-a", STREAM, 3, 3)]
+    again = msgs.failure(id=failed.id, stream=schema.Stream(id=STREAM, seq=3))  # replayed under a new number
+    assert store.add(again) is False
+    assert store.gaps() == [] and store.count("failures") == 1
+    store.add(msgs.failure(stream=schema.Stream(id=STREAM, seq=7)))  # a failure raises the high mark too
+    assert store.gaps() == [Gap("board-a", STREAM, 5, 6)] and store.streams()[0].high == 7
+
+
+def test_a_version_2_store_without_the_failures_table_gets_it_on_open(tmp_path, msgs):
+    path = tmp_path / "v2.sqlite"
+    with Store(path) as store:
+        store.add(numbered(msgs, 1))
+        store.db.execute("DROP TABLE failures")  # as a store written before failed points existed
+    with Store(path) as store:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+        assert store.count("results") == 1 and store.failures() == []
+        assert store.add(msgs.failure(stream=schema.Stream(id=STREAM, seq=2))) is True
+        assert store.gaps() == [] and store.count("failures") == 1
+
+
 def test_a_duplicate_result_under_a_new_number_still_counts_as_received(store, msgs):
     """The agent replays a result it sent before a crash under the number its outbox gave it: the result is the
     same, its number fills the gap."""
