@@ -25,9 +25,10 @@ from dnnprof.shared.errors import UserError
 from . import analysis, views
 from . import export as export_mod
 from . import live as live_mod
+from . import remote as remote_mod
 from . import report as report_mod
 from .broker import EmbeddedBroker
-from .collector import Collector, ask, decode_line, ingest
+from .collector import Collector, decode_line, ingest
 from .store import Store, default_path, demo_path
 from .views import err, out
 
@@ -331,32 +332,189 @@ def measure(
     its backend cannot run, ...); exits 69 when no answer comes within --timeout (the agent is offline or does
     not listen for commands). The result arrives as any other: `dnnhost collect` stores it.
     """
-    topics.check_id(board)
-    seconds = units.parse_time(timeout)
-    if not 0 < seconds <= 3600:
-        raise UserError(f"--timeout {timeout}: give a wait between 1ms and 1h, e.g. 10s")
+    seconds = _wait_s(timeout)
     if batch < 1:
         raise UserError(f"--batch {batch}: give a batch size of 1 or more")
     if not model.strip():
         raise UserError("MODEL is empty: give an ONNX file name inside the agent's models directory")
     security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
-    command = schema.Command(board=board, ts=time.time(), id=f"measure-{uuid.uuid4().hex}", action="measure",
-                             model=model, batch=batch, precision=precision)
-    try:  # the limits the agent checks on arrival (model name and precision lengths, batch range), said here
-        schema.decode(schema.encode(command))
-    except schema.SchemaError as exc:
-        raise UserError(f"this command is not valid: {exc}") from None
-    address = broker or f"127.0.0.1:{topics.DEFAULT_PORT}"
-    ack = ask(address, command, seconds, **security)
-    if ack is None:
-        raise UserError(f"no answer from {board} within {seconds:g} s: is its agent online and subscribed?",
+    command = remote_mod.new_command(board, "measure", model=model, batch=batch, precision=precision)
+    _answer(command, broker, seconds, security, as_json, views.measure_answer)
+
+
+# --- steering agents: boards, sweep start / status / cancel (and measure, above) ----------------------------------
+
+RemoteBrokerOption = Annotated[Optional[str], typer.Option(
+    "--broker", help=f"The broker the agents use, HOST[:PORT]. Default: 127.0.0.1:{topics.DEFAULT_PORT}, where "
+                     "`dnnhost collect` runs its embedded broker.")]
+AnswerTimeoutOption = Annotated[str, typer.Option("--timeout", help="How long to wait for the agent's answer, "
+                                                                    "e.g. 10s.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the command and the agent's answer as JSON.")]
+
+
+def _wait_s(timeout: str) -> float:
+    seconds = units.parse_time(timeout)
+    if not 0 < seconds <= 3600:
+        raise UserError(f"--timeout {timeout}: give a wait between 1ms and 1h, e.g. 10s")
+    return seconds
+
+
+def _remote(broker: str | None, seconds: float, security: dict) -> remote_mod.Remote:
+    return remote_mod.Remote(broker or f"127.0.0.1:{topics.DEFAULT_PORT}", timeout_s=seconds, **security)
+
+
+def _answer(command: schema.Command, broker: str | None, seconds: float, security: dict, as_json: bool,
+            show) -> None:
+    """Send ``command``, print the agent's answer (``show``, or JSON); exit 1 when it refused, 69 when none came."""
+    with _remote(broker, seconds, security) as remote:
+        answer = remote.ask(command)
+    if answer is None:
+        raise UserError(f"no answer from {command.board} within {seconds:g} s: is its agent online and subscribed?",
                         exit_code=MEASURE_TIMEOUT_EXIT)
+    ack, round_trip_s = answer
     if as_json:
-        views.measure_json(command, ack)
+        views.command_json(command, ack, round_trip_s)
     else:
-        views.measure_answer(command, ack)
+        show(command, ack)
     if not ack.accepted:
         raise typer.Exit(1)
+
+
+@app.command()
+def boards(
+    broker: RemoteBrokerOption = None,
+    tls_ca: cli.TlsCaOption = None,
+    tls_cert: cli.TlsCertOption = None,
+    tls_key: cli.TlsKeyOption = None,
+    username: cli.UsernameOption = None,
+    password_file: cli.PasswordFileOption = None,
+    timeout: AnswerTimeoutOption = "3s",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the boards as JSON.")] = False,
+) -> None:
+    """List the boards the broker knows (their retained presence) and what each online one is doing now.
+
+    [bold]dnnhost boards --broker mqtt.lan[/bold]
+
+    Each online board is asked for its sweep state (the run it measures, the runs queued); one that does not answer
+    within --timeout says so. Offline and lost boards show their last presence.
+    """
+    seconds = _wait_s(timeout)
+    security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
+    with _remote(broker, seconds, security) as remote:
+        seen = remote.boards()
+        online = [remote_mod.new_command(b, "sweep_status") for b, s in seen.items()
+                  if s.status is not None and s.status.state == "online"]
+        for command_id, (ack, round_trip_s) in remote.ask_all(online).items():
+            board = next(c.board for c in online if c.id == command_id)
+            seen[board].answer, seen[board].asked_s = ack, round_trip_s
+    address = broker or f"127.0.0.1:{topics.DEFAULT_PORT}"
+    if as_json:
+        views.boards_json(seen)
+    else:
+        views.boards_table(seen, address)
+
+
+sweep_app = cli.app("sweep", "Start, follow and cancel sweeps on a board's agent, over the broker: the agent checks "
+                             "each command and answers accepted or refused (with why).")
+app.add_typer(sweep_app, name="sweep")
+
+
+@sweep_app.command("start")
+def sweep_start(
+    board: Annotated[str, typer.Argument(help="The board id of the agent that is to measure.")],
+    model: Annotated[Optional[list[str]], typer.Option(
+        "--model", "-m", help="An ONNX file name inside the agent's models directory; repeat it, or give several "
+                              "separated by commas.")] = None,
+    batch: Annotated[str, typer.Option("--batch", "-b", help="Batch sizes, e.g. 1,8,32.")] = "1",
+    precision: Annotated[Optional[str], typer.Option(
+        help="Precisions, e.g. fp32,fp16 (default: the agent's first configured).")] = None,
+    power_mode: Annotated[Optional[str], typer.Option(
+        help="Run only in this nvpmodel power mode (the agent refuses when the board is in another: it does not "
+             "switch modes).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the points that failed before on "
+                                                                      "this board (out of memory, NaN, ...).")]
+    = False,
+    redo: Annotated[bool, typer.Option("--redo", help="Measure again the points the board already measured.")]
+    = False,
+    broker: RemoteBrokerOption = None,
+    tls_ca: cli.TlsCaOption = None,
+    tls_cert: cli.TlsCertOption = None,
+    tls_key: cli.TlsKeyOption = None,
+    username: cli.UsernameOption = None,
+    password_file: cli.PasswordFileOption = None,
+    timeout: AnswerTimeoutOption = "10s",
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a sweep of models x batch sizes x precisions on a board; it runs after the board's configured sweep
+    and any run queued before it, and survives a restart of the agent (it waits in the agent's outbox).
+
+    [bold]dnnhost sweep start orin-01 -m resnet50.onnx -m mobilenet_v2.onnx --batch 1,8,32 --precision fp16[/bold]
+
+    Prints "accepted: queued as run RUN ..." and exits 0, or "refused: REASON" and exits 1; exits 69 when no
+    answer comes within --timeout. Follow it with `dnnhost sweep status` or `dnnhost live`; `dnnhost collect`
+    stores its results.
+    """
+    names = [n.strip() for given in (model or []) for n in given.split(",") if n.strip()]
+    if not names:
+        raise UserError("sweep start needs --model NAME (an ONNX file name in the agent's models directory)")
+    try:
+        batches = cli.parse_batches(batch)
+    except UserError as exc:
+        raise UserError(f"--batch: {exc}") from None
+    precisions = [p.strip().lower() for p in (precision or "").split(",") if p.strip()]
+    seconds = _wait_s(timeout)
+    security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
+    command = remote_mod.new_command(board, "sweep_start", models=names, batches=batches, precisions=precisions,
+                                     power_mode=power_mode, retry_failed=retry_failed, redo=redo)
+    _answer(command, broker, seconds, security, as_json, views.command_answer)
+
+
+@sweep_app.command("cancel")
+def sweep_cancel(
+    board: Annotated[str, typer.Argument(help="The board id.")],
+    run: Annotated[Optional[str], typer.Argument(help="The run to cancel (default: the one being measured).")]
+    = None,
+    broker: RemoteBrokerOption = None,
+    tls_ca: cli.TlsCaOption = None,
+    tls_cert: cli.TlsCertOption = None,
+    tls_key: cli.TlsKeyOption = None,
+    username: cli.UsernameOption = None,
+    password_file: cli.PasswordFileOption = None,
+    timeout: AnswerTimeoutOption = "10s",
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a run: the one being measured stops after its current point (what it measured is published, and
+    the run ends as cancelled); a queued one is taken off the queue.
+
+    [bold]dnnhost sweep cancel orin-01[/bold]   [bold]dnnhost sweep cancel orin-01 20261206-101500-a1b2c3[/bold]
+    """
+    if run is not None:
+        topics.check_id(run, "run id")
+    seconds = _wait_s(timeout)
+    security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
+    command = remote_mod.new_command(board, "sweep_cancel", run_id=run)
+    _answer(command, broker, seconds, security, as_json, views.command_answer)
+
+
+@sweep_app.command("status")
+def sweep_status(
+    board: Annotated[str, typer.Argument(help="The board id.")],
+    broker: RemoteBrokerOption = None,
+    tls_ca: cli.TlsCaOption = None,
+    tls_cert: cli.TlsCertOption = None,
+    tls_key: cli.TlsKeyOption = None,
+    username: cli.UsernameOption = None,
+    password_file: cli.PasswordFileOption = None,
+    timeout: AnswerTimeoutOption = "10s",
+    as_json: JsonOption = False,
+) -> None:
+    """What a board's agent measures now (run, points done, the current point) and the runs queued after it.
+
+    [bold]dnnhost sweep status orin-01[/bold]
+    """
+    seconds = _wait_s(timeout)
+    security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
+    _answer(remote_mod.new_command(board, "sweep_status"), broker, seconds, security, as_json, views.sweep_status)
 
 
 def _per(text: str) -> str | int:
@@ -639,8 +797,10 @@ def demo(
                 agent_log.seek(0)
                 _check(subprocess.CompletedProcess(proc.args, rc, "", agent_log.read()), "the agent")
                 with Store(store_path) as store:
+                    # Every point gone through is a result or a failure (points_done counts both).
                     done = col.wait_until(lambda: store.run_finished(board, run_id) is not None
                                           and store.count(board=board, run_id=run_id)
+                                          + store.count("failures", board=board, run_id=run_id)
                                           >= store.run_finished(board, run_id).points_done, 15)
             if not done:
                 raise UserError("the agent finished but not all its results reached the collector", exit_code=1)

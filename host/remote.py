@@ -175,9 +175,3 @@ def new_command(board: str, action: str, **fields) -> schema.Command:
         raise UserError(f"this command is not valid: {exc}") from None
     return command
 
-
-def ask(broker: str, command: schema.Command, timeout_s: float = 10.0, **security) -> schema.CommandAck | None:
-    """One command and its acknowledgement (None when none came within ``timeout_s``)."""
-    with Remote(broker, timeout_s=timeout_s, **security) as remote:
-        answer = remote.ask(command)
-    return answer[0] if answer else None

@@ -251,10 +251,6 @@ def gaps_table(path: Path, streams, missing, lost) -> None:
 # --- measure -----------------------------------------------------------------------------------------------------
 
 
-def measure_json(command: schema.Command, ack: schema.CommandAck) -> None:
-    json_out({"command": schema.to_builtins(command), "ack": schema.to_builtins(ack)})
-
-
 def measure_answer(command: schema.Command, ack: schema.CommandAck) -> None:
     """The agent's answer to a measure command: accepted (what it will measure) or refused (why)."""
     if ack.accepted:
@@ -400,3 +396,75 @@ def _budget_cell(b: dict | None) -> str:
     if b["raises_ceiling"]:
         return f"fits{est}; {now} → {b['ceiling_with_prediction']:.2f}% predicted"
     return f"fits{est}; {now}" + ("" if b["top1"] is None else ", not raised")
+
+
+# --- steering agents -------------------------------------------------------------------------------------------
+
+
+def command_json(command: schema.Command, ack: schema.CommandAck, round_trip_s: float) -> None:
+    json_out({"command": schema.to_builtins(command), "ack": schema.to_builtins(ack),
+              "round_trip_ms": round(round_trip_s * 1e3, 3)})
+
+
+def command_answer(command: schema.Command, ack: schema.CommandAck) -> None:
+    """The agent's answer to a sweep command: accepted (what happens now) or refused (why)."""
+    verdict = "accepted" if ack.accepted else "refused"
+    say(f"{verdict}: {printable(ack.reason) if ack.reason else 'no reason given'}")
+
+
+def _run_words(run: schema.SweepPoint) -> str:
+    what = f"{', '.join(run.networks)} x b={','.join(map(str, run.batches))} x {','.join(run.precisions)}"
+    if run.state == "queued":
+        return f"queued {run.run_id}: {what}"
+    failed = f", {run.failed} failed" if run.failed else ""
+    now = f", now {run.current}" if run.current else ""
+    return f"{run.state} {run.run_id} ({run.origin}): {run.points_done}/{run.points_total} points{failed}{now}"
+
+
+def sweep_status(command: schema.Command, ack: schema.CommandAck) -> None:
+    """A board's sweep state: the run now, then the queue."""
+    if not ack.accepted or ack.sweep is None:
+        command_answer(command, ack)
+        return
+    state = ack.sweep
+    mode = f" (power mode {state.power_mode})" if state.power_mode else ""
+    say(f"{command.board}{mode}: " + (printable(_run_words(state.running)) if state.running else "idle"))
+    for run in state.queue:
+        say(f"  {printable(_run_words(run))}")
+    if not state.queue:
+        say("  nothing queued")
+
+
+def _board_row(seen) -> dict:
+    status, info, ack = seen.status, seen.info, seen.answer
+    return {"board": seen.board, "state": status.state if status else None,
+            "since": status.ts if status else None, "machine": schema.machine(info),
+            "agent_version": info.agent_version if info else None,
+            "answered": ack is not None, "round_trip_ms": round(seen.asked_s * 1e3, 3) if ack else None,
+            "sweep": schema.to_builtins(ack.sweep) if ack and ack.sweep else None}
+
+
+def boards_json(seen: dict) -> None:
+    json_out({"boards": [_board_row(s) for s in seen.values()]})
+
+
+def boards_table(seen: dict, broker: str) -> None:
+    if not seen:
+        say(f"no board has announced itself on {broker} (an agent publishes a retained status when it connects)")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("board", "state", "since", "machine", "agent", "sweep", "answer"):
+        table.add_column(column)
+    for s in seen.values():
+        row = _board_row(s)
+        if s.answer is not None and s.answer.sweep is not None:
+            state = s.answer.sweep
+            sweep = _run_words(state.running) if state.running else "idle"
+            sweep += f"; {len(state.queue)} queued" if state.queue else ""
+            answer = f"{row['round_trip_ms']:.0f} ms"
+        else:
+            sweep, answer = "—", "no answer" if row["state"] == "online" else "—"
+        table.add_row(printable(s.board), row["state"] or "?", when(row["since"]) if row["since"] else "—",
+                      printable(row["machine"] or "—"), printable(row["agent_version"] or "—"), printable(sweep),
+                      answer)
+    out.print(table)
