@@ -176,6 +176,10 @@ def run(
     unstable_cov: Annotated[str, typer.Option(help="Flag a point unstable above this latency CoV.")] = "10%",
     idle: Annotated[str, typer.Option(help="Idle baseline length for net energy; 0s for none.")] = "1s",
     idle_max_age: Annotated[str, typer.Option(help="Reuse an idle baseline this long.")] = "60s",
+    build_timeout: Annotated[str, typer.Option(help="A point whose engine build (or model load) takes longer fails "
+                                                    "as a timeout; the sweep goes on.")] = "30m",
+    hang_grace: Annotated[str, typer.Option(help="A point whose warm-up, window or idle baseline overruns its "
+                                                 "limit by this much (a hung backend) fails as a timeout.")] = "60s",
     min_iterations: Annotated[int, typer.Option(help="Minimum batches in the timed window.")] = 10,
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime: CPU threads (default: all).")] = None,
     run_id: Annotated[Optional[str], typer.Option(help="Run id (letters a-z, digits, -); default: time-based.")] = None,
@@ -218,7 +222,8 @@ def run(
             min_iterations=min_iterations, min_power_samples=min_power_samples,
             latency_ci=cli.parse_fraction(latency_ci), power_ci=cli.parse_fraction(power_ci),
             unstable_cov=cli.parse_fraction(unstable_cov), idle_s=units.parse_time(idle),
-            idle_max_age_s=units.parse_time(idle_max_age))
+            idle_max_age_s=units.parse_time(idle_max_age), build_timeout_s=units.parse_time(build_timeout),
+            hang_grace_s=units.parse_time(hang_grace))
     except ValueError as exc:
         raise UserError(f"inconsistent measurement settings: {exc}") from None
     telemetry_hz = _parse_hz(telemetry_rate, "--telemetry-rate", zero_off=True)

@@ -122,7 +122,8 @@ _KEYS = {
               "retry_failed", "seed", "max_batch"),
     "power": ("source", "tdp_w", "telemetry_rate_hz", "telemetry_samples_hz"),
     "measurement": ("warmup_s", "max_warmup_s", "duration_s", "max_duration_s", "min_iterations",
-                    "min_power_samples", "latency_ci", "power_ci", "unstable_cov", "idle_s", "idle_max_age_s"),
+                    "min_power_samples", "latency_ci", "power_ci", "unstable_cov", "idle_s", "idle_max_age_s",
+                    "build_timeout_s", "hang_grace_s"),
 }
 _MISSING = object()
 
@@ -461,6 +462,8 @@ def _settings(section: _Section, path: Path) -> profiler.Settings:
             unstable_cov=section.fraction("unstable_cov", "0.1", defaults.unstable_cov),
             idle_s=section.number("idle_s", "1", defaults.idle_s),
             idle_max_age_s=section.number("idle_max_age_s", "60", defaults.idle_max_age_s),
+            build_timeout_s=section.number("build_timeout_s", "1800", defaults.build_timeout_s, positive=True),
+            hang_grace_s=section.number("hang_grace_s", "60", defaults.hang_grace_s, positive=True),
         )
     except ValueError as exc:
         raise UserError(f"{path}: [measurement]: inconsistent settings: {exc}") from None

@@ -69,6 +69,7 @@ dla_core = 1
 calibration_dir = "{calib}"
 threads = 2
 redo = true
+retry_failed = true
 seed = 7
 [power]
 source = "estimate"
@@ -87,6 +88,8 @@ power_ci = 0.05
 unstable_cov = 0.2
 idle_s = 0
 idle_max_age_s = 30
+build_timeout_s = 600
+hang_grace_s = 5
 """, broker="port = 1884")
     cfg = config.load(write(tmp_path, text))
     assert cfg.board_id == "orin-01" and cfg.broker.port == 1884
@@ -100,6 +103,7 @@ idle_max_age_s = 30
     assert (s.warmup_min_s, s.warmup_max_s, s.window_min_s, s.window_max_s) == (0.5, 2.0, 2.0, 4.0)
     assert (s.min_iterations, s.min_power_samples, s.latency_ci, s.power_ci) == (3, 0, 0.02, 0.05)
     assert (s.unstable_cov, s.idle_s, s.idle_max_age_s) == (0.2, 0.0, 30.0)
+    assert (s.build_timeout_s, s.hang_grace_s, cfg.retry_failed) == (600.0, 5.0, True)
 
 
 @pytest.mark.parametrize("extra, broker, expected", [
@@ -130,6 +134,8 @@ idle_max_age_s = 30
     ("[measurement]\nlatency_ci = 2", "", "[measurement] latency_ci: 2 is not a fraction in (0, 1]"),
     ('[measurement]\npower_ci = "lots"', "", "[measurement] power_ci: 'lots' is not a fraction"),
     ("[measurement]\nduration_s = 5\nmax_duration_s = 1", "", "[measurement]: inconsistent settings: "),
+    ("[measurement]\nhang_grace_s = 0", "", "[measurement] hang_grace_s: 0 must be above 0: write hang_grace_s = 60"),
+    ("[sweep]\nretry_failed = 1", "", "[sweep] retry_failed: "),
     ("[measurement]\nwarmup = 1", "", "[measurement] warmup: unknown key; [measurement] takes warmup_s,"),
     ("[brokers]\nhost = 'x'", "", "[brokers]: unknown section: the sections are [broker], [agent],"),
     ("[sweep]\n[sweep.extra]\nx = 1", "", "[sweep] extra: unknown key"),
