@@ -41,6 +41,8 @@ bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/predict.py
+	$(BIN)/python bench/steer.py
+	$(BIN)/python bench/steer.py --broker-nodelay
 
 FAULT_REPORT ?= build/faults.jsonl
 
