@@ -177,7 +177,7 @@ def run(
     idle: Annotated[str, typer.Option(help="Idle baseline length for net energy; 0s for none.")] = "1s",
     idle_max_age: Annotated[str, typer.Option(help="Reuse an idle baseline this long.")] = "60s",
     build_timeout: Annotated[str, typer.Option(help="A point whose engine build (or model load) takes longer fails "
-                                                    "as a timeout; the sweep goes on.")] = "30m",
+                                                    "as a timeout; the sweep goes on (default: 30 min).")] = "1800s",
     hang_grace: Annotated[str, typer.Option(help="A point whose warm-up, window or idle baseline overruns its "
                                                  "limit by this much (a hung backend) fails as a timeout.")] = "60s",
     min_iterations: Annotated[int, typer.Option(help="Minimum batches in the timed window.")] = 10,
