@@ -65,8 +65,39 @@ def command_ack() -> schema.CommandAck:
                              unavailable=[[3, 4]])
 
 
-MESSAGES = {"status": status, "info": board_info, "run": run_event, "result": result, "telemetry": telemetry,
-            "cmd": command, "cmd/ack": command_ack}
+def failure() -> schema.Failure:
+    return schema.Failure(board="jetson-orin-1", ts=TS, id="f" * 32, run_id="run-1", network="vgg16",
+                          model_sha256="a" * 64, backend="tensorrt", backend_version="10.3.0", device="dla0",
+                          precision="int8", batch=64, power_mode="15W", clocks="jetson_clocks off",
+                          error="out_of_memory", stage="not_run", message="not run: vgg16 b=32 int8 ran out of memory",
+                          cause="vgg16 b=32 int8", elapsed_s=0.0, stream=schema.Stream(id=1, seq=7))
+
+
+def sweep_command() -> schema.Command:
+    return schema.Command(board="jetson-orin-1", ts=TS, id="sweep-start-1", action="sweep_start",
+                          models=["resnet50.onnx", "vgg16.onnx"], batches=[1, 8], precisions=["fp16"],
+                          power_mode="MAXN", retry_failed=True, redo=False, run_id=None)
+
+
+def sweep_ack() -> schema.CommandAck:
+    running = schema.SweepPoint(run_id="run-2", origin="host", command_id="sweep-start-1", state="cancelling",
+                                networks=["resnet50"], batches=[1, 8], precisions=["fp16"], points_total=2,
+                                points_done=1, failed=1, current="resnet50 b=8 fp16", started_ts=TS)
+    queued = schema.SweepPoint(run_id="run-3", origin="host", state="queued", networks=["vgg16"], batches=[1],
+                               precisions=["fp32"], points_total=1, queued_ts=TS)
+    return schema.CommandAck(board="jetson-orin-1", ts=TS, id="sweep-status-1", accepted=True, run_id="run-2",
+                             sweep=schema.SweepState(running=running, queue=[queued], power_mode="MAXN"))
+
+
+MESSAGES = {"status": status, "info": board_info, "run": run_event, "result": result, "failure": failure,
+            "telemetry": telemetry, "cmd": command, "cmd/ack": command_ack}
+SWEEP_MESSAGES = {"cmd": sweep_command, "cmd/ack": sweep_ack}
+
+
+@pytest.mark.parametrize("kind", sorted(SWEEP_MESSAGES))
+def test_sweep_commands_and_their_answers_round_trip(kind):
+    message = SWEEP_MESSAGES[kind]()
+    assert schema.decode(schema.encode(message)) == message
 
 
 def valid(kind: str) -> dict:
