@@ -65,9 +65,10 @@ def outbox(
     = Path("/etc/dnnprof/agent.toml"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """What the service's outbox holds: results and run events not yet acknowledged by the broker (published at
-    the next start, or as soon as the broker is back), delivered ones kept for replay, and sweeps a kill left
-    unfinished (marked aborted at the next start). Reads only: safe while the service runs.
+    """What the service's outbox holds: results, failed points and run events not yet acknowledged by the broker
+    (published at the next start, or as soon as the broker is back), delivered ones kept for replay, sweeps a kill
+    left unfinished (marked aborted at the next start) and runs a host queued (`dnnhost sweep start`). Reads only:
+    safe while the service runs.
 
     Example: [bold]sudo -u dnnprof dnnagent outbox --config /etc/dnnprof/agent.toml[/bold]
     """
@@ -79,7 +80,7 @@ def outbox(
     if as_json:
         out.print_json(data=found or {"path": str(settings.outbox_path), "undelivered": 0, "delivered_kept": 0,
                                       "high": 0, "stream": None, "oldest_undelivered_age_s": None,
-                                      "unfinished_runs": []})
+                                      "unfinished_runs": [], "queued_runs": []})
         return
     if found is None:
         out.print(f"no outbox yet at {settings.outbox_path}: the service has written nothing", soft_wrap=True)
@@ -91,6 +92,10 @@ def outbox(
               + f", {found['delivered_kept']} delivered ones kept for replay", soft_wrap=True)
     for run_id in found["unfinished_runs"]:
         out.print(f"run {run_id} never ended (killed, crashed or powered off): marked aborted at the next start",
+                  soft_wrap=True)
+    for run in found["queued_runs"]:
+        then = "resumed under a new run id" if run["state"] == "running" else "run after the configured sweep"
+        out.print(f"run {run['run_id']} queued by a host (command {run['command_id']}, {run['state']}): {then}",
                   soft_wrap=True)
 
 

@@ -100,7 +100,8 @@ def check(path: str | Path) -> None:
 
 def describe(path: str | Path) -> dict | None:
     """What the outbox at ``path`` holds, read without changing it (the service may be running): stream id, highest
-    number, undelivered and delivered counts, the oldest undelivered message's age (s), runs left unfinished.
+    number, undelivered and delivered counts, the oldest undelivered message's age (s), runs left unfinished, runs
+    a host queued that are not done.
     None when there is no outbox yet; UserError for a damaged or newer one (as ``check``)."""
     path = Path(path)
     check(path)
@@ -113,13 +114,18 @@ def describe(path: str | Path) -> dict | None:
             "SELECT count(*) FILTER (WHERE acked_ts IS NULL), count(*) FILTER (WHERE acked_ts IS NOT NULL), "
             "min(written_ts) FILTER (WHERE acked_ts IS NULL) FROM messages").fetchone()
         unfinished = [schema.decode(p).run_id for (p,) in db.execute(_UNFINISHED)]
+        queued = []
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
+            queued = [{"run_id": r, "state": s, "command_id": c} for r, s, c in db.execute(
+                "SELECT run_id, state, command_id FROM runs WHERE state IN ('queued', 'running') "
+                "ORDER BY queued_ts, rowid")]
     except sqlite3.Error as exc:
         raise _damaged(path, exc) from None
     finally:
         db.close()
     return {"path": str(path), "stream": meta.get("stream"), "high": meta.get("next", 1) - 1, "undelivered": pending,
             "delivered_kept": delivered, "oldest_undelivered_age_s": round(time.time() - oldest, 1) if oldest else None,
-            "unfinished_runs": unfinished}
+            "unfinished_runs": unfinished, "queued_runs": queued}
 
 
 class Outbox:

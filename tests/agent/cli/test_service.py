@@ -18,6 +18,8 @@ def test_outbox_shows_what_waits_and_what_a_kill_left_unfinished(tmp_path, model
         box.put(schema.RunEvent(board="cli-board", ts=time.time(), run_id="run-cut", seq=seq, event=event,
                                 points_total=4, points_done=seq))
     box.acked([1])
+    box.enqueue(schema.Command(board="cli-board", ts=time.time(), id="start-1", action="sweep_start",
+                               models=["m.onnx"], batches=[1]), "run-queued")
     stream = box.stream_id
     box.close()
     shown = dnnagent("outbox", "--config", config, cwd=tmp_path)
@@ -26,9 +28,11 @@ def test_outbox_shows_what_waits_and_what_a_kill_left_unfinished(tmp_path, model
     assert f"stream {stream}, 3 messages written; 2 not yet acknowledged by the broker" in text
     assert "1 delivered ones kept for replay" in text
     assert "run run-cut never ended" in text
+    assert "run run-queued queued by a host (command start-1, queued): run after the configured sweep" in text
     data = json.loads(dnnagent("outbox", "--config", config, "--json", cwd=tmp_path).stdout)
     assert (data["undelivered"], data["delivered_kept"], data["high"]) == (2, 1, 3)
     assert data["unfinished_runs"] == ["run-cut"] and data["oldest_undelivered_age_s"] >= 0
+    assert data["queued_runs"] == [{"run_id": "run-queued", "state": "queued", "command_id": "start-1"}]
     (tmp_path / "state" / "outbox.sqlite").write_bytes(b"garbage" * 1000)
     for name in ("outbox.sqlite-wal", "outbox.sqlite-shm"):
         (tmp_path / "state" / name).unlink(missing_ok=True)
