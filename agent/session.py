@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dnnprof.agent.backends import Backend, foreign_options, get_backend, resolve
 from dnnprof.agent.board import facts, jetson
-from dnnprof.agent.measure import profiler
+from dnnprof.agent.measure import failure, profiler
 from dnnprof.agent.measure.sink import Sink
 from dnnprof.agent.measure.sweep import Sweep
 from dnnprof.shared.onnxfile import ModelFile
@@ -82,6 +82,7 @@ class Session:
                  seed: int = 0, root: str = "/") -> None:
         self.board_id, self.backend, self.selection, self.settings = board_id, backend, selection, settings
         self.seed, self.root = seed, root
+        self.guard = failure.Guard()  # a point given up on: every sweep of this backend waits for it
         source = selection.power
         # The sweep's sampler and the telemetry thread read the same sensor: one lock for both.
         self.power: PowerSource = telemetry.SharedSource(source) if source.measures else source
@@ -108,7 +109,7 @@ class Session:
               skip: Callable[[ModelFile, int, str], str | None] | None = None) -> Sweep:
         return Sweep(board=self.board_id, run_id=run_id, models=models, batches=batches, backend=self.backend,
                      power=self.power, settings=self.settings, precisions=precisions, seed=self.seed, root=self.root,
-                     skip=skip)
+                     skip=skip, guard=self.guard)
 
     def telemetry(self, sink: Sink, *, rate_hz: float, samples_hz: float,
                   mark: Callable[[], schema.Stream] | None = None) -> telemetry.TelemetryPublisher | None:

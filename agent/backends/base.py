@@ -64,3 +64,7 @@ class Backend(ABC):
     @abstractmethod
     def prepare(self, model: ModelFile, batch: int, precision: str, *, seed: int = 0) -> Runner:
         """Load ``model`` for ``batch`` images at ``precision``; raise UserError for what cannot run."""
+
+    def cancel(self) -> None:  # noqa: B027 - optional
+        """Ask a ``prepare`` running on another thread to stop where the library allows it (a TensorRT ≥ 10 build,
+        at its next step); a no-op elsewhere. Called from the thread that gave the point up."""

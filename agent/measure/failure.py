@@ -35,6 +35,7 @@ _OOM = ("out of memory", "outofmemory", "failed to allocate memory", "bad_alloc"
 _UNSUPPORTED = ("not_implemented", "could not find an implementation", "no importer registered", "not supported",
                 "unsupported")
 
+ABANDON_WAIT_S = 5.0  # how long Ctrl-C waits for a point asked to stop (a TensorRT build at its next step)
 MAX_MESSAGE = 300  # characters of a failure's message: one line a table can show
 
 
@@ -100,6 +101,15 @@ class Watch:
             return (self.stage, limit) if limit is not None and now - self.since > limit else None
 
 
+@dataclass
+class Guard:
+    """A point the watchdog gave up on, whose thread may still be using the backend: shared by every sweep of one
+    backend (``Session``), so no later run measures beside it. ``hung``: (its thread, its label, whether a later
+    point already waited a grace for it)."""
+
+    hung: tuple[threading.Thread, str, bool] | None = None
+
+
 class Hung(Exception):
     """The point overran its stage's limit; ``worker`` is the thread still running it."""
 
@@ -108,8 +118,11 @@ class Hung(Exception):
         self.worker, self.stage = worker, stage
 
 
-def watched(body: Callable[[], T], watch: Watch, what: str, poll_s: float = 0.05) -> T:
-    """``body()`` on a worker thread, held to ``watch``'s limits; raises what it raised, or Hung."""
+def watched(body: Callable[[], T], watch: Watch, what: str, poll_s: float = 0.05,
+            on_abandon: Callable[[], None] | None = None) -> T:
+    """``body()`` on a worker thread, held to ``watch``'s limits; raises what it raised, or Hung. ``on_abandon``
+    runs when the worker is left behind (overdue, or Ctrl-C / a signal on this thread): a way to ask the backend to
+    stop (a TensorRT build)."""
     box: dict[str, object] = {}
     done = threading.Event()
 
@@ -123,12 +136,20 @@ def watched(body: Callable[[], T], watch: Watch, what: str, poll_s: float = 0.05
 
     worker = threading.Thread(target=run, name=f"point {what}", daemon=True)
     worker.start()
-    while not done.wait(poll_s):
-        late = watch.overdue(clock())
-        if late is not None:
-            stage, limit = late
-            raise Hung(f"the {stage} stage ran over its limit of {limit:g} s: the backend did not return (hung, or "
-                       "far slower than its limits allow)", worker, stage)
+    try:
+        while not done.wait(poll_s):
+            late = watch.overdue(clock())
+            if late is not None:
+                stage, limit = late
+                if on_abandon is not None:
+                    on_abandon()
+                raise Hung(f"the {stage} stage ran over its limit of {limit:g} s: the backend did not return (hung, "
+                           "or far slower than its limits allow)", worker, stage)
+    except KeyboardInterrupt:  # signals reach this thread only: ask the backend to stop, give it a moment
+        if on_abandon is not None:
+            on_abandon()
+        done.wait(ABANDON_WAIT_S)
+        raise
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]

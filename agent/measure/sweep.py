@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -45,8 +44,8 @@ class Sweep:
     failures: list[schema.Failure] = field(default_factory=list, init=False)  # this run's failed points
     done: int = field(default=0, init=False)  # points gone through so far (measured, failed or skipped)
     current: str | None = field(default=None, init=False)  # the point being measured now ("resnet50 b=8 fp16")
-    # A point the watchdog gave up on: (its worker thread, still running; its label; whether it was waited for).
-    _hung: tuple[threading.Thread, str, bool] | None = field(default=None, init=False, repr=False)
+    # A point the watchdog gave up on, shared by the sweeps of one backend (the session passes its own).
+    guard: failure.Guard = field(default_factory=failure.Guard)
 
     def __post_init__(self) -> None:
         if self.power is None:
@@ -144,23 +143,23 @@ class Sweep:
             return self._failure(model, batch, precision, state, "out_of_memory", "not_run",
                                  f"not run: {oom_at[1]} ran out of memory, and a larger batch needs more",
                                  cause=oom_at[1])
-        if self._hung is not None:
-            worker, cause, waited = self._hung
+        if self.guard.hung is not None:
+            worker, cause, waited = self.guard.hung
             if not waited:  # once: a backend that was merely slow may come back
                 worker.join(self.settings.hang_grace_s)
-                self._hung = (worker, cause, True)
+                self.guard.hung = (worker, cause, True)
             if worker.is_alive():
                 return self._failure(model, batch, precision, state, "timeout", "not_run",
                                      f"not run: the backend has not returned from {cause}, which timed out; restart "
                                      "the agent to measure the points left", cause=cause)
-            self._hung = None
+            self.guard.hung = None
         watch = failure.Watch(self.settings.stage_limits())
         begun = clock()
         try:
             return failure.watched(lambda: self.measure(model, batch, precision, watch=watch, state=state),
-                                   watch, label)
+                                   watch, label, on_abandon=self.backend.cancel)
         except failure.Hung as exc:
-            self._hung = (exc.worker, label, False)
+            self.guard.hung = (exc.worker, label, False)
             error, message, stage = "timeout", str(exc), exc.stage
         except Exception as exc:
             stage = watch.stage

@@ -24,7 +24,7 @@ from pathlib import Path
 from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.shared.errors import UserError
 
-from ..base import Backend, Runner
+from ..base import Backend, PointError, Runner
 from ..engine_cache import EngineCache, EngineKey
 from .calibration import calibrator, find_images, image_batches, images_sha256, random_batches
 from .cuda import current, import_modules, primary_context
@@ -82,8 +82,9 @@ def _logger(trt):
     return _logger_slot[1]
 
 
-def _progress_monitor(trt, report: Callable[[str], None], what: str):
-    """A ``trt.IProgressMonitor`` (TensorRT ≥ 10) that reports build phases through ``report``."""
+def _progress_monitor(trt, report: Callable[[str], None], what: str, cancel: threading.Event):
+    """A ``trt.IProgressMonitor`` (TensorRT ≥ 10) that reports build phases through ``report`` and cancels the
+    build at its next step once ``cancel`` is set (the sweep gave the point up) or Ctrl-C reached a callback."""
 
     class BuildProgress(trt.IProgressMonitor):
         # UNVERIFIED on hardware: phase names and step counts come from TensorRT at run time; the callbacks'
@@ -109,7 +110,7 @@ def _progress_monitor(trt, report: Callable[[str], None], what: str):
                     if phase_name in self._phases:
                         self._phases[phase_name][0] = int(step) + 1
                 self._show(phase_name)
-                return not self.interrupted
+                return not (self.interrupted or cancel.is_set())
             except KeyboardInterrupt:
                 # An exception must not escape into TensorRT; returning False cancels the build cleanly.
                 self.interrupted = True
@@ -164,6 +165,7 @@ class TensorRTBackend(Backend):
         self.rebuild = rebuild
         self.platform = platform
         self._on_status = on_status
+        self._cancel = threading.Event()  # set by cancel(): the build in progress stops at its next step
         self._rebuilt: set[str] = set()  # with rebuild: keys already rebuilt by this backend, reused afterwards
         self.cache = EngineCache(engine_cache) if engine_cache is not None else None
         try:
@@ -205,6 +207,11 @@ class TensorRTBackend(Backend):
         """The hash of the int8 calibration image set (names and contents), as the engine cache keys it; None when
         int8 is calibrated on random data."""
         return self._images_sha256
+
+    def cancel(self) -> None:
+        """Stop the build in progress (on another thread) at its next step: TensorRT ≥ 10, through the progress
+        monitor; on 8.x the build runs to its end."""
+        self._cancel.set()
 
     def _status(self, text: str) -> None:
         log.info("%s", text)
@@ -352,8 +359,9 @@ class TensorRTBackend(Backend):
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
         timing_path = self._attach_timing_cache(config)
         monitor = None
-        if self._on_status is not None and hasattr(trt, "IProgressMonitor"):  # TensorRT >= 10.0
-            monitor = _progress_monitor(trt, self._status, what)
+        self._cancel.clear()
+        if hasattr(trt, "IProgressMonitor"):  # TensorRT >= 10.0: progress, and a way to stop the build
+            monitor = _progress_monitor(trt, self._status, what, self._cancel)
             config.progress_monitor = monitor
         start = time.monotonic()
         try:
@@ -364,6 +372,9 @@ class TensorRTBackend(Backend):
         build_s = time.monotonic() - start
         if monitor is not None and monitor.interrupted:
             raise KeyboardInterrupt
+        if self._cancel.is_set() and serialized is None:
+            raise PointError("timeout", f"the build of {what} was stopped after {build_s:.0f} s: the point was given "
+                                        "up (its build ran over the limit, or the sweep was interrupted)")
         if calibrator is not None and calibrator.error is not None:
             raise calibrator.error
         if serialized is None:

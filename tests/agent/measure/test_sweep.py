@@ -460,7 +460,7 @@ def test_the_watchdog_gives_up_a_point_that_overruns_its_stage(backend, tmp_path
     assert "the warmup stage ran over its limit of 0.15 s" in f.message
     assert 0.15 <= f.elapsed_s < 5
     assert sink.messages[-1].event == "finished"
-    worker, label, _ = sweep._hung
+    worker, label, _ = sweep.guard.hung
     assert label == f"{model.name} b=4096 fp32"
     worker.join(120)  # the abandoned point ends on its own: ONNX Runtime was only slow
     assert not worker.is_alive()
@@ -478,7 +478,7 @@ def test_a_point_that_comes_back_within_the_grace_lets_the_next_one_run(model, s
     results = sweep.run(sink)
     assert [r.batch for r in results] == [1, 4]
     assert [(f.batch, f.error) for f in failures(sink.messages)] == [(2, "timeout")]
-    assert sweep._hung is None
+    assert sweep.guard.hung is None
 
 
 def test_points_after_a_hung_backend_are_not_run_and_say_which_point_hung(model, sleep_backend, sleep_runner,
@@ -652,3 +652,24 @@ def test_no_board_facts_off_a_jetson(model, sleep_backend, sleep_runner, tmp_pat
     (r,) = sweep.run(list_sink())
     assert r.board_facts is None and r.conditions.power_mode is None and r.provenance.power_mode is None
     assert sweep.clock_state().idle_key is None  # no governor either: the key is what it was before Jetsons
+
+
+def test_a_hung_point_holds_off_the_next_sweeps_of_the_same_backend_too(model, sleep_backend, sleep_runner,
+                                                                       list_sink):
+    from dnnprof.agent.measure import failure
+
+    release = threading.Event()
+    backend = sleep_backend(lambda m, batch: sleep_runner((lambda n: release.wait(30) and 0.0) if batch == 2
+                                                          else (lambda n: 0.001)))
+    quick = settings(idle_s=0, warmup_max_s=0.1, window_min_s=0.05, window_max_s=0.1, hang_grace_s=0.2)
+    guard = failure.Guard()  # what the session gives each of its sweeps
+    try:
+        first = make_sweep([model], [2], backend, None, settings=quick, guard=guard)
+        first.run(list_sink())
+        sink = list_sink()
+        second = make_sweep([model], [1], backend, None, run_id="r2", settings=quick, guard=guard)
+        assert second.run(sink) == []  # never measured beside the point still running
+        (f,) = failures(sink.messages)
+        assert (f.batch, f.stage, f.cause) == (1, "not_run", f"{model.name} b=2 fp32")
+    finally:
+        release.set()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dnnprof.agent.backends import BACKENDS, get_backend, resolve
+from dnnprof.agent.backends import BACKENDS, PointError, get_backend, resolve
 from dnnprof.agent.backends import tensorrt as trt_backend
 from dnnprof.agent.backends.engine_cache import EngineCache
 from dnnprof.agent.backends.onnxruntime import OnnxRuntimeBackend
@@ -350,6 +350,21 @@ def test_ctrl_c_during_a_build_cancels_it(install_fakes, make_backend, tiny, bal
     with pytest.raises(KeyboardInterrupt):
         make_backend(on_status=on_status).prepare(tiny, 1, "fp32")
     assert trt._fake.builds == 0 and balanced(cuda)
+
+
+def test_a_build_the_sweep_gives_up_is_cancelled_at_its_next_step(install_fakes, make_backend, tiny, balanced):
+    """backend.cancel() comes from the sweep's thread while the build runs on the point's thread (the watchdog, or
+    Ctrl-C there); here from the status callback, which runs inside the build as that thread's would."""
+    trt, cuda = install_fakes("10.3.0")
+    backend = make_backend(on_status=lambda text: backend.cancel() if ": Building engine" in text else None)
+    with pytest.raises(PointError, match="the build of tiny b1 fp32 was stopped after") as stopped:
+        backend.prepare(tiny, 1, "fp32")
+    assert stopped.value.kind == "timeout" and trt._fake.builds == 0 and balanced(cuda)
+    steps = [p for p in trt._fake.phases if p[0] == "step"]
+    assert steps == [("step", "Building engine", 0)]  # stopped at the first step after the cancel
+    backend._on_status = None
+    backend.prepare(tiny, 1, "fp32").close()  # the next build starts afresh
+    assert trt._fake.builds == 1
 
 
 def test_a_failing_status_display_does_not_cancel_the_build(install_fakes, make_backend, tiny):
