@@ -12,6 +12,7 @@ not switch modes). Anything else is refused with a one-line reason, which the ag
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -42,6 +43,7 @@ class Tally(Protocol):
 
 MAX_COMMAND_BYTES = 64 << 10  # a command is a few hundred bytes; anything larger is refused unread
 MAX_REPLAY = 10_000  # numbers one replay command may ask for (a host asks for 500 at a time)
+MAX_REMEMBERED = 1000  # answers kept to give again to a command delivered twice
 
 
 class Refused(Exception):
@@ -173,6 +175,7 @@ class Desk(threading.Thread):
         self.config, self.backend, self.summary, self.conductor = config, backend, summary, conductor
         self.inbox: queue.Queue[bytes] = queue.Queue(maxsize=1000)  # a flood of commands is dropped, not hoarded
         self.link: MqttLink | None = None
+        self._answers: collections.OrderedDict[str, schema.CommandAck] = collections.OrderedDict()
         self.courier: Courier | None = None
         self._done = threading.Event()
         self._dropped = 0
@@ -217,7 +220,22 @@ class Desk(threading.Thread):
                            default_precision=default, power_mode=self.conductor.power_mode())
 
     def answer(self, payload: bytes) -> schema.CommandAck:
-        """Check and carry out one command; the acknowledgement to send back."""
+        """Check and carry out one command; the acknowledgement to send back. A command delivered again (QoS 1
+        may, after a reconnection) gets its first answer again and is not carried out twice."""
+        try:
+            command_id = decode(self.config.board_id, payload).id
+        except Refused:
+            command_id = None
+        if command_id is not None and command_id in self._answers:
+            return self._answers[command_id]
+        ack = self._answer(payload)
+        if command_id is not None:
+            self._answers[command_id] = ack
+            while len(self._answers) > MAX_REMEMBERED:
+                self._answers.popitem(last=False)
+        return ack
+
+    def _answer(self, payload: bytes) -> schema.CommandAck:
         board = self.config.board_id
         try:
             command = decode(board, payload)

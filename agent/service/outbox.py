@@ -298,6 +298,15 @@ class Outbox:
                                     "WHERE state IN ('queued', 'running') ORDER BY queued_ts, rowid").fetchall()
         return [QueuedRun(c, r, schema.decode(p), s, q, t) for c, r, p, s, q, t in rows]
 
+    def claim_run(self, command_id: str, *, note: str | None = None) -> bool:
+        """Mark a queued run ``running``; False when it is no longer to do (cancelled, done)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            changed = self._db.execute(
+                "UPDATE runs SET state = 'running', started_ts = ?, note = coalesce(?, note) WHERE command_id = ? "
+                "AND state IN ('queued', 'running')", (time.time(), note, command_id)).rowcount
+        return changed == 1
+
     def run_state(self, command_id: str, state: str, *, run_id: str | None = None, note: str | None = None) -> None:
         """Move a queued run on: ``running`` (under ``run_id``, a new one when it resumes), ``done``, ``cancelled``."""
         now = time.time()

@@ -30,6 +30,7 @@ class _Running:
     origin: str  # "config" or "host"
     command_id: str | None
     started_ts: float
+    queued_as: str | None = None  # the run id the host was given, when this is a resumed run under a new one
     cancel: str | None = None  # the id of the command that cancelled it, once asked
 
 
@@ -68,9 +69,20 @@ class Conductor:
 
     # --- the run measured now -----------------------------------------------------------------------------------
 
-    def begin(self, sweep: Sweep, origin: str, command_id: str | None = None) -> None:
+    def begin(self, sweep: Sweep, origin: str = "config") -> None:
+        """The configured sweep is measured now."""
         with self._lock:
-            self._running = _Running(sweep, origin, command_id, time.time())
+            self._running = _Running(sweep, origin, None, time.time())
+
+    def start(self, queued: QueuedRun, sweep: Sweep, note: str | None = None) -> bool:
+        """A queued run is measured now (``sweep``, under a new run id when it resumes); False when a cancel took
+        it off the queue meanwhile (checked and marked in one step, so no cancel falls between)."""
+        with self._lock:
+            if not self.outbox.claim_run(queued.command_id, note=note):
+                return False
+            self._running = _Running(sweep, "host", queued.command_id, time.time(),
+                                     queued_as=queued.run_id if queued.run_id != sweep.run_id else None)
+            return True
 
     def end(self) -> None:
         with self._lock:
@@ -91,11 +103,15 @@ class Conductor:
         (the run's id, what happens). LookupError (its text the reason) when there is no such run."""
         with self._lock:
             running = self._running
-            if running is not None and run_id in (None, running.sweep.run_id):
+            if running is not None and run_id in (None, running.sweep.run_id, running.queued_as):
                 running.cancel = command_id
-                now = f", now at {running.sweep.current}" if running.sweep.current else ""
-                return running.sweep.run_id, (f"run {running.sweep.run_id} stops after its current point "
-                                              f"({running.sweep.done} of {running.sweep.points} done{now})")
+                sweep = running.sweep
+                now = f", now at {sweep.current}" if sweep.current else ""
+                if sweep.current is not None and sweep.done + 1 >= sweep.points:
+                    return sweep.run_id, (f"run {sweep.run_id} is at its last point ({sweep.current}): it ends when "
+                                          "that point does, as finished")
+                return sweep.run_id, (f"run {sweep.run_id} stops after its current point ({sweep.done} of "
+                                      f"{sweep.points} done{now})")
             if run_id is None:
                 raise LookupError("no run is being measured: name the RUN to take a queued one off the queue "
                                   "(`dnnhost sweep status` lists them)")

@@ -539,23 +539,27 @@ def _run_queue(conductor: runs.Conductor, desk: commands.Desk, sink: _SweepSink,
             continue
         sink.full = None  # a full outbox ended the sweep; the disk may have room again by now: try
         run_id, note = queued.run_id, None
-        if queued.state == "running":
+        if queued.state == "running":  # the host keeps the id it was given: a cancel of it still reaches this run
             run_id, note = new_run_id(), f"resumes run {queued.run_id}"
         try:
             request = desk.request(queued.command)  # checked again: the models may have changed since
         except commands.Refused as exc:
             log.warning("run %s (command %s) cannot start: %s", run_id, queued.command_id, exc)
-            sink.send(schema.RunEvent(board=desk.config.board_id, ts=time.time(), run_id=run_id, seq=0,
-                                      event="failed", points_total=0, points_done=0, message=f"not started: {exc}"))
-            conductor.outbox.run_state(queued.command_id, "done", run_id=run_id, note=f"not started: {exc}")
+            conductor.outbox.run_state(queued.command_id, "done", note=f"not started: {exc}")
+            try:
+                sink.send(schema.RunEvent(board=desk.config.board_id, ts=time.time(), run_id=run_id, seq=0,
+                                          event="failed", points_total=0, points_done=0,
+                                          message=f"not started: {exc}"))
+            except UserError as full:  # the outbox is full: the journal has it
+                log.error("the run's failed event was not sent: %s", full)
             continue
-        conductor.outbox.run_state(queued.command_id, "running", run_id=run_id, note=note)
         skip = functools.partial(points.skip, redo=request.redo, retry_failed=request.retry_failed,
                                  check=conductor.check)
         sweep = session.sweep(run_id, request.models, request.batches, request.precisions, skip=skip)
+        if not conductor.start(queued, sweep, note):
+            continue  # cancelled while it was being prepared
         log.info("run %s as a host asked (command %s%s): %s", run_id, queued.command_id,
                  f", {note}" if note else "", request.words)
-        conductor.begin(sweep, "host", queued.command_id)
         try:
             outcome = _run_sweep(sweep, sink, summary, notify)
         finally:

@@ -194,3 +194,32 @@ def test_sweep_lists_are_bounded_by_the_schema():
     too_many = schema.encode(command(action="sweep_start", models=[f"m{i}.onnx" for i in range(65)], batches=[1]))
     with pytest.raises(Refused, match="not a valid command: Expected `array` of length <= 64"):
         commands.decode(BOARD, too_many)
+
+
+def test_a_command_delivered_twice_is_carried_out_once_and_answered_the_same(tmp_path, model_dir):
+    import types
+
+    from dnnprof.agent.backends import get_backend
+    from dnnprof.agent.service import config as agent_config
+    from dnnprof.agent.service.outbox import Outbox
+    from dnnprof.agent.service.runs import Conductor
+
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[broker]\nhost = "127.0.0.1"\n[agent]\nboard_id = "{BOARD}"\nstate_dir = "{tmp_path}"\n'
+                    f'models_dir = "{model_dir}"\n[sweep]\nbackend = "onnxruntime"\n')
+    box = Outbox(tmp_path / "outbox.sqlite")
+    try:
+        tally = types.SimpleNamespace(commands=0, refused=0)
+        desk = commands.Desk(agent_config.load(path), get_backend("onnxruntime"), tally, Conductor(box, lambda: None))
+        name = sorted(p.name for p in model_dir.glob("*.onnx"))[0]
+        start = payload(action="sweep_start", models=[name], batches=[1, 2])
+        first = desk.answer(start)
+        assert first.accepted and first.run_id
+        assert desk.answer(start) == first  # the same answer, and one run queued
+        assert len(box.queued_runs()) == 1 and tally.commands == 1
+        cancel = schema.encode(schema.Command(board=BOARD, ts=time.time(), id="c2", action="sweep_cancel",
+                                              run_id=first.run_id))
+        assert desk.answer(cancel).accepted and desk.answer(cancel).accepted  # not "no such run" the second time
+        assert box.queued_runs() == [] and tally.commands == 2 and tally.refused == 0
+    finally:
+        box.close()

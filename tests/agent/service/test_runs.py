@@ -83,7 +83,8 @@ def test_cancel_stops_the_running_run_at_its_next_point_or_takes_a_queued_one_of
 
     sweep = Sweep(board=BOARD, run_id="run-5", models=[model], batches=[1, 2, 3], backend=get_backend("onnxruntime"),
                   power=None, settings=quick, skip=skip)
-    conductor.begin(sweep, "host", "c5")
+    conductor.enqueue(start("c5"), "run-5")
+    assert conductor.start(conductor.next(0.01), sweep)
     assert conductor.state("fp32").running.state == "running"
     sink = list_sink()
     with pytest.raises(Cancelled, match=r"cancelled by the host \(command x4\) after 1 of 3 points"):
@@ -94,3 +95,40 @@ def test_cancel_stops_the_running_run_at_its_next_point_or_takes_a_queued_one_of
     assert [e.event for e in events] == ["started", "progress", "cancelled"]
     assert events[-1].points_done == 1 and "command x4" in events[-1].message
     assert len([m for m in sink.messages if isinstance(m, schema.Result)]) == 1  # what it had is published
+
+
+def quick_sweep(model_path, run_id: str, batches: list[int]) -> Sweep:
+    quick = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_s=0.05, window_min_s=0.02,
+                              window_max_s=0.05, min_iterations=2, idle_s=0, latency_ci=0.5)
+    return Sweep(board=BOARD, run_id=run_id, models=[onnxfile.load(model_path)], batches=batches,
+                 backend=get_backend("onnxruntime"), power=None, settings=quick)
+
+
+def test_a_cancel_while_a_queued_run_is_being_prepared_wins(box, model_path):
+    conductor = Conductor(box, lambda: None)
+    conductor.enqueue(start("c1"), "run-1")
+    queued = conductor.next(0.01)  # the service took it and loads its models ...
+    conductor.cancel("run-1", "x1")  # ... while the host cancels it
+    assert conductor.start(queued, quick_sweep(model_path, "run-1", [1])) is False  # so it never begins
+    assert conductor.state("fp32").running is None and box.queued_runs() == []
+
+
+def test_a_resumed_run_answers_to_the_id_the_host_was_given(tmp_path, box, model_path):
+    conductor = Conductor(box, lambda: None)
+    conductor.enqueue(start("c1"), "run-given")
+    box.claim_run("c1")  # it was running when the agent was killed
+    queued = conductor.next(0.01)
+    assert queued.state == "running"
+    sweep = quick_sweep(model_path, "run-resumed", [1, 2])  # resumed under a new id
+    assert conductor.start(queued, sweep, note="resumes run run-given")
+    assert conductor.cancel("run-given", "x1")[0] == "run-resumed"
+    assert box.queued_runs()[0].run_id == "run-given"  # the row keeps the host's id
+
+
+def test_a_cancel_at_the_last_point_says_the_run_ends_as_finished(box, model_path):
+    conductor = Conductor(box, lambda: None)
+    sweep = quick_sweep(model_path, "run-1", [1, 2])
+    conductor.begin(sweep)
+    sweep.done, sweep.current = 1, "m b=2 fp32"  # measuring its last point
+    assert conductor.cancel(None, "x1")[1] == "run run-1 is at its last point (m b=2 fp32): it ends when that " \
+                                              "point does, as finished"
