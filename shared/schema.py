@@ -294,10 +294,14 @@ class Result(_Message, tag="result", kw_only=True):
 # Why a point failed. out_of_memory: the engine, its buffers or a batch did not fit; build_failed: the backend
 # could not build or load the model at this point; unsupported: the backend or device cannot run it (an operator,
 # a DLA layer); invalid_output: the outputs hold NaN or infinity; timeout: the build, warm-up or window overran its
-# limit (the watchdog); runtime_error: inference raised anything else.
-FAILURE_KINDS = ("out_of_memory", "build_failed", "unsupported", "invalid_output", "timeout", "runtime_error")
-FailureKind = Literal["out_of_memory", "build_failed", "unsupported", "invalid_output", "timeout", "runtime_error"]
-STAGES = ("prepare", "idle", "warmup", "window", "check", "not_run")
+# limit (the watchdog); runtime_error: inference raised anything else; crashed: the agent's process died during
+# the point (the kernel's out-of-memory killer, a crash in the backend, a kill -9, a power cut), found at its next
+# start.
+FAILURE_KINDS = ("out_of_memory", "build_failed", "unsupported", "invalid_output", "timeout", "runtime_error",
+                 "crashed")
+FailureKind = Literal["out_of_memory", "build_failed", "unsupported", "invalid_output", "timeout", "runtime_error",
+                      "crashed"]
+STAGES = ("prepare", "idle", "warmup", "window", "check", "not_run", "unknown")
 
 
 class Failure(_Message, tag="failure", kw_only=True):
@@ -305,9 +309,9 @@ class Failure(_Message, tag="failure", kw_only=True):
     have been, so the sweep goes on and the host knows. Never counted as a measurement.
 
     ``stage``: where it failed — ``prepare`` (engine build or load), ``idle``, ``warmup``, ``window``, ``check``
-    (the outputs after the window) or ``not_run`` (never tried, because of an earlier failure: out of memory at a
+    (the outputs after the window), ``not_run`` (never tried, because of an earlier failure: out of memory at a
     smaller batch of the same network and precision, or a backend that never came back from a timeout; ``cause``
-    names that point). ``message`` is one line.
+    names that point) or ``unknown`` (``crashed``: the process died, nobody saw where). ``message`` is one line.
     """
 
     id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,128}\Z")]
@@ -322,7 +326,7 @@ class Failure(_Message, tag="failure", kw_only=True):
     power_mode: str | None = None  # nvpmodel mode on a Jetson
     clocks: str | None = None
     error: FailureKind
-    stage: Literal["prepare", "idle", "warmup", "window", "check", "not_run"]
+    stage: Literal["prepare", "idle", "warmup", "window", "check", "not_run", "unknown"]
     message: Annotated[str, msgspec.Meta(max_length=1000)]
     cause: str | None = None  # not_run: the point whose failure ruled this one out ("resnet50 b=32 fp32")
     elapsed_s: NonNegative | None = None  # time spent on the point before it failed

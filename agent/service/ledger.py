@@ -10,6 +10,11 @@ before the PUBACK) is measured again.
 A point that failed is remembered too (``outcome`` ``failed``, with its error class and message), so a restart does
 not hit the same out-of-memory or NaN again: the service skips it unless ``retry_failed`` is set. A later
 measurement of the same key replaces the failure.
+
+Each point being measured has a row in ``attempts`` until its result or failure is safe. One left there at a start
+means the process died during that point — the kernel's out-of-memory killer (a Jetson's CPU and GPU share memory),
+a crash in the backend, a kill -9 or a power cut — and the service records it as a ``crashed`` failure, so a point
+that kills the agent is not tried again at every restart.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ _OUTCOME_COLUMNS = ("outcome TEXT NOT NULL DEFAULT 'measured'", "error TEXT", "m
 _CREATE = (f"CREATE TABLE points (key TEXT PRIMARY KEY, {', '.join(_KEY_COLUMNS)}, network TEXT NOT NULL, "
            "result_id TEXT NOT NULL, run_id TEXT NOT NULL, measured_ts REAL NOT NULL, persisted TEXT NOT NULL, "
            f"recorded_ts REAL NOT NULL, {', '.join(_OUTCOME_COLUMNS)})")
+_CREATE_ATTEMPTS = ("CREATE TABLE IF NOT EXISTS attempts (key TEXT PRIMARY KEY, point TEXT NOT NULL, network TEXT NOT "
+                    "NULL, run_id TEXT NOT NULL, started_ts REAL NOT NULL)")
 
 
 def _newer(path: Path, version: int) -> UserError:
@@ -131,6 +138,7 @@ class Ledger:
                 raise _newer(self.path, version)
             if version < _SCHEMA:
                 self._upgrade(version)
+            self._db.execute(_CREATE_ATTEMPTS)
         except sqlite3.DatabaseError as exc:
             raise UserError(f"the ledger {self.path} cannot be used ({exc}): move it away to start a new one "
                             "(every point is then measured again)") from None
@@ -188,6 +196,30 @@ class Ledger:
         """A result sent from the outbox reached the broker."""
         with self._lock:
             self._db.execute("UPDATE points SET persisted = 'acknowledged' WHERE result_id = ?", (result_id,))
+
+    # --- points being measured ----------------------------------------------------------------------------------
+
+    def attempting(self, key: PointKey, network: str, run_id: str) -> None:
+        """``key`` is about to be measured (by run ``run_id``)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO attempts (key, point, network, run_id, started_ts) VALUES "
+                             "(?, ?, ?, ?, ?)", (key.text(), key.text(), network, run_id, time.time()))
+
+    def attempted(self, key: PointKey) -> None:
+        """``key``'s result or failure is safe: no longer being measured."""
+        with self._lock:
+            self._db.execute("DELETE FROM attempts WHERE key = ?", (key.text(),))
+
+    def unfinished_attempts(self) -> list[tuple[PointKey, str, str]]:
+        """(key, network, run id) of each point a process began and never finished: it died during them."""
+        with self._lock:
+            rows = self._db.execute("SELECT point, network, run_id FROM attempts ORDER BY started_ts").fetchall()
+        return [(PointKey(**json.loads(point)), network, run_id) for point, network, run_id in rows]
+
+    def clear_attempts(self) -> None:
+        """A clean exit: whatever was being measured was stopped on purpose, not a crash."""
+        with self._lock:
+            self._db.execute("DELETE FROM attempts")
 
     def count(self, outcome: str | None = None) -> int:
         """Points remembered (``outcome``: only those ``measured`` or ``failed``)."""

@@ -30,6 +30,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ class Summary:
     unsent: int = 0  # messages still undelivered in the outbox at the end (published at the next start)
     from_memory: int = 0  # results the full outbox could not keep, published from memory only
     aborted_runs: list[str] = field(default_factory=list)  # runs an earlier start left half-done, marked aborted
+    crashed: int = 0  # points an earlier process died during, recorded as crashed failures
     commands: int = 0  # commands carried out (replays, measures)
     refused: int = 0  # commands refused
     skip_reasons: list[str] = field(default_factory=list)
@@ -121,7 +123,7 @@ class _Points:
                         power_mode=state.power_mode or schema.NO_POWER_MODE, power_mode_id=state.power_mode_id,
                         clocks=state.clocks or "unknown", governor=state.governor or "unknown")
 
-    def skip(self, model: ModelFile, batch: int, precision: str, *, redo: bool = False,
+    def skip(self, model: ModelFile, batch: int, precision: str, *, run_id: str, redo: bool = False,
              retry_failed: bool = False, check: Callable[[], None] | None = None) -> str | None:
         """Called by the sweep before each point: why to skip it, or None to measure it (always with ``redo``: a
         host asked for it; a point that failed before only with ``retry_failed`` or the config's); raises
@@ -135,10 +137,12 @@ class _Points:
             self._keys[(model.sha256, batch, precision)] = key
         entry = self.ledger.get(key)
         if entry is None or self.config.redo or redo:
+            self.ledger.attempting(key, model.name, run_id)
             return None
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.measured_ts))
         if entry.outcome == "failed":
             if self.config.retry_failed or retry_failed:
+                self.ledger.attempting(key, model.name, run_id)
                 return None
             return (f"failed {when} in run {entry.run_id} ({entry.error}: {entry.message}); retry_failed = true in "
                     "[sweep] or `dnnagent serve --retry-failed` tries it again")
@@ -148,12 +152,13 @@ class _Points:
     def written(self, message: schema.Result | schema.Failure) -> None:
         """A result or failure is in the outbox: safe (published now, or at the next start), so the point is
         measured, or known to fail (unless the failure says nothing about the point: ``ledger.remembered``)."""
-        if isinstance(message, schema.Failure) and not ledger.remembered(message):
-            return
         with self._lock:
             key = self._keys.get((message.model_sha256, message.batch, message.precision))
-        if key is not None:
+        if key is None:
+            return
+        if not (isinstance(message, schema.Failure) and not ledger.remembered(message)):
             self.ledger.record(key, message, "outbox")
+        self.ledger.attempted(key)
 
     def delivered(self, messages: list[schema.Message]) -> None:
         """The courier's on_delivered: the broker has these."""
@@ -383,16 +388,18 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         with _start_errors():
             book = Ledger(config.ledger_path)
             held.callback(book.close)
+            held.callback(book.clear_attempts)  # any exit that runs this stopped its point on purpose
             box = Outbox(config.outbox_path, max_bytes=config.outbox_max_mb << 20, retain=config.outbox_retain)
             held.callback(box.close)
         summary = Summary(run_id=new_run_id(), session=int(time.time() * 1000))
         # Before anything is published: what an older agent left in JSONL files, and runs a kill left half-done.
         outbox.migrate_jsonl(config.outbox_dir, box)
         summary.aborted_runs = outbox.abort_unfinished(box, summary.run_id)
+        summary.crashed = _died_during(book, box, config.board_id, summary.run_id)
         summary.outbox_sent = box.counts()[0]
         points = _Points(config, book, engine, power, stop, root)
         sweep = session.sweep(summary.run_id, models, config.batch_sizes, config.precisions,
-                              skip=lambda m, b, p: points.skip(m, b, p, check=conductor.check))
+                              skip=lambda m, b, p: points.skip(m, b, p, run_id=summary.run_id, check=conductor.check))
         b = config.broker
         log.info("dnnprof agent %s, board %s, run %s: %d models x %d batch sizes x %d precisions = %d points on %s %s; "
                  "power %s; state in %s", board.agent_version(), config.board_id, summary.run_id, len(models),
@@ -480,6 +487,27 @@ def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root:
     return choice.caching_engines(engine_cache).open(root=root, on_status=on_status)
 
 
+def _died_during(book: Ledger, box: Outbox, board: str, run_id: str) -> int:
+    """Each point an earlier process began and never finished — it died during it — becomes a ``crashed`` failure:
+    published (through the outbox) and remembered, so the point that kills the agent is not tried at every restart.
+    Returns how many."""
+    found = book.unfinished_attempts()
+    for key, network, began in found:
+        failure = schema.Failure(
+            id=uuid.uuid4().hex, board=board, ts=time.time(), run_id=began, network=network,
+            model_sha256=key.model_sha256, backend=key.backend, backend_version=key.backend_version, device=key.device,
+            precision=key.precision, batch=key.batch,
+            power_mode=None if key.power_mode == schema.NO_POWER_MODE else key.power_mode,
+            clocks=None if key.clocks == "unknown" else key.clocks, error="crashed", stage="unknown",
+            message=f"the agent died during this point (found by run {run_id}): the kernel's out-of-memory killer, a "
+                    "crash in the backend, a kill -9 or a power cut; retry_failed = true tries it again")
+        book.record(key, box.put(failure), "outbox")
+        book.attempted(key)
+        log.warning("%s b=%d %s: the agent died during this point in run %s; recorded as crashed (retry_failed = "
+                    "true in [sweep] tries it again)", network, key.batch, key.precision, began)
+    return len(found)
+
+
 def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callable[..., bool]) -> str:
     """Run ``sweep``, logging each point; returns how it ended: ``finished``, ``cancelled`` (a host's
     sweep_cancel), ``stopped`` (the service is stopping) or ``failed``."""
@@ -553,7 +581,7 @@ def _run_queue(conductor: runs.Conductor, desk: commands.Desk, sink: _SweepSink,
             except UserError as full:  # the outbox is full: the journal has it
                 log.error("the run's failed event was not sent: %s", full)
             continue
-        skip = functools.partial(points.skip, redo=request.redo, retry_failed=request.retry_failed,
+        skip = functools.partial(points.skip, run_id=run_id, redo=request.redo, retry_failed=request.retry_failed,
                                  check=conductor.check)
         sweep = session.sweep(run_id, request.models, request.batches, request.precisions, skip=skip)
         if not conductor.start(queued, sweep, note):

@@ -150,3 +150,17 @@ def test_a_newer_or_broken_ledger_is_one_line(tmp_path):
 def test_check_creates_nothing(tmp_path):
     ledger.check(tmp_path / "state" / "ledger.sqlite")
     assert not (tmp_path / "state").exists()
+
+
+def test_a_point_begun_and_never_finished_is_found_by_the_next_process(tmp_path):
+    book = Ledger(tmp_path / "ledger.sqlite")
+    book.attempting(KEY, "resnet18", "run-1")
+    other = replace(KEY, batch=8)
+    book.attempting(other, "resnet18", "run-1")
+    book.attempted(other)  # its result was written
+    book.close()  # the process dies here: nothing else runs
+    again = Ledger(tmp_path / "ledger.sqlite")
+    assert again.unfinished_attempts() == [(KEY, "resnet18", "run-1")]
+    again.clear_attempts()  # a clean exit: what was being measured was stopped on purpose
+    assert again.unfinished_attempts() == []
+    again.close()

@@ -299,6 +299,46 @@ def test_failed_points_are_published_remembered_and_retried_only_when_asked(tmp_
     assert len(subscriber.of(schema.Failure)) == 6
 
 
+def test_a_point_the_agent_dies_during_is_a_crashed_failure_not_a_restart_loop(tmp_path, mosquitto, model_dir,
+                                                                                subscriber):
+    measurement = SHORT.replace("duration_s = 0.05\nmax_duration_s = 0.1", "duration_s = 2\nmax_duration_s = 2")
+    path = write_config(tmp_path, mosquitto, model_dir, batches=(1, 2), source="none", measurement=measurement)
+    cfg = agent_config.load(path)
+    proc = subprocess.Popen([sys.executable, "-m", "dnnprof.agent", "serve", "--config", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # a point is being measured: its attempt is in the ledger
+            if cfg.ledger_path.exists():
+                with sqlite3.connect(cfg.ledger_path) as db:
+                    try:
+                        if db.execute("SELECT count(*) FROM attempts").fetchone()[0]:
+                            break
+                    except sqlite3.OperationalError:  # the table is not there yet
+                        pass
+            time.sleep(0.05)
+        else:
+            raise AssertionError("no point was begun")
+        proc.kill()  # as the kernel's out-of-memory killer would
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The restart records the point as crashed (published, remembered) and measures the rest without it.
+    serving = Serving(cfg, notify=lambda *a: True)
+    messages = subscriber.wait(lambda ms: any(isinstance(m, schema.Failure) for m in ms)
+                               and any(isinstance(m, schema.RunEvent) and m.event == "finished" for m in ms))
+    summary = serving.stop()
+    (crashed,) = [m for m in messages if isinstance(m, schema.Failure)]
+    assert (crashed.error, crashed.stage, crashed.batch) == ("crashed", "unknown", 1)
+    assert f"found by run {summary.run_id}" in crashed.message and "retry_failed = true" in crashed.message
+    assert summary.crashed == 1 and summary.measured == 1  # batch 2; batch 1 skipped as failed before
+    assert any(r.startswith("failed ") and "(crashed: " in r for r in summary.skip_reasons)
+    book = Ledger(cfg.ledger_path)
+    assert book.unfinished_attempts() == [] and book.count("failed") == 1
+    book.close()
+
+
 def test_unacknowledged_results_go_to_the_outbox_and_are_sent_at_the_next_start(
         tmp_path, brokers, model_dir, monkeypatch):
     monkeypatch.setattr(service, "CLOSE_FLUSH_S", 0.5)
@@ -576,7 +616,7 @@ def test_ledger_key_is_worded_as_the_result(tmp_path, model_dir, list_sink):
     points = points_for(tmp_path, model_dir, backend, selection.source, root)
     model = onnxfile.load(sorted(model_dir.glob("*.onnx"))[0])
     sweep = Sweep(board=BOARD, run_id="r1", models=[model], batches=[1], backend=backend, power=selection.source,
-                  settings=FAST, root=str(root), skip=points.skip)
+                  settings=FAST, root=str(root), skip=lambda m, b, p: points.skip(m, b, p, run_id="r1"))
     try:
         [result] = sweep.run(list_sink())
     finally:
@@ -587,14 +627,14 @@ def test_ledger_key_is_worded_as_the_result(tmp_path, model_dir, list_sink):
     assert key.power_mode == result.conditions.power_mode and key.governor == clocks.clock_state(root).governor
     assert (key.power_source, key.power_boundary) == (result.provenance.power_source, result.provenance.boundary)
     points.ledger.record(key, result, "acknowledged")
-    assert points.skip(model, 1, "fp32").startswith("already measured")
+    assert points.skip(model, 1, "fp32", run_id="r1").startswith("already measured")
     # pinned clocks (what `sudo jetson_clocks` does to the files the agent reads): not the same conditions
     for low in root.glob("sys/devices/system/cpu/cpu*/cpufreq/scaling_min_freq"):
         low.write_text(low.with_name("scaling_max_freq").read_text())
     for low in root.glob("sys/class/devfreq/*/min_freq"):
         low.write_text(low.with_name("max_freq").read_text())
     assert clocks.clock_state(root).clocks == "jetson_clocks on" != key.clocks
-    assert points.skip(model, 1, "fp32") is None
+    assert points.skip(model, 1, "fp32", run_id="r1") is None
     points.ledger.close()
 
 
@@ -612,10 +652,10 @@ def test_ledger_measures_again_when_a_real_sensor_replaces_none_or_the_estimate(
             key = by_source[name].key(model, 1, "fp32")
             assert key.power_source == name
             book.record(key, result_for(key), "acknowledged")
-            assert by_source[name].skip(model, 1, "fp32").startswith("already measured")
+            assert by_source[name].skip(model, 1, "fp32", run_id="r1").startswith("already measured")
         key = by_source["rapl"].key(model, 1, "fp32")
         assert (key.power_source, key.power_boundary) == ("rapl", rapl.boundary)
-        assert by_source["rapl"].skip(model, 1, "fp32") is None  # a real sensor now: measured again
+        assert by_source["rapl"].skip(model, 1, "fp32", run_id="r1") is None  # a real sensor now: measured again
     finally:
         estimate.close()
         rapl.close()
@@ -662,12 +702,12 @@ def test_ledger_measures_int8_again_when_the_calibration_images_change(tmp_path,
     assert key.calibration == f"images:{before.calibration_sha256}" and key.device == "gpu"
     assert points.key(model, 1, "fp16").calibration == ""
     book.record(key, result_for(key), "acknowledged")
-    assert points.skip(model, 1, "int8").startswith("already measured")
+    assert points.skip(model, 1, "int8", run_id="r1").startswith("already measured")
     # the same folder, one image replaced: the next start hashes the set again
     image.new("RGB", (16, 16), (0, 0, 255)).save(folder / "img1.png")
     after = get_backend("tensorrt", calibration=folder)
     assert after.calibration_sha256 != before.calibration_sha256
-    assert points_for(tmp_path, model_dir, after, None, tmp_path, ledger=book).skip(model, 1, "int8") is None
+    assert points_for(tmp_path, model_dir, after, None, tmp_path, ledger=book).skip(model, 1, "int8", run_id="r1") is None
     # random calibration is its own key
     assert points_for(tmp_path, model_dir, get_backend("tensorrt"), None, tmp_path,
                       ledger=book).key(model, 1, "int8").calibration == "random"
