@@ -81,6 +81,11 @@ def make_pycuda(**settings) -> tuple[types.ModuleType, types.ModuleType]:
     class CudaMemoryError(Error):
         pass
 
+    # As pycuda names them (pycuda._driver.RuntimeError, .MemoryError): code that tells errors apart by class name
+    # sees what it would see on a board.
+    CudaRuntimeError.__name__ = CudaRuntimeError.__qualname__ = "RuntimeError"
+    CudaMemoryError.__name__ = CudaMemoryError.__qualname__ = "MemoryError"
+
     def require_context(what: str, *, object_first: bool = False):
         """The current context, or the LogicError pycuda raises: objects that take the context before any driver call
         (Stream, Event) say "no currently active context?"; driver calls fail with "invalid device context"."""

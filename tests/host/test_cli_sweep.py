@@ -150,25 +150,27 @@ def test_start_status_cancel_and_boards_round_trip(run, mosquitto, models, watch
         assert "refused: model 'nosuch.onnx'" in refused.stdout and "does not exist" in refused.stdout
 
         # Start: accepted with its run id; status sees it; cancel during its second point.
-        # Eight points of about 0.7 s: the status and the cancel (each a process start) come well before the last.
-        started = dnnhost_json(run, "sweep", "start", BOARD, "--model", MODEL, "--batch", "1,2,3,4,5,6,7,8",
-                               "--broker", mosquitto)
+        # Sixteen points of about 0.7 s: the status and the cancel (each a process start, seconds on a loaded
+        # machine) come well before the last.
+        batches = ",".join(map(str, range(1, 17)))
+        started = dnnhost_json(run, "sweep", "start", BOARD, "--model", MODEL, "--batch", batches, "--broker",
+                               mosquitto)
         assert started["ack"]["accepted"] and started["round_trip_ms"] > 0
         run_id = started["ack"]["run_id"]
         assert run_id and run_id != config_run
-        assert "1 models x 8 batch sizes x 1 precisions = 8 points" in started["ack"]["reason"]
+        assert "1 models x 16 batch sizes x 1 precisions = 16 points" in started["ack"]["reason"]
         watcher.wait(lambda ms: any(isinstance(m, schema.Result) and m.run_id == run_id for m in ms))
         status = dnnhost_json(run, "sweep", "status", BOARD, "--broker", mosquitto)
         running = status["ack"]["sweep"]["running"]
         assert (running["run_id"], running["origin"], running["state"]) == (run_id, "host", "running")
-        assert running["points_total"] == 8 and running["networks"] == ["shufflenet_v2_x0_5"]
+        assert running["points_total"] == 16 and running["networks"] == ["shufflenet_v2_x0_5"]
         cancel = dnnhost_json(run, "sweep", "cancel", BOARD, "--broker", mosquitto)  # the running one
         assert cancel["ack"]["accepted"] and cancel["ack"]["run_id"] == run_id
         assert f"run {run_id} stops after its current point" in cancel["ack"]["reason"]
         messages = watcher.wait(ended(run_id, "cancelled"))
         last = watcher.run_events(run_id)[-1]
         results = [m for m in messages if isinstance(m, schema.Result) and m.run_id == run_id]
-        assert last.event == "cancelled" and 1 <= last.points_done < 8
+        assert last.event == "cancelled" and 1 <= last.points_done < 16
         skipped = [e for e in watcher.run_events(run_id) if e.event == "progress" and e.message
                    and e.message.startswith("skipped: already measured")]
         assert [e.batch for e in skipped] == [1]  # the configured sweep measured batch 1 already
@@ -188,11 +190,12 @@ def test_start_status_cancel_and_boards_round_trip(run, mosquitto, models, watch
 
 
 def test_a_start_queued_before_a_kill_9_runs_after_the_restart(run, mosquitto, models, watcher, tmp_path):
-    config = write_config(tmp_path, mosquitto, models, batches=(1, 2, 3, 4, 5, 6), duration_s=0.4)
+    # Ten configured points of about 0.5 s: the start (a process) and the kill land while they run.
+    config = write_config(tmp_path, mosquitto, models, batches=tuple(range(1, 11)), duration_s=0.4)
     agent = Agent(config)
     try:
         watcher.wait(lambda ms: any(isinstance(m, schema.Result) for m in ms))  # the configured sweep runs
-        started = dnnhost_json(run, "sweep", "start", BOARD, "--model", MODEL, "--batch", "7,8", "--broker",
+        started = dnnhost_json(run, "sweep", "start", BOARD, "--model", MODEL, "--batch", "13,14", "--broker",
                                mosquitto)
         run_id = started["ack"]["run_id"]
         queue = started["ack"]["sweep"]["queue"]
@@ -205,7 +208,7 @@ def test_a_start_queued_before_a_kill_9_runs_after_the_restart(run, mosquitto, m
         agent = Agent(config)  # the restart: systemd's Restart=on-failure
         watcher.wait(ended(run_id))
         results = [m for m in watcher.messages if isinstance(m, schema.Result) and m.run_id == run_id]
-        assert sorted(r.batch for r in results) == [7, 8]
+        assert sorted(r.batch for r in results) == [13, 14]
     finally:
         err = agent.stop()
     assert "Traceback" not in err

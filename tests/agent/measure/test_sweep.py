@@ -468,13 +468,14 @@ def test_the_watchdog_gives_up_a_point_that_overruns_its_stage(backend, tmp_path
 
 def test_a_point_that_comes_back_within_the_grace_lets_the_next_one_run(model, sleep_backend, sleep_runner,
                                                                          list_sink):
-    # Batch 2's first batch takes 0.4 s: past the 0.1 s warm-up limit plus 0.2 s grace, back within the next grace.
-    backend = sleep_backend(lambda m, batch: sleep_runner((lambda n: 0.4 if n == 0 else 0.001) if batch == 2
+    # Batch 2's first batch takes 1.3 s: past the 0.1 s warm-up limit plus 1 s grace (given up at 1.1 s), and back
+    # well within the next grace (the next point waits until 2.1 s; the abandoned one ends near 1.45 s).
+    backend = sleep_backend(lambda m, batch: sleep_runner((lambda n: 1.3 if n == 0 else 0.001) if batch == 2
                                                           else (lambda n: 0.001)))
     sink = list_sink()
     sweep = make_sweep([model], [1, 2, 4], backend, None,
                        settings=settings(idle_s=0, warmup_max_s=0.1, window_min_s=0.05, window_max_s=0.1,
-                                         hang_grace_s=0.2))
+                                         hang_grace_s=1.0))
     results = sweep.run(sink)
     assert [r.batch for r in results] == [1, 4]
     assert [(f.batch, f.error) for f in failures(sink.messages)] == [(2, "timeout")]

@@ -707,7 +707,8 @@ def test_ledger_measures_int8_again_when_the_calibration_images_change(tmp_path,
     image.new("RGB", (16, 16), (0, 0, 255)).save(folder / "img1.png")
     after = get_backend("tensorrt", calibration=folder)
     assert after.calibration_sha256 != before.calibration_sha256
-    assert points_for(tmp_path, model_dir, after, None, tmp_path, ledger=book).skip(model, 1, "int8", run_id="r1") is None
+    points = points_for(tmp_path, model_dir, after, None, tmp_path, ledger=book)
+    assert points.skip(model, 1, "int8", run_id="r1") is None
     # random calibration is its own key
     assert points_for(tmp_path, model_dir, get_backend("tensorrt"), None, tmp_path,
                       ledger=book).key(model, 1, "int8").calibration == "random"

@@ -98,3 +98,20 @@ def test_out_of_memory_at_batch_64_fails_that_point_and_rules_out_larger_batches
     assert (ruled_out.batch, ruled_out.stage, ruled_out.cause) == (128, "not_run", "tiny b=64 fp32")
     assert trt._fake.builds == 3  # batch 128 was never built
     assert balanced(cuda)
+
+
+def test_pycudas_out_of_memory_is_classed_by_its_own_name(install_fakes):
+    """pycuda raises pycuda._driver.MemoryError (not the built-in) when a device allocation does not fit."""
+    from dnnprof.agent.measure import failure
+
+    _, cuda = install_fakes(cuda={"total_memory": 1 << 20})
+    cuda.init()
+    ctx = cuda.Device(0).retain_primary_context()
+    ctx.push()
+    try:
+        with pytest.raises(cuda.MemoryError) as raised:
+            cuda.mem_alloc(2 << 20)
+    finally:
+        cuda.Context.pop()
+    assert type(raised.value).__name__ == "MemoryError" and not isinstance(raised.value, MemoryError)
+    assert failure.classify(raised.value, "prepare") == ("out_of_memory", "cuMemAlloc failed: out of memory")
