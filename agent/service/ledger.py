@@ -13,8 +13,9 @@ measurement of the same key replaces the failure.
 
 Each point being measured has a row in ``attempts`` until its result or failure is safe. One left there at a start
 means the process died during that point — the kernel's out-of-memory killer (a Jetson's CPU and GPU share memory),
-a crash in the backend, a kill -9 or a power cut — and the service records it as a ``crashed`` failure, so a point
-that kills the agent is not tried again at every restart.
+a crash in the backend, a kill -9 or a power cut. The first time, the point is tried again (a kill or a power cut
+says nothing about it); the second time in a row (``CRASHES``) the service records it as a ``crashed`` failure, so a
+point that kills the agent is not tried at every restart forever.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ _CREATE = (f"CREATE TABLE points (key TEXT PRIMARY KEY, {', '.join(_KEY_COLUMNS)
            "result_id TEXT NOT NULL, run_id TEXT NOT NULL, measured_ts REAL NOT NULL, persisted TEXT NOT NULL, "
            f"recorded_ts REAL NOT NULL, {', '.join(_OUTCOME_COLUMNS)})")
 _CREATE_ATTEMPTS = ("CREATE TABLE IF NOT EXISTS attempts (key TEXT PRIMARY KEY, point TEXT NOT NULL, network TEXT NOT "
-                    "NULL, run_id TEXT NOT NULL, started_ts REAL NOT NULL)")
+                    "NULL, run_id TEXT NOT NULL, started_ts REAL NOT NULL, crashes INTEGER NOT NULL DEFAULT 0, "
+                    "active INTEGER NOT NULL DEFAULT 1)")
+CRASHES = 2  # deaths in a row during the same point that make it a crashed failure
 
 
 def _newer(path: Path, version: int) -> UserError:
@@ -200,26 +203,32 @@ class Ledger:
     # --- points being measured ----------------------------------------------------------------------------------
 
     def attempting(self, key: PointKey, network: str, run_id: str) -> None:
-        """``key`` is about to be measured (by run ``run_id``)."""
+        """``key`` is about to be measured (by run ``run_id``); the deaths during it so far are kept."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO attempts (key, point, network, run_id, started_ts) VALUES "
-                             "(?, ?, ?, ?, ?)", (key.text(), key.text(), network, run_id, time.time()))
+            self._db.execute("INSERT INTO attempts (key, point, network, run_id, started_ts) VALUES (?, ?, ?, ?, ?) "
+                             "ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, started_ts = "
+                             "excluded.started_ts, active = 1",
+                             (key.text(), key.text(), network, run_id, time.time()))
 
     def attempted(self, key: PointKey) -> None:
-        """``key``'s result or failure is safe: no longer being measured."""
+        """``key``'s result or failure is safe: no longer being measured, its deaths forgotten."""
         with self._lock:
             self._db.execute("DELETE FROM attempts WHERE key = ?", (key.text(),))
 
-    def unfinished_attempts(self) -> list[tuple[PointKey, str, str]]:
-        """(key, network, run id) of each point a process began and never finished: it died during them."""
-        with self._lock:
-            rows = self._db.execute("SELECT point, network, run_id FROM attempts ORDER BY started_ts").fetchall()
-        return [(PointKey(**json.loads(point)), network, run_id) for point, network, run_id in rows]
+    def died_during(self) -> list[tuple[PointKey, str, str, int]]:
+        """(key, network, run id, deaths in a row) of each point a process began and never finished: it died during
+        them. Counted here: the next call sees them only if they are begun (and die) again."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            rows = self._db.execute("SELECT point, network, run_id, crashes + 1 FROM attempts WHERE active = 1 "
+                                    "ORDER BY started_ts").fetchall()
+            self._db.execute("UPDATE attempts SET crashes = crashes + 1, active = 0 WHERE active = 1")
+        return [(PointKey(**json.loads(point)), network, run_id, n) for point, network, run_id, n in rows]
 
     def clear_attempts(self) -> None:
         """A clean exit: whatever was being measured was stopped on purpose, not a crash."""
         with self._lock:
-            self._db.execute("DELETE FROM attempts")
+            self._db.execute("UPDATE attempts SET active = 0 WHERE active = 1")
 
     def count(self, outcome: str | None = None) -> int:
         """Points remembered (``outcome``: only those ``measured`` or ``failed``)."""

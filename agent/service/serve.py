@@ -488,24 +488,32 @@ def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root:
 
 
 def _died_during(book: Ledger, box: Outbox, board: str, run_id: str) -> int:
-    """Each point an earlier process began and never finished — it died during it — becomes a ``crashed`` failure:
-    published (through the outbox) and remembered, so the point that kills the agent is not tried at every restart.
-    Returns how many."""
-    found = book.unfinished_attempts()
-    for key, network, began in found:
+    """A point an earlier process began and never finished — it died during it — is tried again once; the second
+    death in a row makes it a ``crashed`` failure, published (through the outbox) and remembered, so a point that
+    kills the agent is not tried at every restart. Returns how many became failures."""
+    crashed = 0
+    for key, network, began, deaths in book.died_during():
+        if deaths < ledger.CRASHES:
+            log.warning("%s b=%d %s: the agent died during this point in run %s (killed, crashed or powered off); "
+                        "it is tried again, and recorded as crashed if that happens again", network, key.batch,
+                        key.precision, began)
+            continue
+        crashed += 1
         failure = schema.Failure(
             id=uuid.uuid4().hex, board=board, ts=time.time(), run_id=began, network=network,
             model_sha256=key.model_sha256, backend=key.backend, backend_version=key.backend_version, device=key.device,
             precision=key.precision, batch=key.batch,
             power_mode=None if key.power_mode == schema.NO_POWER_MODE else key.power_mode,
             clocks=None if key.clocks == "unknown" else key.clocks, error="crashed", stage="unknown",
-            message=f"the agent died during this point (found by run {run_id}): the kernel's out-of-memory killer, a "
-                    "crash in the backend, a kill -9 or a power cut; retry_failed = true tries it again")
+            message=f"the agent died during this point {deaths} times in a row (found by run {run_id}): the kernel's "
+                    "out-of-memory killer, a crash in the backend, a kill -9 or a power cut; retry_failed = true tries "
+                    "it again")
         book.record(key, box.put(failure), "outbox")
         book.attempted(key)
-        log.warning("%s b=%d %s: the agent died during this point in run %s; recorded as crashed (retry_failed = "
-                    "true in [sweep] tries it again)", network, key.batch, key.precision, began)
-    return len(found)
+        log.warning("%s b=%d %s: the agent died during this point %d times in a row, the last in run %s; recorded "
+                    "as crashed (retry_failed = true in [sweep] tries it again)", network, key.batch, key.precision,
+                    deaths, began)
+    return crashed
 
 
 def _run_sweep(sweep: Sweep, sink: _SweepSink, summary: Summary, notify: Callable[..., bool]) -> str:

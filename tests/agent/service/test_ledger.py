@@ -152,15 +152,26 @@ def test_check_creates_nothing(tmp_path):
     assert not (tmp_path / "state").exists()
 
 
-def test_a_point_begun_and_never_finished_is_found_by_the_next_process(tmp_path):
-    book = Ledger(tmp_path / "ledger.sqlite")
+def test_a_point_begun_and_never_finished_is_found_and_its_deaths_counted(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    book = Ledger(path)
     book.attempting(KEY, "resnet18", "run-1")
     other = replace(KEY, batch=8)
     book.attempting(other, "resnet18", "run-1")
     book.attempted(other)  # its result was written
     book.close()  # the process dies here: nothing else runs
-    again = Ledger(tmp_path / "ledger.sqlite")
-    assert again.unfinished_attempts() == [(KEY, "resnet18", "run-1")]
-    again.clear_attempts()  # a clean exit: what was being measured was stopped on purpose
-    assert again.unfinished_attempts() == []
-    again.close()
+    book = Ledger(path)
+    assert book.died_during() == [(KEY, "resnet18", "run-1", 1)]
+    assert book.died_during() == []  # counted once: only a new death counts again
+    book.attempting(KEY, "resnet18", "run-2")  # tried again ...
+    book.close()  # ... and the process dies again
+    book = Ledger(path)
+    assert book.died_during() == [(KEY, "resnet18", "run-2", 2)]
+    book.attempting(KEY, "resnet18", "run-3")
+    book.clear_attempts()  # a clean exit mid-point: not a death
+    book.close()
+    book = Ledger(path)
+    assert book.died_during() == []
+    book.attempted(KEY)  # measured at last: its deaths are forgotten
+    assert book._db.execute("SELECT count(*) FROM attempts").fetchone()[0] == 0
+    book.close()

@@ -299,31 +299,40 @@ def test_failed_points_are_published_remembered_and_retried_only_when_asked(tmp_
     assert len(subscriber.of(schema.Failure)) == 6
 
 
-def test_a_point_the_agent_dies_during_is_a_crashed_failure_not_a_restart_loop(tmp_path, mosquitto, model_dir,
-                                                                                subscriber):
-    measurement = SHORT.replace("duration_s = 0.05\nmax_duration_s = 0.1", "duration_s = 2\nmax_duration_s = 2")
-    path = write_config(tmp_path, mosquitto, model_dir, batches=(1, 2), source="none", measurement=measurement)
-    cfg = agent_config.load(path)
+def kill_during_a_point(path: Path, ledger: Path) -> None:
+    """Start ``dnnagent serve`` as systemd would and kill -9 it (as the kernel's out-of-memory killer would) once a
+    point is being measured: its attempt is in the ledger."""
+    began = time.time()  # an attempt the last process left is older: wait for this one's
     proc = subprocess.Popen([sys.executable, "-m", "dnnprof.agent", "serve", "--config", str(path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # a point is being measured: its attempt is in the ledger
-            if cfg.ledger_path.exists():
-                with sqlite3.connect(cfg.ledger_path) as db:
+        while time.monotonic() < deadline:
+            if ledger.exists():
+                with sqlite3.connect(ledger) as db:
                     try:
-                        if db.execute("SELECT count(*) FROM attempts").fetchone()[0]:
+                        if db.execute("SELECT count(*) FROM attempts WHERE active = 1 AND started_ts > ?",
+                                      (began,)).fetchone()[0]:
                             break
                     except sqlite3.OperationalError:  # the table is not there yet
                         pass
             time.sleep(0.05)
         else:
             raise AssertionError("no point was begun")
-        proc.kill()  # as the kernel's out-of-memory killer would
+        proc.kill()
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_point_the_agent_dies_during_twice_is_a_crashed_failure_not_a_restart_loop(tmp_path, mosquitto, model_dir,
+                                                                                      subscriber):
+    measurement = SHORT.replace("duration_s = 0.05\nmax_duration_s = 0.1", "duration_s = 2\nmax_duration_s = 2")
+    path = write_config(tmp_path, mosquitto, model_dir, batches=(1, 2), source="none", measurement=measurement)
+    cfg = agent_config.load(path)
+    kill_during_a_point(path, cfg.ledger_path)  # the first death: batch 1 is tried again (a kill, a power cut)
+    kill_during_a_point(path, cfg.ledger_path)  # the second in a row: batch 1 is what kills the agent
     # The restart records the point as crashed (published, remembered) and measures the rest without it.
     serving = Serving(cfg, notify=lambda *a: True)
     messages = subscriber.wait(lambda ms: any(isinstance(m, schema.Failure) for m in ms)
@@ -331,11 +340,11 @@ def test_a_point_the_agent_dies_during_is_a_crashed_failure_not_a_restart_loop(t
     summary = serving.stop()
     (crashed,) = [m for m in messages if isinstance(m, schema.Failure)]
     assert (crashed.error, crashed.stage, crashed.batch) == ("crashed", "unknown", 1)
-    assert f"found by run {summary.run_id}" in crashed.message and "retry_failed = true" in crashed.message
+    assert "died during this point 2 times in a row" in crashed.message and "retry_failed = true" in crashed.message
     assert summary.crashed == 1 and summary.measured == 1  # batch 2; batch 1 skipped as failed before
     assert any(r.startswith("failed ") and "(crashed: " in r for r in summary.skip_reasons)
     book = Ledger(cfg.ledger_path)
-    assert book.unfinished_attempts() == [] and book.count("failed") == 1
+    assert book.died_during() == [] and book.count("failed") == 1
     book.close()
 
 
