@@ -281,8 +281,9 @@ class Desk(threading.Thread):
                     if command.action == "measure" else request.words)
             log.info("command %s: %s queued as run %s (%d ahead)", command.id, what, run_id, ahead)
             return schema.CommandAck(board=board, ts=time.time(), id=command.id, accepted=True, run_id=run_id,
-                                     reason=f"queued as run {run_id}: {what}, measured after the configured sweep "
-                                            f"and {ahead} runs ahead of it",
+                                     reason=f"queued as run {run_id}: {what}; "
+                                            + (f"{ahead} run{'s' if ahead > 1 else ''} ahead of it" if ahead
+                                               else "it starts now"),
                                      sweep=self.conductor.state(self.config.precisions[0]))
         except Refused as exc:
             self.summary.refused += 1
