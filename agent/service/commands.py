@@ -223,22 +223,26 @@ class Desk(threading.Thread):
         """Check and carry out one command; the acknowledgement to send back. A command delivered again (QoS 1
         may, after a reconnection) gets its first answer again and is not carried out twice."""
         try:
-            command_id = decode(self.config.board_id, payload).id
-        except Refused:
-            command_id = None
-        if command_id is not None and command_id in self._answers:
-            return self._answers[command_id]
-        ack = self._answer(payload)
-        if command_id is not None:
-            self._answers[command_id] = ack
-            while len(self._answers) > MAX_REMEMBERED:
-                self._answers.popitem(last=False)
+            command = decode(self.config.board_id, payload)
+        except Refused as exc:
+            return self._refused(exc)
+        if command.id in self._answers:
+            return self._answers[command.id]
+        ack = self._answer(command)
+        self._answers[command.id] = ack
+        while len(self._answers) > MAX_REMEMBERED:
+            self._answers.popitem(last=False)
         return ack
 
-    def _answer(self, payload: bytes) -> schema.CommandAck:
+    def _refused(self, exc: Refused) -> schema.CommandAck:
+        self.summary.refused += 1
+        log.warning("command %s refused: %s", exc.command_id, exc)
+        return schema.CommandAck(board=self.config.board_id, ts=time.time(), id=exc.command_id, accepted=False,
+                                 reason=str(exc))
+
+    def _answer(self, command: schema.Command) -> schema.CommandAck:
         board = self.config.board_id
         try:
-            command = decode(board, payload)
             if command.action == "replay":
                 wanted = check_replay(command)
                 if self.courier.error is not None:
@@ -286,9 +290,7 @@ class Desk(threading.Thread):
                                                else "it starts now"),
                                      sweep=self.conductor.state(self.config.precisions[0]))
         except Refused as exc:
-            self.summary.refused += 1
-            log.warning("command %s refused: %s", exc.command_id, exc)
-            return schema.CommandAck(board=board, ts=time.time(), id=exc.command_id, accepted=False, reason=str(exc))
+            return self._refused(exc)
 
 
 def describe(state: schema.SweepState) -> str:

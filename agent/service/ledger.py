@@ -82,9 +82,9 @@ _OUTCOME_COLUMNS = ("outcome TEXT NOT NULL DEFAULT 'measured'", "error TEXT", "m
 _CREATE = (f"CREATE TABLE points (key TEXT PRIMARY KEY, {', '.join(_KEY_COLUMNS)}, network TEXT NOT NULL, "
            "result_id TEXT NOT NULL, run_id TEXT NOT NULL, measured_ts REAL NOT NULL, persisted TEXT NOT NULL, "
            f"recorded_ts REAL NOT NULL, {', '.join(_OUTCOME_COLUMNS)})")
-_CREATE_ATTEMPTS = ("CREATE TABLE IF NOT EXISTS attempts (key TEXT PRIMARY KEY, point TEXT NOT NULL, network TEXT NOT "
-                    "NULL, run_id TEXT NOT NULL, started_ts REAL NOT NULL, crashes INTEGER NOT NULL DEFAULT 0, "
-                    "active INTEGER NOT NULL DEFAULT 1)")
+_CREATE_ATTEMPTS = ("CREATE TABLE IF NOT EXISTS attempts (key TEXT PRIMARY KEY, network TEXT NOT NULL, run_id TEXT "
+                    "NOT NULL, started_ts REAL NOT NULL, crashes INTEGER NOT NULL DEFAULT 0, active INTEGER NOT NULL "
+                    "DEFAULT 1)")
 CRASHES = 2  # deaths in a row during the same point that make it a crashed failure
 
 
@@ -205,10 +205,9 @@ class Ledger:
     def attempting(self, key: PointKey, network: str, run_id: str) -> None:
         """``key`` is about to be measured (by run ``run_id``); the deaths during it so far are kept."""
         with self._lock:
-            self._db.execute("INSERT INTO attempts (key, point, network, run_id, started_ts) VALUES (?, ?, ?, ?, ?) "
+            self._db.execute("INSERT INTO attempts (key, network, run_id, started_ts) VALUES (?, ?, ?, ?) "
                              "ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, started_ts = "
-                             "excluded.started_ts, active = 1",
-                             (key.text(), key.text(), network, run_id, time.time()))
+                             "excluded.started_ts, active = 1", (key.text(), network, run_id, time.time()))
 
     def attempted(self, key: PointKey) -> None:
         """``key``'s result or failure is safe: no longer being measured, its deaths forgotten."""
@@ -220,7 +219,7 @@ class Ledger:
         them. Counted here: the next call sees them only if they are begun (and die) again."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            rows = self._db.execute("SELECT point, network, run_id, crashes + 1 FROM attempts WHERE active = 1 "
+            rows = self._db.execute("SELECT key, network, run_id, crashes + 1 FROM attempts WHERE active = 1 "
                                     "ORDER BY started_ts").fetchall()
             self._db.execute("UPDATE attempts SET crashes = crashes + 1, active = 0 WHERE active = 1")
         return [(PointKey(**json.loads(point)), network, run_id, n) for point, network, run_id, n in rows]

@@ -307,16 +307,12 @@ class Outbox:
                 "AND state IN ('queued', 'running')", (time.time(), note, command_id)).rowcount
         return changed == 1
 
-    def run_state(self, command_id: str, state: str, *, run_id: str | None = None, note: str | None = None) -> None:
-        """Move a queued run on: ``running`` (under ``run_id``, a new one when it resumes), ``done``, ``cancelled``."""
-        now = time.time()
+    def run_state(self, command_id: str, state: str, *, note: str | None = None) -> None:
+        """End a queued run: ``done`` or ``cancelled`` (``claim_run`` starts one)."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "UPDATE runs SET state = ?, run_id = coalesce(?, run_id), note = coalesce(?, note), "
-                "started_ts = CASE WHEN ? = 'running' THEN ? ELSE started_ts END, "
-                "ended_ts = CASE WHEN ? IN ('done', 'cancelled') THEN ? ELSE ended_ts END WHERE command_id = ?",
-                (state, run_id, note, state, now, state, now, command_id))
+            self._db.execute("UPDATE runs SET state = ?, note = coalesce(?, note), ended_ts = ? WHERE command_id = ?",
+                             (state, note, time.time(), command_id))
 
 
 class QueuedRun(NamedTuple):

@@ -43,6 +43,7 @@ class Conductor:
         self._lock = threading.Lock()
         self._running: _Running | None = None
         self._queued = threading.Event()
+        self._queued.set()  # the first look finds what an earlier process left queued
 
     # --- the queue ----------------------------------------------------------------------------------------------
 
@@ -56,8 +57,9 @@ class Conductor:
 
     def next(self, timeout_s: float) -> QueuedRun | None:
         """The oldest run still to do, waiting up to ``timeout_s`` for one; None when there is none."""
-        if self._queued.wait(timeout_s):
-            self._queued.clear()
+        if not self._queued.wait(timeout_s):
+            return None  # nothing was queued since the last look: the outbox is not read while idle
+        self._queued.clear()
         runs = self.outbox.queued_runs()
         if runs:
             self._queued.set()  # more may follow: the next call looks again at once
@@ -69,10 +71,10 @@ class Conductor:
 
     # --- the run measured now -----------------------------------------------------------------------------------
 
-    def begin(self, sweep: Sweep, origin: str = "config") -> None:
+    def begin(self, sweep: Sweep) -> None:
         """The configured sweep is measured now."""
         with self._lock:
-            self._running = _Running(sweep, origin, None, time.time())
+            self._running = _Running(sweep, "config", None, time.time())
 
     def start(self, queued: QueuedRun, sweep: Sweep, note: str | None = None) -> bool:
         """A queued run is measured now (``sweep``, under a new run id when it resumes); False when a cancel took

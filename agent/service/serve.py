@@ -435,7 +435,7 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
             if feed is not None:
                 feed.start()
             if not stop.is_set():
-                conductor.begin(sweep, "config")
+                conductor.begin(sweep)
                 try:
                     _run_sweep(sweep, sink, summary, notify)
                 finally:

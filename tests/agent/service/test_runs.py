@@ -42,7 +42,7 @@ def test_queued_runs_outlive_the_process_in_the_outbox_file(tmp_path, box):
         first = conductor.next(0.01)
         assert (first.command_id, first.run_id, first.state, first.command.models) == ("c1", "run-1", "queued",
                                                                                        ["a.onnx", "b.onnx"])
-        again.run_state("c1", "running", run_id="run-1")
+        again.claim_run("c1")
         assert [(r.command_id, r.state) for r in again.queued_runs()] == [("c1", "running"), ("c2", "queued")]
         state = conductor.state("fp32")
         assert state.power_mode == "MAXN" and state.running is None  # running in the file, not begun here
