@@ -56,7 +56,7 @@ class BackendChoice:
     def foreign(self) -> list[str]:
         """The options given that the resolved backend does not take (``get_backend``'s keyword names)."""
         return foreign_options(self.resolved, threads=self.threads, engine_cache=self.engine_cache,
-                               dla_core=self.dla_core, calibration=self.calibration, rebuild=self.rebuild,
+                               dla_core=self.dla_core, rebuild=self.rebuild,
                                workspace_bytes=self.workspace_bytes)
 
     def open(self, *, root: str | Path = "/", on_status: Callable[[str], None] | None = None) -> Backend:

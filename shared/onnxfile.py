@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dnnprof.shared.errors import UserError
+from dnnprof.shared.preprocessing import Preprocessing, default_for
 
 _FLOAT = 1  # onnx.TensorProto.FLOAT
 
@@ -21,7 +22,13 @@ class ModelFile:
     fixed_batch: int | None  # None when the batch dimension is symbolic (any batch works)
     top1: float | None = None  # reference accuracy from a manifest, for a model the catalog does not describe
     top1_source: str | None = None
-    preprocessing: str | None = None  # how inputs are prepared (documentation carried into results)
+    preprocessing: str | None = None  # how inputs are prepared, in words (carried into results)
+    preprocess: Preprocessing | None = None  # the machine-readable pipeline, where the manifest gives one
+
+    def pipeline(self) -> Preprocessing:
+        """The pipeline its accuracy pass and int8 calibration use: the manifest's, else the default for its input
+        size (``preprocessing.default_for``, marked default)."""
+        return self.preprocess or default_for(self.input_shape)
 
     def check_batch(self, batch: int) -> None:
         if self.fixed_batch is not None and self.fixed_batch != batch:

@@ -246,6 +246,36 @@ class ModelCost(msgspec.Struct, kw_only=True):
     activation_bytes: Count | None = None
 
 
+Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+Interval = Annotated[list[Percent], msgspec.Meta(min_length=2, max_length=2)]  # [low, high]
+
+# How a point's precision was made: as_exported (the ONNX file's own float32), builder_flags (TensorRT's FP16 / INT8
+# builder flags, int8 with its calibrator), onnx_converted (a converted ONNX file run as it is: fp16 tensors, or
+# int8 as QuantizeLinear/DequantizeLinear pairs; TensorRT parses it as a strongly typed network).
+PRECISION_METHODS = ("as_exported", "builder_flags", "onnx_converted")
+
+
+class Accuracy(msgspec.Struct, kw_only=True):
+    """Top-1 and top-5 of the engine that was timed, measured on a labelled image set (percent).
+
+    An engine's accuracy does not depend on the batch: it is measured once per (model content, precision, method,
+    calibration, backend, device, image set) and reused for the other batches (``reused``: this point did not run
+    the pass itself). ``top*_ci``: 95% Wilson score intervals."""
+
+    top1: Percent
+    top5: Percent | None = None  # None: the model has fewer than 5 classes
+    images: Positive
+    top1_ci: Interval
+    top5_ci: Interval | None = None
+    set_name: str  # the folder's name
+    set_sha256: str  # content of the images used (names, labels, bytes)
+    limit: Positive | None = None  # --accuracy-limit: a seeded subset of this many images
+    seed: int | None = None  # the subset's seed
+    preprocessing: str  # the pipeline applied, in words (resize, crop, mean, std, channels)
+    reused: bool = False
+    duration_s: NonNegative | None = None  # the pass's own time (None when reused)
+
+
 class Result(_Message, tag="result", kw_only=True):
     """One measured configuration: (network, backend, precision, batch) on a board."""
 
@@ -263,6 +293,8 @@ class Result(_Message, tag="result", kw_only=True):
     device: str  # e.g. "cpu", "gpu", "dla0"
     precision: str  # "fp32", "fp16", "int8"
     calibration: str | None = None  # int8 only: "images:<folder> (<n> images)" or "random"
+    precision_method: str | None = None  # one of PRECISION_METHODS; None: an agent from before they were recorded
+    converted_sha256: str | None = None  # onnx_converted: content of the converted file that ran
     timing_only: bool = False  # True: accuracy is meaningless (int8 calibrated on random data); time it, don't rank it
     batch: Positive
     threads: Count | None = None
@@ -287,6 +319,7 @@ class Result(_Message, tag="result", kw_only=True):
     memory: Memory | None = None
     conditions: Conditions | None = None
     board_facts: BoardFacts | None = None  # the Jetson's facts when the point was measured
+    accuracy: Accuracy | None = None  # measured on --accuracy-set; None: not measured (see reference_top1)
     provenance: Provenance
     stream: Stream | None = None  # its number in the board's outbox stream (None: not sent through an outbox)
 
@@ -301,7 +334,7 @@ FAILURE_KINDS = ("out_of_memory", "build_failed", "unsupported", "invalid_output
                  "crashed")
 FailureKind = Literal["out_of_memory", "build_failed", "unsupported", "invalid_output", "timeout", "runtime_error",
                       "crashed"]
-STAGES = ("prepare", "idle", "warmup", "window", "check", "not_run", "unknown")
+STAGES = ("prepare", "idle", "warmup", "window", "check", "accuracy", "not_run", "unknown")
 
 
 class Failure(_Message, tag="failure", kw_only=True):
@@ -309,9 +342,10 @@ class Failure(_Message, tag="failure", kw_only=True):
     have been, so the sweep goes on and the host knows. Never counted as a measurement.
 
     ``stage``: where it failed — ``prepare`` (engine build or load), ``idle``, ``warmup``, ``window``, ``check``
-    (the outputs after the window), ``not_run`` (never tried, because of an earlier failure: out of memory at a
-    smaller batch of the same network and precision, or a backend that never came back from a timeout; ``cause``
-    names that point) or ``unknown`` (``crashed``: the process died, nobody saw where). ``message`` is one line.
+    (the outputs after the window), ``accuracy`` (the pass over the accuracy set), ``not_run`` (never tried,
+    because of an earlier failure: out of memory at a smaller batch of the same network and precision, or a backend
+    that never came back from a timeout; ``cause`` names that point) or ``unknown`` (``crashed``: the process died,
+    nobody saw where). ``message`` is one line.
     """
 
     id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,128}\Z")]
@@ -326,7 +360,7 @@ class Failure(_Message, tag="failure", kw_only=True):
     power_mode: str | None = None  # nvpmodel mode on a Jetson
     clocks: str | None = None
     error: FailureKind
-    stage: Literal["prepare", "idle", "warmup", "window", "check", "not_run", "unknown"]
+    stage: Literal["prepare", "idle", "warmup", "window", "check", "accuracy", "not_run", "unknown"]
     message: Annotated[str, msgspec.Meta(max_length=1000)]
     cause: str | None = None  # not_run: the point whose failure ruled this one out ("resnet50 b=32 fp32")
     elapsed_s: NonNegative | None = None  # time spent on the point before it failed

@@ -54,10 +54,11 @@ def resolve(name: str) -> str:
 
 # The backend each option of ``get_backend`` belongs to: the one rule both `run` (``--threads``) and the service's
 # config (``[sweep] threads``) check, each in its own words.
+# (``calibration``, int8's image folder, belongs to both.)
 OPTION_BACKEND = {"threads": "onnxruntime", "engine_cache": "tensorrt", "dla_core": "tensorrt",
-                  "calibration": "tensorrt", "rebuild": "tensorrt", "workspace_bytes": "tensorrt"}
+                  "rebuild": "tensorrt", "workspace_bytes": "tensorrt"}
 CLI_OPTION = {"threads": "--threads", "engine_cache": "--engine-cache", "dla_core": "--dla-core",
-              "calibration": "--calibration", "rebuild": "--rebuild-engines", "workspace_bytes": "--workspace"}
+              "rebuild": "--rebuild-engines", "workspace_bytes": "--workspace"}
 
 
 def foreign_options(backend: str, **given: object) -> list[str]:
@@ -73,14 +74,14 @@ def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache:
                 platform: str | None = None) -> Backend:
     """The backend called ``name``; ``auto`` is the best one installed here (see ``resolve``).
 
-    ``threads`` is for onnxruntime; the others are for tensorrt (see ``TensorRTBackend``): ``engine_cache``
-    (directory; None keeps no engines), ``dla_core``, ``calibration`` (int8 image folder), ``rebuild``,
+    ``threads`` is for onnxruntime; ``calibration`` (int8's image folder) for both; the others are for tensorrt
+    (see ``TensorRTBackend``): ``engine_cache`` (directory; None keeps no engines), ``dla_core``, ``rebuild``,
     ``workspace_bytes``, ``on_status`` (build progress texts) and ``platform`` (L4T / JetPack release, part of the
     engine-cache key). An option that means nothing to the chosen backend is a UserError, not silently dropped.
     """
     chosen = resolve(name)
     foreign = foreign_options(chosen, threads=threads, engine_cache=engine_cache, dla_core=dla_core,
-                              calibration=calibration, rebuild=rebuild, workspace_bytes=workspace_bytes)
+                              rebuild=rebuild, workspace_bytes=workspace_bytes)
     if chosen == "onnxruntime":
         if foreign:
             auto = " (auto chose it: tensorrt or pycuda does not import here)" if name.strip().lower() == "auto" else ""
@@ -89,7 +90,7 @@ def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache:
                             f"onnxruntime{auto}")
         from .onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(threads=threads)
+        return OnnxRuntimeBackend(threads=threads, calibration=calibration)
     if foreign:
         raise UserError("--threads only applies to the onnxruntime backend: TensorRT runs on the GPU")
     from .tensorrt import TensorRTBackend

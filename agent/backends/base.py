@@ -37,6 +37,8 @@ class Runner(ABC):
     memory_bytes: int | None = None  # the backend's own footprint figure (engine device memory), where it has one
     calibration: str | None = None  # int8: what the engine was calibrated on ("random" or "images:...")
     timing_only: bool = False  # True when the engine's outputs mean nothing (int8 calibrated on random data)
+    precision_method: str = "as_exported"  # schema.PRECISION_METHODS: how the precision was made
+    converted_sha256: str | None = None  # onnx_converted: the content of the converted file that runs
 
     @abstractmethod
     def infer(self) -> DeviceTimes | None:
@@ -46,6 +48,21 @@ class Runner(ABC):
     @abstractmethod
     def outputs(self) -> dict:
         """Output name -> array of the last batch's outputs on the host (checked for NaN and infinity)."""
+
+    def feed(self, data) -> None:
+        """Put ``data`` (float32, the prepared batch's shape) in place of the random input, for the next ``infer``
+        (the accuracy pass runs real images through the engine that was timed)."""
+        raise PointError("unsupported", f"{type(self).__name__} cannot run real inputs, so its accuracy cannot be "
+                                        "measured")
+
+    def predict(self, data):
+        """The first output of one batch of real inputs, as a (batch, classes) float32 array."""
+        import numpy as np
+
+        self.feed(data)
+        self.infer()
+        first = next(iter(self.outputs.values()))
+        return np.asarray(first, dtype=np.float32).reshape(len(data), -1)
 
     def close(self) -> None:  # noqa: B027 - optional
         """Free the model's memory."""

@@ -6,9 +6,13 @@ TOML, one ``[[model]]`` table per model::
     path = "exports/resnet50_int8.onnx"   # relative to the manifest
     name = "resnet50"                      # default: the file name without .onnx
     input_shape = [3, 224, 224]            # checked against the model's input
-    preprocessing = "resize 256, centre crop 224, ImageNet mean/std"
+    preprocessing = "imagenet"             # a preset (imagenet, inception), a table of keys, or free text
     top1 = 75.9                            # reference accuracy of *this* model (overrides the catalog)
     top1_source = "our validation run, 2026-11"
+
+    [[model]]
+    path = "exports/tiny.onnx"
+    preprocessing = { resize = 72, crop = 64, mean = [0.5, 0.5, 0.5], std = [0.25, 0.25, 0.25], channels = "BGR" }
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from dnnprof.shared.errors import UserError
 
-from dnnprof.shared import onnxfile
+from dnnprof.shared import onnxfile, preprocessing
 
 _FIELDS = {"path", "name", "input_shape", "preprocessing", "top1", "top1_source"}
 
@@ -55,7 +59,10 @@ def load(path: str | Path) -> list[onnxfile.ModelFile]:
         top1 = entry.get("top1")
         if top1 is not None and (isinstance(top1, bool) or not isinstance(top1, (int, float)) or not 0 < top1 <= 100):
             raise UserError(f"{where}: top1 = {top1!r} must be a percentage in (0, 100]")
-        for key in ("name", "preprocessing", "top1_source"):
+        prep = preprocessing.parse(entry.get("preprocessing"), where)
+        if prep is not None:
+            prep.check_shape(model.input_shape, where)
+        for key in ("name", "top1_source"):
             if key in entry and not isinstance(entry[key], str):
                 raise UserError(f"{where}: {key} must be a string")
         models.append(dataclasses.replace(
@@ -63,6 +70,7 @@ def load(path: str | Path) -> list[onnxfile.ModelFile]:
             name=entry.get("name") or model.name,
             top1=None if top1 is None else float(top1),
             top1_source=entry.get("top1_source") or (None if top1 is None else f"manifest {path}"),
-            preprocessing=entry.get("preprocessing"),
+            preprocessing=prep.describe() if prep is not None else entry.get("preprocessing"),
+            preprocess=prep,
         ))
     return models

@@ -468,7 +468,7 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
 
 
 # get_backend's options as the config spells them (``[sweep] KEY``): the ones agent.toml has.
-_CONFIG_KEY = {"threads": "threads", "dla_core": "dla_core", "calibration": "calibration_dir"}
+_CONFIG_KEY = {"threads": "threads", "dla_core": "dla_core"}
 
 
 def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root: str, *,
