@@ -18,6 +18,7 @@ from pathlib import Path
 from dnnprof.agent.backends import Backend, foreign_options, get_backend, resolve
 from dnnprof.agent.board import facts, jetson
 from dnnprof.agent.measure import failure, profiler
+from dnnprof.agent.measure.accuracy import Book
 from dnnprof.agent.measure.sink import Sink
 from dnnprof.agent.measure.sweep import Sweep
 from dnnprof.shared.onnxfile import ModelFile
@@ -40,6 +41,7 @@ class BackendChoice:
     calibration: Path | None = None
     rebuild: bool = False
     workspace_bytes: int | None = None
+    cache_dir: Path | None = None  # converted models and decoded images (None: ~/.cache/dnnprof)
 
     @functools.cached_property
     def resolved(self) -> str:
@@ -64,7 +66,18 @@ class BackendChoice:
         platform = jetson.l4t(root) if self.resolved == "tensorrt" else None  # None off a Jetson
         return get_backend(self.name, threads=self.threads, engine_cache=self.engine_cache, dla_core=self.dla_core,
                            calibration=self.calibration, rebuild=self.rebuild, workspace_bytes=self.workspace_bytes,
-                           on_status=on_status, platform=platform)
+                           on_status=on_status, platform=platform, cache_dir=self.cache_dir)
+
+
+def accuracy_book(folder: Path | None, *, limit: int | None = None, seed: int = 0,
+                  cache: Path | None = None) -> Book | None:
+    """The accuracy set of ``folder`` (read and hashed now, so a bad folder fails before any profiling), or None
+    without one; ``cache``: where its decoded tensors are kept (None: ~/.cache/dnnprof/tensors)."""
+    if folder is None:
+        return None
+    from dnnprof.agent.models import images
+
+    return Book(images.labelled(folder, limit=limit, seed=seed), cache=cache)
 
 
 def unsupported_precision(precisions: list[str], backend: Backend) -> str | None:
@@ -79,9 +92,10 @@ class Session:
     the session)."""
 
     def __init__(self, board_id: str, backend: Backend, selection: Selection, settings: profiler.Settings, *,
-                 seed: int = 0, root: str = "/") -> None:
+                 seed: int = 0, root: str = "/", accuracy: Book | None = None) -> None:
         self.board_id, self.backend, self.selection, self.settings = board_id, backend, selection, settings
         self.seed, self.root = seed, root
+        self.accuracy = accuracy  # one book per session: an engine's accuracy is measured once, whichever sweep
         self.guard = failure.Guard()  # a point given up on: every sweep of this backend waits for it
         source = selection.power
         # The sweep's sampler and the telemetry thread read the same sensor: one lock for both.
@@ -109,7 +123,7 @@ class Session:
               skip: Callable[[ModelFile, int, str], str | None] | None = None) -> Sweep:
         return Sweep(board=self.board_id, run_id=run_id, models=models, batches=batches, backend=self.backend,
                      power=self.power, settings=self.settings, precisions=precisions, seed=self.seed, root=self.root,
-                     skip=skip, guard=self.guard)
+                     skip=skip, guard=self.guard, accuracy=self.accuracy)
 
     def telemetry(self, sink: Sink, *, rate_hz: float, samples_hz: float,
                   mark: Callable[[], schema.Stream] | None = None) -> telemetry.TelemetryPublisher | None:

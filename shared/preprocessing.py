@@ -36,7 +36,9 @@ class Preprocessing:
         crop = str(self.crop[0]) if self.crop[0] == self.crop[1] else f"{self.crop[0]}x{self.crop[1]}"
         words = (f"resize {self.resize}, crop {crop}, mean {'/'.join(f'{m:g}' for m in self.mean)}, "
                  f"std {'/'.join(f'{s:g}' for s in self.std)}, {self.channels}")
-        head = self.preset or ("default" if self.default else None)
+        head = self.preset
+        if self.default:
+            head = f"{head} (default for the input size)" if head else "default for the input size"
         return f"{head}: {words}" if head else words
 
     def key(self) -> str:

@@ -71,13 +71,15 @@ def foreign_options(backend: str, **given: object) -> list[str]:
 def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache: Path | None = None,
                 dla_core: int | None = None, calibration: Path | None = None, rebuild: bool = False,
                 workspace_bytes: int | None = None, on_status: Callable[[str], None] | None = None,
-                platform: str | None = None) -> Backend:
+                platform: str | None = None, cache_dir: Path | None = None) -> Backend:
     """The backend called ``name``; ``auto`` is the best one installed here (see ``resolve``).
 
     ``threads`` is for onnxruntime; ``calibration`` (int8's image folder) for both; the others are for tensorrt
     (see ``TensorRTBackend``): ``engine_cache`` (directory; None keeps no engines), ``dla_core``, ``rebuild``,
     ``workspace_bytes``, ``on_status`` (build progress texts) and ``platform`` (L4T / JetPack release, part of the
-    engine-cache key). An option that means nothing to the chosen backend is a UserError, not silently dropped.
+    engine-cache key). ``cache_dir``: where converted models (``converted/``) and decoded images (``tensors/``) are
+    kept (None: ~/.cache/dnnprof). An option that means nothing to the chosen backend is a UserError, not silently
+    dropped.
     """
     chosen = resolve(name)
     foreign = foreign_options(chosen, threads=threads, engine_cache=engine_cache, dla_core=dla_core,
@@ -90,7 +92,9 @@ def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache:
                             f"onnxruntime{auto}")
         from .onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(threads=threads, calibration=calibration)
+        caches = {} if cache_dir is None else {"converted_cache": Path(cache_dir) / "converted",
+                                               "tensor_cache": Path(cache_dir) / "tensors"}
+        return OnnxRuntimeBackend(threads=threads, calibration=calibration, **caches)
     if foreign:
         raise UserError("--threads only applies to the onnxruntime backend: TensorRT runs on the GPU")
     from .tensorrt import TensorRTBackend

@@ -44,18 +44,18 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, threads: int | None = None, *, calibration: Path | None = None,
                  converted_cache: Path | None = None, tensor_cache: Path | None = None) -> None:
         """``calibration``: int8's image folder (None: random data, results timing only); ``converted_cache``:
-        where converted models are kept (None: ~/.cache/dnnprof/converted); ``tensor_cache``: decoded images."""
+        where converted models are kept, ``tensor_cache`` decoded images (None: ``images.user_cache``)."""
         try:
             import onnxruntime
         except ImportError:
             raise UserError("onnxruntime is not installed: pip install '.[cpu]' in the dnnprof checkout") from None
-        from dnnprof.agent.models import convert, images
+        from dnnprof.agent.models import images
 
         self._ort = onnxruntime
         self.threads = threads or os.cpu_count() or 1
         self.calibration_set = None if calibration is None else images.unlabelled(calibration)
-        self.converted_cache = converted_cache or convert.DEFAULT_CACHE
-        self.tensor_cache = tensor_cache or images.DEFAULT_CACHE
+        self.converted_cache = converted_cache
+        self.tensor_cache = tensor_cache
         self.conversions: dict[tuple[str, str], object] = {}  # (model sha256, precision) -> convert.Converted
 
     @property

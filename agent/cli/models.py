@@ -93,3 +93,73 @@ def models_generate(
         for p in paths:
             err.print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
 
+
+
+@models_app.command("convert")
+def models_convert(
+    model: Annotated[Path, typer.Argument(help="The fp32 ONNX classifier to convert.", show_default=False)],
+    precision: Annotated[str, typer.Option(help="fp16 (float tensors converted, input and output kept fp32) or int8 "
+                                                "(static quantization: QuantizeLinear/DequantizeLinear pairs).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory to write NAME_PRECISION.onnx into.")],
+    calibration: Annotated[Optional[Path], typer.Option(
+        help="int8: calibrate on the .jpg/.png images in DIR (or its class folders), through the model's "
+             "preprocessing. Without it int8 is calibrated on random data: timed, never ranked for accuracy.",
+        metavar="DIR")] = None,
+    preprocessing: Annotated[Optional[str], typer.Option(
+        help="The model's preprocessing preset (imagenet: resize 256, crop 224; inception: 342 / 299). Default: "
+             "the preset matching its input size. Explicit keys go in a manifest (`dnnagent run --manifest`).",
+        metavar="PRESET")] = None,
+    cache: Annotated[Optional[Path], typer.Option(
+        help="Where conversions are cached by content (default: ~/.cache/dnnprof/converted).", metavar="DIR")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was written and its check as JSON.")] = False,
+) -> None:
+    """Write MODEL at another precision as an ONNX file, checked against the fp32 model.
+
+    The check runs both models on the calibration images (or seeded random inputs without them) and reports
+    top-1 agreement and the largest logit difference. `dnnagent run --precision fp16,int8` converts the same way on
+    its own; this command is for looking at one conversion, or for handing the file to another tool.
+
+    Example: [bold]dnnagent models convert resnet50.onnx --precision int8 --calibration val/ --out int8/[/bold]
+    """
+    import dataclasses
+    import shutil
+
+    from dnnprof.agent.models import convert, images
+    from dnnprof.shared import preprocessing as prep_mod
+
+    precision = precision.strip().lower()
+    if precision not in convert.PRECISIONS:
+        raise UserError(f"--precision {precision!r}: convert writes fp16 or int8 (fp32 is the exported file itself)")
+    if calibration is not None and precision != "int8":
+        raise UserError("--calibration calibrates int8: use --precision int8, or leave it out")
+    source = onnxfile.load(model)
+    if preprocessing is not None:
+        prep = prep_mod.named(preprocessing, "--preprocessing")
+        prep.check_shape(source.input_shape, f"{model}")
+        source = dataclasses.replace(source, preprocess=prep, preprocessing=prep.describe())
+    images_set = images.unlabelled(calibration) if calibration is not None else None
+    say = (lambda text: None) if as_json else (lambda text: err.print(f"[dim]{text}[/]"))
+    done = convert.convert(source, precision, calibration=images_set, cache=cache,
+                           on_status=say)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / f"{source.name}_{precision}.onnx"
+        shutil.copyfile(done.model.path, target)
+    except OSError as exc:
+        raise UserError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    check = done.check
+    report = {"source": str(model), "source_sha256": source.sha256, "output": str(target),
+              "sha256": done.model.sha256, "precision": precision, "calibration": done.calibration,
+              "timing_only": done.timing_only, "preprocessing": source.pipeline().describe(), "cached": done.cached,
+              "check": dataclasses.asdict(check)}
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    size = target.stat().st_size / 1e6
+    err.print(f"wrote {target} ({size:.1f} MB, {precision}{', from the cache' if done.cached else ''})")
+    err.print(f"check on {check.images} {check.on}: top-1 agreement with fp32 {check.top1_agreement:.1f}%, "
+              f"largest logit difference {check.max_logit_error:.4g}")
+    if done.timing_only:
+        err.print("[yellow]int8 calibrated on random data: time it, but its accuracy means nothing (add "
+                  "--calibration DIR)[/]")

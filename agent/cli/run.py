@@ -22,7 +22,7 @@ from dnnprof.agent.power import open_source
 from dnnprof.agent.publish import telemetry
 from dnnprof.agent.publish.link import JsonlSink, MqttLink
 from dnnprof.agent.service import runbox
-from dnnprof.agent.session import DEFAULT_ENGINE_CACHE, BackendChoice, Session, unsupported_precision
+from dnnprof.agent.session import DEFAULT_ENGINE_CACHE, BackendChoice, Session, accuracy_book, unsupported_precision
 from dnnprof.shared import cli, schema, topics, units
 from dnnprof.shared.errors import UserError
 
@@ -40,7 +40,13 @@ def _result_line(r: schema.Result) -> str:
     batches = schema.latency_batches(r)
     if "p99" in schema.low_confidence(batches):
         flags += f" [yellow]p99 of {batches} batches (low confidence)[/]"
-    return (f"{r.network:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
+    if r.accuracy is not None:
+        a = r.accuracy
+        flags += f" top-1 {a.top1:.1f}% ({a.images} images{', reused' if a.reused else ''})"
+    elif r.timing_only:
+        flags += " [yellow]timing only[/]"
+    label = r.network if r.precision == "fp32" else f"{r.network} {r.precision}"
+    return (f"{label:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
             f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi.gross if epi else None) + est:>9}/img"
             f"{net}{flags}")
 
@@ -75,9 +81,7 @@ def _precisions(text: str, backend: str, engine: Backend) -> list[str]:
     if not wanted:
         raise UserError(f"--precision is empty: give one or more of {', '.join(supported)}")
     if (p := unsupported_precision(wanted, engine)) is not None:
-        hint = "" if backend != "onnxruntime" else (
-            ": fp16 and int8 need --backend tensorrt (TensorRT and pycuda, on an NVIDIA GPU or a Jetson)")
-        raise UserError(f"backend {backend} runs {', '.join(supported)}, not {p!r}{hint}")
+        raise UserError(f"backend {backend} runs {', '.join(supported)}, not {p!r}")
     return list(dict.fromkeys(wanted))
 
 
@@ -144,16 +148,26 @@ def run(
     = None,
     backend: Annotated[str, typer.Option(help="Inference backend: auto, onnxruntime, tensorrt. auto is tensorrt "
                                               "where TensorRT and pycuda import, else onnxruntime.")] = "auto",
-    precision: Annotated[str, typer.Option(help="Precisions to build and run, comma separated: fp32 (fp16, int8 on "
-                                                "TensorRT).")] = "fp32",
+    precision: Annotated[str, typer.Option(help="Precisions to build and run, comma separated: fp32, fp16, int8. On "
+                                                "onnxruntime fp16 and int8 run the model converted to that precision "
+                                                "(`dnnagent models convert`, cached); on TensorRT by builder flags or "
+                                                "the converted model (--precision-method).")] = "fp32",
     engine_cache: Annotated[Optional[Path], typer.Option(
         help="TensorRT: directory of built engines, so a second run builds nothing (default: "
              "~/.cache/dnnprof/engines).", metavar="DIR")] = None,
     dla_core: Annotated[Optional[int], typer.Option(
         help="TensorRT: build for this DLA core (0, 1) with GPU fallback; fp16 and int8 only.", metavar="N")] = None,
     calibration: Annotated[Optional[Path], typer.Option(
-        help="TensorRT int8: calibrate on the .jpg/.png images in DIR (ImageNet preprocessing). Without it int8 is "
-             "calibrated on random data and its results are labelled timing only.", metavar="DIR")] = None,
+        help="int8: calibrate on the .jpg/.png images in DIR (or its class folders), through each model's "
+             "preprocessing. Without it int8 is calibrated on random data and its results are labelled timing only "
+             "(timed, never ranked for accuracy).", metavar="DIR")] = None,
+    accuracy_set: Annotated[Optional[Path], typer.Option(
+        help="Measure top-1 and top-5 of each engine on the labelled images in DIR/<class>/*.jpg|png (<class>: "
+             "the class index, or a name listed in DIR/labels.txt in output order). Once per engine, reused for "
+             "every batch; images are decoded once and cached.", metavar="DIR")] = None,
+    accuracy_limit: Annotated[Optional[int], typer.Option(
+        help="Measure accuracy on a fixed subset of N images of --accuracy-set (seeded by --seed, recorded).",
+        metavar="N", min=1)] = None,
     rebuild_engines: Annotated[bool, typer.Option(
         "--rebuild-engines", help="TensorRT: build every engine again, ignoring the engine cache.")] = False,
     workspace: Annotated[Optional[str], typer.Option(
@@ -246,6 +260,9 @@ def run(
         files += manifest_mod.load(manifest)
     if calibration is not None and "int8" not in [p.strip().lower() for p in precision.split(",")]:
         raise UserError("--calibration calibrates int8 engines: add int8 to --precision, or leave it out")
+    if accuracy_limit is not None and accuracy_set is None:
+        raise UserError("--accuracy-limit takes a subset of --accuracy-set: add --accuracy-set DIR, or leave it out")
+    book = accuracy_book(accuracy_set, limit=accuracy_limit, seed=seed)
     resolve(backend)  # an unknown backend is said before its options are read
     choice = BackendChoice(backend, threads=threads, engine_cache=engine_cache, dla_core=dla_core,
                            calibration=calibration, rebuild=rebuild_engines,
@@ -254,7 +271,7 @@ def run(
     engine_status = _EngineStatus()
     engine = choice.open(on_status=None if quiet else engine_status)
     selection = open_source(power_source, tdp_w=tdp_w)
-    session = Session(board_id, engine, selection, settings, seed=seed)
+    session = Session(board_id, engine, selection, settings, seed=seed, accuracy=book)
     precisions = _precisions(precision, engine.name if dla_core is None else f"{engine.name} on DLA core {dla_core}",
                              engine)
     sweep = session.sweep(run_id, files, batches, precisions)
@@ -313,6 +330,9 @@ def run(
                               TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as progress:
                     task = progress.add_task("profiling", total=sweep.points)
                     engine_status.progress, engine_status.task = progress, task
+                    if book is not None:
+                        book.on_progress = lambda what, d, t: progress.update(
+                            task, description=f"{what} {d}/{t}" if d < t else "profiling")
 
                     def done(r: schema.Result) -> None:
                         progress.console.print(_result_line(r))

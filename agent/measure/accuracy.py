@@ -75,7 +75,7 @@ class Book:
     far. ``cache``: where decoded tensors are kept (None: in memory only)."""
 
     images: image_sets.ImageSet
-    cache: Path | None = image_sets.DEFAULT_CACHE
+    cache: Path | None = None  # None: images.user_cache("tensors")
     on_progress: Callable[[str, int, int], None] | None = None  # (what, done, total)
     _tensors: dict[str, image_sets.Tensors] = field(default_factory=dict, init=False, repr=False)
     _measured: dict[tuple, schema.Accuracy] = field(default_factory=dict, init=False, repr=False)

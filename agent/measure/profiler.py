@@ -65,8 +65,10 @@ class Settings:
     def stage_limits(self) -> dict[str, float]:
         """Seconds each stage of a point may last before the watchdog gives the point up as a timeout."""
         grace = self.hang_grace_s
+        # The accuracy pass (decoding the set the first time, then every image through the engine) is bounded like
+        # a build: its length depends on the set, not on the measurement settings.
         return {"prepare": self.build_timeout_s, "idle": self.idle_s + grace, "warmup": self.warmup_max_s + grace,
-                "window": self.window_max_s + grace, "check": grace}
+                "window": self.window_max_s + grace, "check": grace, "accuracy": self.build_timeout_s}
 
     @classmethod
     def with_limits(cls, *, warmup_min_s: float | None = None, warmup_max_s: float | None = None,

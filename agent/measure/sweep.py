@@ -13,7 +13,7 @@ import msgspec
 from dnnprof.agent.backends import Backend
 from dnnprof.agent.board import clocks, conditions
 from dnnprof.agent.board import facts as board_facts
-from dnnprof.agent.measure import failure, profiler
+from dnnprof.agent.measure import accuracy, failure, profiler
 from dnnprof.agent.measure.sampler import Sampler, clock
 from dnnprof.agent.measure.sink import Sink
 from dnnprof.shared.onnxfile import ModelFile
@@ -46,6 +46,8 @@ class Sweep:
     current: str | None = field(default=None, init=False)  # the point being measured now ("resnet50 b=8 fp16")
     # A point the watchdog gave up on, shared by the sweeps of one backend (the session passes its own).
     guard: failure.Guard = field(default_factory=failure.Guard)
+    # The labelled image set each engine's top-1 and top-5 are measured on (once per engine; None: not measured).
+    accuracy: accuracy.Book | None = None
 
     def __post_init__(self) -> None:
         if self.power is None:
@@ -54,6 +56,9 @@ class Sweep:
         for model in self.models:
             for batch in self.batches:
                 model.check_batch(batch)
+            if self.accuracy is not None:
+                model.pipeline().check_shape(model.input_shape, f"{model.name}: its accuracy on "
+                                                                f"{self.accuracy.images.root}")
 
     @property
     def points(self) -> int:
@@ -229,9 +234,26 @@ class Sweep:
             failure.check_outputs(runner.outputs)  # NaN or infinity: no measurement of garbage
             end = conditions.snapshot(self.root)
             peak = conditions.process_peak_rss_bytes(root=self.root)
+            # After the window, so the pass never lies inside a measurement; the same engine that was timed.
+            found = self._accuracy(model, runner, batch, precision, enter)
         finally:
             runner.close()
-        return self._result(model, precision, runner, m, idle, before, start, end, peak, state)
+        result = self._result(model, precision, runner, m, idle, before, start, end, peak, state)
+        return result if found is None else msgspec.structs.replace(result, accuracy=found)
+
+    def _accuracy(self, model: ModelFile, runner, batch: int, precision: str,
+                  enter: Callable[[str], None]) -> schema.Accuracy | None:
+        """The engine's measured accuracy: run now, or reused from another batch of the same engine; None without
+        an accuracy set, or for an engine whose outputs mean nothing (int8 calibrated on random data)."""
+        book = self.accuracy
+        if book is None or runner.timing_only:
+            return None
+        identity = book.identity(model, runner, precision, self.backend.name, self.backend.version)
+        found = book.known(identity)
+        if found is None:
+            enter("accuracy")
+            found = book.measure(model, runner, batch, identity)
+        return found
 
     def _result(self, model: ModelFile, precision: str, runner, m: profiler.Measurement, idle: profiler.Idle | None,
                 before: conditions.Snapshot, start: conditions.Snapshot, end: conditions.Snapshot,
@@ -275,6 +297,8 @@ class Sweep:
             backend_version=self.backend.version,
             device=runner.device,
             precision=precision,
+            precision_method=runner.precision_method,
+            converted_sha256=runner.converted_sha256,
             calibration=runner.calibration,
             timing_only=runner.timing_only,
             batch=m.batch,

@@ -34,7 +34,6 @@ from . import images as image_sets
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp16", "int8")
-DEFAULT_CACHE = Path("~/.cache/dnnprof/converted")
 FORMAT = 1  # bump when a conversion's meaning changes: every older entry becomes a miss
 RANDOM_IMAGES = 64  # int8 without images: this many standard-normal inputs (timing only), and fp16's check inputs
 SEED = 0
@@ -83,8 +82,8 @@ def _inputs(source: ModelFile, calibration: image_sets.ImageSet | None, tensor_c
     if calibration is not None:
         prep = source.pipeline()
         prep.check_shape(source.input_shape, f"{source.name}: calibrating on {calibration.root}")
-        return np.asarray(image_sets.tensors(calibration, prep, source.input_shape, cache=tensor_cache).data), \
-            "calibration images"
+        found = image_sets.tensors(calibration, prep, source.input_shape, cache=tensor_cache)
+        return np.asarray(found.data), "calibration images"
     rng = np.random.default_rng(SEED)
     return rng.standard_normal((RANDOM_IMAGES, *source.input_shape), dtype=np.float32), "random inputs"
 
@@ -169,11 +168,12 @@ def _int8(source: ModelFile, out: Path, data) -> None:
 
 
 def convert(source: ModelFile, precision: str, *, calibration: image_sets.ImageSet | None = None,
-            cache: Path | None = DEFAULT_CACHE, tensor_cache: Path | None = image_sets.DEFAULT_CACHE,
+            cache: Path | None = None, tensor_cache: Path | None = None, keep: bool = True,
             on_status: Callable[[str], None] | None = None) -> Converted:
     """``source`` at ``precision`` (fp16, int8) as a checked ONNX file, from the cache when it is there.
     ``calibration``: int8's image set (None: random data, timing only; ignored for fp16 except by the check).
-    UserError when the conversion or its check fails."""
+    ``cache`` / ``tensor_cache``: folders of conversions and decoded images (None: ``images.user_cache``);
+    ``keep`` False caches nothing. UserError when the conversion or its check fails."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -187,7 +187,8 @@ def convert(source: ModelFile, precision: str, *, calibration: image_sets.ImageS
         calib_words = f"images:{calibration.root} ({len(calibration)} images)" if calibration else "random"
     key = _key(source, precision, calibration, ort.__version__)
     say = on_status or (lambda text: None)
-    folder = None if cache is None else Path(cache).expanduser()
+    folder = None if not keep else (Path(cache).expanduser() if cache is not None
+                                    else image_sets.user_cache("converted"))
     if folder is not None:
         found = _cached(folder, key, source, precision, calibration, calib_words)
         if found is not None:
@@ -212,17 +213,14 @@ def convert(source: ModelFile, precision: str, *, calibration: image_sets.ImageS
             raise UserError(f"{source.name} converted to {precision} gives NaN or infinite outputs on {on}: it "
                             "cannot be used")
         made = onnxfile.load(out)
-        entry = out
-        if folder is not None:
-            entry = _store(folder, key, out, result, source, precision, calib_words)
+        entry = None if folder is None else _store(folder, key, out, result, source, precision, calib_words)
+        if entry is None:
+            # No cache (or one that cannot be written): the file must outlive this function's work folder.
+            entry = Path(tempfile.mkdtemp(prefix="dnnprof-converted-")) / out.name
+            shutil.move(str(out), entry)
         model = dataclasses.replace(made, path=entry, name=source.name, top1=source.top1,
                                     top1_source=source.top1_source, preprocessing=source.preprocessing,
                                     preprocess=source.preprocess)
-        if folder is None:
-            # Without a cache the file lives in a temporary folder the caller does not know: keep it apart.
-            keep = Path(tempfile.mkdtemp(prefix="dnnprof-converted-")) / out.name
-            shutil.move(str(out), keep)
-            model = dataclasses.replace(model, path=keep)
         return Converted(model=model, source=source, precision=precision, calibration=calib_words,
                          calibration_sha256=calibration.sha256 if calibration and precision == "int8" else None,
                          timing_only=precision == "int8" and calibration is None, check=result, cached=False)
@@ -231,8 +229,9 @@ def convert(source: ModelFile, precision: str, *, calibration: image_sets.ImageS
 
 
 def _store(folder: Path, key: str, made: Path, result: Check, source: ModelFile, precision: str,
-           calibration: str | None) -> Path:
-    """Move ``made`` into the cache with its sidecar (written last, atomically: a crash leaves at worst a miss)."""
+           calibration: str | None) -> Path | None:
+    """Copy ``made`` into the cache with its sidecar (written last, atomically: a crash leaves at worst a miss);
+    None when the cache cannot be written (said in the log)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{key}.onnx"
@@ -249,7 +248,7 @@ def _store(folder: Path, key: str, made: Path, result: Check, source: ModelFile,
         return target
     except OSError as exc:
         log.warning("cannot keep the converted model in %s (%s): it is converted again next time", folder, exc)
-        return made
+        return None
 
 
 def _cached(folder: Path, key: str, source: ModelFile, precision: str, calibration, calib_words) -> Converted | None:

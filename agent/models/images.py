@@ -27,7 +27,15 @@ from dnnprof.shared.preprocessing import Preprocessing
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".jpg", ".jpeg", ".png")
-DEFAULT_CACHE = Path("~/.cache/dnnprof/tensors")
+
+
+def user_cache(kind: str) -> Path:
+    """``$XDG_CACHE_HOME/dnnprof/<kind>`` (``~/.cache/dnnprof/<kind>`` when unset): where ``run`` keeps what it
+    derives from models and images (the service keeps them in its state directory instead)."""
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "dnnprof" / kind
+
+
 LABELS_FILE = "labels.txt"
 FORMAT = 1  # bump when the cached tensors' meaning changes
 
@@ -183,10 +191,11 @@ class Tensors:
             yield np.ascontiguousarray(chunk), real
 
 
-def tensors(images: ImageSet, prep: Preprocessing, shape: tuple[int, ...], *, cache: Path | None = DEFAULT_CACHE,
-            on_progress: Callable[[int, int], None] | None = None) -> Tensors:
+def tensors(images: ImageSet, prep: Preprocessing, shape: tuple[int, ...], *, cache: Path | None = None,
+            on_progress: Callable[[int, int], None] | None = None, keep: bool = True) -> Tensors:
     """The set's images through ``prep`` at ``shape`` (3, H, W): from the cache when there, else decoded (with
-    ``on_progress(done, total)``) and cached. A cache that cannot be written is said in the log, not fatal."""
+    ``on_progress(done, total)``) and cached. ``cache``: the folder (None: ``user_cache("tensors")``); ``keep``
+    False decodes into memory and caches nothing. A cache that cannot be written is said in the log, not fatal."""
     import time
 
     import numpy as np
@@ -194,8 +203,8 @@ def tensors(images: ImageSet, prep: Preprocessing, shape: tuple[int, ...], *, ca
     prep.check_shape(tuple(shape), f"images of {images.root}")
     labels = None if images.labels is None else np.asarray(images.labels, dtype=np.int64)
     path = None
-    if cache is not None:
-        cache = Path(cache).expanduser()
+    if keep:
+        cache = Path(cache).expanduser() if cache is not None else user_cache("tensors")
         path = cache / f"{cache_key(images, prep, shape)}.npy"
         if path.is_file():
             try:

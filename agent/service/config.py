@@ -82,6 +82,8 @@ class AgentConfig:
     backend: str = "auto"
     dla_core: int | None = None
     calibration_dir: Path | None = None
+    accuracy_set: Path | None = None  # labelled images each engine's top-1 / top-5 is measured on
+    accuracy_limit: int | None = None  # a seeded subset of that many images
     threads: int | None = None
     redo: bool = False  # measure again points the ledger already holds
     retry_failed: bool = False  # measure again points the ledger holds as failed (out of memory, NaN, ...)
@@ -118,8 +120,8 @@ _KEYS = {
     "broker": ("host", "port", "username", "password_file", "tls", "keepalive_s"),
     "broker.tls": ("ca_file", "cert_file", "key_file"),
     "agent": ("board_id", "state_dir", "models_dir", "outbox_max_mb", "outbox_retain"),
-    "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "calibration_dir", "threads", "redo",
-              "retry_failed", "seed", "max_batch"),
+    "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "calibration_dir", "accuracy_set",
+              "accuracy_limit", "threads", "redo", "retry_failed", "seed", "max_batch"),
     "power": ("source", "tdp_w", "telemetry_rate_hz", "telemetry_samples_hz"),
     "measurement": ("warmup_s", "max_warmup_s", "duration_s", "max_duration_s", "min_iterations",
                     "min_power_samples", "latency_ci", "power_ci", "unstable_cov", "idle_s", "idle_max_age_s",
@@ -313,6 +315,13 @@ def _load(path: Path) -> AgentConfig:
         sweep.fail("calibration_dir", f"{calibration_dir} is not a directory: write the folder of images int8 is "
                                       "calibrated on, or leave the key out (int8 is then calibrated on random data "
                                       "and labelled timing-only)")
+    accuracy_set = sweep.path("accuracy_set", base, '"/var/lib/dnnprof/accuracy"')
+    if accuracy_set is not None and not accuracy_set.is_dir():
+        sweep.fail("accuracy_set", f"{accuracy_set} is not a directory: write the folder of labelled images "
+                                   "(<class index or name>/*.jpg), or leave the key out (accuracy not measured)")
+    accuracy_limit = sweep.integer("accuracy_limit", 1, 10_000_000, "1000")
+    if accuracy_limit is not None and accuracy_set is None:
+        sweep.fail("accuracy_limit", "takes a subset of accuracy_set: add accuracy_set, or remove the key")
     threads = sweep.integer("threads", 1, 1024, "4")
     redo = sweep.boolean("redo", False)
     retry_failed = sweep.boolean("retry_failed", False)
@@ -332,7 +341,8 @@ def _load(path: Path) -> AgentConfig:
     settings = _settings(_Section(path, "measurement", data.get("measurement", {})), path)
     return AgentConfig(path=path, broker=broker, board_id=board_id, state_dir=state_dir, models_dir=models_dir,
                        models=models, batch_sizes=batches, precisions=precisions, backend=backend, dla_core=dla_core,
-                       calibration_dir=calibration_dir, threads=threads, redo=redo, retry_failed=retry_failed,
+                       calibration_dir=calibration_dir, accuracy_set=accuracy_set, accuracy_limit=accuracy_limit,
+                       threads=threads, redo=redo, retry_failed=retry_failed,
                        seed=seed, power_source=source, tdp_w=tdp_w, telemetry_rate_hz=rate_hz,
                        telemetry_samples_hz=samples_hz, settings=settings, outbox_max_mb=outbox_max_mb,
                        outbox_retain=outbox_retain, max_batch=max_batch)

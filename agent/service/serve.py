@@ -48,7 +48,7 @@ from dnnprof.agent.service.config import EX_CONFIG, AgentConfig
 from dnnprof.agent.service.ledger import Ledger, PointKey
 from dnnprof.agent.service.outbox import Courier, Outbox, OutboxFull
 from dnnprof.agent.service.systemd import Notifier
-from dnnprof.agent.session import BackendChoice, Session, unsupported_precision
+from dnnprof.agent.session import BackendChoice, Session, accuracy_book, unsupported_precision
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
@@ -333,8 +333,13 @@ def prepare(config: AgentConfig, *, root: str = "/", on_status: Callable[[str], 
         if (p := unsupported_precision(config.precisions, backend)) is not None:
             raise UserError(f"{config.path}: [sweep] precisions: backend {backend.name} runs "
                             f"{', '.join(backend.precisions)}, not {p!r}: remove it or choose another backend")
+        try:
+            book = accuracy_book(config.accuracy_set, limit=config.accuracy_limit, seed=config.seed,
+                                 cache=config.state_dir / "tensors")
+        except UserError as exc:
+            raise UserError(f"{config.path}: [sweep] accuracy_set: {exc}") from None
         return Prepared(models, Session(config.board_id, backend, _power(config), config.settings, seed=config.seed,
-                                        root=root))
+                                        root=root, accuracy=book))
 
 
 def _power(config: AgentConfig) -> Selection:
@@ -475,7 +480,7 @@ def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root:
              engine_cache: Path | None) -> Backend:
     """The configured backend; an option that means nothing to it is named by its config key."""
     choice = BackendChoice(config.backend, threads=config.threads, dla_core=config.dla_core,
-                           calibration=config.calibration_dir)
+                           calibration=config.calibration_dir, cache_dir=config.state_dir)
     if foreign := choice.foreign():
         key = _CONFIG_KEY[foreign[0]]
         if choice.resolved == "tensorrt":  # threads, the one onnxruntime option

@@ -23,7 +23,7 @@ SHORT = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_
     (BackendChoice("onnxruntime", threads=2), []),
     (BackendChoice("onnxruntime", dla_core=0), ["dla_core"]),  # core 0 is given, not "no core"
     (BackendChoice("onnxruntime", engine_cache=Path("e"), calibration=Path("c"), rebuild=True, workspace_bytes=1),
-     ["engine_cache", "calibration", "rebuild", "workspace_bytes"]),
+     ["engine_cache", "rebuild", "workspace_bytes"]),  # int8 calibration belongs to both
 ])
 def test_options_the_backend_does_not_take(choice, foreign):
     assert choice.resolved == "onnxruntime" and choice.foreign() == foreign
@@ -37,7 +37,8 @@ def test_open_gives_the_backend_with_its_options():
 def test_unsupported_precision_names_the_first_one():
     backend = get_backend("onnxruntime")
     assert unsupported_precision(["fp32"], backend) is None
-    assert unsupported_precision(["fp32", "fp16", "int8"], backend) == "fp16"
+    assert unsupported_precision(["fp32", "fp16", "int8"], backend) is None  # fp16 and int8: converted models
+    assert unsupported_precision(["fp32", "bf16", "fp8"], backend) == "bf16"
 
 
 def test_without_a_power_source_the_session_says_no_energy(model_path, list_sink):

@@ -67,8 +67,11 @@ BAD_RUNS = {
     "rapl on a root without it": (["{model}", "--power-source", "rapl:{dir}"], "not available"),
     "zero TDP": (["{model}", "--power-source", "estimate", "--tdp-w", "0"], "TDP"),
     "unknown backend": (["{model}", "--backend", "nope"], "unknown backend 'nope'"),
-    "unsupported precision": (["{model}", "--precision", "fp16", "--backend", "onnxruntime"],
-                              "backend onnxruntime runs fp32, not 'fp16': fp16 and int8 need --backend tensorrt"),
+    "unsupported precision": (["{model}", "--precision", "bf16", "--backend", "onnxruntime"],
+                              "backend onnxruntime runs fp32, fp16, int8, not 'bf16'"),
+    "accuracy limit without a set": (["{model}", "--accuracy-limit", "10"], "--accuracy-limit takes a subset of "
+                                                                           "--accuracy-set"),
+    "accuracy set that is not a folder": (["{model}", "--accuracy-set", "{dir}/nope"], "does not exist"),
     "bad board id": (["{model}", "--board", "My/Board"], "invalid board id"),
     "bad run id": (["{model}", "--run-id", "Run 1"], "invalid run id"),
     "bad broker port": (["{model}", "--broker", "127.0.0.1:http"], "invalid port"),

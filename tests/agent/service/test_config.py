@@ -252,10 +252,12 @@ def test_example_config_loads_with_every_commented_key(tmp_path, pki):
     for name in ("resnet18.onnx", "mobilenet_v2.onnx"):
         (models / name).write_bytes(b"")
     (tmp_path / "calibration").mkdir()
+    (tmp_path / "accuracy").mkdir()
     password = tmp_path / "mqtt-password"
     password.write_text("pw\n")
     password.chmod(0o600)
     paths = {"/var/lib/dnnprof/models": models, "/var/lib/dnnprof/calibration": tmp_path / "calibration",
+             "/var/lib/dnnprof/accuracy": tmp_path / "accuracy",
              "/var/lib/dnnprof": tmp_path / "state", "/etc/dnnprof/mqtt-password": password,
              "/etc/dnnprof/ca.crt": pki["ca.crt"], "/etc/dnnprof/client.crt": pki["client.crt"],
              "/etc/dnnprof/client.key": pki["client.key"]}
@@ -276,6 +278,7 @@ def test_example_config_loads_with_every_commented_key(tmp_path, pki):
     assert full.broker.tls is not None and full.board_id == "orin-01" and full.dla_core == 0
     assert full.models == [models / "resnet18.onnx", models / "mobilenet_v2.onnx"]
     assert full.state_dir == tmp_path / "state" and full.calibration_dir == tmp_path / "calibration"
+    assert full.accuracy_set == tmp_path / "accuracy" and full.accuracy_limit == 1000
 
 
 def test_serve_reports_a_bad_config_in_one_line(tmp_path, models):
@@ -305,7 +308,6 @@ def test_serve_check(tmp_path, model_dir):
 
 
 @pytest.mark.parametrize("extra, expected", [
-    ('[sweep]\nprecisions = ["fp16"]', "[sweep] precisions: backend onnxruntime runs fp32, not 'fp16'"),
     ('[sweep]\nbackend = "onnxruntime"\ndla_core = 0', "[sweep] dla_core: only the tensorrt backend uses it"),
     ('[power]\nsource = "ina3221:{empty}"', "[power] source: power source 'ina3221' is not available: "),
     ('[power]\nsource = "rapl:{empty}"', "[power] source: power source 'rapl' is not available: "),

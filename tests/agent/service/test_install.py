@@ -92,12 +92,12 @@ def test_second_install_keeps_the_config_and_starts_a_valid_one(root, tmp_path, 
     assert recorder.commands[-1] == ["systemctl", "enable", "dnnprof-agent.service"]
     assert any("[broker] host: 7 is not a text" in line for line in lines)
     # So is one that loads but would fail at the start (what `serve --check` runs): not started either.
-    config.write_text(mine + '[sweep]\nprecisions = ["fp16"]\n')
+    config.write_text(mine + '[sweep]\nbackend = "onnxruntime"\ndla_core = 0\n')
     recorder, lines = Recorder(), []
     run(root, recorder, lines)
     assert recorder.commands[-1] == ["systemctl", "enable", "dnnprof-agent.service"]
     [line] = [line for line in lines if line.startswith("not started")]
-    assert "[sweep] precisions: backend onnxruntime runs fp32, not 'fp16'" in line
+    assert "[sweep] dla_core: only the tensorrt backend uses it" in line
     assert f"`sudo -u dnnprof {EXEC} serve --config /etc/dnnprof/agent.toml --check`" in line
 
 

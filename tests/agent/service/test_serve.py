@@ -533,10 +533,8 @@ def free_port() -> int:
 @pytest.mark.parametrize("change, expected", [
     (('backend = "onnxruntime"', 'backend = "onnxruntime"\ndla_core = 0'),
      "[sweep] dla_core: only the tensorrt backend uses it, and the backend is onnxruntime"),
-    (('backend = "onnxruntime"', 'backend = "onnxruntime"\ncalibration_dir = "."'),
-     "[sweep] calibration_dir: only the tensorrt backend uses it"),
-    (('backend = "onnxruntime"', 'backend = "onnxruntime"\nprecisions = ["fp16"]'),
-     "[sweep] precisions: backend onnxruntime runs fp32, not 'fp16': remove it or choose another backend"),
+    (('backend = "onnxruntime"', 'backend = "onnxruntime"\naccuracy_set = "{empty}"'),
+     "[sweep] accuracy_set: accuracy set {empty} holds no labelled images"),
     (('source = "estimate"', 'source = "ina3221:{empty}"'),
      "[power] source: power source 'ina3221' is not available: "),
     (('source = "estimate"', 'source = "rapl:{empty}"'), "[power] source: power source 'rapl' is not available: "),
