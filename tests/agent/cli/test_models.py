@@ -46,3 +46,31 @@ def test_models_inspect_bad_file(workdir, dnnagent, one_error_line):
     junk.write_text("not a model\n")
     line = one_error_line(dnnagent("models", "inspect", junk, cwd=workdir))
     assert "is not an ONNX model" in line
+
+
+def test_models_convert_writes_a_checked_model(digits, tmp_path, dnnagent):
+    proc = dnnagent("models", "convert", digits.model, "--precision", "int8", "--calibration", digits.calibration,
+                    "--out", tmp_path / "int8", "--cache", tmp_path / "cache", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["output"] == str(tmp_path / "int8" / "digits_int8.onnx") and not report["timing_only"]
+    assert report["check"]["on"] == "calibration images" and report["check"]["images"] == 200
+    assert report["check"]["top1_agreement"] >= 90 and report["cached"] is False
+    text = dnnagent("models", "convert", digits.model, "--precision", "fp16", "--out", tmp_path / "fp16",
+                    "--cache", tmp_path / "cache", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    flat = " ".join(text.stderr.split())
+    assert "wrote" in flat and "top-1 agreement with fp32" in flat and "largest logit difference" in flat
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--precision", "fp8"], "convert writes fp16 or int8"),
+    (["--precision", "fp16", "--calibration", "{dir}"], "--calibration calibrates int8"),
+    (["--precision", "int8", "--calibration", "{dir}/nope"], "calibration folder"),
+    (["--precision", "fp16", "--preprocessing", "vgg"], "unknown preprocessing 'vgg'"),
+    (["--precision", "fp16", "--preprocessing", "inception"], "preprocessing crops 299x299"),
+])
+def test_models_convert_bad_input_is_one_line(digits, tmp_path, dnnagent, one_error_line, args, message):
+    argv = [a.format(dir=tmp_path) for a in args]
+    proc = dnnagent("models", "convert", digits.model, *argv, "--out", tmp_path / "o", cwd=tmp_path)
+    assert message in one_error_line(proc)

@@ -204,6 +204,35 @@ def test_run_with_a_manifest_carries_the_models_accuracy(small_dir, workdir, dnn
     assert "models.toml" in result["reference_top1_source"]
 
 
+def test_run_measures_accuracy_at_each_precision(digits, tmp_path, dnnagent):
+    """The headline knob: fp32, fp16 and int8 of the digits classifier, each with its measured top-1."""
+    output = tmp_path / "acc.jsonl"
+    proc = dnnagent("run", "--manifest", digits.manifest, "--precision", "fp32,fp16,int8", "--batch", "1,4",
+                    "--calibration", digits.calibration, "--accuracy-set", digits.test, "--output", output, *SHORT,
+                    "--power-source", "none", "--threads", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    flat = " ".join(proc.stderr.split())
+    assert f"top-1 {digits.own_top1:.1f}% ({digits.n_test} images)" in flat
+    assert f"({digits.n_test} images, reused)" in flat
+    results = [m for m in map(schema.decode, output.read_bytes().splitlines()) if isinstance(m, schema.Result)]
+    assert sorted((r.precision, r.batch) for r in results) == sorted(
+        (p, b) for p in ("fp32", "fp16", "int8") for b in (1, 4))
+    by = {(r.precision, r.batch): r for r in results}
+    assert by[("fp32", 1)].accuracy.top1 == pytest.approx(digits.own_top1)
+    assert by[("int8", 4)].accuracy.reused and by[("int8", 4)].precision_method == "onnx_converted"
+    assert by[("int8", 1)].calibration.startswith("images:")
+
+
+def test_run_with_an_accuracy_subset_and_timing_only_int8(digits, tmp_path, dnnagent):
+    proc = dnnagent("run", "--manifest", digits.manifest, "--precision", "int8,fp32", "--batch", "2",
+                    "--accuracy-set", digits.test, "--accuracy-limit", "25", "--json", "--quiet", *SHORT,
+                    "--output", tmp_path / "sub.jsonl", "--power-source", "none", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    int8, fp32 = json.loads(proc.stdout)
+    assert int8["timing_only"] and int8["accuracy"] is None  # calibrated on random data: nothing to measure
+    assert (fp32["accuracy"]["images"], fp32["accuracy"]["limit"], fp32["accuracy"]["seed"]) == (25, 25, 0)
+
+
 def test_run_needs_models_or_a_manifest(workdir, dnnagent, one_error_line):
     assert "--manifest" in one_error_line(dnnagent("run", cwd=workdir))
 

@@ -41,6 +41,24 @@ path = "exports/net.onnx"
     assert first.preprocessing.startswith("resize 256") and first.input_shape == (3, 224, 224)
     assert first.path == exported / "exports" / "net.onnx"  # relative to the manifest
     assert second.name == "net" and second.top1 is None and second.top1_source is None
+    # Free text stays a label: the pipeline is the default for the input's size, and says so.
+    assert first.preprocess is None and first.pipeline().default and first.pipeline().crop == (224, 224)
+
+
+def test_preprocessing_as_a_preset_or_explicit_keys(exported):
+    preset, explicit = manifest.load(write(exported, """
+[[model]]
+path = "exports/net.onnx"
+preprocessing = "imagenet"
+
+[[model]]
+path = "exports/net.onnx"
+preprocessing = { resize = 240, crop = 224, mean = [0.5, 0.5, 0.5], std = [0.5, 0.5, 0.5], channels = "BGR" }
+"""))
+    assert preset.pipeline() == preset.preprocess and preset.preprocess.resize == 256
+    assert preset.preprocessing.startswith("imagenet: resize 256, crop 224")
+    assert (explicit.preprocess.resize, explicit.preprocess.channels) == (240, "BGR")
+    assert explicit.preprocessing == "resize 240, crop 224, mean 0.5/0.5/0.5, std 0.5/0.5/0.5, BGR"
 
 
 def test_accuracy_without_a_source_names_the_manifest(exported):
@@ -58,6 +76,10 @@ def test_accuracy_without_a_source_names_the_manifest(exported):
     ('[[model]]\npath = "exports/net.onnx"\nname = 3\n', "name must be a string"),
     ('model = "x"\n', "[[model]] table"),
     ('[[model]\n', "is not a TOML manifest"),
+    ('[[model]]\npath = "exports/net.onnx"\npreprocessing = "inception"\n',
+     "preprocessing crops 299x299 but the model's input is 224x224"),
+    ('[[model]]\npath = "exports/net.onnx"\npreprocessing = { resize = 256 }\n', "needs resize and crop"),
+    ('[[model]]\npath = "exports/net.onnx"\npreprocessing = 7\n', "preprocessing is a preset name"),
 ])
 def test_bad_manifests_name_the_entry_and_field(exported, text, message):
     with pytest.raises(UserError) as err:
