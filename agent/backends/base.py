@@ -82,6 +82,11 @@ class Backend(ABC):
     def prepare(self, model: ModelFile, batch: int, precision: str, *, seed: int = 0) -> Runner:
         """Load ``model`` for ``batch`` images at ``precision``; raise UserError for what cannot run."""
 
+    def precision_method(self, precision: str) -> str:
+        """How this backend makes ``precision`` (``schema.PRECISION_METHODS``), known before any point is prepared
+        (the service's ledger keys points by it): the file's own fp32, else builder flags unless overridden."""
+        return "as_exported" if precision == "fp32" else "builder_flags"
+
     def cancel(self) -> None:  # noqa: B027 - optional
         """Ask a ``prepare`` running on another thread to stop where the library allows it (a TensorRT ≥ 10 build,
         at its next step); a no-op elsewhere. Called from the thread that gave the point up."""

@@ -63,6 +63,9 @@ class OnnxRuntimeBackend(Backend):
         """The int8 calibration set's content hash (None: random data), as the service's ledger keys int8 points."""
         return None if self.calibration_set is None else self.calibration_set.sha256
 
+    def precision_method(self, precision: str) -> str:
+        return "as_exported" if precision == "fp32" else "onnx_converted"
+
     def converted(self, model: ModelFile, precision: str):
         """``model`` converted to ``precision`` (fp16, int8), once per process (and cached on disk)."""
         from dnnprof.agent.models import convert

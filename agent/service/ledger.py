@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 # PRAGMA user_version of the file. 1: keys without the power source, the calibration image hash and the governor,
 # and "default" for the device; such rows cannot be compared with today's keys, so they are dropped (said in the log).
 # 2: no failures (no outcome, error, message columns): its rows are all measurements, kept.
-_SCHEMA = 3
+# 3: no route or accuracy columns: its rows are float or builder-flag points measured without an accuracy set, which
+# is what an empty route and accuracy mean, so they are kept (the key's text leaves empty new fields out).
+_SCHEMA = 4
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,19 @@ class PointKey:
     power_mode_id: int | None
     clocks: str  # as results word it (clocks.ClockState.clocks): "jetson_clocks on", "cpu governor performance"
     governor: str  # the CPU frequency governor, or "unknown"
+    # "onnx_converted" when the precision comes from a converted ONNX file; "" for the file's own fp32 and for
+    # TensorRT's builder flags (the one route before format 4)
+    route: str = ""
+    # the content hash of the accuracy set the engine's accuracy is measured on; "" when it is not measured
+    accuracy: str = ""
 
     def text(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        # The fields added in format 4 only when set: the keys of older points stay what they were.
+        fields = {k: v for k, v in asdict(self).items() if not (k in _LATER_FIELDS and v == "")}
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
+_LATER_FIELDS = ("route", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ _KEY_COLUMNS = [f.name for f in fields(PointKey)]
 _COLUMNS = ["key", *_KEY_COLUMNS, "network", "result_id", "run_id", "measured_ts", "persisted", "recorded_ts",
             "outcome", "error", "message"]
 _OUTCOME_COLUMNS = ("outcome TEXT NOT NULL DEFAULT 'measured'", "error TEXT", "message TEXT")  # added in format 3
+_FORMAT4_COLUMNS = ("route TEXT NOT NULL DEFAULT ''", "accuracy TEXT NOT NULL DEFAULT ''")  # added in format 4
 # One column per key field too, so `sqlite3 ledger.sqlite` shows what was measured under which conditions.
 _CREATE = (f"CREATE TABLE points (key TEXT PRIMARY KEY, {', '.join(_KEY_COLUMNS)}, network TEXT NOT NULL, "
            "result_id TEXT NOT NULL, run_id TEXT NOT NULL, measured_ts REAL NOT NULL, persisted TEXT NOT NULL, "
@@ -151,13 +164,14 @@ class Ledger:
 
     def _upgrade(self, version: int) -> None:
         """A new file (format 0), one from an older agent whose keys cannot be matched (format 1: start the table
-        anew), or one without failures (format 2: its rows are measurements, kept)."""
+        anew), one without failures (format 2: its rows are measurements, kept) or without routes and accuracy sets
+        (format 3: kept, see ``_SCHEMA``)."""
         db = self._db
         old = db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'points'").fetchone()
         db.execute("BEGIN IMMEDIATE")
         try:
-            if old is not None and version == 2:
-                for column in _OUTCOME_COLUMNS:
+            if old is not None and version in (2, 3):
+                for column in (_OUTCOME_COLUMNS if version == 2 else ()) + _FORMAT4_COLUMNS:
                     db.execute(f"ALTER TABLE points ADD COLUMN {column}")
                 db.execute(f"PRAGMA user_version = {_SCHEMA}")
                 db.execute("COMMIT")

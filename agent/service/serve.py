@@ -48,6 +48,7 @@ from dnnprof.agent.service.config import EX_CONFIG, AgentConfig
 from dnnprof.agent.service.ledger import Ledger, PointKey
 from dnnprof.agent.service.outbox import Courier, Outbox, OutboxFull
 from dnnprof.agent.service.systemd import Notifier
+from dnnprof.agent.measure.accuracy import Book
 from dnnprof.agent.session import BackendChoice, Session, accuracy_book, unsupported_precision
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
@@ -97,8 +98,9 @@ class _Points:
     """The ledger side of the sweep: which points to skip, and which results to record once they are safe."""
 
     def __init__(self, config: AgentConfig, ledger: Ledger, backend: Backend, power: PowerSource | None,
-                 stop: threading.Event, root: str) -> None:
+                 stop: threading.Event, root: str, accuracy: Book | None = None) -> None:
         self.config, self.ledger, self.backend, self.stop, self.root = config, ledger, backend, stop, root
+        self.accuracy = accuracy
         self.power = NO_POWER if power is None else power
         self.jetson = jetson.is_jetson(root)  # as the sweep decides it (its board facts are None off a Jetson)
         self._keys: dict[tuple[str, int, str], PointKey] = {}  # (sha256, batch, precision) -> key when planned
@@ -115,7 +117,12 @@ class _Points:
         else:
             calibration = ""
         state = clocks.clock_state(self.root, jetson=self.jetson)  # read now: what the point would run under
-        return PointKey(model_sha256=model.sha256, batch=batch, precision=precision, backend=backend.name,
+        method = backend.precision_method(precision)
+        book = self.accuracy
+        measured = book is not None and not (precision == "int8" and calibration == "random")  # timing only
+        return PointKey(route=method if method == "onnx_converted" else "",
+                        accuracy=book.images.sha256 if measured else "",
+                        model_sha256=model.sha256, batch=batch, precision=precision, backend=backend.name,
                         backend_version=backend.version,
                         device=backend.device, threads=getattr(backend, "threads", None),
                         calibration=calibration,
@@ -402,7 +409,7 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         summary.aborted_runs = outbox.abort_unfinished(box, summary.run_id)
         summary.crashed = _died_during(book, box, config.board_id, summary.run_id)
         summary.outbox_sent = box.counts()[0]
-        points = _Points(config, book, engine, power, stop, root)
+        points = _Points(config, book, engine, power, stop, root, accuracy=session.accuracy)
         sweep = session.sweep(summary.run_id, models, config.batch_sizes, config.precisions,
                               skip=lambda m, b, p: points.skip(m, b, p, run_id=summary.run_id, check=conductor.check))
         b = config.broker

@@ -71,7 +71,7 @@ def test_a_format_2_ledger_keeps_its_points_as_measurements(tmp_path):
     book.record(KEY, first, "acknowledged")
     book.close()
     with sqlite3.connect(path) as db:  # back to what an agent of format 2 wrote: no outcome columns
-        for column in ("outcome", "error", "message"):
+        for column in ("outcome", "error", "message", "route", "accuracy"):
             db.execute(f"ALTER TABLE points DROP COLUMN {column}")
         db.execute("PRAGMA user_version = 2")
     db.close()
@@ -81,6 +81,26 @@ def test_a_format_2_ledger_keeps_its_points_as_measurements(tmp_path):
     assert again._db.execute("PRAGMA user_version").fetchone()[0] == ledger._SCHEMA
     again.record(KEY, failure(), "outbox")
     assert again.get(KEY).outcome == "failed"
+    again.close()
+
+
+def test_a_format_3_ledger_keeps_its_points_and_their_keys(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    book = Ledger(path)
+    first = result()
+    book.record(KEY, first, "acknowledged")
+    book.close()
+    with sqlite3.connect(path) as db:  # what an agent of format 3 wrote: no route or accuracy columns
+        for column in ("route", "accuracy"):
+            db.execute(f"ALTER TABLE points DROP COLUMN {column}")
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+    again = Ledger(path)
+    assert again.get(KEY).result_id == first.id  # a builder-flag point without accuracy: the same key as before
+    assert again.get(replace(KEY, route="onnx_converted")) is None  # another route is another point
+    assert again.get(replace(KEY, accuracy="f" * 64)) is None  # so is one whose accuracy is measured
+    again.record(replace(KEY, accuracy="f" * 64), result(), "outbox")
+    assert again.count() == 2
     again.close()
 
 

@@ -567,8 +567,8 @@ def test_check_finds_every_error_a_start_hits_before_connecting(tmp_path, model_
     for caught in (checked, started):
         message = str(caught.value)
         assert caught.value.exit_code == service.EX_CONFIG == 78 and "\n" not in message
-        assert expected.format(state=state) in message and message.startswith(f"{path}: " if "ledger" not in
-                                                                               expected else "the ledger ")
+        assert expected.format(state=state, empty=empty) in message
+        assert message.startswith(f"{path}: " if "ledger" not in expected else "the ledger ")
     if "state_dir" not in expected:  # the mkdir's own words at the start, the check's without creating anything
         assert str(checked.value) == str(started.value)
 
@@ -667,6 +667,29 @@ def test_ledger_measures_again_when_a_real_sensor_replaces_none_or_the_estimate(
         estimate.close()
         rapl.close()
         book.close()
+
+
+def test_ledger_keys_the_precision_route_and_the_accuracy_set(tmp_path, digits):
+    """A converted fp16 point is not a builder-flag one, and a point whose accuracy is measured (on this set) is not
+    one measured without it: adding accuracy_set to the config measures the points again, with their accuracy."""
+    from dnnprof.agent.session import accuracy_book
+
+    model = onnxfile.load(digits.model)
+    backend = get_backend("onnxruntime")
+    book = Ledger(tmp_path / "ledger.sqlite")
+    plain = points_for(tmp_path, digits.model.parent, backend, None, tmp_path, ledger=book)
+    assert (plain.key(model, 1, "fp32").route, plain.key(model, 1, "fp16").route) == ("", "onnx_converted")
+    key = plain.key(model, 1, "fp16")
+    assert key.accuracy == ""
+    book.record(key, result_for(key), "acknowledged")
+    assert plain.skip(model, 1, "fp16", run_id="r1").startswith("already measured")
+    cfg = agent_config.load(write_config(tmp_path, f"127.0.0.1:{free_port()}", digits.model.parent))
+    measuring = service._Points(cfg, book, backend, None, threading.Event(), str(tmp_path),
+                                accuracy=accuracy_book(digits.test, limit=10))
+    assert measuring.key(model, 1, "fp16").accuracy == measuring.accuracy.images.sha256
+    assert measuring.key(model, 1, "int8").accuracy == ""  # int8 on random data: timing only, never measured
+    assert measuring.skip(model, 1, "fp16", run_id="r1") is None
+    book.close()
 
 
 def result_for(key) -> schema.Result:
