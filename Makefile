@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/predict.py
+	$(BIN)/python bench/precision.py
 	$(BIN)/python bench/steer.py
 	$(BIN)/python bench/steer.py --broker-nodelay
 
