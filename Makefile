@@ -42,6 +42,7 @@ bench: $(VENV)/.installed-dev mosquitto
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/predict.py
 	$(BIN)/python bench/precision.py
+	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/steer.py
 	$(BIN)/python bench/steer.py --broker-nodelay
 
