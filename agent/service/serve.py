@@ -345,6 +345,11 @@ def prepare(config: AgentConfig, *, root: str = "/", on_status: Callable[[str], 
                                  cache=config.state_dir / "tensors")
         except UserError as exc:
             raise UserError(f"{config.path}: [sweep] accuracy_set: {exc}") from None
+        for model in models if book is not None else ():  # the sweep checks it too: here, before the broker
+            try:
+                model.pipeline().check_shape(model.input_shape, f"{model.name}")
+            except UserError as exc:
+                raise UserError(f"{config.path}: [sweep] accuracy_set: {exc}") from None
         return Prepared(models, Session(config.board_id, backend, _power(config), config.settings, seed=config.seed,
                                         root=root, accuracy=book))
 
