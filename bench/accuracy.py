@@ -12,7 +12,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _common import emit, machine, say
+from _common import NullSink, emit, machine, say
 from _digits import build
 
 from dnnprof.agent.backends import get_backend
@@ -23,14 +23,6 @@ from dnnprof.agent.power import NO_POWER
 
 SETTINGS = profiler.Settings(warmup_min_s=0.2, warmup_max_s=2.0, window_min_s=1.0, window_max_s=4.0,
                              latency_ci=0.02, idle_s=0.0, min_power_samples=0)
-
-
-class _Null:
-    def send(self, message) -> None:
-        pass
-
-    def close(self):
-        return []
 
 
 def main() -> None:
@@ -45,7 +37,7 @@ def main() -> None:
         book = accuracy.Book(images.labelled(digits.test), cache=Path(tmp) / "tensors")
         sweep = Sweep(board="bench", run_id="accuracy", models=[model], batches=[args.batch], backend=backend,
                       power=NO_POWER, settings=SETTINGS, precisions=["fp32", "fp16", "int8"], accuracy=book)
-        results = sweep.run(_Null())
+        results = sweep.run(NullSink())
         rows = []
         for r in results:
             a = r.accuracy

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import emit, machine, say
+from _common import NullSink, emit, machine, say
 
 from dnnprof.agent.backends import get_backend
 from dnnprof.agent.measure import accuracy, profiler
@@ -32,14 +32,6 @@ SETTINGS = profiler.Settings(warmup_min_s=0.5, warmup_max_s=3.0, window_min_s=2.
                              latency_ci=0.02, idle_s=0.0, min_power_samples=0)
 
 
-class _Null:
-    def send(self, message) -> None:
-        pass
-
-    def close(self):
-        return []
-
-
 def speeds(folder: Path, networks: list[str], batch: int, caches: Path) -> list[dict]:
     backend = get_backend("onnxruntime", cache_dir=caches)
     models = [onnxfile.load(p) for p in zoo.generate(networks, folder)]
@@ -47,7 +39,7 @@ def speeds(folder: Path, networks: list[str], batch: int, caches: Path) -> list[
     for model in models:
         sweep = Sweep(board="bench", run_id="precision", models=[model], batches=[batch], backend=backend,
                       power=NO_POWER, settings=SETTINGS, precisions=["fp32", "fp16", "int8"])
-        by = {r.precision: r for r in sweep.run(_Null())}
+        by = {r.precision: r for r in sweep.run(NullSink())}
         base = by["fp32"].throughput_ips
         row = {"network": model.name, "batch": batch, **{f"{p}_ips": round(r.throughput_ips, 1) for p, r in by.items()},
                "fp16_vs_fp32": round(by["fp16"].throughput_ips / base, 3),
