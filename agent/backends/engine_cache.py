@@ -7,8 +7,11 @@ time). Both are written atomically (a temporary file, then ``os.replace``) and t
 leaves at worst a plan without a sidecar: a miss, never a half-read engine. An entry whose sidecar does not match its
 key or its plan (size, sha256) is reported as unusable and rebuilt by the caller; nothing here raises for a bad entry.
 
+The key holds the route fp16 / int8 took (``precision_method``: builder flags on the exported model, or the converted
+model; fp32 is ``as_exported``) and the converted file's content hash, so the two routes never share an engine.
+
 The same directory holds the builder's timing cache (``timing-<digest>.cache``, per TensorRT version and GPU) and int8
-calibration tables (``calibration-<digest>.table``, per model and calibration set).
+calibration tables (``calibration-<digest>.table``, per model, calibration set and preprocessing).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from dnnprof.shared.errors import UserError
 
-FORMAT = 1  # bump when the sidecar's meaning changes: every older entry becomes a miss
+FORMAT = 2  # bump when the sidecar's meaning changes: every older entry becomes a miss (2: the precision route)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class EngineKey:
     workspace_bytes: int  # builder workspace pool limit
     calibration: str | None  # int8: "random" or "images"; None for fp32 / fp16
     calibration_sha256: str | None  # int8 from images: hash of the image set (names and contents)
+    precision_method: str  # schema.PRECISION_METHODS: "as_exported" (fp32), "builder_flags" or "onnx_converted"
+    converted_sha256: str | None  # onnx_converted: content of the converted file the engine was built from
+    preprocessing: str | None  # builder_flags int8 from images: the pipeline the calibrator fed them through
 
     def fields(self) -> dict:
         return {"format": FORMAT, **asdict(self)}
@@ -141,9 +147,12 @@ class EngineCache:
         """One timing cache per TensorRT version and GPU: TensorRT rejects a cache from another device anyway."""
         return self.directory / f"timing-{_digest({'tensorrt': tensorrt, 'gpu': gpu, 'platform': platform})[:16]}.cache"
 
-    def calibration_path(self, model_sha256: str, source: str, source_sha256: str | None, tensorrt: str) -> Path:
-        """An int8 calibration table, per model and calibration set (TensorRT reuses it across batch sizes)."""
-        key = {"model": model_sha256, "source": source, "set": source_sha256, "tensorrt": tensorrt}
+    def calibration_path(self, model_sha256: str, source: str, source_sha256: str | None, tensorrt: str, *,
+                         pipeline: str | None = None) -> Path:
+        """An int8 calibration table, per model, calibration set and the ``pipeline`` (``Preprocessing.key()``) the
+        images went through (TensorRT reuses it across batch sizes)."""
+        key = {"model": model_sha256, "source": source, "set": source_sha256, "tensorrt": tensorrt,
+               "pipeline": pipeline}
         return self.directory / f"calibration-{_digest(key)[:16]}.table"
 
     @staticmethod

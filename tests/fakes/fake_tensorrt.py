@@ -1,34 +1,49 @@
-"""A thin fake of the ``tensorrt`` Python module, per major version (8 or 10), for machines without TensorRT.
+"""A thin fake of the ``tensorrt`` Python module, per version (8.x, 10.x, 11.x), for machines without TensorRT.
 
-It has the members the real module has in that version and no others, so a call outside the documented API fails
-as it would on a board (sources: NVIDIA/TensorRT python/src/infer/pyCore.cpp, pyInt8.cpp, parsers/pyOnnx.cpp and
-python/docstrings/infer/pyCoreDoc.h at release/8.5, release/8.6, release/10.0, v10.3.0, release/10.13):
+It has the members the real module has in that version and no others (names, enum members and their values,
+argument names), so a call outside the API fails as it would on a board. Its surface is checked against the
+recorded API of the real bindings (../shared/reference/tensorrt-api/*.json: 8.6, 10.0, 10.1, 10.3, 10.13, 10.16,
+11.0, 11.4) by tests/agent/backends/tensorrt/test_fake_api.py; the behaviour follows NVIDIA/TensorRT
+python/src/infer/pyCore.cpp, pyInt8.cpp, parsers/pyOnnx.cpp and python/docstrings/infer/pyCoreDoc.h:
 
+- 11.x: networks are always strongly typed (``NetworkDefinitionCreationFlag`` is ``STRONGLY_TYPED`` = 0 only, and
+  ignored); no ``BuilderFlag.FP16`` / ``INT8`` / ``BF16`` (the other flags renumbered), no IInt8 calibrators,
+  ``int8_calibrator`` or calibration profile, no ``platform_has_fast_fp16/int8``, no ``device_memory_size`` (only
+  ``device_memory_size_v2``), no ``EXPLICIT_BATCH``.
 - 10.x: no ``build_engine``, ``max_workspace_size``, ``execute_async_v2``, ``num_bindings``, ``get_binding_*``
   (AttributeError); ``EXPLICIT_BATCH`` exists but is deprecated and ignored (its use is recorded);
-  ``device_memory_size_v2`` only from 10.1 (from then on a use of the deprecated ``device_memory_size`` is
-  recorded); ``IProgressMonitor`` and ``BuilderConfig.progress_monitor`` from 10.0.
+  ``STRONGLY_TYPED`` makes a strongly typed network (``network.get_flag`` says so), whose build refuses the
+  ``FP16`` / ``INT8`` builder flags with the real error (NVIDIA/TensorRT#4228, #4253) and, as the fake's own
+  assumption, an int8 calibrator; ``device_memory_size_v2`` only from 10.1 (from then on a use of the deprecated
+  ``device_memory_size`` is recorded); from 10.1 the ``int8_calibrator`` setter and ``set_calibration_profile`` warn
+  with a DeprecationWarning (as the real bindings do); from 10.12 a ``FP16`` / ``INT8`` flag is recorded as
+  deprecated; ``IProgressMonitor`` and ``BuilderConfig.progress_monitor`` from 10.0.
 - 8.x: the deprecated binding-index API and ``build_engine`` / ``max_workspace_size`` exist but fail the test if
   called; ``create_network()`` without ``EXPLICIT_BATCH`` makes an implicit-batch network, which the ONNX parser
-  refuses with the real assertion message.
+  refuses with the real assertion message; no strongly typed networks (no such flag).
+- ``set_flag`` / ``set_memory_pool_limit`` take enum members only (a plain int is a TypeError, as in pybind11).
 - Subclasses of ``ILogger``, ``IInt8EntropyCalibrator2`` and ``IProgressMonitor`` must call the base ``__init__``
-  (pybind11 trampolines raise TypeError otherwise); exceptions raised in their callbacks are printed and swallowed,
-  as the trampolines do.
+  (pybind11 trampolines raise TypeError at construction otherwise); exceptions raised in their callbacks are
+  printed and swallowed, as the trampolines do.
 
-Everything else is thin: the parser reads the ONNX graph's inputs and outputs with ``onnx`` (unknown operators are
-parser errors), the builder checks the configuration (profiles for dynamic inputs, calibrator, DLA core, timing
-cache device) and returns a JSON "plan", the runtime refuses plans of another version or garbage, and
-``execute_async_v3`` "runs" by copying the input device buffer into the output buffer with
-``pycuda.driver.memcpy_dtod_async`` (the fake pycuda, or the real one on a GPU machine). ``trt._fake`` holds the
-settings and counters tests use.
+Everything else is thin: the parser reads the ONNX graph's inputs and outputs (names, shapes, element types) with
+``onnx`` (unknown operators are parser errors) and what precision the graph carries (``int8`` with
+QuantizeLinear/DequantizeLinear nodes, ``fp16`` with float16 tensors, else ``fp32``); the builder checks the
+configuration (profiles for dynamic inputs, calibrator, DLA core, timing cache device, strong typing) and returns a
+JSON "plan"; the runtime refuses plans of another version or garbage; ``execute_async_v3`` "runs" by copying the
+input device buffer into the output buffer with ``pycuda.driver.memcpy_dtod_async`` (the fake pycuda, or the real one
+on a GPU machine). ``trt._fake`` holds the settings and counters tests use. Every attribute of the fake's objects
+that the real ones lack starts with an underscore.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import sys
 import types
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +53,11 @@ IMPLICIT_BATCH_ERROR = (
     'Assertion failed: !_importer_ctx.network()->hasImplicitBatchDimension() && "This version of the ONNX parser '
     'only supports TensorRT INetworkDefinitions with an explicit batch dimension. Please ensure the network was '
     'created using the EXPLICIT_BATCH NetworkDefinitionCreationFlag."')
+# What TensorRT 10 logs when a strongly typed network is built with a precision flag (NVIDIA/TensorRT#4253, 10.6).
+STRONGLY_TYPED_FLAG_ERROR = ("IBuilder::buildSerializedNetwork: Error Code 3: API Usage Error (Parameter check failed, "
+                             "condition: !config.getFlag(BuilderFlag::k{flag}). )")
+# ONNX element types the fake maps to TensorRT data types (onnx.TensorProto: FLOAT, FLOAT16, INT8, INT32, BOOL).
+ONNX_TYPES = {1: "FLOAT", 10: "HALF", 3: "INT8", 6: "INT32", 9: "BOOL"}
 
 
 class DeprecatedCall(AssertionError):
@@ -62,6 +82,29 @@ class FakeTensorRTState:
     phases: list[tuple] = field(default_factory=list)  # progress monitor calls seen
     calibration_batches: int = 0
     cancel_build: bool = False  # the next build stops at its first progress step, as a cancelled one does
+    parsed: list[str] = field(default_factory=list)  # the ONNX files the parser read
+
+
+def _trampoline(cls):
+    """Make ``cls`` (an interface the application subclasses) refuse, at construction, a subclass whose
+    ``__init__`` does not call the base one: pybind11's trampolines raise this TypeError."""
+
+    def init_subclass(sub, **kwargs) -> None:
+        own = sub.__dict__.get("__init__")
+        if own is None:
+            return
+
+        @functools.wraps(own)
+        def checked(self, *args, **kw) -> None:
+            own(self, *args, **kw)
+            if not getattr(self, "_trt_base_init", False):
+                raise TypeError(f"tensorrt.tensorrt.{cls.__name__}.__init__() must be called when overriding "
+                                "__init__")
+
+        sub.__init__ = checked
+
+    cls.__init_subclass__ = classmethod(init_subclass)
+    return cls
 
 
 def _base_init_check(obj, cls_name: str) -> None:
@@ -69,15 +112,26 @@ def _base_init_check(obj, cls_name: str) -> None:
         raise TypeError(f"tensorrt.tensorrt.{cls_name}.__init__() must be called when overriding __init__")
 
 
+def _require_enum(value, enum_type, function: str):
+    """pybind11 converts only the enum's own members: a plain int is refused."""
+    if not isinstance(value, enum_type):
+        raise TypeError(f"{function}(): incompatible function arguments. The following argument types are "
+                        f"supported: tensorrt.{enum_type.__name__}; invoked with: {value!r}")
+    return value
+
+
 def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
     major, minor = (int(x) for x in version.split(".")[:2])
-    if major not in (8, 10):
-        raise ValueError("the fake models TensorRT 8.x and 10.x")
+    if major not in (8, 10, 11):
+        raise ValueError("the fake models TensorRT 8.x, 10.x and 11.x")
     state = FakeTensorRTState(version=version, **settings)
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
     trt.__file__ = __file__
     trt._fake = state
+    calibrators = major < 11  # IInt8 calibrators, int8_calibrator, calibration profiles: gone in 11
+    # UNVERIFIED: when between 10.3 and 10.13 the 10.12 deprecation of the precision flags took effect in Python.
+    flags_deprecated = (major, minor) >= (10, 12)
 
     def deprecated(name: str):
         def call(*args, **kwargs):
@@ -85,6 +139,12 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             raise DeprecatedCall(f"{name} is deprecated in TensorRT {major}.x and gone in 10: use the name-based API")
 
         return call
+
+    def warn_deprecated(name: str) -> None:
+        # The real bindings warn (PyErr_WarnEx with a DeprecationWarning) and carry on.
+        state.deprecated_used.append(name)
+        warnings.warn(f"Use strongly typed networks (explicit quantization) instead of {name}", DeprecationWarning,
+                      stacklevel=3)
 
     # -- enums and types -------------------------------------------------------------------------------------------
 
@@ -95,6 +155,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         INFO = 3
         VERBOSE = 4
 
+    @_trampoline
     class ILogger:
         def __init__(self) -> None:
             self._trt_base_init = True
@@ -115,19 +176,31 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             if severity <= self.min_severity:
                 print(f"[TRT] {msg}", file=sys.stderr)
 
-    flags = {"EXPLICIT_BATCH": 0}
-    if major >= 10:
-        flags.update(STRONGLY_TYPED=1)
+    # Values as in the real enums of each version (a subset of their members: only what the fake models).
+    if major == 8:
+        creation_flags = {"EXPLICIT_BATCH": 0, "EXPLICIT_PRECISION": 1}
+        builder_flags = {"FP16": 0, "INT8": 1, "DEBUG": 2, "GPU_FALLBACK": 3, "STRICT_TYPES": 4, "REFIT": 5,
+                         "TF32": 7}
+        data_types = {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4}
+    elif major == 10:
+        creation_flags = {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}
+        builder_flags = {"FP16": 0, "INT8": 1, "DEBUG": 2, "GPU_FALLBACK": 3, "REFIT": 4, "TF32": 6, "BF16": 17,
+                         "STRIP_PLAN": 19}
+        data_types = {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4, "BF16": 7}
     else:
-        flags.update(EXPLICIT_PRECISION=1)
-    NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", flags)
+        creation_flags = {"STRONGLY_TYPED": 0}
+        builder_flags = {"DEBUG": 2, "GPU_FALLBACK": 3, "REFIT": 4, "TF32": 6, "STRIP_PLAN": 18}
+        data_types = {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4, "BF16": 7}
+    NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", creation_flags)
     MemoryPoolType = enum.IntEnum("MemoryPoolType", {"WORKSPACE": 0, "DLA_MANAGED_SRAM": 1, "DLA_LOCAL_DRAM": 2,
                                                      "DLA_GLOBAL_DRAM": 3, "TACTIC_DRAM": 4})
-    BuilderFlag = enum.IntEnum("BuilderFlag", {"FP16": 0, "INT8": 1, "DEBUG": 2, "GPU_FALLBACK": 3,
-                                               "REFIT": 5, "STRICT_TYPES" if major < 10 else "STRIP_PLAN": 6})
+    BuilderFlag = enum.IntEnum("BuilderFlag", builder_flags)
+    PRECISION_FLAGS = {f for f in BuilderFlag if f.name in ("FP16", "INT8", "BF16")}
+    FP16, INT8 = getattr(BuilderFlag, "FP16", None), getattr(BuilderFlag, "INT8", None)
+    STRONGLY_TYPED = getattr(NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
     DeviceType = enum.IntEnum("DeviceType", {"GPU": 0, "DLA": 1})
     TensorIOMode = enum.IntEnum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
-    DataType = enum.IntEnum("DataType", {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4, "BF16": 7})
+    DataType = enum.IntEnum("DataType", data_types)
     numpy_types = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8,
                    DataType.INT32: np.int32, DataType.BOOL: np.bool_}
 
@@ -142,8 +215,8 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             result *= x
         return result
 
-    class HostMemory(bytes):
-        """IHostMemory: a buffer (here: bytes) with nbytes."""
+    class IHostMemory(bytes):
+        """IHostMemory: a buffer (here: bytes, for the buffer protocol) with nbytes."""
 
         @property
         def nbytes(self) -> int:
@@ -162,29 +235,46 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         def __init__(self, name: str, shape: tuple[int, ...], dtype=DataType.FLOAT) -> None:
             self.name, self.shape, self.dtype = name, tuple(shape), dtype
 
-    class INetworkDefinition:
-        def __init__(self, explicit: bool) -> None:
-            self.explicit = explicit
-            self.inputs: list[ITensor] = []
-            self.outputs: list[ITensor] = []
+    class _NetworkBase:
+        def __init__(self, explicit: bool, strongly_typed: bool, flags: int) -> None:
+            self._explicit = explicit
+            self._strongly_typed = strongly_typed
+            self._flags = flags
+            self._inputs: list[ITensor] = []
+            self._outputs: list[ITensor] = []
+            self._precision = None  # what the parsed graph carries: "fp32", "fp16" or "int8"
 
         @property
         def has_implicit_batch_dimension(self) -> bool:
-            return not self.explicit
+            return not self._explicit
 
         @property
         def num_inputs(self) -> int:
-            return len(self.inputs)
+            return len(self._inputs)
 
         @property
         def num_outputs(self) -> int:
-            return len(self.outputs)
+            return len(self._outputs)
 
         def get_input(self, index: int) -> ITensor:
-            return self.inputs[index]
+            return self._inputs[index]
 
         def get_output(self, index: int) -> ITensor:
-            return self.outputs[index]
+            return self._outputs[index]
+
+    network_members: dict = {}
+    if major >= 10:
+        # UNVERIFIED: on 11.x, that get_flag(STRONGLY_TYPED) and flags report strong typing for every network.
+        def get_flag(self, flag) -> bool:
+            flag = _require_enum(flag, NetworkDefinitionCreationFlag, "get_flag")
+            if flag == STRONGLY_TYPED:
+                return self._strongly_typed
+            return bool(self._flags & (1 << int(flag)))
+
+        network_members["get_flag"] = get_flag
+        network_members["flags"] = property(
+            lambda self: self._flags | ((1 << int(STRONGLY_TYPED)) if self._strongly_typed else 0))
+    INetworkDefinition = type("INetworkDefinition", (_NetworkBase,), network_members)
 
     ErrorCode = enum.IntEnum("ErrorCode", {"SUCCESS": 0, "INTERNAL_ERROR": 1, "MEM_ALLOC_FAILED": 2,
                                            "MODEL_DESERIALIZE_FAILED": 3, "INVALID_VALUE": 4, "INVALID_GRAPH": 5,
@@ -206,12 +296,24 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         def func(self) -> str:
             return self._func
 
-        def __str__(self) -> str:  # pyOnnx.cpp parser_error_str
+        def __str__(self) -> str:  # pyOnnx.cpp parser_error_str (8.x's words)
             return f"In node {self._node} ({self._func}): {self._code.name}: {self._desc}"
 
+    def graph_precision(proto) -> str:
+        """What precision an ONNX graph carries itself: int8 (Q/DQ pairs), fp16 (float16 tensors) or fp32."""
+        ops = {node.op_type for node in proto.graph.node}
+        if ops & {"QuantizeLinear", "DequantizeLinear"}:
+            return "int8"
+        half = 10  # onnx.TensorProto.FLOAT16
+        typed = [i.data_type for i in proto.graph.initializer]
+        typed += [v.type.tensor_type.elem_type for v in (*proto.graph.value_info, *proto.graph.input,
+                                                          *proto.graph.output)]
+        casts = [a.i for node in proto.graph.node if node.op_type == "Cast" for a in node.attribute if a.name == "to"]
+        return "fp16" if half in typed or half in casts else "fp32"
+
     class OnnxParser:
-        def __init__(self, network: INetworkDefinition, logger) -> None:
-            self.network, self.logger = network, logger
+        def __init__(self, network, logger) -> None:
+            self._network, self._logger = network, logger
             self._errors: list[ParserError] = []
 
         @property
@@ -227,7 +329,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         def parse_from_file(self, model: str) -> bool:
             import onnx
 
-            if not self.network.explicit:
+            if not self._network._explicit:
                 self._errors.append(ParserError(ErrorCode.INVALID_VALUE, IMPLICIT_BATCH_ERROR))
                 return False
             try:
@@ -237,6 +339,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                                                 f"Failed to parse ONNX model from file: {model}", -1,
                                                 "parseFromFile"))
                 return False
+            state.parsed.append(str(model))
             for index, node in enumerate(proto.graph.node):
                 if not onnx.defs.has(node.op_type):
                     self._errors.append(ParserError(
@@ -246,82 +349,78 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             if self._errors:
                 return False
 
-            def dims(value_info) -> tuple[int, ...]:
-                return tuple(d.dim_value if d.HasField("dim_value") else -1
-                             for d in value_info.type.tensor_type.shape.dim)
+            def tensor(value_info) -> ITensor | None:
+                elem = value_info.type.tensor_type.elem_type
+                if elem not in ONNX_TYPES:
+                    self._errors.append(ParserError(ErrorCode.UNSUPPORTED_GRAPH, f"{value_info.name}: element type "
+                                                    f"{elem} is not modelled by the fake", -1, "importInputs"))
+                    return None
+                shape = tuple(d.dim_value if d.HasField("dim_value") else -1
+                              for d in value_info.type.tensor_type.shape.dim)
+                return ITensor(value_info.name, shape, DataType[ONNX_TYPES[elem]])
 
             initializers = {i.name for i in proto.graph.initializer}
-            self.network.inputs = [ITensor(v.name, dims(v)) for v in proto.graph.input if v.name not in initializers]
-            self.network.outputs = [ITensor(v.name, dims(v)) for v in proto.graph.output]
+            inputs = [tensor(v) for v in proto.graph.input if v.name not in initializers]
+            outputs = [tensor(v) for v in proto.graph.output]
+            if self._errors:
+                return False
+            self._network._inputs, self._network._outputs = inputs, outputs
+            self._network._precision = graph_precision(proto)
             return True
 
     # -- builder ---------------------------------------------------------------------------------------------------
 
     class IOptimizationProfile:
         def __init__(self) -> None:
-            self.shapes: dict[str, tuple] = {}
+            self._shapes: dict[str, tuple] = {}
 
         def set_shape(self, input: str, min, opt, max) -> None:
-            self.shapes[input] = (tuple(min), tuple(opt), tuple(max))
+            self._shapes[input] = (tuple(min), tuple(opt), tuple(max))
 
         def get_shape(self, input: str):
-            return self.shapes[input]
+            return self._shapes[input]
 
     class ITimingCache:
         def __init__(self, device: str, entries: int) -> None:
-            self.device, self.entries = device, entries
+            self._device, self._entries = device, entries
 
-        def serialize(self) -> HostMemory:
-            return HostMemory(json.dumps({"timing-cache": True, "device": self.device,
-                                          "entries": self.entries}).encode())
+        def serialize(self) -> IHostMemory:
+            return IHostMemory(json.dumps({"timing-cache": True, "device": self._device,
+                                          "entries": self._entries}).encode())
 
     class _ConfigBase:
         def __init__(self) -> None:
-            self.pool_limits: dict = {}
-            self.flags: set = set()
+            self._pool_limits: dict = {}
+            self._flags: set = set()
             self.default_device_type = DeviceType.GPU
             self.DLA_core = -1
-            self.profiles: list[IOptimizationProfile] = []
-            self.calibration_profile = None
+            self._profiles: list[IOptimizationProfile] = []
+            self._calibration_profile = None
             self._calibrator = None
             self._timing_cache = None
             self._monitor = None
 
         def set_memory_pool_limit(self, pool, pool_size: int) -> None:
-            self.pool_limits[MemoryPoolType(pool)] = int(pool_size)
+            self._pool_limits[_require_enum(pool, MemoryPoolType, "set_memory_pool_limit")] = int(pool_size)
 
         def get_memory_pool_limit(self, pool) -> int:
-            return self.pool_limits.get(MemoryPoolType(pool), 1 << 40)
+            return self._pool_limits.get(_require_enum(pool, MemoryPoolType, "get_memory_pool_limit"), 1 << 40)
 
         def set_flag(self, flag) -> None:
-            self.flags.add(BuilderFlag(flag))
+            flag = _require_enum(flag, BuilderFlag, "set_flag")
+            if flags_deprecated and flag in PRECISION_FLAGS:
+                state.deprecated_used.append(f"BuilderFlag.{flag.name}")  # deprecated in 10.12, gone in 11
+            self._flags.add(flag)
 
         def clear_flag(self, flag) -> None:
-            self.flags.discard(BuilderFlag(flag))
+            self._flags.discard(_require_enum(flag, BuilderFlag, "clear_flag"))
 
         def get_flag(self, flag) -> bool:
-            return BuilderFlag(flag) in self.flags
+            return _require_enum(flag, BuilderFlag, "get_flag") in self._flags
 
         def add_optimization_profile(self, profile: IOptimizationProfile) -> int:
-            self.profiles.append(profile)
-            return len(self.profiles) - 1
-
-        def set_calibration_profile(self, profile: IOptimizationProfile) -> bool:
-            self.calibration_profile = profile
-            return True
-
-        def get_calibration_profile(self):
-            return self.calibration_profile
-
-        @property
-        def int8_calibrator(self):
-            return self._calibrator
-
-        @int8_calibrator.setter
-        def int8_calibrator(self, calibrator) -> None:
-            if calibrator is not None:
-                _base_init_check(calibrator, "IInt8EntropyCalibrator2")
-            self._calibrator = calibrator
+            self._profiles.append(profile)
+            return len(self._profiles) - 1
 
         def create_timing_cache(self, serialized_timing_cache):
             data = bytes(memoryview(serialized_timing_cache))
@@ -334,7 +433,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                 return None  # createTimingCache returns nullptr for a buffer it cannot read
 
         def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
-            if cache.device != state.device and not ignore_mismatch:
+            if cache._device != state.device and not ignore_mismatch:
                 return False  # the header's CUDA device properties differ from this device's
             self._timing_cache = cache
             return True
@@ -343,6 +442,29 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             return self._timing_cache
 
     config_members: dict = {}
+    if calibrators:
+        def set_calibration_profile(self, profile: IOptimizationProfile) -> bool:
+            if (major, minor) >= (10, 1):
+                warn_deprecated("IBuilderConfig.set_calibration_profile")
+            self._calibration_profile = profile
+            return True
+
+        def get_calibration_profile(self):
+            return self._calibration_profile
+
+        def get_calibrator(self):
+            return self._calibrator
+
+        def set_calibrator(self, calibrator) -> None:
+            if (major, minor) >= (10, 1):
+                warn_deprecated("IBuilderConfig.int8_calibrator")
+            if calibrator is not None:
+                _base_init_check(calibrator, "IInt8EntropyCalibrator2")
+            self._calibrator = calibrator
+
+        config_members.update(set_calibration_profile=set_calibration_profile,
+                              get_calibration_profile=get_calibration_profile,
+                              int8_calibrator=property(get_calibrator, set_calibrator))
     if major >= 10:
         def get_monitor(self):
             return self._monitor
@@ -369,27 +491,26 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
     class _BuilderBase:
         def __init__(self, logger) -> None:
             _base_init_check(logger, "ILogger")
-            self.logger = logger
-
-        @property
-        def platform_has_fast_fp16(self) -> bool:
-            return state.fast_fp16
-
-        @property
-        def platform_has_fast_int8(self) -> bool:
-            return state.fast_int8
+            self._logger = logger
 
         @property
         def num_DLA_cores(self) -> int:
             return state.dla_cores
 
-        def create_network(self, flags: int = 0) -> INetworkDefinition:
-            explicit_bit = 1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-            if major >= 10:
-                if flags & explicit_bit:
+        def create_network(self, flags: int = 0):
+            flags = int(flags)
+            known = sum(1 << int(f) for f in NetworkDefinitionCreationFlag)
+            if flags & ~known:
+                raise ValueError(f"create_network: flags {flags:#x} hold bits the fake does not model")
+            if major == 8:
+                explicit_bit = 1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+                return INetworkDefinition(explicit=bool(flags & explicit_bit), strongly_typed=False, flags=flags)
+            if major == 10:
+                if flags & (1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)):
                     state.deprecated_used.append("EXPLICIT_BATCH")  # allowed: deprecated and ignored
-                return INetworkDefinition(explicit=True)
-            return INetworkDefinition(explicit=bool(flags & explicit_bit))
+                strongly_typed = bool(flags & (1 << int(STRONGLY_TYPED)))
+                return INetworkDefinition(explicit=True, strongly_typed=strongly_typed, flags=flags)
+            return INetworkDefinition(explicit=True, strongly_typed=True, flags=flags)  # 11: STRONGLY_TYPED ignored
 
         def create_builder_config(self):
             return IBuilderConfig()
@@ -397,58 +518,69 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         def create_optimization_profile(self) -> IOptimizationProfile:
             return IOptimizationProfile()
 
-        def fail(self, message: str) -> None:
-            logger_log(self.logger, Severity.ERROR, message)
+        def _fail(self, message: str) -> None:
+            logger_log(self._logger, Severity.ERROR, message)
 
-        def build_serialized_network(self, network: INetworkDefinition, config):
+        def build_serialized_network(self, network, config):
             state.build_calls += 1
-            if not network.inputs:
-                return self.fail("Network must have at least one input and one output.")
+            if not network._inputs:
+                return self._fail("Network must have at least one input and one output.")
+            if network._strongly_typed:
+                precision = sorted(config._flags & PRECISION_FLAGS)
+                if precision:
+                    return self._fail(STRONGLY_TYPED_FLAG_ERROR.format(flag=precision[0].name))
+                if config._calibrator is not None:
+                    # UNVERIFIED: what the real builder does with an int8 calibrator on a strongly typed network is
+                    # not known (the calibrator only acts with the INT8 flag, which it refuses); the fake refuses.
+                    return self._fail("a strongly typed network takes no int8 calibrator (the fake refuses it)")
             shapes = {}
-            for tensor in network.inputs:
+            for tensor in network._inputs:
                 if all(d >= 0 for d in tensor.shape):
                     shapes[tensor.name] = tensor.shape
                     continue
-                chosen = [p.shapes[tensor.name] for p in config.profiles if tensor.name in p.shapes]
+                chosen = [p._shapes[tensor.name] for p in config._profiles if tensor.name in p._shapes]
                 if not chosen:
-                    return self.fail("Network has dynamic or shape inputs, but no optimization profile has "
-                                     "been defined.")
+                    return self._fail("Network has dynamic or shape inputs, but no optimization profile has "
+                                      "been defined.")
                 low, opt, high = chosen[0]
                 if len(opt) != len(tensor.shape) or any(d >= 0 and d != o for d, o in zip(tensor.shape, opt)):
-                    return self.fail(f"profile shape {opt} does not fit input {tensor.name} {tensor.shape}")
+                    return self._fail(f"profile shape {opt} does not fit input {tensor.name} {tensor.shape}")
                 shapes[tensor.name] = opt
             device = "GPU"
             if config.default_device_type == DeviceType.DLA:
                 if not 0 <= config.DLA_core < state.dla_cores:
-                    return self.fail(f"Cannot create DLA engine, {config.DLA_core} not available")
-                if not config.flags & {BuilderFlag.FP16, BuilderFlag.INT8}:
-                    return self.fail("DLA supports only FP16 and INT8 precision")
+                    return self._fail(f"Cannot create DLA engine, {config.DLA_core} not available")
+                # UNVERIFIED: a strongly typed network on the DLA is taken for what its graph carries (fp16, int8).
+                reduced = network._precision in ("fp16", "int8") if network._strongly_typed else \
+                    bool(config._flags & {FP16, INT8})
+                if not reduced:
+                    return self._fail("DLA supports only FP16 and INT8 precision")
                 device = "DLA"
             calibrated = 0
-            if BuilderFlag.INT8 in config.flags:
-                calibrator = config.int8_calibrator
+            if INT8 is not None and INT8 in config._flags:
+                calibrator = config._calibrator
                 if calibrator is None:
-                    return self.fail("Calibration failure occurred with no scaling factors detected.")
-                dynamic = any(any(d < 0 for d in t.shape) for t in network.inputs)
-                if dynamic and config.calibration_profile is None:
-                    return self.fail("Calibration profile must be set for a network with dynamic shapes.")
+                    return self._fail("Calibration failure occurred with no scaling factors detected.")
+                dynamic = any(any(d < 0 for d in t.shape) for t in network._inputs)
+                if dynamic and config._calibration_profile is None:
+                    return self._fail("Calibration profile must be set for a network with dynamic shapes.")
                 table = callback(calibrator, "read_calibration_cache")
                 if not table:
                     batch_size = callback(calibrator, "get_batch_size", default=-1)
-                    names = [t.name for t in network.inputs]
+                    names = [t.name for t in network._inputs]
                     while True:
                         pointers = callback(calibrator, "get_batch", names)
                         if not pointers:
                             break
                         if len(pointers) != len(names) or not all(isinstance(p, int) for p in pointers):
-                            return self.fail("get_batch must return one device pointer (int) per input")
+                            return self._fail("get_batch must return one device pointer (int) per input")
                         calibrated += 1
                     if calibrated == 0:
-                        return self.fail("Calibration failure occurred with no scaling factors detected.")
+                        return self._fail("Calibration failure occurred with no scaling factors detected.")
                     callback(calibrator, "write_calibration_cache",
                              memoryview(f"fake calibration table, {calibrated} batches of {batch_size}".encode()))
                 state.calibration_batches += calibrated
-            monitor = getattr(config, "progress_monitor", None) if major >= 10 else None
+            monitor = config._monitor if major >= 10 else None
             if monitor is not None:
                 for phase, parent, steps in (("Building engine", None, 2), ("Timing tactics", "Building engine", 3)):
                     state.phases.append(("start", phase, parent, steps))
@@ -459,27 +591,33 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                         if state.cancel_build or not keep_going:
                             state.cancel_build = False
                             callback(monitor, "phase_finish", phase)
-                            return self.fail("Build was cancelled by the progress monitor.")
+                            return self._fail("Build was cancelled by the progress monitor.")
                     callback(monitor, "phase_finish", phase)
             if config.get_timing_cache() is not None:
-                config.get_timing_cache().entries += 1
+                config.get_timing_cache()._entries += 1
             batch = next(iter(shapes.values()))[0]
-            outputs = [{"name": t.name, "shape": [batch if d < 0 else d for d in t.shape], "batch_dim": t.shape[0] < 0}
-                       for t in network.outputs]
-            inputs = [{"name": t.name, "shape": list(shapes[t.name]), "batch_dim": t.shape[0] < 0}
-                      for t in network.inputs]
+            outputs = [{"name": t.name, "shape": [batch if d < 0 else d for d in t.shape], "batch_dim": t.shape[0] < 0,
+                        "dtype": t.dtype.name} for t in network._outputs]
+            inputs = [{"name": t.name, "shape": list(shapes[t.name]), "batch_dim": t.shape[0] < 0,
+                       "dtype": t.dtype.name} for t in network._inputs]
             state.builds += 1
             state.last_build = {
-                "explicit_batch": network.explicit, "flags": sorted(f.name for f in config.flags),
-                "workspace": config.pool_limits.get(MemoryPoolType.WORKSPACE), "device": device,
+                "explicit_batch": network._explicit, "strongly_typed": network._strongly_typed,
+                "network_flags": network._flags, "network_precision": network._precision,
+                "flags": sorted(f.name for f in config._flags),
+                "workspace": config._pool_limits.get(MemoryPoolType.WORKSPACE), "device": device,
                 "dla_core": config.DLA_core if device == "DLA" else None, "inputs": inputs, "outputs": outputs,
-                "profiles": [p.shapes for p in config.profiles], "calibration_batches": calibrated,
+                "profiles": [p._shapes for p in config._profiles], "calibration_batches": calibrated,
+                "calibrator": config._calibrator is not None,
                 "timing_cache": config.get_timing_cache() is not None, "progress_monitor": monitor is not None,
             }
             plan = {"magic": PLAN_MAGIC, "version": version, **state.last_build}
-            return HostMemory(json.dumps(plan).encode())
+            return IHostMemory(json.dumps(plan).encode())
 
     builder_members: dict = {}
+    if major < 11:
+        builder_members.update(platform_has_fast_fp16=property(lambda self: state.fast_fp16),
+                               platform_has_fast_int8=property(lambda self: state.fast_int8))
     if major < 10:
         builder_members.update(build_engine=deprecated("Builder.build_engine"),
                                max_batch_size=property(deprecated("Builder.max_batch_size")))
@@ -490,7 +628,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
     class Runtime:
         def __init__(self, logger) -> None:
             _base_init_check(logger, "ILogger")
-            self.logger = logger
+            self._logger = logger
             self.DLA_core = -1
 
         @property
@@ -502,49 +640,48 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                 plan = json.loads(bytes(memoryview(serialized_engine)))
                 assert plan["magic"] == PLAN_MAGIC
             except (ValueError, KeyError, TypeError, AssertionError):
-                logger_log(self.logger, Severity.ERROR, "1: [stdArchiveReader.cpp::StdArchiveReader::32] Error Code "
+                logger_log(self._logger, Severity.ERROR, "1: [stdArchiveReader.cpp::StdArchiveReader::32] Error Code "
                            "1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag "
                            "does not match)")
                 return None
             if plan["version"] != version:
-                logger_log(self.logger, Severity.ERROR, "1: [stdArchiveReader.cpp::StdArchiveReader::40] Error Code "
+                logger_log(self._logger, Severity.ERROR, "1: [stdArchiveReader.cpp::StdArchiveReader::40] Error Code "
                            "1: Serialization (Serialization assertion stdVersionRead == serializationVersion "
                            f"failed.Version tag does not match. Note: Current Version: {version}, Serialized "
                            f"Engine Version: {plan['version']})")
                 return None
             if plan["device"] == "DLA" and self.DLA_core != plan["dla_core"]:
-                logger_log(self.logger, Severity.ERROR, f"engine built for DLA core {plan['dla_core']}, runtime set "
+                logger_log(self._logger, Severity.ERROR, f"engine built for DLA core {plan['dla_core']}, runtime set "
                            f"to {self.DLA_core}")
                 return None
             state.deserializations += 1
-            return ICudaEngine(plan, self.logger)
+            return ICudaEngine(plan, self._logger)
 
     class _EngineBase:
         def __init__(self, plan: dict, logger) -> None:
-            self.plan = plan
+            self._plan = plan
             self._logger = logger
-            self.tensors = [(t, TensorIOMode.INPUT) for t in plan["inputs"]] + \
-                           [(t, TensorIOMode.OUTPUT) for t in plan["outputs"]]
+            self._tensors = [(t, TensorIOMode.INPUT) for t in plan["inputs"]] + \
+                            [(t, TensorIOMode.OUTPUT) for t in plan["outputs"]]
 
         def _tensor(self, name: str) -> tuple[dict, TensorIOMode]:
-            for tensor, mode in self.tensors:
+            for tensor, mode in self._tensors:
                 if tensor["name"] == name:
                     return tensor, mode
             raise KeyError(name)
 
         @property
         def num_io_tensors(self) -> int:
-            return len(self.tensors)
+            return len(self._tensors)
 
         def get_tensor_name(self, index: int) -> str:
-            return self.tensors[index][0]["name"]
+            return self._tensors[index][0]["name"]
 
         def get_tensor_mode(self, name: str) -> TensorIOMode:
             return self._tensor(name)[1]
 
         def get_tensor_dtype(self, name: str):
-            self._tensor(name)
-            return DataType.FLOAT
+            return DataType[self._tensor(name)[0]["dtype"]]
 
         def get_tensor_shape(self, name: str) -> tuple[int, ...]:
             tensor, _ = self._tensor(name)
@@ -558,13 +695,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             return (tuple(tensor["shape"]),) * 3
 
         def _memory(self) -> int:
-            return self.plan["inputs"][0]["shape"][0] * state.device_memory_bytes_per_image
-
-        @property
-        def device_memory_size(self) -> int:
-            if (major, minor) >= (10, 1):
-                state.deprecated_used.append("device_memory_size")  # deprecated in 10.1: still works
-            return self._memory()
+            return self._plan["inputs"][0]["shape"][0] * state.device_memory_bytes_per_image
 
         def create_execution_context(self):
             # The context allocates the engine's device memory: too little free memory returns None, and TensorRT
@@ -582,7 +713,14 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                 return None
             return IExecutionContext(self)
 
+    def device_memory_size(self) -> int:
+        if (major, minor) >= (10, 1):
+            state.deprecated_used.append("device_memory_size")  # deprecated in 10.1: still works until 11
+        return self._memory()
+
     engine_members: dict = {}
+    if major < 11:
+        engine_members["device_memory_size"] = property(device_memory_size)
     if (major, minor) >= (10, 1):
         engine_members["device_memory_size_v2"] = property(lambda self: self._memory())
     if major < 10:
@@ -593,52 +731,58 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             engine_members[name] = deprecated(f"ICudaEngine.{name}")
     ICudaEngine = type("ICudaEngine", (_EngineBase,), engine_members)
 
+    def nbytes(tensor: dict) -> int:
+        return int(np.prod(tensor["shape"])) * np.dtype(nptype(DataType[tensor["dtype"]])).itemsize
+
     class _ContextBase:
         def __init__(self, engine) -> None:
-            self.engine = engine
-            self.input_shapes: dict[str, tuple] = {}
-            self.addresses: dict[str, int] = {}
+            self._engine = engine
+            self._input_shapes: dict[str, tuple] = {}
+            self._addresses: dict[str, int] = {}
+
+        @property
+        def engine(self):
+            return self._engine
 
         def set_input_shape(self, name: str, shape) -> bool:
-            tensor, mode = self.engine._tensor(name)
+            tensor, mode = self._engine._tensor(name)
             if mode != TensorIOMode.INPUT or tuple(shape) != tuple(tensor["shape"]):
                 return False  # outside the (fixed) profile
-            self.input_shapes[name] = tuple(shape)
+            self._input_shapes[name] = tuple(shape)
             return True
 
         def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-            tensor, mode = self.engine._tensor(name)
+            tensor, mode = self._engine._tensor(name)
             if mode == TensorIOMode.INPUT:
-                return self.input_shapes.get(name, self.engine.get_tensor_shape(name))
-            if tensor["batch_dim"] and not self.input_shapes:
-                return self.engine.get_tensor_shape(name)
+                return self._input_shapes.get(name, self._engine.get_tensor_shape(name))
+            if tensor["batch_dim"] and not self._input_shapes:
+                return self._engine.get_tensor_shape(name)
             return tuple(tensor["shape"])
 
         def set_tensor_address(self, name: str, memory: int) -> bool:
-            self.engine._tensor(name)
+            self._engine._tensor(name)
             if not isinstance(memory, int):
                 raise TypeError("set_tensor_address(): incompatible function arguments: memory must be an int")
-            self.addresses[name] = memory
+            self._addresses[name] = memory
             return True
 
         def execute_async_v3(self, stream_handle: int) -> bool:
             import pycuda.driver as cuda  # whichever is installed: the fake, or the real one on a GPU machine
 
-            names = [t["name"] for t, _ in self.engine.tensors]
-            inputs = [t for t, mode in self.engine.tensors if mode == TensorIOMode.INPUT]
-            outputs = [t for t, mode in self.engine.tensors if mode == TensorIOMode.OUTPUT]
-            if set(self.input_shapes) != {t["name"] for t in inputs} or set(self.addresses) != set(names):
+            names = [t["name"] for t, _ in self._engine._tensors]
+            inputs = [t for t, mode in self._engine._tensors if mode == TensorIOMode.INPUT]
+            outputs = [t for t, mode in self._engine._tensors if mode == TensorIOMode.OUTPUT]
+            if set(self._input_shapes) != {t["name"] for t in inputs} or set(self._addresses) != set(names):
                 raise RuntimeError("execute_async_v3: every input shape and every tensor address must be set")
             if not isinstance(stream_handle, int) or stream_handle == 0:
                 raise AssertionError("execute_async_v3 on the default stream adds device syncs: use a Stream")
             state.executions += 1
             # "Inference": the input's bytes become the start of each output, on the device.
-            in_bytes = int(np.prod(inputs[0]["shape"])) * 4
             for out in outputs:
-                size = min(in_bytes, int(np.prod(out["shape"])) * 4)
+                size = min(nbytes(inputs[0]), nbytes(out))
                 # The default (legacy) stream is ordered with the runner's blocking stream, so this copy runs
                 # between the runner's input copy and its output copy, as inference would.
-                cuda.memcpy_dtod_async(self.addresses[out["name"]], self.addresses[inputs[0]["name"]], size)
+                cuda.memcpy_dtod_async(self._addresses[out["name"]], self._addresses[inputs[0]["name"]], size)
             return True
 
     context_members: dict = {"execute_v2": lambda self, bindings: True}
@@ -649,24 +793,27 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
 
     # -- callbacks implemented by the application ------------------------------------------------------------------
 
-    class IInt8Calibrator:
-        def __init__(self) -> None:
-            self._trt_base_init = True
-
-    class IInt8EntropyCalibrator2(IInt8Calibrator):
-        pass
-
     members = dict(
         ILogger=ILogger, Logger=Logger, NetworkDefinitionCreationFlag=NetworkDefinitionCreationFlag,
         MemoryPoolType=MemoryPoolType, BuilderFlag=BuilderFlag, DeviceType=DeviceType, TensorIOMode=TensorIOMode,
         DataType=DataType, float32=DataType.FLOAT, float16=DataType.HALF, int8=DataType.INT8,
-        int32=DataType.INT32, nptype=nptype, volume=volume, IHostMemory=HostMemory, ITensor=ITensor,
+        int32=DataType.INT32, nptype=nptype, volume=volume, IHostMemory=IHostMemory, ITensor=ITensor,
         INetworkDefinition=INetworkDefinition, OnnxParser=OnnxParser, ParserError=ParserError, ErrorCode=ErrorCode,
         IOptimizationProfile=IOptimizationProfile, ITimingCache=ITimingCache, IBuilderConfig=IBuilderConfig,
         Builder=Builder, Runtime=Runtime, ICudaEngine=ICudaEngine, IExecutionContext=IExecutionContext,
-        IInt8Calibrator=IInt8Calibrator, IInt8EntropyCalibrator2=IInt8EntropyCalibrator2,
     )
+    if calibrators:
+        @_trampoline
+        class IInt8Calibrator:
+            def __init__(self) -> None:
+                self._trt_base_init = True
+
+        class IInt8EntropyCalibrator2(IInt8Calibrator):
+            pass
+
+        members.update(IInt8Calibrator=IInt8Calibrator, IInt8EntropyCalibrator2=IInt8EntropyCalibrator2)
     if major >= 10:
+        @_trampoline
         class IProgressMonitor:
             def __init__(self) -> None:
                 self._trt_base_init = True

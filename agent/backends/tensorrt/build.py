@@ -1,16 +1,27 @@
 """``TensorRTBackend``: ONNX → engine (built, or loaded from the engine cache) → a runner per (model, batch,
 precision, device).
 
-Written against the documented Python API of TensorRT 8.5/8.6 (JetPack 5, 6.0) and 10.x (JetPack 6.1+), name-based
+Written against the Python API of TensorRT 8.5/8.6 (JetPack 5, 6.0), 10.x (JetPack 6.1+, 7) and 11.x, name-based
 tensor API only (see docs/TENSORRT.md and ../shared/reference/jetson.md §4-5): ``create_network`` (``EXPLICIT_BATCH``
-on 8.x only: the 8.x ONNX parser needs it, 10.x ignores it), ``OnnxParser.parse_from_file``,
-``set_memory_pool_limit(WORKSPACE)``, a fixed-batch optimisation profile (min = opt = max) for the symbolic batch
-dimension, ``BuilderFlag.FP16`` / ``INT8`` (+ the entropy calibrator of ``calibration``), DLA with GPU fallback, a
-timing cache, ``build_serialized_network``. Running the engine is ``runner``; the CUDA context, ``cuda``.
+on 8.x only: the 8.x ONNX parser needs it, 10.x ignores it; ``STRONGLY_TYPED`` for a converted model on 10.x),
+``OnnxParser.parse_from_file``, ``set_memory_pool_limit(WORKSPACE)``, a fixed-batch optimisation profile
+(min = opt = max) for the symbolic batch dimension, DLA with GPU fallback, a timing cache,
+``build_serialized_network``. Running the engine is ``runner``; the CUDA context, ``cuda``.
 
-What is verified where (docs/TENSORRT.md): every TensorRT call was checked against NVIDIA's binding sources for
-8.5, 8.6 and 10.x and runs here against a fake of each version (tests/fakes/), but no real TensorRT has run this
-code; the pycuda side runs on a real GPU in tests/agent/backends/tensorrt/test_gpu.py.
+fp16 and int8 take one of two routes (``precision_method``):
+
+- ``builder_flags`` (TensorRT 8.5 to 10.x): the exported model with ``BuilderFlag.FP16`` / ``INT8``, int8 scales
+  from the entropy calibrator of ``calibration``, fed the calibration images through the model's own preprocessing
+  (``agent/models/images.py``, as the accuracy pass) or random data (timing only);
+- ``onnx_converted`` (TensorRT 10.x and 11.x; the only route 11 has): the model converted by
+  ``agent/models/convert.py`` (fp16 tensors; int8 as QuantizeLinear/DequantizeLinear pairs) parsed as a strongly
+  typed network, with no precision flag and no calibrator.
+
+fp32 is the exported model as it is (``as_exported``) on every version.
+
+What is verified where (docs/TENSORRT.md): every TensorRT call was checked against the recorded API of the real
+bindings (8.6, 10.0 to 10.16, 11.0, 11.4) and runs here against a fake of each version (tests/fakes/), but no real
+TensorRT has run this code; the pycuda side runs on a real GPU in tests/agent/backends/tensorrt/test_gpu.py.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +38,7 @@ from dnnprof.shared.errors import UserError
 
 from ..base import Backend, PointError, Runner
 from ..engine_cache import EngineCache, EngineKey
-from .calibration import calibrator, find_images, image_batches, images_sha256, random_batches
+from .calibration import calibrator, random_batches
 from .cuda import current, import_modules, primary_context
 from .runner import TensorRTRunner
 
@@ -35,6 +47,10 @@ log = logging.getLogger(__name__)
 MIN_VERSION = (8, 5)  # the name-based tensor API (set_tensor_address, execute_async_v3) arrived in 8.5
 DEFAULT_WORKSPACE_BYTES = 1 << 30  # TensorRT's own default is all device memory: the whole RAM on a Jetson
 PROGRESS_EVERY_S = 0.5  # at most this often a build-progress status line per phase step
+# How fp16 and int8 are made (``TensorRTBackend(precision_method=...)``): auto is builder_flags where TensorRT has the
+# FP16 / INT8 builder flags (8.5 to 10.x), else onnx_converted (11.x). Results record the route taken
+# (schema.PRECISION_METHODS: builder_flags, onnx_converted; fp32 is always as_exported).
+PRECISION_METHODS = ("auto", "builder_flags", "onnx_converted")
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -147,18 +163,26 @@ class TensorRTBackend(Backend):
 
     def __init__(self, *, engine_cache: str | Path | None = None, dla_core: int | None = None,
                  calibration: str | Path | None = None, rebuild: bool = False, workspace_bytes: int | None = None,
-                 on_status: Callable[[str], None] | None = None, platform: str | None = None) -> None:
+                 on_status: Callable[[str], None] | None = None, platform: str | None = None,
+                 precision_method: str = "auto", converted_cache: str | Path | None = None,
+                 tensor_cache: str | Path | None = None) -> None:
         """``engine_cache``: directory of built engines (None: build every time, keep nothing); ``dla_core``: build
         for that DLA core with GPU fallback; ``calibration``: image folder for int8 (None: random data, results
         labelled timing only); ``rebuild``: ignore cached engines (rebuilt once each); ``workspace_bytes``: builder
         workspace limit; ``on_status``: receives progress texts (those ending in "…" are superseded by the next);
-        ``platform``: the L4T / JetPack release, part of the cache key."""
+        ``platform``: the L4T / JetPack release, part of the cache key; ``precision_method``: how fp16 and int8 are
+        made, one of ``PRECISION_METHODS`` (auto: builder_flags where TensorRT has the flags, else onnx_converted);
+        ``converted_cache``: where converted models are kept, ``tensor_cache`` decoded calibration images (None:
+        ``images.user_cache``, ~/.cache/dnnprof/converted and tensors, shared with onnxruntime)."""
+        from dnnprof.agent.models import images
+
         self._trt, self._cuda = import_modules()
         trt, cuda = self._trt, self._cuda
         if _version_tuple(trt.__version__) < MIN_VERSION:
             raise UserError(f"TensorRT {trt.__version__} is too old: dnnprof needs TensorRT 8.5 or newer "
                             "(JetPack 5 or later) for its name-based tensor API")
         self._major = _version_tuple(trt.__version__)[0]
+        self.precision_route = self._route(precision_method)  # fp16 and int8: builder_flags or onnx_converted
         if workspace_bytes is not None and workspace_bytes <= 0:
             raise UserError(f"the builder workspace must be above 0 bytes, not {workspace_bytes}")
         self.workspace_bytes = workspace_bytes or DEFAULT_WORKSPACE_BYTES
@@ -167,7 +191,18 @@ class TensorRTBackend(Backend):
         self._on_status = on_status
         self._cancel = threading.Event()  # set by cancel(): the build in progress stops at its next step
         self._rebuilt: set[str] = set()  # with rebuild: keys already rebuilt by this backend, reused afterwards
+        self._last_progress = 0.0
         self.cache = EngineCache(engine_cache) if engine_cache is not None else None
+        self.converted_cache = converted_cache
+        self.tensor_cache = tensor_cache
+        self.conversions: dict[tuple, object] = {}  # (model sha256, precision, pipeline) -> convert.Converted
+        self.calibration_set = None if calibration is None else images.unlabelled(Path(calibration).expanduser())
+        if self.calibration_set is not None:
+            try:
+                import PIL  # noqa: F401
+            except ImportError:
+                raise UserError("int8 calibration from images needs Pillow: pip install pillow "
+                                "(or pip install '.[jetson]' in the dnnprof checkout)") from None
         try:
             cuda.init()
             devices = cuda.Device.count()
@@ -186,17 +221,6 @@ class TensorRTBackend(Backend):
             self._check_dla(dla_core)
             self.precisions = ("fp16", "int8")  # DLA has no fp32
         self.device = "gpu" if dla_core is None else f"dla{dla_core}"
-        self.images: list[Path] | None = None
-        self._images_sha256: str | None = None
-        self.calibration_folder = None if calibration is None else Path(calibration).expanduser()
-        if self.calibration_folder is not None:
-            self.images = find_images(self.calibration_folder)
-            try:
-                import PIL  # noqa: F401
-            except ImportError:
-                raise UserError("int8 calibration from images needs Pillow: pip install pillow "
-                                "(or pip install '.[jetson]' in the dnnprof checkout)") from None
-            self._images_sha256 = images_sha256(self.images)
 
     @property
     def version(self) -> str:
@@ -204,9 +228,31 @@ class TensorRTBackend(Backend):
 
     @property
     def calibration_sha256(self) -> str | None:
-        """The hash of the int8 calibration image set (names and contents), as the engine cache keys it; None when
-        int8 is calibrated on random data."""
-        return self._images_sha256
+        """The int8 calibration image set's content hash (names and contents), as the engine cache and the service's
+        ledger key int8 points; None when int8 is calibrated on random data."""
+        return None if self.calibration_set is None else self.calibration_set.sha256
+
+    def precision_method(self, precision: str) -> str:
+        """How this backend makes ``precision`` (``schema.PRECISION_METHODS``), as its runners will record it."""
+        return "as_exported" if precision == "fp32" else self.precision_route
+
+    def _route(self, asked: str) -> str:
+        """The route fp16 and int8 take on this TensorRT: ``builder_flags`` or ``onnx_converted``."""
+        trt, version = self._trt, self._trt.__version__
+        method = str(asked or "auto").strip().lower()
+        if method not in PRECISION_METHODS:
+            raise UserError(f"precision method {asked!r} is not one of {', '.join(PRECISION_METHODS)}")
+        has_flags = all(hasattr(trt.BuilderFlag, flag) for flag in ("FP16", "INT8"))
+        if method == "auto":
+            return "builder_flags" if has_flags else "onnx_converted"
+        if method == "builder_flags" and not has_flags:
+            raise UserError(f"TensorRT {version} has no FP16 / INT8 builder flags (from TensorRT 11 every network is "
+                            "strongly typed): use --precision-method onnx_converted (or auto) for fp16 and int8")
+        if method == "onnx_converted" and not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+            raise UserError(f"TensorRT {version} cannot build strongly typed networks, which the converted ONNX "
+                            "models need (TensorRT 10.0 and newer can): use --precision-method builder_flags "
+                            "(or auto) on this TensorRT")
+        return method
 
     def cancel(self) -> None:
         """Stop the build in progress (on another thread) at its next step: TensorRT ≥ 10, through the progress
@@ -229,6 +275,18 @@ class TensorRTBackend(Backend):
             raise UserError(f"DLA core {core} does not exist: this board has {cores} DLA cores, "
                             f"0 to {cores - 1}")
 
+    def converted(self, model: ModelFile, precision: str):
+        """``model`` converted to ``precision`` (fp16, int8) by ``agent/models/convert.py``, once per process (and
+        cached on disk, where onnxruntime finds the same conversion)."""
+        from dnnprof.agent.models import convert
+
+        key = (model.sha256, precision, model.pipeline().key())
+        if key not in self.conversions:
+            self.conversions[key] = convert.convert(model, precision, calibration=self.calibration_set,
+                                                    cache=self.converted_cache, tensor_cache=self.tensor_cache,
+                                                    on_status=self._status)
+        return self.conversions[key]
+
     # -- prepare ---------------------------------------------------------------------------------------------------
 
     def prepare(self, model: ModelFile, batch: int, precision: str, *, seed: int = 0) -> Runner:
@@ -238,15 +296,28 @@ class TensorRTBackend(Backend):
                                 f"--dla-core {self.dla_core}, or leave out --dla-core to run fp32 on the GPU")
             raise UserError(f"tensorrt runs {', '.join(self.precisions)}, not {precision!r}")
         model.check_batch(batch)
-        calibration = source_sha = None
+        route = self.precision_method(precision)
+        converted = self.converted(model, precision) if route == "onnx_converted" else None
+        calibration = source_sha = pipeline = None
         if precision == "int8":
-            calibration, source_sha = ("images", self._images_sha256) if self.images else ("random", None)
+            if converted is not None:  # the scales are in the converted file (its hash is in the key)
+                calibration, source_sha = ("random", None) if converted.timing_only else \
+                    ("images", converted.calibration_sha256)
+            elif self.calibration_set is not None:
+                calibration, source_sha = "images", self.calibration_set.sha256
+                pipeline = model.pipeline().key()
+            else:
+                calibration = "random"
         key = EngineKey(model_sha256=model.sha256, batch=batch, precision=precision, device=self.device,
                         tensorrt=self.version, platform=self.platform, gpu=self.gpu,
-                        workspace_bytes=self.workspace_bytes, calibration=calibration, calibration_sha256=source_sha)
-        what = f"{model.name} b{batch} {precision}" + (f" on {self.device}" if self.dla_core is not None else "")
+                        workspace_bytes=self.workspace_bytes, calibration=calibration, calibration_sha256=source_sha,
+                        precision_method=route, converted_sha256=None if converted is None else converted.model.sha256,
+                        preprocessing=pipeline)
+        what = f"{model.name} b{batch} {precision}" + (f" on {self.device}" if self.dla_core is not None else "") + \
+            (" from the converted ONNX" if converted is not None else "")
+        source = model if converted is None else converted.model
         with current(self._cuda, self._ctx):
-            runtime, engine = self._engine(model, batch, precision, key, what)
+            runtime, engine = self._engine(model, source, batch, precision, route, key, what)
             self._logger.take_errors()
             try:
                 runner = TensorRTRunner(self._trt, self._cuda, self._ctx, runtime, engine, batch, model.input_shape,
@@ -255,16 +326,22 @@ class TensorRTBackend(Backend):
                 # TensorRT says why in its log (e.g. "Error Code 2: OutOfMemory"), not in the None it returns.
                 errors = self._logger.take_errors()
                 raise UserError(f"{exc}{': ' + errors[-1] if errors else ''}") from None
-        if precision == "int8":
-            if self.images:
-                runner.calibration = f"images:{self.calibration_folder} ({len(self.images)} images)"
+        runner.precision_method = route
+        if converted is not None:
+            runner.converted_sha256 = converted.model.sha256
+            runner.calibration, runner.timing_only = converted.calibration, converted.timing_only
+        elif precision == "int8":
+            if self.calibration_set is not None:
+                runner.calibration = f"images:{self.calibration_set.root} ({len(self.calibration_set)} images)"
             else:
                 runner.calibration = "random"
                 runner.timing_only = True  # scales from random data: the outputs mean nothing, the timing does
         return runner
 
-    def _engine(self, model: ModelFile, batch: int, precision: str, key: EngineKey, what: str):
-        """(runtime, engine) for ``key``: from the cache when a good entry is there, else built (and cached)."""
+    def _engine(self, model: ModelFile, source: ModelFile, batch: int, precision: str, route: str, key: EngineKey,
+                what: str):
+        """(runtime, engine) for ``key``: from the cache when a good entry is there, else built from ``source`` (the
+        exported model, or its conversion) and cached."""
         reason = "no engine cache"
         plan = None
         if self.cache is not None:
@@ -282,7 +359,7 @@ class TensorRTBackend(Backend):
                 return runtime, engine
             self.cache.discard(key)
             reason = "cached engine did not load in this TensorRT; rebuilding"
-        plan, build_s = self._build(model, batch, precision, what, reason)
+        plan, build_s = self._build(model, source, batch, precision, route, what, reason)
         saved = ""
         if self.cache is not None:
             try:
@@ -317,43 +394,58 @@ class TensorRTBackend(Backend):
 
     # -- build -----------------------------------------------------------------------------------------------------
 
-    def _build(self, model: ModelFile, batch: int, precision: str, what: str, reason: str) -> tuple[bytes, float]:
+    def _network_flags(self, route: str) -> int:
+        trt = self._trt
+        if self._major < 10:
+            # 8.x: networks are implicit-batch unless asked, and the ONNX parser refuses those.
+            return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        if route == "onnx_converted" and self._major < 11:
+            # 10.x: the converted file's own types decide every tensor's precision (no precision flags allowed).
+            return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        # 10.x: always explicit batch (EXPLICIT_BATCH is deprecated and ignored, so not passed). 11.x: every
+        # network is strongly typed (STRONGLY_TYPED, value 0, is ignored), so none is passed.
+        return 0
+
+    def _build(self, model: ModelFile, source: ModelFile, batch: int, precision: str, route: str, what: str,
+               reason: str) -> tuple[bytes, float]:
         # UNVERIFIED on hardware: the whole build path (create_network flags, OnnxParser.parse_from_file,
         # set_memory_pool_limit, the fixed profile, BuilderFlag, build_serialized_network returning an IHostMemory or
-        # None) follows TRT release/8.5, release/8.6 and v10.3.0 pyCore.cpp / pyOnnx.cpp; run only on the fakes.
+        # None) follows the recorded API of TensorRT 8.6, 10.x and 11.x and NVIDIA's sources; run only on the fakes.
+        # That TensorRT 10 and 11 build the converted files (fp16 tensors with fp32 I/O; symmetric int8 Q/DQ) as
+        # strongly typed networks is documented, and not run here either.
         trt = self._trt
         self._status(f"building engine {what} ({reason})…")
         self._logger.take_errors()
         builder = trt.Builder(self._logger)
-        flags = 0
-        if self._major < 10:
-            # 8.x: networks are implicit-batch unless asked, and the ONNX parser refuses those.
-            # 10.x: always explicit batch; the flag is deprecated and ignored, so it is not passed.
-            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-        network = builder.create_network(flags)
+        network = builder.create_network(self._network_flags(route))
         parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse_from_file(str(model.path)):
+        if not parser.parse_from_file(str(source.path)):
             errors = [" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors)]
             errors = errors or self._logger.take_errors() or ["no details"]
-            raise UserError(f"TensorRT cannot parse {model.path}: {'; '.join(errors)}")
+            raise UserError(f"TensorRT cannot parse {source.path}: {'; '.join(errors)}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
         profile = self._profile(builder, network, model, batch)
         if profile is not None:
             config.add_optimization_profile(profile)
         calibrator = None
-        if precision in ("fp16", "int8"):
+        if route == "builder_flags":
             self._require_fast(builder, precision)
             config.set_flag(trt.BuilderFlag.FP16 if precision == "fp16" else trt.BuilderFlag.INT8)
-        if precision == "int8":
-            calibrator = self._make_calibrator(model, batch)
-            config.int8_calibrator = calibrator
-            if profile is not None:
-                # With a dynamic input, calibration runs at the calibration profile's shapes (our fixed batch).
-                config.set_calibration_profile(profile)
+            if precision == "int8":
+                calibrator = self._make_calibrator(model, batch)
+                with warnings.catch_warnings():
+                    # 10.1+: the calibrator API warns that it is deprecated (in favour of explicit quantization:
+                    # the onnx_converted route); known, and nothing the user can act on.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    config.int8_calibrator = calibrator
+                    if profile is not None:
+                        # With a dynamic input, calibration runs at the calibration profile's shapes (our batch).
+                        config.set_calibration_profile(profile)
         if self.dla_core is not None:
             # UNVERIFIED on hardware: DLA build path (default device DLA, core N, GPU fallback for unsupported
-            # layers) as documented in TRT 8.5 and 10.3 pyCoreDoc.h; never run on a DLA here.
+            # layers) as documented in TRT 8.5 and 10.3 pyCoreDoc.h; never run on a DLA here. With the converted
+            # route the DLA runs the network's own fp16 / int8 tensors (no flag), which is not tried anywhere.
             config.default_device_type = trt.DeviceType.DLA
             config.DLA_core = self.dla_core
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
@@ -402,9 +494,9 @@ class TensorRTBackend(Backend):
     def _require_fast(self, builder, precision: str) -> None:
         trt = self._trt
         flag = precision.upper()
-        if not hasattr(trt.BuilderFlag, flag):  # TensorRT 11 dropped the flags: strongly typed networks only
+        if not hasattr(trt.BuilderFlag, flag):  # _route keeps builder_flags off TensorRT 11; kept as a guard
             raise UserError(f"TensorRT {self.version} has no {flag} builder flag (strongly typed networks only): "
-                            f"run fp32, or use TensorRT 8.5 to 10.x for {precision}")
+                            f"use --precision-method onnx_converted for {precision}")
         if self.dla_core is not None:
             return  # the DLA runs fp16 and int8 natively; the platform_has_fast_* flags describe the GPU
         # platform_has_fast_fp16/int8: TensorRT 8.x and 10.x (deprecated in the C++ API since 10.5, gone in 11).
@@ -415,21 +507,33 @@ class TensorRTBackend(Backend):
                             f"fp32; leave {precision} out of --precision")
 
     def _make_calibrator(self, model: ModelFile, batch: int):
+        """The entropy calibrator of the builder-flag route, fed the calibration set's images through the model's
+        own pipeline (decoded once into the tensor cache, as the accuracy pass reads them), or random data."""
         import numpy as np
 
         shape = tuple(model.input_shape)
-        if self.images:
-            if len(shape) != 3 or shape[0] != 3:
-                raise UserError(f"{model.name}: calibrating from images needs a 3-channel (3, H, W) input, not "
-                                f"{shape}; leave out --calibration for timing-only int8")
-            batches, source, source_sha = image_batches(self.images, batch, shape), "images", self._images_sha256
+        if self.calibration_set is not None:
+            from dnnprof.agent.models import images
+
+            prep = model.pipeline()
+            prep.check_shape(shape, f"{model.name}: calibrating int8 on {self.calibration_set.root}")
+            found = images.tensors(self.calibration_set, prep, shape, cache=self.tensor_cache,
+                                   on_progress=self._decoding)
+            batches = (chunk for chunk, _ in found.batches(batch))
+            source, source_sha, pipeline = "images", self.calibration_set.sha256, prep.key()
         else:
-            batches, source, source_sha = random_batches(batch, shape), "random", None
+            batches, source, source_sha, pipeline = random_batches(batch, shape), "random", None, None
         table = None
         if self.cache is not None:
-            table = self.cache.calibration_path(model.sha256, source, source_sha, self.version)
+            table = self.cache.calibration_path(model.sha256, source, source_sha, self.version, pipeline=pipeline)
         nbytes = int(np.prod((batch, *shape))) * np.dtype(np.float32).itemsize
         return calibrator(self._trt, self._cuda, self._ctx, batches, batch, nbytes, table, reuse=not self.rebuild)
+
+    def _decoding(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - self._last_progress >= PROGRESS_EVERY_S:
+            self._last_progress = now
+            self._status(f"decoding calibration images {done}/{total}…")
 
     def _attach_timing_cache(self, config) -> Path | None:
         """Load the saved timing cache into ``config``; a mismatched or corrupt one is replaced by an empty one."""

@@ -1,26 +1,21 @@
-"""int8 calibration for TensorRT's builder-flag route: image batches (or random ones, timing only) fed to an
-``IInt8EntropyCalibrator2``, with the calibration table kept in the engine cache."""
+"""int8 calibration for TensorRT's builder-flag route: batches of input data (the calibration images through the
+model's own pipeline, from ``agent/models/images.py``; or random data, timing only) fed to an
+``IInt8EntropyCalibrator2``, with the calibration table kept in the engine cache. The converted-ONNX route needs
+none of this: its scales are in the converted file."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
-
-from dnnprof.shared.errors import UserError
 
 from ..engine_cache import EngineCache
 from .cuda import current
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-# int8 calibration from images: resize to the input's HxW, scale to [0, 1], then ImageNet normalisation (torchvision's
-# constants), the preprocessing of the zoo's classifiers. Random calibration: standard normal data, fixed seed.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# Random calibration: standard normal data, fixed seed (the scales mean nothing: results are timing only).
 RANDOM_CALIBRATION_IMAGES = 64
 CALIBRATION_SEED = 0
 
@@ -71,53 +66,6 @@ def calibrator(trt, cuda, ctx, batches: Iterator, batch: int, nbytes: int, table
                 self._device.free()
 
     return Calibrator()
-
-
-
-def find_images(folder: Path) -> list[Path]:
-    """The calibration images in ``folder`` (not its subfolders), sorted; UserError when there are none."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise UserError(f"calibration folder {folder} does not exist or is not a folder")
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise UserError(f"calibration folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}): put a few "
-                        "hundred representative images there, or leave out --calibration for timing-only int8")
-    return images
-
-
-def images_sha256(images: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in images:
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def _load_image(path: Path, shape: tuple[int, ...]):
-    """One image as a (C, H, W) float32 array: RGB, resized to H x W, scaled to [0, 1], ImageNet-normalised."""
-    import numpy as np
-    from PIL import Image
-
-    _, height, width = shape
-    try:
-        with Image.open(path) as image:
-            resample = getattr(Image, "Resampling", Image).BILINEAR
-            rgb = image.convert("RGB").resize((width, height), resample)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read calibration image {path}: {exc}") from None
-    data = np.asarray(rgb, dtype=np.float32) / 255.0
-    data = (data - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
-    return np.ascontiguousarray(data.transpose(2, 0, 1))
-
-
-def image_batches(images: list[Path], batch: int, shape: tuple[int, ...]) -> Iterator:
-    """Batches of ``batch`` images, loaded one batch at a time; the last one is filled up from the first images."""
-    import numpy as np
-
-    count = math.ceil(len(images) / batch)
-    for b in range(count):
-        chosen = [images[(b * batch + i) % len(images)] for i in range(batch)]
-        yield np.stack([_load_image(p, shape) for p in chosen])
 
 
 def random_batches(batch: int, shape: tuple[int, ...]) -> Iterator:

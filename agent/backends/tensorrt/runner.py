@@ -1,5 +1,6 @@
 """A built TensorRT engine at one batch size, timed: pinned host and device buffers for every I/O tensor, the
-name-based tensor API (``set_tensor_address``, ``execute_async_v3``) on a non-default stream, CUDA events."""
+name-based tensor API (``set_tensor_address``, ``execute_async_v3``) on a non-default stream, CUDA events. ``feed``
+puts real inputs in the pinned input buffer, so the accuracy pass runs the very engine that was timed."""
 
 from __future__ import annotations
 
@@ -88,6 +89,21 @@ class TensorRTRunner(Runner):
     def outputs(self) -> dict:
         """Output name → pinned host array, holding the last batch's outputs."""
         return {name: host for name, host, _ in self._outputs}
+
+    def feed(self, data) -> None:
+        """Copy ``data`` (the prepared batch's shape; float32, cast to the input's own type) into the pinned host
+        input buffer, in place of the random input: the next ``infer`` copies it to the device and runs it."""
+        import numpy as np
+
+        if self._closed:
+            raise RuntimeError("this TensorRT runner is closed")
+        if len(self._inputs) != 1:
+            raise ValueError(f"feed takes one input; this engine has {len(self._inputs)}")
+        (name, host, _), = self._inputs
+        data = np.asarray(data)
+        if data.shape != host.shape:
+            raise ValueError(f"feed: input {name!r} takes shape {host.shape}, not {data.shape}")
+        np.copyto(host, data, casting="unsafe")  # float32 into an fp16 (or other) input: cast as TensorRT would
 
     def infer(self) -> DeviceTimes:
         """Copy the input in, run, copy the outputs back, wait; device times from CUDA events around each step."""

@@ -11,7 +11,7 @@ from dnnprof.shared.errors import UserError
 
 KEY = EngineKey(model_sha256="ab" * 32, batch=8, precision="fp16", device="gpu", tensorrt="10.3.0",
                 platform="36.4.3", gpu="Orin (sm_87)", workspace_bytes=1 << 30, calibration=None,
-                calibration_sha256=None)
+                calibration_sha256=None, precision_method="builder_flags", converted_sha256=None, preprocessing=None)
 PLAN = bytes(range(256)) * 40
 
 
@@ -23,7 +23,8 @@ def cache(tmp_path):
 def test_the_key_depends_on_every_field():
     changes = dict(model_sha256="cd" * 32, batch=4, precision="int8", device="dla0", tensorrt="8.6.2",
                    platform="36.3.0", gpu="Xavier (sm_72)", workspace_bytes=1 << 29, calibration="random",
-                   calibration_sha256="ef" * 32)
+                   calibration_sha256="ef" * 32, precision_method="onnx_converted", converted_sha256="12" * 32,
+                   preprocessing='{"crop": [224, 224]}')
     assert set(changes) == {f.name for f in dataclasses.fields(EngineKey)}
     digests = {KEY.digest} | {dataclasses.replace(KEY, **{k: v}).digest for k, v in changes.items()}
     assert len(digests) == len(changes) + 1
@@ -63,6 +64,16 @@ def test_a_damaged_entry_is_unusable_with_a_reason(cache, damage, words):
     assert found.plan is None and words in found.reason
 
 
+def test_the_two_precision_routes_never_share_an_entry(cache):
+    flags = KEY
+    converted = dataclasses.replace(KEY, precision_method="onnx_converted", converted_sha256="12" * 32)
+    assert flags.digest != converted.digest
+    cache.store(flags, PLAN, build_s=1.0, model="m")
+    assert cache.load(converted).plan is None
+    # another conversion of the same model (other calibration images, another onnxruntime) is another engine
+    assert converted.digest != dataclasses.replace(converted, converted_sha256="34" * 32).digest
+
+
 def test_a_sidecar_for_another_key_does_not_match(cache):
     other = dataclasses.replace(KEY, tensorrt="10.4.0")
     cache.store(other, PLAN, build_s=1.0, model="m")
@@ -87,6 +98,9 @@ def test_timing_cache_and_calibration_paths(cache):
     c = cache.calibration_path("ab" * 32, "images", "cd" * 32, "10.3.0")
     assert c != cache.calibration_path("ab" * 32, "images", "ce" * 32, "10.3.0")
     assert c != cache.calibration_path("ab" * 32, "random", None, "10.3.0")
+    # the same images through another preprocessing calibrate differently
+    assert c == cache.calibration_path("ab" * 32, "images", "cd" * 32, "10.3.0", pipeline=None)
+    assert c != cache.calibration_path("ab" * 32, "images", "cd" * 32, "10.3.0", pipeline='{"resize": 256}')
     assert EngineCache.read_bytes(a) is None
     EngineCache.write_bytes(a, b"tc")
     assert EngineCache.read_bytes(a) == b"tc"

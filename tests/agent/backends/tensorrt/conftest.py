@@ -13,6 +13,22 @@ def tiny(tmp_path, make_onnx):
 
 
 @pytest.fixture
+def calibration_folder(tmp_path):
+    """``calibration_folder(colors)``: a folder of small PNGs, one per RGB colour, and a text file (not an image)."""
+    Image = pytest.importorskip("PIL.Image")
+
+    def make(colors=((255, 0, 0), (0, 255, 0), (0, 0, 255)), name: str = "calib"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, color in enumerate(colors):
+            Image.new("RGB", (20, 12), color).save(folder / f"img{i}.png")
+        (folder / "notes.txt").write_text("not an image")
+        return folder
+
+    return make
+
+
+@pytest.fixture
 def statuses():
     return []
 
@@ -22,6 +38,8 @@ def make_backend(tmp_path, statuses):
     def make(**options) -> TensorRTBackend:
         options.setdefault("engine_cache", tmp_path / "engines")
         options.setdefault("on_status", statuses.append)
+        options.setdefault("converted_cache", tmp_path / "converted")
+        options.setdefault("tensor_cache", tmp_path / "tensors")
         return TensorRTBackend(**options)
 
     return make

@@ -1,6 +1,6 @@
-"""The TensorRT backend on the thin fakes of tensorrt (8.x and 10.x) and pycuda (tests/fakes/): the calls it makes
-against each major version's documented API, precisions, DLA, the engine and timing caches, build progress,
-get_backend, a sweep and the `run` options."""
+"""The TensorRT backend on the thin fakes of tensorrt (8.x, 10.x, 11.x) and pycuda (tests/fakes/): the calls it makes
+against each version's API, precisions by builder flags, DLA, the engine and timing caches, build progress,
+get_backend, a sweep and the `run` options. The converted-ONNX route: test_routes.py."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ from dnnprof.shared import onnxfile
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
-VERSIONS = ["8.5.2", "8.6.2", "10.0.1", "10.3.0"]
+VERSIONS = ["8.5.2", "8.6.2", "10.0.1", "10.3.0", "10.13.3", "10.16.1", "11.0.0", "11.4.0"]
 SHORT = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_s=0.02, window_min_s=0.01,
                           window_max_s=0.03, min_iterations=2, min_power_samples=0, latency_ci=0.5,
                           check_every_s=0.01, idle_s=0)
 
 
-# -- building on 8.x and 10.x ------------------------------------------------------------------------------------------
+# -- building on 8.x, 10.x and 11.x ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -39,14 +39,16 @@ def test_build_and_run_fp32(install_fakes, make_backend, tiny, version, balanced
     runner = backend.prepare(tiny, 2, "fp32", seed=3)
     build = trt._fake.last_build
     assert build["explicit_batch"] and build["flags"] == [] and build["device"] == "GPU"
+    assert build["strongly_typed"] == version.startswith("11.")  # 11: every network is strongly typed
     assert build["workspace"] == trt_backend.DEFAULT_WORKSPACE_BYTES
     # the symbolic batch got a fixed-batch profile: min = opt = max
     assert build["profiles"] == [{"x0": ((2, 3, 8, 8),) * 3}]
-    assert build["timing_cache"] and build["progress_monitor"] == version.startswith("10.")
+    assert build["timing_cache"] and build["progress_monitor"] == (not version.startswith("8."))
     assert trt._fake.deprecated_used == []  # neither EXPLICIT_BATCH on 10.x nor anything deprecated on 8.x
     assert runner.device == "gpu" and runner.sync_mode == "blocking" and runner.threads is None
     assert runner.memory_bytes == 2 * trt._fake.device_memory_bytes_per_image
     assert runner.calibration is None and runner.timing_only is False
+    assert runner.precision_method == "as_exported" and runner.converted_sha256 is None
     times = run_all(runner, 3)
     assert trt._fake.executions == 3
     waits = [op for op, _ in cuda._fake.ops if op.startswith("cuEventSynchronize")]
@@ -64,21 +66,35 @@ def test_build_and_run_fp32(install_fakes, make_backend, tiny, version, balanced
     assert cuda._fake.warnings == []
 
 
-@pytest.mark.parametrize("version", ["8.6.2", "10.3.0"])
+@pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "11.0.0"])
 def test_the_fakes_hold_the_real_api_per_version(install_fakes, version):
     trt, _ = install_fakes(version)
     logger = trt.Logger()
     builder = trt.Builder(logger)
     config = builder.create_builder_config()
     engine_api = ("num_bindings", "get_binding_shape", "binding_is_input")
-    if version.startswith("10"):
+    if not version.startswith("8"):
         for obj, names in ((builder, ["build_engine"]), (config, ["max_workspace_size"]),
                            (trt.IExecutionContext, ["execute_async_v2", "set_binding_shape"]),
                            (trt.ICudaEngine, engine_api)):
             for name in names:
                 assert not hasattr(obj, name), name
         assert hasattr(trt, "IProgressMonitor") and hasattr(config, "progress_monitor")
-        assert trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH is not None  # deprecated, still there
+        assert network_flags(trt) == ({"STRONGLY_TYPED": 0} if version.startswith("11") else
+                                      {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1})
+    if version.startswith("11"):
+        # gone in 11: precision flags, calibrators, the fast-precision questions, device_memory_size
+        for obj, names in ((trt.BuilderFlag, ["FP16", "INT8", "BF16"]), (trt, ["IInt8EntropyCalibrator2",
+                           "IInt8Calibrator"]), (config, ["int8_calibrator", "set_calibration_profile"]),
+                           (builder, ["platform_has_fast_fp16", "platform_has_fast_int8"]),
+                           (trt.ICudaEngine, ["device_memory_size"])):
+            for name in names:
+                assert not hasattr(obj, name), name
+        assert trt.BuilderFlag.GPU_FALLBACK == 3 and trt.BuilderFlag.STRIP_PLAN == 18  # renumbered in 11
+        assert builder.create_network(0).get_flag(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    elif version.startswith("10"):
+        assert not builder.create_network(0).get_flag(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        assert builder.create_network(2).get_flag(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     else:
         fake = pytest.importorskip("dnnprof_test_fakes_fake_tensorrt")
         with pytest.raises(fake.DeprecatedCall):
@@ -88,7 +104,25 @@ def test_the_fakes_hold_the_real_api_per_version(install_fakes, version):
         parser = trt.OnnxParser(builder.create_network(0), logger)
         assert not parser.parse_from_file("unused.onnx")
         assert "EXPLICIT_BATCH NetworkDefinitionCreationFlag" in str(parser.get_error(0))
-    assert hasattr(trt.ICudaEngine, "device_memory_size_v2") == (version == "10.3.0")
+        assert not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")  # 8.x: no strongly typed networks
+    assert hasattr(trt.ICudaEngine, "device_memory_size_v2") == (version != "8.6.2")
+    with pytest.raises(TypeError, match="incompatible function arguments"):
+        config.set_flag(int(trt.BuilderFlag.GPU_FALLBACK))  # enum members only, as pybind11 converts them
+
+
+def network_flags(trt) -> dict:
+    return {m.name: int(m) for m in trt.NetworkDefinitionCreationFlag}
+
+
+def test_a_logger_that_skips_the_base_init_fails_at_construction(install_fakes):
+    trt, _ = install_fakes("11.0.0")
+
+    class Careless(trt.ILogger):
+        def __init__(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match=r"ILogger.__init__\(\) must be called"):
+        Careless()
 
 
 def test_device_memory_uses_v2_where_it_exists(install_fakes, make_backend, tiny):
@@ -132,11 +166,16 @@ def test_fixed_batch_model_needs_no_profile(install_fakes, make_backend, make_on
 # -- precisions --------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["8.6.2", "10.3.0"])
+@pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "10.16.1"])
 def test_fp16(install_fakes, make_backend, tiny, version):
     trt, _ = install_fakes(version)
     runner = make_backend().prepare(tiny, 1, "fp16")
-    assert trt._fake.last_build["flags"] == ["FP16"] and runner.calibration is None and not runner.timing_only
+    build = trt._fake.last_build
+    assert build["flags"] == ["FP16"] and not build["strongly_typed"] and build["network_precision"] == "fp32"
+    assert runner.calibration is None and not runner.timing_only
+    assert runner.precision_method == "builder_flags" and runner.converted_sha256 is None
+    # 10.12 deprecated the flag in favour of strongly typed networks: still there until 11
+    assert ("BuilderFlag.FP16" in trt._fake.deprecated_used) == (version == "10.16.1")
     runner.close()
 
 
@@ -408,7 +447,7 @@ def test_tensorrt_asked_for_but_missing(install_fakes, monkeypatch, missing, wor
 
 
 @pytest.mark.parametrize("option, words", [
-    ({"dla_core": 0}, "--dla-core"), ({"calibration": "x"}, "--calibration"), ({"rebuild": True}, "--rebuild-engines"),
+    ({"dla_core": 0}, "--dla-core"), ({"rebuild": True}, "--rebuild-engines"),
     ({"workspace_bytes": 1}, "--workspace"), ({"engine_cache": "x"}, "--engine-cache"),
 ])
 def test_tensorrt_options_on_onnxruntime(option, words):
