@@ -42,6 +42,7 @@ class BackendChoice:
     rebuild: bool = False
     workspace_bytes: int | None = None
     cache_dir: Path | None = None  # converted models and decoded images (None: ~/.cache/dnnprof)
+    precision_method: str | None = None  # tensorrt: auto, builder_flags, onnx_converted
 
     @functools.cached_property
     def resolved(self) -> str:
@@ -59,14 +60,15 @@ class BackendChoice:
         """The options given that the resolved backend does not take (``get_backend``'s keyword names)."""
         return foreign_options(self.resolved, threads=self.threads, engine_cache=self.engine_cache,
                                dla_core=self.dla_core, rebuild=self.rebuild,
-                               workspace_bytes=self.workspace_bytes)
+                               workspace_bytes=self.workspace_bytes, precision_method=self.precision_method)
 
     def open(self, *, root: str | Path = "/", on_status: Callable[[str], None] | None = None) -> Backend:
         """The backend; on TensorRT the L4T release under ``root`` is part of the engine-cache key."""
         platform = jetson.l4t(root) if self.resolved == "tensorrt" else None  # None off a Jetson
         return get_backend(self.name, threads=self.threads, engine_cache=self.engine_cache, dla_core=self.dla_core,
                            calibration=self.calibration, rebuild=self.rebuild, workspace_bytes=self.workspace_bytes,
-                           on_status=on_status, platform=platform, cache_dir=self.cache_dir)
+                           on_status=on_status, platform=platform, cache_dir=self.cache_dir,
+                           precision_method=self.precision_method)
 
 
 def accuracy_book(folder: Path | None, *, limit: int | None = None, seed: int = 0,

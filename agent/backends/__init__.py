@@ -56,9 +56,10 @@ def resolve(name: str) -> str:
 # config (``[sweep] threads``) check, each in its own words.
 # (``calibration``, int8's image folder, belongs to both.)
 OPTION_BACKEND = {"threads": "onnxruntime", "engine_cache": "tensorrt", "dla_core": "tensorrt",
-                  "rebuild": "tensorrt", "workspace_bytes": "tensorrt"}
+                  "rebuild": "tensorrt", "workspace_bytes": "tensorrt", "precision_method": "tensorrt"}
 CLI_OPTION = {"threads": "--threads", "engine_cache": "--engine-cache", "dla_core": "--dla-core",
-              "rebuild": "--rebuild-engines", "workspace_bytes": "--workspace"}
+              "rebuild": "--rebuild-engines", "workspace_bytes": "--workspace",
+              "precision_method": "--precision-method"}
 
 
 def foreign_options(backend: str, **given: object) -> list[str]:
@@ -71,19 +72,23 @@ def foreign_options(backend: str, **given: object) -> list[str]:
 def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache: Path | None = None,
                 dla_core: int | None = None, calibration: Path | None = None, rebuild: bool = False,
                 workspace_bytes: int | None = None, on_status: Callable[[str], None] | None = None,
-                platform: str | None = None, cache_dir: Path | None = None) -> Backend:
+                platform: str | None = None, cache_dir: Path | None = None,
+                precision_method: str | None = None) -> Backend:
     """The backend called ``name``; ``auto`` is the best one installed here (see ``resolve``).
 
     ``threads`` is for onnxruntime; ``calibration`` (int8's image folder) for both; the others are for tensorrt
     (see ``TensorRTBackend``): ``engine_cache`` (directory; None keeps no engines), ``dla_core``, ``rebuild``,
     ``workspace_bytes``, ``on_status`` (build progress texts) and ``platform`` (L4T / JetPack release, part of the
-    engine-cache key). ``cache_dir``: where converted models (``converted/``) and decoded images (``tensors/``) are
-    kept (None: ~/.cache/dnnprof). An option that means nothing to the chosen backend is a UserError, not silently
-    dropped.
+    engine-cache key), ``precision_method`` (how fp16 and int8 are made: ``auto``, ``builder_flags``,
+    ``onnx_converted``; None: auto). ``cache_dir``: where converted models (``converted/``) and decoded images
+    (``tensors/``) are kept (None: ~/.cache/dnnprof). An option that means nothing to the chosen backend is a
+    UserError, not silently dropped.
     """
     chosen = resolve(name)
     foreign = foreign_options(chosen, threads=threads, engine_cache=engine_cache, dla_core=dla_core,
-                              rebuild=rebuild, workspace_bytes=workspace_bytes)
+                              rebuild=rebuild, workspace_bytes=workspace_bytes, precision_method=precision_method)
+    caches = {} if cache_dir is None else {"converted_cache": Path(cache_dir) / "converted",
+                                           "tensor_cache": Path(cache_dir) / "tensors"}
     if chosen == "onnxruntime":
         if foreign:
             auto = " (auto chose it: tensorrt or pycuda does not import here)" if name.strip().lower() == "auto" else ""
@@ -92,12 +97,11 @@ def get_backend(name: str = "auto", *, threads: int | None = None, engine_cache:
                             f"onnxruntime{auto}")
         from .onnxruntime import OnnxRuntimeBackend
 
-        caches = {} if cache_dir is None else {"converted_cache": Path(cache_dir) / "converted",
-                                               "tensor_cache": Path(cache_dir) / "tensors"}
         return OnnxRuntimeBackend(threads=threads, calibration=calibration, **caches)
     if foreign:
         raise UserError("--threads only applies to the onnxruntime backend: TensorRT runs on the GPU")
     from .tensorrt import TensorRTBackend
 
     return TensorRTBackend(engine_cache=engine_cache, dla_core=dla_core, calibration=calibration, rebuild=rebuild,
-                           workspace_bytes=workspace_bytes, on_status=on_status, platform=platform)
+                           workspace_bytes=workspace_bytes, on_status=on_status, platform=platform,
+                           precision_method=precision_method or "auto", **caches)

@@ -10,6 +10,10 @@ from dnnprof.shared.errors import UserError
 from dnnprof.shared.onnxfile import ModelFile
 
 
+# How a backend may be asked to make fp16 and int8 (TensorRT's choice; schema.PRECISION_METHODS says what was used).
+PRECISION_CHOICES = ("auto", "builder_flags", "onnx_converted")
+
+
 class PointError(UserError):
     """A point that cannot be measured, where the backend knows why: ``kind`` is one of ``schema.FAILURE_KINDS``
     (``out_of_memory``, ``build_failed``, ``unsupported``, ``invalid_output``, ``timeout``, ``runtime_error``)."""

@@ -168,6 +168,11 @@ def run(
     accuracy_limit: Annotated[Optional[int], typer.Option(
         help="Measure accuracy on a fixed subset of N images of --accuracy-set (seeded by --seed, recorded).",
         metavar="N", min=1)] = None,
+    precision_method: Annotated[Optional[str], typer.Option(
+        help="TensorRT: how fp16 and int8 are made — builder_flags (FP16 / INT8 flags and the entropy calibrator; "
+             "8.5-10.x), onnx_converted (the model converted to that precision, parsed as a strongly typed network; "
+             "10.x and 11.x), or auto: builder_flags where TensorRT has the flags, else onnx_converted.",
+        metavar="METHOD")] = None,
     rebuild_engines: Annotated[bool, typer.Option(
         "--rebuild-engines", help="TensorRT: build every engine again, ignoring the engine cache.")] = False,
     workspace: Annotated[Optional[str], typer.Option(
@@ -265,7 +270,7 @@ def run(
     book = accuracy_book(accuracy_set, limit=accuracy_limit, seed=seed)
     resolve(backend)  # an unknown backend is said before its options are read
     choice = BackendChoice(backend, threads=threads, engine_cache=engine_cache, dla_core=dla_core,
-                           calibration=calibration, rebuild=rebuild_engines,
+                           calibration=calibration, rebuild=rebuild_engines, precision_method=precision_method,
                            workspace_bytes=_parse_size(workspace, "--workspace") if workspace is not None else None)
     choice = choice.caching_engines(DEFAULT_ENGINE_CACHE.expanduser())
     engine_status = _EngineStatus()

@@ -177,8 +177,8 @@ def convert(source: ModelFile, precision: str, *, calibration: image_sets.ImageS
     try:
         import onnxruntime as ort
     except ImportError:
-        raise UserError("converting precision needs onnxruntime: pip install '.[cpu]' in the dnnprof checkout") \
-            from None
+        raise UserError("converting a model to fp16 or int8 needs onnxruntime's converters: pip install onnxruntime "
+                        "(on a Jetson the CPU wheel is enough; the TensorRT builder-flag route needs none)") from None
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision!r}: convert makes {' or '.join(PRECISIONS)} models (fp32 is the "
                         "exported file itself)")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dnnprof.agent.backends.base import PRECISION_CHOICES
 from dnnprof.agent.board import facts as board
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.publish import telemetry
@@ -33,6 +34,7 @@ DEFAULT_OUTBOX_RETAIN = 10_000  # delivered messages kept so a host can ask for 
 DEFAULT_MAX_BATCH = 256  # a measure command asking for more is refused: an absurd batch only exhausts memory
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
 PRECISIONS = ("fp32", "fp16", "int8")
+PRECISION_METHODS = PRECISION_CHOICES  # TensorRT's routes to fp16 and int8
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class AgentConfig:
     backend: str = "auto"
     dla_core: int | None = None
     calibration_dir: Path | None = None
+    precision_method: str | None = None  # tensorrt: auto, builder_flags, onnx_converted
     accuracy_set: Path | None = None  # labelled images each engine's top-1 / top-5 is measured on
     accuracy_limit: int | None = None  # a seeded subset of that many images
     threads: int | None = None
@@ -120,8 +123,8 @@ _KEYS = {
     "broker": ("host", "port", "username", "password_file", "tls", "keepalive_s"),
     "broker.tls": ("ca_file", "cert_file", "key_file"),
     "agent": ("board_id", "state_dir", "models_dir", "outbox_max_mb", "outbox_retain"),
-    "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "calibration_dir", "accuracy_set",
-              "accuracy_limit", "threads", "redo", "retry_failed", "seed", "max_batch"),
+    "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "precision_method", "calibration_dir",
+              "accuracy_set", "accuracy_limit", "threads", "redo", "retry_failed", "seed", "max_batch"),
     "power": ("source", "tdp_w", "telemetry_rate_hz", "telemetry_samples_hz"),
     "measurement": ("warmup_s", "max_warmup_s", "duration_s", "max_duration_s", "min_iterations",
                     "min_power_samples", "latency_ci", "power_ci", "unstable_cov", "idle_s", "idle_max_age_s",
@@ -315,6 +318,10 @@ def _load(path: Path) -> AgentConfig:
         sweep.fail("calibration_dir", f"{calibration_dir} is not a directory: write the folder of images int8 is "
                                       "calibrated on, or leave the key out (int8 is then calibrated on random data "
                                       "and labelled timing-only)")
+    precision_method = sweep.string("precision_method", '"onnx_converted"')
+    if precision_method is not None and precision_method.lower() not in PRECISION_METHODS:
+        sweep.fail("precision_method", f"{precision_method!r} is not a method: write one of "
+                                       f"{', '.join(PRECISION_METHODS)}")
     accuracy_set = sweep.path("accuracy_set", base, '"/var/lib/dnnprof/accuracy"')
     if accuracy_set is not None and not accuracy_set.is_dir():
         sweep.fail("accuracy_set", f"{accuracy_set} is not a directory: write the folder of labelled images "
@@ -341,7 +348,8 @@ def _load(path: Path) -> AgentConfig:
     settings = _settings(_Section(path, "measurement", data.get("measurement", {})), path)
     return AgentConfig(path=path, broker=broker, board_id=board_id, state_dir=state_dir, models_dir=models_dir,
                        models=models, batch_sizes=batches, precisions=precisions, backend=backend, dla_core=dla_core,
-                       calibration_dir=calibration_dir, accuracy_set=accuracy_set, accuracy_limit=accuracy_limit,
+                       calibration_dir=calibration_dir, precision_method=precision_method and precision_method.lower(),
+                       accuracy_set=accuracy_set, accuracy_limit=accuracy_limit,
                        threads=threads, redo=redo, retry_failed=retry_failed,
                        seed=seed, power_source=source, tdp_w=tdp_w, telemetry_rate_hz=rate_hz,
                        telemetry_samples_hz=samples_hz, settings=settings, outbox_max_mb=outbox_max_mb,

@@ -485,14 +485,15 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
 
 
 # get_backend's options as the config spells them (``[sweep] KEY``): the ones agent.toml has.
-_CONFIG_KEY = {"threads": "threads", "dla_core": "dla_core"}
+_CONFIG_KEY = {"threads": "threads", "dla_core": "dla_core", "precision_method": "precision_method"}
 
 
 def _backend(config: AgentConfig, on_status: Callable[[str], None] | None, root: str, *,
              engine_cache: Path | None) -> Backend:
     """The configured backend; an option that means nothing to it is named by its config key."""
     choice = BackendChoice(config.backend, threads=config.threads, dla_core=config.dla_core,
-                           calibration=config.calibration_dir, cache_dir=config.state_dir)
+                           calibration=config.calibration_dir, cache_dir=config.state_dir,
+                           precision_method=config.precision_method)
     if foreign := choice.foreign():
         key = _CONFIG_KEY[foreign[0]]
         if choice.resolved == "tensorrt":  # threads, the one onnxruntime option

@@ -36,7 +36,7 @@ from pathlib import Path
 from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.shared.errors import UserError
 
-from ..base import Backend, PointError, Runner
+from ..base import PRECISION_CHOICES, Backend, PointError, Runner
 from ..engine_cache import EngineCache, EngineKey
 from .calibration import calibrator, random_batches
 from .cuda import current, import_modules, primary_context
@@ -50,7 +50,7 @@ PROGRESS_EVERY_S = 0.5  # at most this often a build-progress status line per ph
 # How fp16 and int8 are made (``TensorRTBackend(precision_method=...)``): auto is builder_flags where TensorRT has the
 # FP16 / INT8 builder flags (8.5 to 10.x), else onnx_converted (11.x). Results record the route taken
 # (schema.PRECISION_METHODS: builder_flags, onnx_converted; fp32 is always as_exported).
-PRECISION_METHODS = ("auto", "builder_flags", "onnx_converted")
+PRECISION_METHODS = PRECISION_CHOICES
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

@@ -59,11 +59,30 @@ def test_same_seed_same_input(backend, model):
     assert (xa == xb).all() and not (xa == xc).all()
 
 
-@pytest.mark.parametrize("precision", ["fp16", "int8", "FP32"])
+@pytest.mark.parametrize("precision", ["bf16", "fp8", "FP32"])
 def test_other_precisions_are_a_user_error(backend, model, precision):
     with pytest.raises(UserError) as info:
         backend.prepare(model, 1, precision)
-    assert repr(precision) in str(info.value) and "fp32" in str(info.value)
+    assert repr(precision) in str(info.value) and "fp32, fp16, int8" in str(info.value)
+
+
+def test_fp16_and_int8_run_the_converted_model_and_say_so(digits, tmp_path):
+    from dnnprof.agent.models import manifest
+
+    [model] = manifest.load(digits.manifest)
+    backend = get_backend("onnxruntime", threads=1, calibration=digits.calibration, cache_dir=tmp_path)
+    assert backend.calibration_sha256 is not None and backend.precision_method("int8") == "onnx_converted"
+    fp32, fp16, int8 = (backend.prepare(model, 4, p) for p in ("fp32", "fp16", "int8"))
+    assert (fp32.precision_method, fp32.converted_sha256) == ("as_exported", None)
+    assert fp16.precision_method == int8.precision_method == "onnx_converted"
+    assert fp16.converted_sha256 != int8.converted_sha256 and int8.calibration.startswith("images:")
+    assert not int8.timing_only and fp16.calibration is None
+    assert backend.conversions[(model.sha256, "int8")].model.sha256 == int8.converted_sha256
+    import numpy as np
+
+    data = np.zeros((4, 3, 8, 8), np.float32)
+    assert fp32.predict(data).shape == fp16.predict(data).shape == int8.predict(data).shape == (4, 10)
+    assert len(list((tmp_path / "converted").glob("*.onnx"))) == 2  # kept under the cache folder given
 
 
 def test_fixed_batch_model_at_another_batch(backend, tmp_path, make_onnx):

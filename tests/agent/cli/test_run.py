@@ -69,6 +69,8 @@ BAD_RUNS = {
     "unknown backend": (["{model}", "--backend", "nope"], "unknown backend 'nope'"),
     "unsupported precision": (["{model}", "--precision", "bf16", "--backend", "onnxruntime"],
                               "backend onnxruntime runs fp32, fp16, int8, not 'bf16'"),
+    "precision method on onnxruntime": (["{model}", "--backend", "onnxruntime", "--precision-method", "auto"],
+                                        "--precision-method only applies to the tensorrt backend"),
     "accuracy limit without a set": (["{model}", "--accuracy-limit", "10"], "--accuracy-limit takes a subset of "
                                                                            "--accuracy-set"),
     "accuracy set that is not a folder": (["{model}", "--accuracy-set", "{dir}/nope"], "does not exist"),

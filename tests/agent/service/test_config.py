@@ -124,6 +124,9 @@ hang_grace_s = 5
     ('[sweep]\nmodels = ["nope.onnx"]', "", "[sweep] models: 'nope.onnx': "),
     ('[sweep]\nmodels = []', "", "[sweep] models: [] is not a list of texts"),
     ('[sweep]\ncalibration_dir = "missing"', "", "[sweep] calibration_dir: "),
+    ('[sweep]\naccuracy_set = "missing"', "", "[sweep] accuracy_set: "),
+    ('[sweep]\naccuracy_limit = 10', "", "[sweep] accuracy_limit: takes a subset of accuracy_set"),
+    ('[sweep]\nprecision_method = "fast"', "", "[sweep] precision_method: 'fast' is not a method: write one of auto"),
     ('[power]\nsource = "magic"', "", "[power] source: 'magic' is not a power source: write one of auto, none,"),
     ('[power]\nsource = "tegrastats:/var/log/t.log"', "",
      "[power] source: 'tegrastats:/var/log/t.log' replays a recorded tegrastats log and cannot measure the sweep"),
@@ -279,6 +282,7 @@ def test_example_config_loads_with_every_commented_key(tmp_path, pki):
     assert full.models == [models / "resnet18.onnx", models / "mobilenet_v2.onnx"]
     assert full.state_dir == tmp_path / "state" and full.calibration_dir == tmp_path / "calibration"
     assert full.accuracy_set == tmp_path / "accuracy" and full.accuracy_limit == 1000
+    assert full.precision_method == "onnx_converted"
 
 
 def test_serve_reports_a_bad_config_in_one_line(tmp_path, models):

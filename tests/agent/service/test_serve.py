@@ -533,6 +533,8 @@ def free_port() -> int:
 @pytest.mark.parametrize("change, expected", [
     (('backend = "onnxruntime"', 'backend = "onnxruntime"\ndla_core = 0'),
      "[sweep] dla_core: only the tensorrt backend uses it, and the backend is onnxruntime"),
+    (('backend = "onnxruntime"', 'backend = "onnxruntime"\nprecision_method = "onnx_converted"'),
+     "[sweep] precision_method: only the tensorrt backend uses it"),
     (('backend = "onnxruntime"', 'backend = "onnxruntime"\naccuracy_set = "{empty}"'),
      "[sweep] accuracy_set: accuracy set {empty} holds no labelled images"),
     (('source = "estimate"', 'source = "ina3221:{empty}"'),

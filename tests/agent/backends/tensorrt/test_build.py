@@ -449,10 +449,21 @@ def test_tensorrt_asked_for_but_missing(install_fakes, monkeypatch, missing, wor
 @pytest.mark.parametrize("option, words", [
     ({"dla_core": 0}, "--dla-core"), ({"rebuild": True}, "--rebuild-engines"),
     ({"workspace_bytes": 1}, "--workspace"), ({"engine_cache": "x"}, "--engine-cache"),
+    ({"precision_method": "onnx_converted"}, "--precision-method"),
 ])
 def test_tensorrt_options_on_onnxruntime(option, words):
     with pytest.raises(UserError, match=f"{words} only applies to the tensorrt backend, not onnxruntime"):
         get_backend("onnxruntime", **option)
+
+
+def test_get_backend_passes_the_route_and_the_caches(install_fakes, tmp_path):
+    install_fakes("10.3.0")
+    backend = get_backend("tensorrt", precision_method="onnx_converted", cache_dir=tmp_path)
+    assert backend.precision_route == "onnx_converted" and backend.precision_method("fp16") == "onnx_converted"
+    assert (backend.converted_cache, backend.tensor_cache) == (tmp_path / "converted", tmp_path / "tensors")
+    assert get_backend("tensorrt").precision_method("int8") == "builder_flags"  # auto on 10.x: the flags
+    with pytest.raises(UserError, match="precision method 'fastest' is not one of"):
+        get_backend("tensorrt", precision_method="fastest")
 
 
 def test_threads_on_tensorrt(install_fakes):
