@@ -3,6 +3,13 @@
 Energy per inference means energy per image (a batch of 8 is 8 inferences), gross (idle not subtracted) until
 results carry a net figure. A configuration without energy is never treated as free: it is left out of the
 ceiling and counted.
+
+Every row's top-1 has a source (``accuracy_source``): ``measured`` (the agent ran the timed engine over a labelled
+image set), else ``manifest`` (the model file's own reference), else ``catalog`` (the network's published fp32
+reference, by name). A measured accuracy beats every reference. A reference describes the fp32 network, so a row of
+another precision whose accuracy was not measured is ``assumed``: it keeps the reference in ``top1`` but is ranked
+(ceiling, frontier, fleet, prediction, the seed's accuracy fits and figures) only when the user says to assume it
+(``Limits.assume_accuracy``, ``dnnhost report --assume-accuracy``). ``ranked_top1`` owns that rule.
 """
 
 from __future__ import annotations
@@ -31,8 +38,15 @@ COLUMNS = [
     "throughput_ips", "power_w", "idle_power_w", "net_power_w",
     "energy_per_inference_j", "energy_per_inference_net_j",  # per image; net = idle power subtracted
     "unstable", "converged", "estimated", "power_source", "boundary",
+    "precision_method",  # how the precision was made (schema.PRECISION_METHODS); None: an older agent
     "timing_only",  # int8 calibrated on random data: the engine's accuracy is unknown, so top1 is missing
-    "top1", "top1_source",  # reference top-1, percent
+    "top1", "top5",  # percent, from accuracy_source
+    "top1_ci_low", "top1_ci_high",  # measured only: 95% Wilson interval of top1, percent
+    "accuracy_images",  # measured only: images the accuracy rests on
+    "accuracy_reused",  # measured only: measured on another batch of the same engine, and reused for this one
+    "accuracy_source",  # "measured", "manifest", "catalog", or None (no accuracy known)
+    "top1_source",  # in words: "measured on <set> (500 images)", the manifest's or the catalog's source
+    "assumed",  # not fp32 and not measured: top1 is the fp32 reference, ranked only with assume_accuracy
     "params",  # parameters (count)
     "gmacs", "gops",  # multiply-accumulates per image, 1e9; gops = 2 x gmacs (the seed's "G-Ops")
     "fc_macs_share",  # fraction of the MACs in fully connected layers (0..1)
@@ -43,7 +57,12 @@ COLUMNS = [
 TIMING_ONLY = "timing only: int8 calibrated on random data, accuracy unknown"
 FLOATS = ["latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "ms_per_image", "throughput_ips",
           "power_w", "idle_power_w", "net_power_w", "energy_per_inference_j", "energy_per_inference_net_j", "top1",
+          "top5", "top1_ci_low", "top1_ci_high", "accuracy_images",
           "params", "gmacs", "gops", "fc_macs_share", "activation_bytes", "memory_bytes"]
+
+# Where a row's top-1 comes from, best first: a measurement of the engine that was timed beats every reference.
+ACCURACY_SOURCES = ("measured", "manifest", "catalog")
+REFERENCE_PRECISION = "fp32"  # what a manifest's or the catalog's top-1 describes
 
 
 def profile(cost: schema.ModelCost | None) -> dict | None:
@@ -77,6 +96,64 @@ def _memory(r: schema.Result) -> tuple[int | None, str | None]:
     return None, None
 
 
+def measured_text(acc: schema.Accuracy) -> str:
+    """A measured accuracy's source in words: ``measured on imagenet-val (500 images, reused from batch ...)``."""
+    notes = [f"{acc.images} images"]
+    if acc.limit is not None:
+        notes.append("a seeded subset" + (f", seed {acc.seed}" if acc.seed is not None else ""))
+    if acc.reused:
+        notes.append("reused: measured on another batch of the same engine")
+    return f"measured on {acc.set_name} ({', '.join(notes)})"
+
+
+def accuracy(r: schema.Result, ref: catalog.Network | None) -> dict:
+    """The accuracy columns of one result: measured (``r.accuracy``), else the manifest's reference, else the
+    catalog's; none for a timing-only engine. A reference at a precision other than fp32 is ``assumed``."""
+    out = {"top1": None, "top5": None, "top1_ci_low": None, "top1_ci_high": None, "accuracy_images": None,
+           "accuracy_reused": False, "accuracy_source": None, "top1_source": None, "assumed": False}
+    if r.timing_only:  # an engine calibrated on random data has no known accuracy: it is timed, never ranked
+        return {**out, "top1_source": TIMING_ONLY}
+    acc = r.accuracy
+    if acc is not None:
+        return {**out, "top1": acc.top1, "top5": acc.top5, "top1_ci_low": acc.top1_ci[0],
+                "top1_ci_high": acc.top1_ci[1], "accuracy_images": acc.images, "accuracy_reused": acc.reused,
+                "accuracy_source": "measured", "top1_source": measured_text(acc)}
+    if r.reference_top1 is not None:  # the model file's own accuracy (the agent's manifest) describes what ran
+        out.update(top1=r.reference_top1, accuracy_source="manifest", top1_source=r.reference_top1_source or "manifest")
+    elif ref is not None:
+        out.update(top1=ref.top1, top5=ref.top5, accuracy_source="catalog", top1_source=ref.source)
+    else:
+        return out
+    if r.precision.lower() != REFERENCE_PRECISION:
+        out["assumed"] = True
+        out["top1_source"] = (f"assumed: the {REFERENCE_PRECISION} reference ({out['top1_source']}), not measured at "
+                              f"{r.precision}")
+    return out
+
+
+def ranked_top1(df: pd.DataFrame, assume_accuracy: bool = False) -> np.ndarray:
+    """Each row's top-1 as far as it may be ranked: NaN where there is none, and where it is assumed (a reference
+    at a precision other than fp32, not measured) unless ``assume_accuracy``. The one rule every consumer of
+    accuracy (ceiling, frontier, fleet, prediction, the seed's analyses, the figures) follows."""
+    top1 = df["top1"].to_numpy(dtype="float64")
+    if assume_accuracy or "assumed" not in df:
+        return top1
+    return np.where(df["assumed"].to_numpy(dtype=bool), np.nan, top1)
+
+
+def rankable(df: pd.DataFrame, assume_accuracy: bool = False) -> pd.DataFrame:
+    """``df`` with the top-1 (and top-5) of rows that may not be ranked (``ranked_top1``) missing; ``df`` itself
+    when there are none."""
+    if assume_accuracy or "assumed" not in df or not df["assumed"].to_numpy(dtype=bool).any():
+        return df
+    held = df["assumed"].to_numpy(dtype=bool)
+    out = df.copy()
+    for col in ("top1", "top5"):
+        if col in out:
+            out[col] = np.where(held, np.nan, out[col].to_numpy(dtype="float64"))
+    return out
+
+
 def row(r: schema.Result, networks: catalog.Catalog) -> dict:
     """One result as a frame row (see COLUMNS)."""
     ref = networks.lookup(r.network)
@@ -100,13 +177,9 @@ def row(r: schema.Result, networks: catalog.Catalog) -> dict:
         "unstable": r.unstable, "converged": r.confidence is None or r.confidence.stop == "converged",
         "estimated": r.provenance.estimated, "power_source": r.provenance.power_source,
         "boundary": r.provenance.boundary,
+        "precision_method": r.precision_method,
         "timing_only": r.timing_only,
-        # The model's own accuracy (the agent's manifest) describes exactly what ran; else the catalog's. An engine
-        # calibrated on random data has no known accuracy: it is timed, never ranked.
-        "top1": None if r.timing_only else (r.reference_top1 if r.reference_top1 is not None
-                                            else (ref.top1 if ref else None)),
-        "top1_source": TIMING_ONLY if r.timing_only else (
-            r.reference_top1_source if r.reference_top1 is not None else (ref.source if ref else None)),
+        **accuracy(r, ref),
         **_cost(r, ref),
         "memory_bytes": memory, "memory_kind": memory_kind,
     }
@@ -119,7 +192,8 @@ def table(rows: list[dict]) -> pd.DataFrame:
         df[col] = df[col].astype("float64")  # None → NaN, so "missing" survives arithmetic as missing
     df["gops"] = 2 * df["gmacs"]
     df["power_mode"] = df["power_mode"].astype(object).fillna(NO_MODE)
-    for col, default in (("unstable", False), ("estimated", False), ("converged", True), ("timing_only", False)):
+    for col, default in (("unstable", False), ("estimated", False), ("converged", True), ("timing_only", False),
+                         ("accuracy_reused", False), ("assumed", False)):
         df[col] = [default if v is None or v != v else bool(v) for v in df[col]]  # v != v: NaN
     return df
 
@@ -184,6 +258,9 @@ class Limits:
     latency_budget_ms: float | None = None
     latency_stat: str = "mean"
     min_fps: float | None = None  # images per second
+    # Rank a configuration on assumed accuracy (a precision other than fp32, not measured: the fp32 reference). Off,
+    # such a configuration is shown but not ranked, and counted as excluded ("assumed").
+    assume_accuracy: bool = False
 
     def __post_init__(self) -> None:
         if self.latency_stat not in LATENCY_STATS:
@@ -203,7 +280,7 @@ class Limits:
 
 
 CONFIG_KEYS = ["board", "network", "backend", "device", "precision", "batch", "power_mode", "clocks", "top1",
-               "throughput_ips", "power_w", "estimated", "boundary"]
+               "accuracy_source", "accuracy_images", "assumed", "throughput_ips", "power_w", "estimated", "boundary"]
 
 
 def plain(value):
@@ -223,7 +300,11 @@ class _Arrays:
         self.board_rank = pd.factorize(df["board"], sort=True)[0]
         self.estimated = df["estimated"].to_numpy(dtype=bool)
         self.timing_only = df["timing_only"].to_numpy(dtype=bool)
-        self.top1 = df["top1"].to_numpy(dtype="float64")
+        self.assumed = df["assumed"].to_numpy(dtype=bool)
+        # assumed accuracy held back from ranking (without limits.assume_accuracy): shown, counted, never ranked
+        held = self.assumed & ~np.isnan(df["top1"].to_numpy(dtype="float64"))
+        self.held = np.zeros_like(held) if limits.assume_accuracy else held
+        self.top1 = ranked_top1(df, limits.assume_accuracy)
         self.energy = basis.energy_j(df)
         self.per_image = df[basis.column].to_numpy(dtype="float64")
         self.latency = df[LATENCY_STATS[limits.latency_stat]].to_numpy(dtype="float64")
@@ -248,6 +329,8 @@ class _Arrays:
         if i is None:
             return None
         out = {k: plain(self.columns[k][i]) for k in CONFIG_KEYS}
+        if out["accuracy_images"] is not None:  # a count (the frame holds it as a float, to keep NaN for none)
+            out["accuracy_images"] = int(out["accuracy_images"])
         out["energy_j"] = plain(self.energy[i])
         out["energy_per_inference_j"] = plain(self.per_image[i])
         out["latency_ms"] = plain(self.latency[i])
@@ -306,6 +389,9 @@ def ceiling_of(arrays: _Arrays, rows: np.ndarray, limits: Limits) -> dict:
     timing_only = int(a.timing_only[rows].sum())
     if timing_only:
         excluded["timing_only"] = timing_only
+    held = a.held[rows]
+    if held.any():
+        excluded["assumed"] = int(held.sum())
     if need_energy:
         excluded["energy_budget"] = int(candidates.size - feasible.size)
     return {
@@ -321,8 +407,11 @@ def ceiling_of(arrays: _Arrays, rows: np.ndarray, limits: Limits) -> dict:
         "ranked": int(candidates.size),  # with accuracy (and energy, under an energy budget) within the other limits
         "excluded": excluded,
         "without_energy": int((~has_energy).sum()) if need_energy else 0,
-        "without_accuracy": sorted(set(a.columns["network"][rows[~has_top1 & ~a.timing_only[rows]]])),
+        "without_accuracy": sorted(set(a.columns["network"][rows[~has_top1 & ~a.timing_only[rows] & ~held]])),
         "estimated": bool(best is not None and a.estimated[best]),
+        # the ceiling rests on assumed accuracy (only with assume_accuracy), and how many ranked rows are assumed
+        "assumed": bool(best is not None and a.assumed[best]),
+        "ranked_assumed": int(a.assumed[candidates].sum()),
     }
 
 
@@ -357,7 +446,9 @@ def per_board(df: pd.DataFrame, limits: Limits, basis: Basis) -> dict[str, dict]
 
 
 def flags(df: pd.DataFrame, limits: Limits, basis: Basis) -> pd.DataFrame:
-    """Per row: its energy in the basis, whether it meets every limit, and whether it is on its board's frontier."""
+    """Per row: its energy in the basis, whether it meets every limit, whether its accuracy takes part in the
+    ranking (``ranked``: it has one, and it is not assumed, unless the limits assume accuracy), and whether it is
+    on its board's frontier."""
     arrays = _Arrays(df, basis, limits)
     within = arrays.ok.copy()
     if limits.energy_budget_j is not None:
@@ -366,8 +457,8 @@ def flags(df: pd.DataFrame, limits: Limits, basis: Basis) -> pd.DataFrame:
     on_frontier = np.zeros(len(df), dtype=bool)
     for rows in df.groupby("board", sort=False).indices.values():
         on_frontier[frontier_of(arrays, rows)] = True
-    return pd.DataFrame({"energy_j": arrays.energy, "within_limits": within, "on_frontier": on_frontier},
-                        index=df.index)
+    return pd.DataFrame({"energy_j": arrays.energy, "within_limits": within, "ranked": ~np.isnan(arrays.top1),
+                         "on_frontier": on_frontier}, index=df.index)
 
 
 # -- the fleet's answer ------------------------------------------------------------------------------------------

@@ -547,6 +547,12 @@ def report(
                                               rich_help_panel="Limits")] = "mean",
     min_fps: Annotated[Optional[float], typer.Option(help="Fewest images per second.", rich_help_panel="Limits")]
     = None,
+    assume_accuracy: Annotated[bool, typer.Option(
+        "--assume-accuracy", help="Rank fp16 and int8 configurations without a measured accuracy anyway, on the fp32 "
+                                  "reference top-1 (manifest or catalog); the ceiling then says it rests on that. "
+                                  "Without it they are shown, marked assumed, and left out of the ceiling and the "
+                                  "frontier: measure them with `dnnagent run --accuracy-set DIR`.",
+        rich_help_panel="Limits")] = False,
     board: Annotated[Optional[str], typer.Option(help="Only this board.")] = None,
     fleet: Annotated[bool, typer.Option(
         "--fleet", help="Answer across every board: the best board, power mode, clocks, network, batch and precision "
@@ -574,6 +580,10 @@ def report(
     The limits combine: [bold]dnnhost report --energy-budget 50mJ --latency-budget 33ms --power-budget 10W[/bold]
     ranks only configurations that meet all three. Energy is per image and gross unless --per / --energy say
     otherwise, and the output says which it used. A configuration without energy is never treated as free.
+
+    Top-1 is measured where the agent ran the timed engine over labelled images (dnnagent run --accuracy-set DIR),
+    else the model's manifest, else the catalog's fp32 reference; the report says which. An fp16 or int8
+    configuration with only the fp32 reference is assumed: shown, not ranked, unless --assume-accuracy.
     """
     basis = analysis.Basis(energy=energy.strip().lower(), per=_per(per))
     budgets = [units.parse_energy(b) for b in energy_budget.split(",") if b.strip()] if energy_budget else []
@@ -583,7 +593,7 @@ def report(
         energy_budget_j=budgets[0] if budgets else None,
         power_budget_w=units.parse_power(power_budget) if power_budget else None,
         latency_budget_ms=units.parse_time(latency_budget) * 1e3 if latency_budget else None,
-        latency_stat=latency_stat.strip().lower(), min_fps=min_fps)
+        latency_stat=latency_stat.strip().lower(), min_fps=min_fps, assume_accuracy=assume_accuracy)
     if min_fps is not None and not (math.isfinite(min_fps) and min_fps > 0):
         raise UserError(f"--min-fps {min_fps:g}: give a positive number of images per second")
     for path in export or []:
@@ -653,6 +663,10 @@ def predict(
     = None,
     top1: Annotated[Optional[float], typer.Option(
         "--top1", help="The model's top-1 accuracy in percent (default: the catalog's, by the file's name).")] = None,
+    assume_accuracy: Annotated[bool, typer.Option(
+        "--assume-accuracy", help="With --energy-budget: rank fp16 and int8 on the fp32 top-1 (assumed, not "
+                                  "measured), as `dnnhost report --assume-accuracy` does; this model's top-1 too in "
+                                  "groups of those precisions.")] = False,
     db: DbOption = None,
     catalog_file: CatalogOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the predictions as JSON for scripts.")] = False,
@@ -677,7 +691,8 @@ def predict(
     question = predict_mod.Question(
         board=board, power_mode=power_mode, precision=precision.strip().lower() if precision else None,
         batches=tuple(cli.parse_batches(batch)) if batch else (),
-        energy_budget_j=units.parse_energy(energy_budget) if energy_budget else None)
+        energy_budget_j=units.parse_energy(energy_budget) if energy_budget else None,
+        assume_accuracy=assume_accuracy)
     networks = _catalog(catalog_file)
     path = Path(db) if db else default_path()
     if db is None and not path.exists():

@@ -1,8 +1,10 @@
 """Exports of the aggregated table (one row per configuration, the newest result of each): CSV, JSON, Parquet.
 
-Besides the frame's columns (see analysis.COLUMNS) each row carries ``energy_j`` (in the report's basis),
-``energy_basis`` (e.g. "gross energy per image"), ``within_limits`` and ``on_frontier``. Missing values stay missing:
-empty in CSV, null in JSON and Parquet.
+Besides the frame's columns (see analysis.COLUMNS: among them ``accuracy_source``, ``top1_source``, ``assumed``,
+``top5``, ``top1_ci_low``/``top1_ci_high``, ``accuracy_images`` and ``precision_method``) each row carries
+``energy_j`` (in the report's basis), ``energy_basis`` (e.g. "gross energy per image"), ``within_limits``,
+``ranked`` (its top-1 takes part in the ranking: it has one, not assumed unless the report assumes accuracy) and
+``on_frontier``. Missing values stay missing: empty in CSV, null in JSON and Parquet.
 """
 
 from __future__ import annotations

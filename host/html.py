@@ -205,9 +205,14 @@ def ceiling_text(ceiling: dict | None, basis: dict, constraints: dict | None = N
     if best is not None and top1 is not None:
         name = "Energy-bounded accuracy ceiling" if not _missing((constraints or {}).get("energy_budget_j")) \
             else "Ceiling"
-        text = f"{name} {within}: {top1:.2f} % top-1{count}, reached by {describe(best, basis)}."
+        tag = report_text.source_tag(best)
+        text = (f"{name} {within}: {top1:.2f} % top-1{f' ({tag})' if tag else ''}{count}, reached by "
+                f"{describe(best, basis)}.")
         if ceiling.get("estimated"):
             text += f" Its energy is estimated ({EST}), not measured."
+        if ceiling.get("assumed"):
+            text += (" It rests on assumed accuracy (--assume-accuracy): the fp32 reference, not measured at "
+                     f"{best.get('precision')}.")
         nxt = ceiling.get("next")
         if nxt is not None:
             extra = ceiling.get("next_extra_j")
@@ -255,7 +260,11 @@ def _basis_section(basis: dict, constraints: dict) -> str:
          else f"{latency:g} ms per batch ({constraints.get('latency_stat') or 'mean'})"),
         ("Minimum frame rate", "none" if _missing(constraints.get("min_fps"))
          else f"{constraints['min_fps']:g} images/s"),
-        ("Accuracy", "reference top-1 (%) of each network, from its model or the catalog"),
+        ("Accuracy", "top-1 (%) measured on the engine that was timed where the agent measured it, else the fp32 "
+                     "reference of the model's manifest or of the catalog; fp16 and int8 with only the reference "
+                     "are assumed and " + ("ranked all the same (--assume-accuracy)"
+                                           if constraints.get("assume_accuracy")
+                                           else "not ranked (--assume-accuracy ranks them)")),
     ]
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items)
     return f'<section id="basis"><h2>Basis and constraints</h2><dl class="kv">{dl}</dl></section>\n'
@@ -391,18 +400,19 @@ def _frontier_table(frontier: list[dict], basis: dict) -> str:
     if not frontier:
         return "<h3>Frontier</h3><p class=\"note\">No configuration with both energy and top-1 within the limits.</p>"
     energy = f"{basis.get('energy', 'gross')} energy {_per(basis)}"
-    headers = ["#", _e(energy), "top-1 (%)", "network", "batch", "precision", "power mode", "backend/device",
-               "images/s", "latency (ms / batch)", "power"]
+    headers = ["#", _e(energy), "top-1 (%)", "top-1 from", "network", "batch", "precision", "power mode",
+               "backend/device", "images/s", "latency (ms / batch)", "power"]
     rows = []
     for i, c in enumerate(frontier, 1):
         est = c.get("estimated")
         rows.append([str(i), _e(_est(units.format_energy(c.get("energy_j")), est)), _e(fmt(c.get("top1"))),
+                     _e(report_text.source_tag(c) or MISSING),
                      _e(c.get("network")), _e(fmt(c.get("batch"))), _e(fmt(c.get("precision"))),
                      _e(fmt(c.get("power_mode"))), _e(f"{c.get('backend')}/{c.get('device')}"),
                      _e(_num(c.get("throughput_ips"), ".1f")), _e(_num(c.get("latency_ms"), ".3g")),
                      _e(_est(units.format_power(c.get("power_w")), est))])
     return ("<h3>Frontier</h3><p class=\"note\">Cheapest first; each step is more accurate than every cheaper "
-            "configuration.</p>" + _table(headers, rows, {0, 1, 2, 4, 8, 9, 10}))
+            "configuration.</p>" + _table(headers, rows, {0, 1, 2, 5, 9, 10, 11}))
 
 
 def _num(v, spec: str) -> str:
@@ -413,8 +423,8 @@ def _results_table(results: list[dict], basis: dict) -> str:
     net = basis.get("energy") == "net"
     col = "energy_per_inference_net_j" if net else "energy_per_inference_j"
     headers = ["network", "backend/device", "precision", "batch", "power mode", "ms / batch", "p99 ms", "ms / image",
-               "images/s", "power", "idle", f"{'net' if net else 'gross'} energy / image", "top-1 (%)", "G-Ops",
-               "params (M)", "memory"]
+               "images/s", "power", "idle", f"{'net' if net else 'gross'} energy / image", "top-1 (%)", "top-1 from",
+               "G-Ops", "params (M)", "memory"]
     rows = []
     for r in results:
         est = r.get("estimated")
@@ -428,11 +438,25 @@ def _results_table(results: list[dict], basis: dict) -> str:
                      _e(_est(units.format_power(r.get("power_w")), est)),
                      _e(_est(units.format_power(r.get("idle_power_w")), est)),
                      _e(_est(units.format_energy(r.get(col)), est)), _e(_num(r.get("top1"), ".2f")),
-                     _e(_num(r.get("gops"), ".3g")), _e(MISSING if _missing(params) else f"{params / 1e6:.3g}"),
+                     _e(_source_words(r)), _e(_num(r.get("gops"), ".3g")),
+                     _e(MISSING if _missing(params) else f"{params / 1e6:.3g}"),
                      _e(MISSING if _missing(r.get("memory_bytes")) else _bytes(r["memory_bytes"]))])
-    table = _table(headers, rows, set(range(3, 4)) | set(range(5, 16)))
+    table = _table(headers, rows, set(range(3, 4)) | set(range(5, 13)) | set(range(14, 17)))
     state = " open" if len(results) <= 40 else ""
     return f"<details{state}><summary>Configurations ({len(results)})</summary>{table}</details>"
+
+
+def _source_words(r: dict) -> str:
+    """A row's accuracy source for its cell: ``measured (500 images, reused)``, ``catalog``, ``assumed``, …"""
+    label = report_text.source_label(r)
+    if label == "measured":
+        notes = [] if _missing(r.get("accuracy_images")) else [f"{r['accuracy_images']:.0f} images"]
+        if not _missing(r.get("top1_ci_low")) and not _missing(r.get("top1_ci_high")):
+            notes.append(f"95% {r['top1_ci_low']:.1f}–{r['top1_ci_high']:.1f}")
+        if r.get("accuracy_reused"):
+            notes.append("reused")
+        return f"measured ({', '.join(notes)})" if notes else label
+    return label
 
 
 def _analyses_section(analyses: dict) -> str:

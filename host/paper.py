@@ -16,6 +16,9 @@ sound; where y is constant the flat line is kept and only r2 is None, with a rea
   beside the share of its MACs in fully connected layers; the summary correlates the two across networks (Pearson
   r, Spearman ρ; |ρ| ≥ 0.5 counts as a link), testing the seed's early claim that FC layers are inefficient at
   small batches.
+- Accuracy follows the report's rule (``analysis.ranked_top1``): an assumed top-1 (a precision other than fp32,
+  not measured: the fp32 reference) is left out of the accuracy fits and the density unless ``assume_accuracy``;
+  an accuracy fit's ``reason`` says how many were left out.
 - accuracy_density: top-1 % per million parameters (Fig. 10), one row per network; density_ratios sets GoogLeNet
   against AlexNet and VGG-16 beside the seed's early "10× and 20× more information per parameter".
 - power: mean and sample standard deviation of power across a group's configurations (W), their ratio (the
@@ -38,6 +41,8 @@ import numpy as np
 import pandas as pd
 
 from dnnprof.shared import catalog
+
+from . import analysis
 
 GROUP = ["board", "power_mode", "precision", "backend", "device"]
 SERIES = [*GROUP, "network"]
@@ -113,7 +118,7 @@ class _Frame:
 
     KEYS = [*GROUP, "network", "batch", "memory_kind"]
 
-    def __init__(self, df: pd.DataFrame) -> None:
+    def __init__(self, df: pd.DataFrame, assume_accuracy: bool = False) -> None:
         self.n = len(df)
         self.codes: dict[str, np.ndarray] = {}
         self.values: dict[str, list] = {}
@@ -121,6 +126,9 @@ class _Frame:
             codes, uniques = pd.factorize(df[col], sort=True, use_na_sentinel=False)
             self.codes[col], self.values[col] = codes.astype(np.int64), _plain(col, uniques.tolist())
         self.num = {col: df[col].to_numpy(dtype=float) for col in NUMBERS}
+        self.num["top1"] = analysis.ranked_top1(df, assume_accuracy)
+        # rows whose top-1 is assumed and so left out (counted in the accuracy fits' reasons)
+        self.held = np.isfinite(df["top1"].to_numpy(dtype=float)) & ~np.isfinite(self.num["top1"])
         self.estimated = df["estimated"].to_numpy(dtype=bool)
         # One network under several spellings (ResNet-50, resnet50) is one network: normalise the few distinct names.
         keys = [catalog.normalize(v) if isinstance(v, str) else "" for v in self.values["network"]]
@@ -269,7 +277,14 @@ def _accuracy(f: _Frame, x: str, estimated: bool) -> list[dict]:
            "networks": _names(f, c, rows, n_cells)}
     if estimated:
         out["estimated"] = (np.bincount(c, f.estimated[rows], n_cells) > 0).tolist()
-    out["reason"] = _reasons(fit, ("network", "networks"), x, "top1")
+    reasons = _reasons(fit, ("network", "networks"), x, "top1")
+    held = np.flatnonzero(f.held & np.isfinite(f.num[x]) & (f.num[x] > 0))
+    if held.size:
+        counts = np.bincount(codes[held], minlength=n_cells).tolist()
+        reasons = [r if not k else (f"{r}; " if r else "") + f"{_plural(k, ('configuration', 'configurations'))} "
+                   "with assumed top-1 left out (not measured at this precision; --assume-accuracy uses it)"
+                   for r, k in zip(reasons, counts)]
+    out["reason"] = reasons
     return _records(out)
 
 
@@ -468,15 +483,16 @@ def _memory_vs_params(f: _Frame) -> list[dict]:
                      "reason": _reasons(fit, ("network", "networks"), "params", "memory_bytes")})
 
 
-def analyses(df: pd.DataFrame, energy: str = "gross") -> dict:
+def analyses(df: pd.DataFrame, energy: str = "gross", assume_accuracy: bool = False) -> dict:
     """The seed's analyses of ``df`` (a frame from ``host.analysis``): lists of flat, JSON-ready records.
 
     ``energy`` picks the energy per image of accuracy_vs_energy: "gross" (J, idle included) or "net" (J, idle
-    subtracted). The module docstring says what each analysis computes and in which units.
+    subtracted). ``assume_accuracy``: use assumed top-1 (see the module docstring). The module docstring says what
+    each analysis computes and in which units.
     """
     if energy not in ENERGY:
         raise ValueError(f"energy must be one of {', '.join(ENERGY)}, not {energy!r}")
-    f = _Frame(df)
+    f = _Frame(df, assume_accuracy)
     scaling, rows, gain, share = _batch_scaling(f)
     density, ratios = _density(f)
     return {

@@ -2,7 +2,8 @@
 
 matplotlib is imported on first use and only through its object-oriented API (``Figure`` on an Agg canvas): no
 display, no pyplot state shared between threads, and ``dnnhost report`` without plots does not pay for the import.
-Missing values are left out of a figure, never drawn as 0.
+Missing values are left out of a figure, never drawn as 0. An assumed top-1 (a precision other than fp32, not
+measured) is drawn only when the report assumed accuracy (``limits.assume_accuracy``), as it is ranked.
 """
 
 from __future__ import annotations
@@ -164,6 +165,8 @@ def _plan(df: pd.DataFrame, report: dict, only=None):
     wanted = set(known if only is None else only)
     if wanted - set(known):
         raise ValueError(f"unknown figures {sorted(wanted - set(known))}: choose from {', '.join(known)}")
+    # accuracy as the report ranked it: an assumed top-1 is not drawn unless the report assumed accuracy
+    df = analysis.rankable(df, bool((report.get("limits") or {}).get("assume_accuracy")))
     entries = {e["board"]: e for e in report.get("boards") or []}
     boards = list(entries) or sorted(set(df["board"]))
     boards += sorted(set(df["board"]) - set(boards))
@@ -718,7 +721,8 @@ def _draw_accuracy_vs_throughput(ctx: _Board):
 
 def _density(df: pd.DataFrame, report: dict) -> list[dict]:
     """The accuracy_density records of the report's analyses (computed here when the report was built without)."""
-    records = (report.get("analyses") or paper.analyses(df))["accuracy_density"]
+    assume = bool((report.get("limits") or {}).get("assume_accuracy"))
+    records = (report.get("analyses") or paper.analyses(df, assume_accuracy=assume))["accuracy_density"]
     return [r for r in records if r.get("density") is not None and math.isfinite(r["density"])]
 
 
@@ -804,7 +808,8 @@ def _draw_frontier(ctx: _Board):
         mixed = any(est) and not all(est)
         names = [f"{c['network']} b{c['batch']} {c.get('precision') or ''}"
                  + (f" {c.get('power_mode')}" if len(modes) > 1 else "")
-                 + (" (estimated)" if mixed and c.get("estimated") else "") for c in steps]
+                 + (" (estimated)" if mixed and c.get("estimated") else "")
+                 + (" (top-1 assumed)" if c.get("assumed") else "") for c in steps]
         ox, oy, orad = list(cx), list(cy), [2.0] * len(cx)
         if best.get("energy_j") and best.get("top1") is not None:
             ox, oy, orad = ox + [best["energy_j"]], oy + [best["top1"]], orad + [8.0]  # the ceiling's star
@@ -823,7 +828,8 @@ def _fleet_lines(df: pd.DataFrame, report: dict) -> list[dict]:
         b = analysis.Basis(basis.get("energy", "gross"), basis.get("per", "image"))
         lim = analysis.Limits(power_budget_w=limits.get("power_budget_w"),
                               latency_budget_ms=limits.get("latency_budget_ms"),
-                              latency_stat=limits.get("latency_stat") or "mean", min_fps=limits.get("min_fps"))
+                              latency_stat=limits.get("latency_stat") or "mean", min_fps=limits.get("min_fps"),
+                              assume_accuracy=bool(limits.get("assume_accuracy")))
     except Exception:  # a basis this version does not know: no fleet figure rather than a wrong one
         return []
     group = analysis.boundary_group(df, b)

@@ -249,29 +249,42 @@ def model_profile(cost: schema.ModelCost) -> dict:
     return {f: None if pd.isna(row[f]) else float(row[f]) for f in FEATURES}
 
 
-def fits_budget(prediction: dict, budget_j: float, top1: float | None, board_rows: pd.DataFrame) -> dict | None:
+def fits_budget(prediction: dict, budget_j: float, top1: float | None, board_rows: pd.DataFrame,
+                assume_accuracy: bool = False) -> dict | None:
     """Would the predicted network fit ``budget_j`` (gross, per image) on this board, and what would the board's
     ceiling be?
 
     ``board_rows``: the board's configurations measured at the prediction's boundary (every mode, precision and
     batch: all the user could choose). Its measured ceiling at the budget, and the ceiling with the predicted
     network added (labelled a prediction), are both given.
+
+    Accuracy follows the report's rule (``analysis.ranked_top1``): a configuration whose top-1 is assumed (not fp32,
+    not measured) is not ranked unless ``assume_accuracy``, and neither is ``top1`` in a group of another precision
+    than fp32 — the network never ran there, so its top-1 is the fp32 one, assumed (``top1_assumed``).
     """
     energy = prediction["predicted"].get("energy_per_inference_j") if prediction.get("predicted") else None
     if energy is None:
         return None
-    measured = analysis.ceiling(board_rows, analysis.Limits(energy_budget_j=budget_j)) if len(board_rows) else None
+    limits = analysis.Limits(energy_budget_j=budget_j, assume_accuracy=assume_accuracy)
+    measured = analysis.ceiling(board_rows, limits) if len(board_rows) else None
     best = measured["best"] if measured else None
     fits = bool(energy <= budget_j)
     ceiling_now = measured["top1"] if measured else None
+    top1_assumed = bool(top1 is not None and str(prediction.get("precision")).lower() != analysis.REFERENCE_PRECISION)
+    usable = top1 is not None and (assume_accuracy or not top1_assumed)
     with_it = ceiling_now
-    if fits and top1 is not None and (ceiling_now is None or top1 > ceiling_now):
+    if fits and usable and (ceiling_now is None or top1 > ceiling_now):
         with_it = top1
+    raises = bool(with_it is not None and with_it != ceiling_now)
     return {"budget_j": budget_j, "fits": fits, "margin_j": budget_j - energy, "top1": top1,
+            "top1_assumed": top1_assumed, "top1_ranked": bool(usable),
             "estimated": prediction["estimated"], "ceiling_measured": ceiling_now,
             "ceiling_measured_by": None if best is None else
             f"{best['network']} batch {best['batch']} {best['precision']}",
-            "ceiling_with_prediction": with_it, "raises_ceiling": bool(with_it is not None and with_it != ceiling_now)}
+            "ceiling_with_prediction": with_it, "raises_ceiling": raises,
+            # the answer rests on assumed accuracy (only with assume_accuracy)
+            "assumed": bool((raises and top1_assumed) or (not raises and measured and measured["assumed"])),
+            "excluded_assumed": (measured or {}).get("excluded", {}).get("assumed", 0)}
 
 
 @dataclass(frozen=True)
@@ -284,6 +297,7 @@ class Question:
     batches: tuple[int, ...] = ()
     energy_budget_j: float | None = None
     top1: float | None = None  # the model's accuracy (percent), for the budget answer
+    assume_accuracy: bool = False  # rank assumed accuracy (not fp32, not measured) as the report does with it
 
 
 def answer(df: pd.DataFrame, network: str, cost: schema.ModelCost, question: Question) -> dict:
@@ -325,14 +339,15 @@ def answer(df: pd.DataFrame, network: str, cost: schema.ModelCost, question: Que
         if question.energy_budget_j is not None and entry["refused"] is None:
             board_rows = everything[(everything["board"] == key["board"])
                                     & (everything["energy_group"] == key["energy_group"])]
-            entry["budget"] = fits_budget(entry, question.energy_budget_j, question.top1, board_rows)
+            entry["budget"] = fits_budget(entry, question.energy_budget_j, question.top1, board_rows,
+                                          question.assume_accuracy)
         predictions.append(entry)
     answered = [p for p in predictions if p["refused"] is None]
     if not answered:
         worst = max(predictions, key=lambda p: p["needs_networks"] - len(p["networks"]))
         raise UserError(f"cannot predict {network} yet: {describe_group(worst)} has {worst['refused']}")
     return {"network": network, "profile": profile, "cost": schema.to_builtins(cost), "top1": question.top1,
-            "energy_budget_j": question.energy_budget_j,
+            "energy_budget_j": question.energy_budget_j, "assume_accuracy": question.assume_accuracy,
             "features": FEATURES, "targets": TARGETS, "predictions": predictions}
 
 

@@ -80,13 +80,16 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
         "limits": {"energy_budget_j": limits.energy_budget_j, "power_budget_w": limits.power_budget_w,
                    "latency_budget_ms": limits.latency_budget_ms, "latency_stat": limits.latency_stat,
                    "min_fps": limits.min_fps, "text": limits.text(basis),
+                   # rank configurations on assumed accuracy (not fp32, not measured: the fp32 reference)
+                   "assume_accuracy": limits.assume_accuracy,
                    "others_text": dataclasses.replace(limits, energy_budget_j=None).text(basis),
                    # every budget of `--fleet` (the per-board sections use the first, energy_budget_j)
                    "energy_budgets_j": [b for b in fleet_budgets or [] if b is not None]
                    or ([] if limits.energy_budget_j is None else [limits.energy_budget_j])},
         "catalog": networks.origin,
         "boards": [],
-        "analyses": paper.analyses(df, energy=basis.energy) if analyses and not df.empty else None,
+        "analyses": paper.analyses(df, energy=basis.energy, assume_accuracy=limits.assume_accuracy)
+        if analyses and not df.empty else None,
         "board_filter": board,
         "known_boards": store.board_names() if board and board not in boards and df.empty and not failed.current
         else [],
@@ -153,9 +156,63 @@ def _unit_label(basis: dict, unit: str) -> str:
     return f"{unit}/img" if per == "image" else f"{unit}/batch" if per == "batch" else f"{unit}/{per} img"
 
 
-def _caption(results: list[dict], basis: dict) -> str:
+def source_label(r: dict) -> str:
+    """Where a row's (or a configuration's) top-1 comes from, in a word: ``measured``, ``manifest``, ``catalog``,
+    ``assumed`` (a reference at another precision, not measured), ``timing`` (timing only) or ``—`` (none)."""
+    if r.get("timing_only"):
+        return "timing"
+    if r.get("assumed"):
+        return "assumed"
+    return r.get("accuracy_source") or "—"
+
+
+def source_tag(cfg: dict) -> str | None:
+    """A configuration's accuracy source for a sentence (plain text): ``measured, 500 images``, ``catalog``, …;
+    None when it does not say (a report from before sources were recorded)."""
+    label = source_label(cfg)
+    if label == "—":
+        return None
+    if label == "measured":
+        images = cfg.get("accuracy_images")
+        return "measured" + ("" if images is None else f", {images:.0f} images")
+    if label == "assumed":
+        return f"assumed: the {analysis.REFERENCE_PRECISION} reference, not measured at {cfg.get('precision')}"
+    return label
+
+
+def _tag(cfg: dict) -> str:
+    tag = source_tag(cfg)
+    return "" if tag is None else f" ({tag})"
+
+
+def _source_cell(r: dict) -> str:
+    label = source_label(r)
+    if label == "measured" and r.get("accuracy_images") is not None:
+        return f"measured {r['accuracy_images']:.0f}"
+    return label
+
+
+def shows_sources(rows: list[dict]) -> bool:
+    """Whether a table needs a column of accuracy sources: not when every top-1 is the catalog's fp32 reference
+    (the caption says so then)."""
+    return any(source_label(r) not in ("catalog", "—", "timing") for r in rows)
+
+
+ASSUMED_NOTE = f"assumed = the {analysis.REFERENCE_PRECISION} reference for another precision, not measured: "
+ASSUMED_CEILING = "  [yellow](rests on assumed accuracy: --assume-accuracy)[/]"
+
+
+def _caption(results: list[dict], basis: dict, assume_accuracy: bool = False) -> str:
     sources = sorted({r["power_source"] or "none" for r in results})
     caption = f"{basis['text']}; power source: {', '.join(sources)}; top-1 in %"
+    if shows_sources(results):
+        caption += (f"; from = where top-1 comes from: measured N = the timed engine on N labelled images, manifest "
+                    f"/ catalog = the {analysis.REFERENCE_PRECISION} reference")
+        if any(r.get("assumed") for r in results):
+            caption += f"; {ASSUMED_NOTE}" + ("ranked all the same (--assume-accuracy)" if assume_accuracy else
+                                               "not ranked (--assume-accuracy ranks it)")
+    elif any(r.get("accuracy_source") == "catalog" for r in results):
+        caption += f" (the catalog's {analysis.REFERENCE_PRECISION} reference, not measured)"
     if any(r["estimated"] for r in results):
         caption += f"; {EST} = estimated, not measured"
     if any(r["unstable"] for r in results):
@@ -175,19 +232,20 @@ def low(r: dict, stat: str = "p99") -> bool:
     return stat in (r.get("low_confidence") or "").split(",")
 
 
-def _table(entry: dict, basis: dict) -> Table:
+def _table(entry: dict, basis: dict, assume_accuracy: bool = False) -> Table:
     results = entry["results"]
     modes = len({r["power_mode"] for r in results}) > 1
     precisions = len({r["precision"] for r in results}) > 1
+    sources = shows_sources(results)
     title = f"[bold]{entry['board']}[/]" + (f" — {entry['machine']}" if entry.get("machine") else "")
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
-                  caption=_caption(results, basis))
+                  caption=_caption(results, basis, assume_accuracy))
     factor, unit = units.common_unit([r["energy_j"] for r in results], "energy")
     table.add_column("network", no_wrap=True, min_width=12)
     headers = (["mode"] if modes else []) + (["prec"] if precisions else []) + [
-        "batch", "ms", "p99 ms", "img/s", "W", _unit_label(basis, unit), "top-1"]
+        "batch", "ms", "p99 ms", "img/s", "W", _unit_label(basis, unit), "top-1"] + (["from"] if sources else [])
     for col in headers:
-        table.add_column(col, justify="left" if col in ("mode", "prec") else "right", no_wrap=True)
+        table.add_column(col, justify="left" if col in ("mode", "prec", "from") else "right", no_wrap=True)
     for r in results:
         power, energy = r["power_w"], r["energy_j"]
         table.add_row(
@@ -198,6 +256,7 @@ def _table(entry: dict, basis: dict) -> Table:
             _est("—" if power is None else f"{power:.3g}", r["estimated"]),
             _est("—" if energy is None else _sig3(energy / factor), r["estimated"]),
             "timing" if r.get("timing_only") else _num(r["top1"], ".2f"),
+            *([_source_cell(r)] if sources else []),
         )
     return table
 
@@ -210,12 +269,15 @@ def _frontier(entry: dict, basis: dict, limits: dict) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
                   title_justify="left")
     modes = any(s["power_mode"] != analysis.NO_MODE for s in steps)
-    for col in ("energy", "top-1", "network", "batch", "precision", *(["mode"] if modes else []), "img/s", ""):
+    sources = shows_sources(steps)
+    for col in ("energy", "top-1", *(["from"] if sources else []), "network", "batch", "precision",
+                *(["mode"] if modes else []), "img/s", ""):
         table.add_column(col, justify="right" if col in ("energy", "top-1", "batch", "img/s") else "left",
                          no_wrap=True)
     for s in steps:
         within = budget is not None and s["energy_j"] <= budget
-        table.add_row(_energy(s), f"{s['top1']:.2f}", s["network"], str(s["batch"]), s["precision"],
+        table.add_row(_energy(s), f"{s['top1']:.2f}", *([_source_cell(s)] if sources else []), s["network"],
+                      str(s["batch"]), s["precision"],
                       *([s["power_mode"]] if modes else []), _num(s["throughput_ips"], ".0f"),
                       "✓ within budget" if within else "")
     return table
@@ -225,10 +287,13 @@ def _ceiling_line(c: dict, limits: dict, scope: str = "") -> str:
     where = f"within {limits['text']}" if limits["text"] else "with no limits (the most accurate measured)"
     if c["best"] is not None:
         name = "Energy-bounded accuracy ceiling" if limits["energy_budget_j"] is not None else "Ceiling"
-        line = (f"{scope}{name} {where}: [bold green]{c['top1']:.2f}% top-1[/] — {_describe(c['best'])}"
-                + (f"  [yellow](energy {EST} estimated)[/]" if c["estimated"] else ""))
+        line = (f"{scope}{name} {where}: [bold green]{c['top1']:.2f}% top-1[/]{_tag(c['best'])} — "
+                f"{_describe(c['best'])}" + (f"  [yellow](energy {EST} estimated)[/]" if c["estimated"] else "")
+                + (ASSUMED_CEILING if c.get("assumed") else ""))
         if c["next"] is not None:
-            line += (f"\n  next step: {c['next']['top1']:.2f}% with {_describe(c['next'])} — needs "
+            nxt = c["next"]
+            tag = f" ({source_tag(nxt)})" if source_label(nxt) in ("measured", "assumed") else ""
+            line += (f"\n  next step: {nxt['top1']:.2f}%{tag} with {_describe(nxt)} — needs "
                      f"{_est(units.format_energy(c['next_extra_j']), c['next']['estimated'])} more than the budget")
         elif limits["energy_budget_j"] is not None:
             line += "\n  nothing more accurate was measured within the other limits."
@@ -237,14 +302,15 @@ def _ceiling_line(c: dict, limits: dict, scope: str = "") -> str:
         breaks = "" if c["cheapest_meets_other_limits"] else " (and it breaks the other limits too)"
         return (f"{scope}[yellow]No configuration fits {where}.[/] The cheapest is {_describe(c['cheapest'])}"
                 f"{breaks}.")
-    return f"{scope}[yellow]No configuration with reference accuracy {where}.[/]"
+    return f"{scope}[yellow]No configuration with an accuracy to rank {where}.[/]"
 
 
 def exclusions(c: dict) -> list[str]:
     """Sentences on what the ceiling could not rank, and why (plain text)."""
     lines = []
     if c.get("without_accuracy"):
-        lines.append(f"Not ranked (no reference accuracy in the catalog): {', '.join(c.get('without_accuracy', []))}.")
+        lines.append("Not ranked (no accuracy: not measured, no reference in the manifest or the catalog): "
+                     f"{', '.join(c.get('without_accuracy', []))}.")
     if c.get("without_energy"):
         n = c.get("without_energy", 0)
         lines.append(f"Not ranked (no energy measured in this basis): {n} configuration{'s' if n != 1 else ''}.")
@@ -255,6 +321,16 @@ def exclusions(c: dict) -> list[str]:
     if timing_only:
         lines.append(f"Not ranked (timing only: int8 calibrated on random data, accuracy unknown): {timing_only} "
                      f"configuration{'s' if timing_only != 1 else ''}.")
+    assumed = excluded.pop("assumed", 0)
+    if assumed:
+        lines.append(f"Not ranked (assumed accuracy: not {analysis.REFERENCE_PRECISION} and not measured, only the "
+                     f"{analysis.REFERENCE_PRECISION} reference): {assumed} configuration{'s' if assumed != 1 else ''}"
+                     " — measure the accuracy (dnnagent run --accuracy-set DIR), or rank on the reference with "
+                     "--assume-accuracy.")
+    if c.get("ranked_assumed"):
+        n = c["ranked_assumed"]
+        lines.append(f"Ranked on assumed accuracy (--assume-accuracy: the {analysis.REFERENCE_PRECISION} reference, "
+                     f"not measured at that precision): {n} configuration{'s' if n != 1 else ''}.")
     parts = [f"{n} {names[k]}" for k, n in excluded.items() if n]
     if parts:
         lines.append("Outside the limits: " + ", ".join(parts) + ".")
@@ -316,7 +392,7 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
             console.print(f"[bold]{entry['board']}[/]: No results from this board yet.")
             continue
         if results is not None and (all_rows or len(results) <= MAX_ROWS):
-            console.print(_table(entry, basis))
+            console.print(_table(entry, basis, bool(limits.get("assume_accuracy"))))
         else:
             console.print(f"[bold]{entry['board']}[/]: {entry['configurations']} configurations (the frontier "
                           "below; --all prints every one, --export writes them to a file)")
@@ -478,8 +554,9 @@ def render_fleet(console: Console, report: dict) -> None:
             first = g["boundary"] == answer["headline"]
             headline = "  [bold green]best[/]" + (" (the fleet's answer: the widest boundary measured)" if first
                                                  else "")
-            console.print(f"{headline}: {g['top1']:.2f}% top-1 — {_config(g['best'])}, {_energy(g['best'])}, "
-                          f"{_num(g['best']['throughput_ips'], '.0f')} img/s")
+            console.print(f"{headline}: {g['top1']:.2f}% top-1{escape(_tag(g['best']))} — "
+                          f"{_config(g['best'])}, {_energy(g['best'])}, {_num(g['best']['throughput_ips'], '.0f')} "
+                          "img/s" + (ASSUMED_CEILING if g.get("assumed") else ""))
             if g.get("beats_headline"):
                 console.print("  [yellow]more accurate than the fleet's answer, but measured at a narrower boundary: "
                               "its energy leaves out what the answer's includes, so it is not ranked above it[/]")
@@ -496,7 +573,8 @@ def render_fleet(console: Console, report: dict) -> None:
                 if b["best"] is None:
                     console.print(f"    {escape(b['board'])}: nothing fits ({b['considered']} configurations)")
                 else:
-                    console.print(f"    {escape(b['board'])}: {b['top1']:.2f}% — {_config(b['best'])}, "
+                    assumed = " (assumed)" if b["best"].get("assumed") else ""
+                    console.print(f"    {escape(b['board'])}: {b['top1']:.2f}%{assumed} — {_config(b['best'])}, "
                                   f"{_energy(b['best'])}")
             for line in exclusions(g):
                 console.print(f"  {escape(line)}")

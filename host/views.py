@@ -378,6 +378,13 @@ def predictions(data: dict) -> None:
         say(f"budget {units.format_energy(budget)} gross per image; the model's top-1: {known}. The board's ceiling "
             "is its best measured configuration within the budget (any mode, precision and batch, at the same power "
             "boundary); a ceiling with the prediction is a prediction, not a measurement.")
+        touched = any((p.get("budget") or {}).get(k) for p in data["predictions"]
+                      for k in ("top1_assumed", "excluded_assumed", "assumed"))
+        if touched:
+            say("fp16 and int8 are ranked on the fp32 top-1 where it was not measured (--assume-accuracy): assumed."
+                if data.get("assume_accuracy") else
+                "fp16 and int8 whose top-1 was not measured are not ranked (--assume-accuracy ranks them on the "
+                "fp32 one).")
     for p in data["predictions"]:
         if p["refused"] is not None:
             note(f"not predicted for {printable(describe_group(p))}: {p['refused']}")
@@ -391,11 +398,17 @@ def _budget_cell(b: dict | None) -> str:
     est = "~" if b["estimated"] else ""
     if not b["fits"]:
         return f"over by {units.format_energy(-b['margin_j'])}{est}"
-    now = "nothing measured fits" if b["ceiling_measured"] is None else (
-        f"board's ceiling {b['ceiling_measured']:.2f}% ({_escape(b['ceiling_measured_by'])})")
+    assumed = b.get("assumed")
+    nothing = "nothing measured fits" + (" (assumed top-1 left out)" if b.get("excluded_assumed") else "")
+    now = nothing if b["ceiling_measured"] is None else (
+        f"board's ceiling {b['ceiling_measured']:.2f}%{' assumed' if assumed and not b['raises_ceiling'] else ''} "
+        f"({_escape(b['ceiling_measured_by'])})")
     if b["raises_ceiling"]:
-        return f"fits{est}; {now} → {b['ceiling_with_prediction']:.2f}% predicted"
-    return f"fits{est}; {now}" + ("" if b["top1"] is None else ", not raised")
+        return f"fits{est}; {now} → {b['ceiling_with_prediction']:.2f}% predicted{', assumed' if assumed else ''}"
+    if b["top1"] is None:
+        return f"fits{est}; {now}"
+    return f"fits{est}; {now}" + (", not raised" if b.get("top1_ranked", True) else
+                                  ", its top-1 assumed at this precision (--assume-accuracy)")
 
 
 # --- steering agents -------------------------------------------------------------------------------------------

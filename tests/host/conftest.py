@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -56,6 +57,18 @@ def result(network: str = "resnet18", batch: int = 1, energy: float | None = 0.0
     )
 
 
+def measured(result: schema.Result, top1: float, top5: float | None = None, *, images: int = 500,
+             reused: bool = False, set_name: str = "imagenet-val") -> schema.Result:
+    """``result`` with the accuracy the agent measured on it (an ``accuracy_set`` of ``images`` images); the 95%
+    interval is a plausible one around ``top1``, not computed."""
+    acc = schema.Accuracy(top1=top1, top5=top5, images=images, top1_ci=[max(0.0, top1 - 4.0), min(100.0, top1 + 4.0)],
+                          top5_ci=None if top5 is None else [max(0.0, top5 - 2.0), min(100.0, top5 + 2.0)],
+                          set_name=set_name, set_sha256="a" * 64,
+                          preprocessing="resize 256, crop 224, ImageNet mean/std",
+                          reused=reused, duration_s=None if reused else 12.5)
+    return msgspec.structs.replace(result, accuracy=acc)
+
+
 def status(state: str = "online", session: int = 1, *, board: str = "board-a", ts: float | None = None
            ) -> schema.Status:
     return schema.Status(board=board, ts=time.time() if ts is None else ts, state=state, session=session)
@@ -99,6 +112,7 @@ class Messages:
     """The helpers above, handed to tests as one fixture (conftest modules are not importable by name)."""
 
     result = staticmethod(result)
+    measured = staticmethod(measured)
     status = staticmethod(status)
     info = staticmethod(info)
     run_event = staticmethod(run_event)

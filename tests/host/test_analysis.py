@@ -118,7 +118,7 @@ def test_network_outside_the_catalog_is_counted_not_ranked(msgs):
 
 
 def test_timing_only_results_are_timed_but_never_ranked(msgs):
-    fp16 = msgs.result("resnet50", 1, 0.020, precision="fp16")
+    fp16 = msgs.measured(msgs.result("resnet50", 1, 0.020, precision="fp16"), 75.9)
     int8 = msgstruct_replace(msgs.result("resnet50", 1, 0.005, precision="int8"), calibration="random",
                              timing_only=True)
     df = analysis.latest(analysis.frame([fp16, int8]))
@@ -138,7 +138,8 @@ def test_single_point(msgs):
     assert c["best"] == {
         "board": "board-a", "network": "mobilenet_v2", "backend": "onnxruntime", "device": "cpu", "precision": "fp32",
         "batch": 2, "power_mode": "n/a", "clocks": None, "boundary": "estimate", "top1": TOP1["mobilenet_v2"],
-        "energy_j": 0.03, "energy_per_inference_j": 0.03,
+        "accuracy_source": "catalog", "accuracy_images": None, "assumed": False, "energy_j": 0.03,
+        "energy_per_inference_j": 0.03,
         "throughput_ips": 250.0, "latency_ms": 10.0, "power_w": pytest.approx(0.03 * 250.0), "estimated": True,
     }
     assert type(c["best"]["batch"]) is int and type(c["best"]["estimated"]) is bool  # plain Python, JSON-able
@@ -453,3 +454,115 @@ def test_fleet_unknown_and_estimated_boundaries_are_groups_of_their_own(msgs):
     assert unknown_group["beats_headline"] and not rail_group["beats_headline"]
     assert not estimate_group["beats_headline"]  # an estimate is never said to beat a measurement
     assert unknown_group["text"] == "unknown (an unknown boundary)"
+
+
+# -- where accuracy comes from: measured, manifest, catalog; assumed ------------------------------------------------
+
+
+def test_a_measured_int8_engine_ranks_with_its_own_top1(msgs):
+    fp32 = msgs.result("resnet50", 1, 0.040)
+    int8 = msgs.measured(msgs.result("resnet50", 1, 0.010, precision="int8"), 75.1, 92.4, images=500)
+    row = analysis.frame([int8]).iloc[0]
+    assert (row["top1"], row["top5"], row["accuracy_images"]) == (75.1, 92.4, 500)
+    assert (row["top1_ci_low"], row["top1_ci_high"]) == (71.1, 79.1)
+    assert row["accuracy_source"] == "measured" and not row["assumed"] and not row["accuracy_reused"]
+    assert row["top1_source"] == "measured on imagenet-val (500 images)"
+    c = ceiling([fp32, int8], 0.030)
+    assert (c["best"]["precision"], c["top1"]) == ("int8", 75.1)  # its own top-1, below the fp32 reference
+    assert c["top1"] < TOP1["resnet50"]
+    assert (c["best"]["accuracy_source"], c["best"]["accuracy_images"], c["assumed"]) == ("measured", 500, False)
+    assert c["next"]["precision"] == "fp32" and c["next"]["top1"] == TOP1["resnet50"]
+    assert "assumed" not in c["excluded"]
+    assert ceiling([fp32, int8], 0.050)["best"]["precision"] == "fp32"  # the reference is the more accurate
+
+
+def test_a_reused_measurement_says_so(msgs):
+    reused = msgs.measured(msgs.result("resnet50", 8, 0.010, precision="fp16"), 76.0, images=200, reused=True)
+    row = analysis.frame([reused]).iloc[0]
+    assert bool(row["accuracy_reused"]) and not row["assumed"]
+    assert row["top1_source"] == ("measured on imagenet-val (200 images, reused: measured on another batch of the "
+                                  "same engine)")
+    assert math.isnan(row["top5"])  # a model of fewer than 5 classes: never 0
+
+
+def test_unmeasured_fp16_and_int8_are_assumed_and_left_out_of_the_ranking(msgs):
+    fp32 = msgs.result("resnet50", 1, 0.040)
+    fp16 = msgs.result("resnet50", 1, 0.020, precision="fp16")
+    int8 = msgs.result("resnet50", 1, 0.010, precision="int8")
+    small = msgs.result("resnet18", 1, 0.015)
+    df = analysis.latest(analysis.frame([fp32, fp16, int8, small]))
+    by = {(r.network, r.precision): r for r in df.itertuples()}
+    for precision in ("fp16", "int8"):
+        r = by["resnet50", precision]
+        assert r.assumed and r.accuracy_source == "catalog" and r.top1 == TOP1["resnet50"]  # the reference is kept
+        assert r.top1_source == f"assumed: the fp32 reference ({catalog.TORCHVISION}), not measured at {precision}"
+    assert not by["resnet50", "fp32"].assumed and not by["resnet18", "fp32"].assumed
+    c = analysis.ceiling(df, analysis.Limits(energy_budget_j=0.030))
+    assert (c["best"]["network"], c["best"]["precision"]) == ("resnet18", "fp32")  # not the assumed fp16
+    assert c["excluded"]["assumed"] == 2 and c["without_accuracy"] == []
+    assert (c["assumed"], c["ranked_assumed"], c["ranked"]) == (False, 0, 2)
+    assert [s["precision"] for s in analysis.frontier(df)] == ["fp32", "fp32"]
+    flags = analysis.flags(df, analysis.Limits(energy_budget_j=0.030), analysis.Basis())
+    assert [bool(v) for v in flags["ranked"]] == [not a for a in df["assumed"]]
+    assert not flags["on_frontier"][df["assumed"].to_numpy(dtype=bool)].any()
+    # Nothing but assumed accuracy fits: nothing is ranked, and the cheapest named is one with a rankable accuracy.
+    tight = analysis.ceiling(df, analysis.Limits(energy_budget_j=0.012))
+    assert tight["best"] is None and tight["cheapest"]["precision"] == "fp32"
+
+
+def test_assume_accuracy_ranks_them_and_the_ceiling_says_it_rests_on_that(msgs):
+    results = [msgs.result("resnet50", 1, 0.040), msgs.result("resnet50", 1, 0.020, precision="fp16"),
+               msgs.result("resnet50", 1, 0.010, precision="int8"), msgs.result("resnet18", 1, 0.015)]
+    df = analysis.latest(analysis.frame(results))
+    c = analysis.ceiling(df, analysis.Limits(energy_budget_j=0.030, assume_accuracy=True))
+    assert (c["best"]["precision"], c["top1"]) == ("int8", TOP1["resnet50"])  # the cheapest of equal top-1
+    assert c["assumed"] is True and c["best"]["assumed"] is True
+    assert c["ranked_assumed"] == 2 and "assumed" not in c["excluded"]
+    steps = analysis.frontier(df, analysis.Limits(assume_accuracy=True))
+    assert [(s["precision"], s["assumed"]) for s in steps] == [("int8", True)]
+    measured = analysis.ceiling(df[df["precision"] == "fp32"], analysis.Limits(assume_accuracy=True))
+    assert measured["assumed"] is False  # the flag alone marks nothing: only a ceiling on assumed accuracy
+
+
+def test_measured_beats_the_manifest_which_beats_the_catalog(msgs):
+    both = msgspec.structs.replace(msgs.measured(msgs.result("resnet18", 1, 0.01), 68.9), reference_top1=69.5,
+                                   reference_top1_source="manifest: ours")
+    manifest = msgspec.structs.replace(msgs.result("resnet18", 2, 0.01), reference_top1=69.5,
+                                       reference_top1_source="manifest: ours")
+    catalogued = msgs.result("resnet18", 4, 0.01)
+    unknown = msgs.result("mystery_net", 1, 0.01)
+    manifest_fp16 = msgspec.structs.replace(msgs.result("resnet18", 1, 0.01, precision="fp16"), reference_top1=69.5)
+    df = analysis.frame([both, manifest, catalogued, unknown, manifest_fp16])
+    assert [v if isinstance(v, str) else None for v in df["accuracy_source"]] == [
+        "measured", "manifest", "catalog", None, "manifest"]
+    assert list(df["top1"][:3]) == [68.9, 69.5, TOP1["resnet18"]] and math.isnan(df["top1"][3])
+    assert df["top5"][2] == catalog.lookup("resnet18").top5  # the top-5 of the same source as the top-1
+    assert math.isnan(df["top5"][1])  # a manifest has no top-5
+    assert list(df["assumed"]) == [False, False, False, False, True]
+    assert df["top1_source"][4] == "assumed: the fp32 reference (manifest), not measured at fp16"
+    assert math.isnan(df["accuracy_images"][1]) and math.isnan(df["top1_ci_low"][2])  # measured only
+
+
+def test_ranked_top1_is_the_one_rule(msgs):
+    df = analysis.frame([msgs.result("resnet50", 1, 0.04), msgs.result("resnet50", 1, 0.02, precision="fp16")])
+    ranked = analysis.ranked_top1(df)
+    assert ranked[0] == TOP1["resnet50"] and math.isnan(ranked[1])
+    assert list(analysis.ranked_top1(df, assume_accuracy=True)) == [TOP1["resnet50"]] * 2
+    held = analysis.rankable(df)
+    assert math.isnan(held["top1"][1]) and held["top1"][0] == TOP1["resnet50"]
+    assert df["top1"][1] == TOP1["resnet50"]  # the frame itself is left as it is
+    assert analysis.rankable(df, assume_accuracy=True) is df
+
+
+def test_the_fleet_follows_the_rule(msgs):
+    results = [msgs.result("resnet50", 1, 0.040, board="orin-a", boundary="input_rail"),
+               msgs.result("resnet50", 1, 0.010, board="nano-b", boundary="input_rail", precision="int8"),
+               msgs.result("resnet18", 1, 0.015, board="nano-b", boundary="input_rail")]
+    df = analysis.latest(analysis.frame(results))
+    (answer,) = analysis.fleet(df, [0.050], analysis.Limits(), analysis.Basis())["answers"]
+    (group,) = answer["groups"]
+    assert (group["best"]["board"], group["best"]["precision"], group["assumed"]) == ("orin-a", "fp32", False)
+    assert group["excluded"]["assumed"] == 1
+    (answer,) = analysis.fleet(df, [0.050], analysis.Limits(assume_accuracy=True), analysis.Basis())["answers"]
+    (group,) = answer["groups"]
+    assert (group["best"]["board"], group["best"]["precision"], group["assumed"]) == ("nano-b", "int8", True)

@@ -511,8 +511,8 @@ def test_report_fleet_text_json_html_and_plot(run, fleet_store, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     assert "The fleet's answer within 30 mJ" in text and "within 50 mJ" in text
-    assert ("best (the fleet's answer: the widest boundary measured): 71.88% top-1 — orin-a 15W · mobilenet_v2 "
-            "batch 1 fp32") in text
+    assert ("best (the fleet's answer: the widest boundary measured): 71.88% top-1 (catalog) — orin-a 15W · "
+            "mobilenet_v2 batch 1 fp32") in text
     assert "next step: 76.13% with orin-a MAXN (jetson_clocks) · resnet50 batch 8 fp32" in text
     assert "nano-b: 69.76%" in text  # the runner-up board
     assert "estimated: never ranked above a measurement" in text
@@ -551,3 +551,35 @@ def test_collect_status_and_summary_count_failed_points_only_when_there_are_some
     views.collect_summary(counts, tmp_path / "r.sqlite", None)
     assert "stored 5 messages (3 results, 2 failed points, 0 duplicates, 0 rejected)" in " ".join(
         capsys.readouterr().err.split())
+
+
+def test_report_assume_accuracy_json_and_export_carry_the_source(run, db, tmp_path, msgs):
+    import pandas as pd
+
+    results = [msgs.result("resnet50", 1, 0.040, board="board-a"),
+               msgs.result("resnet50", 1, 0.020, board="board-a", precision="fp16"),
+               msgs.measured(msgs.result("resnet50", 1, 0.010, board="board-a", precision="int8"), 75.1, images=500)]
+    assert run("import", write_jsonl(tmp_path / "run.jsonl", results), "--db", db).returncode == 0
+
+    def ceiling(*args):
+        proc = run("report", "--json", "--no-analyses", "--db", db, "--energy-budget", "30mJ", *args)
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout)
+        return data["limits"]["assume_accuracy"], data["boards"][0]["ceiling"]
+
+    assumed, c = ceiling()
+    assert not assumed and (c["best"]["precision"], c["top1"], c["assumed"]) == ("int8", 75.1, False)
+    assert c["best"]["accuracy_source"] == "measured" and c["excluded"]["assumed"] == 1
+    assumed, c = ceiling("--assume-accuracy")
+    assert assumed and (c["best"]["precision"], c["assumed"]) == ("fp16", True)
+    assert c["top1"] == catalog.lookup("resnet50").top1
+    proc = run("report", "--db", db, "--energy-budget", "30mJ", "--assume-accuracy", "--no-analyses",
+               "--export", tmp_path / "t.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert "rests on assumed accuracy" in " ".join(proc.stdout.split())
+    table = pd.read_csv(tmp_path / "t.csv").set_index("precision")
+    assert list(table.loc[["fp16", "fp32", "int8"], "accuracy_source"]) == ["catalog", "catalog", "measured"]
+    assert [bool(v) for v in table.loc[["fp16", "fp32", "int8"], "assumed"]] == [True, False, False]
+    assert [bool(v) for v in table.loc[["fp16", "fp32", "int8"], "ranked"]] == [True, True, True]  # assumed: ranked
+    help_text = " ".join(run("report", "--help").stdout.split())
+    assert "--assume-accuracy" in help_text and "dnnagent run --accuracy-set DIR" in help_text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pandas as pd
 import pytest
 
@@ -51,3 +52,27 @@ def test_an_unknown_format_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(UserError, match="must end in"):
         export.write(frame(), tmp_path / "table")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix, read", [(".csv", pd.read_csv), (".json", pd.read_json),
+                                          (".parquet", pd.read_parquet)])
+def test_every_format_carries_where_the_accuracy_comes_from(tmp_path, msgs, suffix, read):
+    results = [msgs.result("resnet50", 1, 0.040),
+               msgs.measured(msgs.result("resnet50", 1, 0.010, precision="int8"), 75.1, 92.4, images=500),
+               msgs.result("resnet50", 1, 0.020, precision="fp16")]
+    results[1] = msgspec.structs.replace(results[1], precision_method="onnx_converted")
+    df = analysis.latest(analysis.frame(results))
+    path = tmp_path / f"table{suffix}"
+    export.write(export.table(df, analysis.Limits(energy_budget_j=0.030), analysis.Basis()), path)
+    back = read(path).set_index("precision")
+    assert list(back.loc[["fp16", "fp32", "int8"], "accuracy_source"]) == ["catalog", "catalog", "measured"]
+    assert [bool(v) for v in back.loc[["fp16", "fp32", "int8"], "assumed"]] == [True, False, False]
+    assert [bool(v) for v in back.loc[["fp16", "fp32", "int8"], "ranked"]] == [False, True, True]
+    assert back.loc["int8", "top1_source"] == "measured on imagenet-val (500 images)"
+    assert back.loc["fp16", "top1_source"].startswith("assumed: the fp32 reference")
+    assert (back.loc["int8", "top1"], back.loc["int8", "top5"], back.loc["int8", "accuracy_images"]) == (
+        75.1, 92.4, 500)
+    assert (back.loc["int8", "top1_ci_low"], back.loc["int8", "top1_ci_high"]) == (71.1, 79.1)
+    assert pd.isna(back.loc["fp32", "accuracy_images"]) and pd.isna(back.loc["fp32", "top1_ci_low"])  # never 0
+    assert back.loc["int8", "precision_method"] == "onnx_converted" and pd.isna(back.loc["fp32", "precision_method"])
+    assert bool(back.loc["int8", "on_frontier"]) and not bool(back.loc["fp16", "on_frontier"])

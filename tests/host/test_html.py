@@ -174,8 +174,8 @@ def test_frontier_and_configuration_tables_mark_missing_and_estimated():
     text = html.render(report())
     page = Page(text)
     frontier = _table_after(text, "Frontier")
-    assert frontier[1][:4] == ["1", "4.2 mJ~", "71.88", "mobilenet_v2"]
-    assert frontier[2][:4] == ["2", "12.3 mJ", "69.76", "resnet18"]
+    assert frontier[1][:5] == ["1", "4.2 mJ~", "71.88", "—", "mobilenet_v2"]  # a report without sources: "—"
+    assert frontier[2][:5] == ["2", "12.3 mJ", "69.76", "—", "resnet18"]
     header, *rows = _table_after(text, "Configurations (3)")
     configs = {row[0]: row for row in rows}
     energy = header.index("gross energy / image")
@@ -357,7 +357,7 @@ def test_what_the_ceiling_could_not_rank_is_said():
     rep["boards"][0]["ceiling"].update(without_accuracy=["mysterynet"], without_energy=1,
                                        excluded={"power_budget": 2})
     text = Page(html.render(rep)).all_text
-    assert "Not ranked (no reference accuracy in the catalog): mysterynet." in text
+    assert "Not ranked (no accuracy: not measured, no reference in the manifest or the catalog): mysterynet." in text
     assert "Not ranked (no energy measured in this basis): 1 configuration." in text
     assert "Outside the limits: 2 over the power budget." in text
 
@@ -408,3 +408,35 @@ def test_failed_points_from_a_real_store(tmp_path, msgs):
 def test_no_failed_points_no_section():
     assert 'id="failures"' not in html.render(report())
     assert 'id="failures"' not in html.render(report(failures=[], failures_superseded=0))
+
+
+def _precisions_page(tmp_path, msgs, assume: bool) -> str:
+    with Store(tmp_path / f"results-{assume}.sqlite") as store:
+        store.add_many([
+            msgs.result("resnet50", 1, 0.040),
+            msgs.result("resnet50", 1, 0.020, precision="fp16"),
+            msgs.measured(msgs.result("resnet50", 1, 0.010, precision="int8"), 75.1, 92.4, images=500, reused=True),
+        ])
+        rep = report_text.build(store, analysis.Limits(energy_budget_j=0.030, assume_accuracy=assume), analyses=False)
+    return html.render(rep)
+
+
+def test_the_page_says_where_each_top1_comes_from(tmp_path, msgs):
+    text = _precisions_page(tmp_path, msgs, assume=False)
+    body = Page(text).all_text
+    header, *rows = _table_after(text, "Configurations (3)")
+    source = {row[header.index("precision")]: row[header.index("top-1 from")] for row in rows}
+    assert source == {"fp32": "catalog", "fp16": "assumed", "int8": "measured (500 images, 95% 71.1–79.1, reused)"}
+    frontier_header, *steps = _table_after(text, "Frontier")
+    assert [s[frontier_header.index("top-1 from")] for s in steps] == ["measured, 500 images", "catalog"]
+    assert "75.10 % top-1 (measured, 500 images) (1 of 3 configurations fit)" in body
+    assert "Not ranked (assumed accuracy: not fp32 and not measured" in body
+    assert "are assumed and not ranked (--assume-accuracy ranks them)" in body  # the basis section
+    assert "rests on assumed accuracy" not in body
+
+
+def test_the_page_says_when_the_ceiling_rests_on_assumed_accuracy(tmp_path, msgs):
+    body = Page(_precisions_page(tmp_path, msgs, assume=True)).all_text
+    assert "top-1 (assumed: the fp32 reference, not measured at fp16)" in body
+    assert "It rests on assumed accuracy (--assume-accuracy): the fp32 reference, not measured at fp16." in body
+    assert "are assumed and ranked all the same (--assume-accuracy)" in body

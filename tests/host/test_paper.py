@@ -197,6 +197,24 @@ def test_groups_are_split_by_board_power_mode_precision_backend_and_device():
     assert keys == sorted(keys)
 
 
+def test_assumed_top1_is_left_out_of_the_accuracy_fits_unless_assumed():
+    # fp16 with only the fp32 reference (assumed), beside one network whose fp16 top-1 was measured
+    rows = [{**r, "assumed": r["network"] != "n1", "accuracy_source": "measured" if r["network"] == "n1" else "catalog"}
+            for r in hyperbolic_rows(precision="fp16")]
+    df = frame(*hyperbolic_rows(), *rows)
+    out = paper.analyses(df)
+    fp32, fp16 = only(out["accuracy_vs_time"], precision="fp32"), only(out["accuracy_vs_time"], precision="fp16")
+    assert (fp32["n"], fp32["reason"]) == (4, None)
+    assert (fp16["a"], fp16["n"], fp16["networks"]) == (None, 1, ["n1"])
+    assert fp16["reason"] == ("1 network; a fit needs 3; 3 configurations with assumed top-1 left out (not measured "
+                              "at this precision; --assume-accuracy uses it)")
+    assert only(out["accuracy_vs_energy"], precision="fp16")["n"] == 1
+    assumed = paper.analyses(df, assume_accuracy=True)
+    fp16 = only(assumed["accuracy_vs_time"], precision="fp16")
+    assert (fp16["a"], fp16["b"], fp16["n"], fp16["reason"]) == (pytest.approx(80), pytest.approx(20), 4, None)
+    assert df["top1"].notna().all()  # the frame itself is left as it is
+
+
 # -- ops vs time ---------------------------------------------------------------------------------------------------
 
 def test_ops_vs_time_matches_linregress():

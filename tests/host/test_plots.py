@@ -351,3 +351,20 @@ def test_fleet_frontier_one_staircase_per_board_and_mode_with_its_boundary():
     # without --fleet there is no fleet figure at all (not even a skipped one)
     built, skipped = plots.figures(df, report(df), only=("fleet_frontier",))
     assert not built and not skipped
+
+
+def test_assumed_top1_is_drawn_only_when_the_report_assumed_it():
+    df = analysis.table(rows(assumed=True))  # fp16 with only the fp32 reference: assumed
+    wanted = ("accuracy_vs_ops", "accuracy_vs_throughput", "frontier", "accuracy_density")
+    built, skipped = plots.figures(df, report(df), only=wanted)
+    assert skipped == {"accuracy_vs_ops": "no network with top-1 and op count",
+                       "accuracy_vs_throughput": "no network with top-1",
+                       "frontier": "no configuration with energy and top-1",
+                       "accuracy_density": "no network with both top-1 and a parameter count"}
+    rep = report(df)
+    rep["limits"]["assume_accuracy"] = True
+    rep["boards"] = [{"board": b, **e} for b, e in analysis.per_board(
+        df, analysis.Limits(energy_budget_j=0.01, assume_accuracy=True), analysis.Basis()).items()]
+    built, skipped = plots.figures(df, rep, only=wanted)
+    assert sorted(built) == sorted(wanted) and skipped == {}
+    assert {s["assumed"] for s in rep["boards"][0]["frontier"]} == {True}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,26 @@ def test_energy_budget_would_it_fit_and_the_ceiling_it_would_reach(msgs):
     over = predict.answer(df, "resnet34", cost["resnet34"], predict.Question(energy_budget_j=energy * 0.5, top1=top1))
     b = over["predictions"][0]["budget"]
     assert not b["fits"] and not b["raises_ceiling"] and b["margin_j"] < 0
+
+
+def test_energy_budget_in_an_fp16_group_ranks_no_assumed_accuracy_unless_asked(msgs):
+    cost = costs()
+    seen = [n for n in SEEN if n != "efficientnet_b0"]
+    df = frame(board(msgs, seen, precision="fp16"))  # fp16 with only the fp32 reference: assumed, every one
+    energy = 0.002 * truth_ms(cost["resnet34"])
+    top1 = catalog.lookup("resnet34").top1
+    question = predict.Question(energy_budget_j=energy * 1.01, top1=top1)
+    (p,) = predict.answer(df, "resnet34", cost["resnet34"], question)["predictions"]
+    b = p["budget"]
+    assert b["fits"] and b["top1_assumed"] and not b["top1_ranked"]
+    assert b["ceiling_measured"] is None and b["excluded_assumed"] > 0  # nothing measured may be ranked
+    assert b["ceiling_with_prediction"] is None and not b["raises_ceiling"] and not b["assumed"]
+    assumed = dataclasses.replace(question, assume_accuracy=True)
+    (p,) = predict.answer(df, "resnet34", cost["resnet34"], assumed)["predictions"]
+    b = p["budget"]
+    cheaper = [n for n in seen if 0.002 * truth_ms(cost[n]) <= energy * 1.01]
+    assert b["ceiling_measured"] == max(catalog.lookup(n).top1 for n in cheaper)
+    assert b["ceiling_with_prediction"] == top1 and b["raises_ceiling"] and b["assumed"]
 
 
 def test_selection_that_matches_nothing_is_a_user_error(msgs):

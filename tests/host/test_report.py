@@ -111,10 +111,10 @@ def test_render_ceiling_names_the_configuration(fleet):
     _, flat = render(build(fleet, 0.05))
     assert "board-a — ARM Cortex-A78AE" in flat
     assert ("Energy-bounded accuracy ceiling within 50 mJ gross energy per image: "
-            f"{catalog.lookup('mobilenet_v2').top1:.2f}% top-1 — mobilenet_v2 batch 4 fp32 on onnxruntime/cpu "
-            "— 40 mJ~, 100 img/s (energy ~ estimated)") in flat
+            f"{catalog.lookup('mobilenet_v2').top1:.2f}% top-1 (catalog) — mobilenet_v2 batch 4 fp32 on "
+            "onnxruntime/cpu — 40 mJ~, 100 img/s (energy ~ estimated)") in flat
     assert "nothing more accurate was measured within the other limits." in flat
-    assert "Not ranked (no reference accuracy in the catalog): mystery_net." in flat
+    assert "Not ranked (no accuracy: not measured, no reference in the manifest or the catalog): mystery_net." in flat
     assert "Not ranked (no energy measured in this basis): 1 configuration." in flat
     assert "frontier: the best top-1 at each gross energy per image" in flat
 
@@ -170,7 +170,7 @@ def test_render_power_modes_and_precisions_separately(store, msgs):
 
     store.add_many([moded(msgs.result("resnet18", 1, 0.010), "15W"), moded(msgs.result("resnet50", 1, 0.030), "15W"),
                     moded(msgs.result("resnet18", 1, 0.020), "MAXN"),
-                    moded(msgs.result("resnet50", 1, 0.012, precision="int8"), "MAXN")])
+                    moded(msgs.measured(msgs.result("resnet50", 1, 0.012, precision="int8"), 75.4), "MAXN")])
     text, flat = render(build(store, 0.015))
     assert "mode" in text and "prec" in text  # columns appear only when they differ
     top1 = catalog.lookup("resnet18").top1
@@ -389,3 +389,78 @@ def test_a_store_without_failures_says_nothing_of_them(fleet):
     data = build(fleet, 0.05)
     assert data["failures"] == [] and data["failures_superseded"] == 0
     assert "Failed points" not in render(data)[1] and "measured since" not in render(data)[1]
+
+
+@pytest.fixture
+def precisions(store, msgs):
+    """resnet50 in fp32 (the catalog's reference), fp16 unmeasured (assumed), int8 measured (75.1%, below the
+    reference), and mobilenet_v2 in int8 unmeasured: the cheapest, assumed."""
+    store.add_many([
+        msgs.result("resnet50", 1, 0.040, id="r50-fp32"),
+        msgs.result("resnet50", 1, 0.020, precision="fp16", id="r50-fp16"),
+        msgs.measured(msgs.result("resnet50", 1, 0.010, precision="int8", id="r50-int8"), 75.1, 92.4, images=500),
+        msgs.result("mobilenet_v2", 1, 0.006, precision="int8", id="mnv2-int8"),
+    ])
+    return store
+
+
+def test_build_carries_the_accuracy_source_and_leaves_assumed_rows_out(precisions):
+    data = build(precisions, 0.030)
+    json.dumps(data, allow_nan=False)
+    assert data["limits"]["assume_accuracy"] is False
+    (board,) = data["boards"]
+    rows = {r["id"]: r for r in board["results"]}
+    assert {k: (r["accuracy_source"], r["assumed"]) for k, r in rows.items()} == {
+        "r50-fp32": ("catalog", False), "r50-fp16": ("catalog", True), "r50-int8": ("measured", False),
+        "mnv2-int8": ("catalog", True)}
+    measured = rows["r50-int8"]
+    assert (measured["top1"], measured["top5"], measured["accuracy_images"]) == (75.1, 92.4, 500)
+    assert (measured["top1_ci_low"], measured["top1_ci_high"]) == (71.1, 79.1)
+    assert measured["top1_source"] == "measured on imagenet-val (500 images)"
+    c = board["ceiling"]
+    assert (c["best"]["network"], c["best"]["precision"], c["top1"]) == ("resnet50", "int8", 75.1)
+    assert c["best"]["accuracy_source"] == "measured" and c["assumed"] is False
+    assert c["excluded"]["assumed"] == 2
+    assert [(s["network"], s["precision"]) for s in board["frontier"]] == [("resnet50", "int8"), ("resnet50", "fp32")]
+
+
+def test_build_with_assume_accuracy_ranks_them_and_says_the_ceiling_rests_on_it(precisions):
+    data = report.build(precisions, analysis.Limits(energy_budget_j=0.030, assume_accuracy=True), analyses=False)
+    assert data["limits"]["assume_accuracy"] is True
+    c = data["boards"][0]["ceiling"]
+    assert (c["best"]["network"], c["best"]["precision"], c["top1"]) == ("resnet50", "fp16",
+                                                                       catalog.lookup("resnet50").top1)
+    assert c["assumed"] is True and c["best"]["assumed"] is True and c["ranked_assumed"] == 2
+    assert "assumed" not in c["excluded"]
+
+
+def test_render_shows_where_each_top1_comes_from(precisions):
+    text, flat = render(build(precisions, 0.030))
+    assert row(text, "resnet50", "fp32")[-2:] == [f"{catalog.lookup('resnet50').top1:.2f}", "catalog"]
+    assert row(text, "resnet50", "fp16")[-2:] == [f"{catalog.lookup('resnet50').top1:.2f}", "assumed"]
+    assert row(text, "resnet50", "int8")[-3:] == ["75.10", "measured", "500"]
+    assert "from = where top-1 comes from" in flat
+    assert "assumed = the fp32 reference for another precision, not measured: not ranked" in flat
+    assert ("Energy-bounded accuracy ceiling within 30 mJ gross energy per image: 75.10% top-1 (measured, 500 "
+            "images) — resnet50 batch 1 int8") in flat
+    assert "rests on assumed accuracy" not in flat
+    assert ("Not ranked (assumed accuracy: not fp32 and not measured, only the fp32 reference): 2 configurations — "
+            "measure the accuracy (dnnagent run --accuracy-set DIR), or rank on the reference with "
+            "--assume-accuracy.") in flat
+
+
+def test_render_with_assume_accuracy_says_the_ceiling_rests_on_it(precisions):
+    data = report.build(precisions, analysis.Limits(energy_budget_j=0.030, assume_accuracy=True), analyses=False)
+    text, flat = render(data)
+    assert (f"{catalog.lookup('resnet50').top1:.2f}% top-1 (assumed: the fp32 reference, not measured at fp16) — "
+            "resnet50 batch 1 fp16") in flat
+    assert "(rests on assumed accuracy: --assume-accuracy)" in flat
+    assert "Ranked on assumed accuracy (--assume-accuracy: the fp32 reference, not measured at that precision): 2 " \
+           "configurations." in flat
+    assert "ranked all the same (--assume-accuracy)" in flat  # the caption
+
+
+def test_render_a_board_of_catalog_references_only_has_no_source_column(fleet):
+    text, flat = render(build(fleet, 0.05, "board-a"))
+    assert "from" not in text.splitlines()[2].split()  # the header row
+    assert "top-1 in % (the catalog's fp32 reference, not measured)" in flat
