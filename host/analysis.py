@@ -205,12 +205,18 @@ def frame(results: list[schema.Result], networks: catalog.Catalog | None = None)
 
 
 def latest(df: pd.DataFrame) -> pd.DataFrame:
-    """Keep the newest result of each configuration (a re-run replaces the older measurement)."""
+    """Keep the newest result of each configuration (a re-run replaces the older measurement). fp16 made by TensorRT's
+    builder flags and fp16 from a converted model are two configurations; a result from before the method was
+    recorded had the only method there was (the file's own fp32, or the builder flags)."""
     if df.empty:
         return df
-    return (df.sort_values("ts", kind="stable").drop_duplicates(CONFIG, keep="last")
-              .sort_values(["board", "power_mode", "precision", "network", "batch"], kind="stable")
-              .reset_index(drop=True))
+    method = df["precision_method"].where(df["precision_method"].notna(),
+                                          df["precision"].map(lambda p: "as_exported" if p == "fp32" else
+                                                              "builder_flags"))
+    kept = (df.assign(_method=method).sort_values("ts", kind="stable")
+              .drop_duplicates([*CONFIG, "_method"], keep="last").drop(columns="_method"))
+    return (kept.sort_values(["board", "power_mode", "precision", "network", "batch"], kind="stable")
+                .reset_index(drop=True))
 
 
 @dataclass(frozen=True)

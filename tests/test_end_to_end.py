@@ -169,3 +169,43 @@ idle_s = 0
         proc.wait(30)
         log.close()
     assert proc.returncode == 0
+
+
+def test_the_ceiling_ranks_measured_accuracy_and_leaves_an_assumed_row_out(digits, tmp_path: Path) -> None:
+    """Precision as the fourth knob, end to end: the digits classifier at fp32 and int8 with their accuracy
+    measured, and an int8 point whose accuracy was not (only the manifest's fp32 figure): assumed, not ranked."""
+    measured, unmeasured = tmp_path / "measured.jsonl", tmp_path / "unmeasured.jsonl"
+    common = ["--board", "acc-board", "--power-source", "estimate", "--quiet", "--calibration",
+              str(digits.calibration), "--duration", "200ms", "--max-duration", "400ms", "--warmup", "50ms",
+              "--max-warmup", "200ms", "--min-iterations", "3", "--idle", "0s"]
+    proc = agent("run", "--manifest", str(digits.manifest), "--precision", "fp32,int8", "--batch", "1",
+                 "--accuracy-set", str(digits.test), "--output", str(measured), *common)
+    assert proc.returncode == 0, proc.stderr
+    with_reference = tmp_path / "reference.toml"  # the same model, with a top-1 of its own (for fp32, as manifests do)
+    with_reference.write_text(digits.manifest.read_text().replace('"digits.onnx"', f'"{digits.model}"')
+                              + "top1 = 99.0\n")
+    proc = agent("run", "--manifest", str(with_reference), "--precision", "int8", "--batch", "8",
+                 "--output", str(unmeasured), *common)
+    assert proc.returncode == 0, proc.stderr
+    db = str(tmp_path / "store.sqlite")
+    host = [sys.executable, "-m", "dnnprof.host"]
+    for path in (measured, unmeasured):
+        imported = subprocess.run([*host, "import", str(path), "--db", db], capture_output=True, text=True)
+        assert imported.returncode == 0, imported.stderr
+    shown = subprocess.run([*host, "report", "--db", db, "--energy-budget", "10J", "--json"], capture_output=True,
+                           text=True)
+    assert shown.returncode == 0, shown.stderr
+    (entry,) = json.loads(shown.stdout)["boards"]
+    rows = {(r["precision"], r["batch"]): r for r in entry["results"]}
+    assert rows[("int8", 1)]["accuracy_source"] == "measured" and not rows[("int8", 1)]["assumed"]
+    assert rows[("int8", 8)]["assumed"] and rows[("int8", 8)]["top1"] == 99.0  # the fp32 figure, not ranked
+    ceiling = entry["ceiling"]
+    assert ceiling["best"]["accuracy_source"] == "measured" and ceiling["excluded"]["assumed"] == 1
+    assert ceiling["top1"] == pytest.approx(max(rows[(p, 1)]["top1"] for p in ("fp32", "int8")))
+    text = subprocess.run([*host, "report", "--db", db, "--energy-budget", "10J"], capture_output=True, text=True)
+    flat = " ".join(text.stdout.split())
+    assert "assumed" in flat and "--assume-accuracy" in flat and "(measured," in flat
+    assumed = subprocess.run([*host, "report", "--db", db, "--energy-budget", "10J", "--assume-accuracy", "--json"],
+                             capture_output=True, text=True)
+    ranked = json.loads(assumed.stdout)["boards"][0]["ceiling"]
+    assert ranked["top1"] == 99.0 and ranked["assumed"]  # the assumed row wins, and the ceiling says so

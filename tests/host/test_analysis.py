@@ -188,6 +188,19 @@ def test_latest_keeps_the_newest_of_each_configuration(msgs):
     assert list(df["board"]) == sorted(df["board"])
 
 
+def test_latest_keeps_each_precision_method_apart(msgs):
+    """fp16 by TensorRT's builder flags and fp16 from a converted model are two configurations; a result from before
+    the method was recorded counts as the builder flags (the only route then)."""
+    older = msgs.result("resnet18", 1, 0.05, ts=100.0, precision="fp16", backend="tensorrt", device="gpu")
+    flags = msgspec.structs.replace(msgs.result("resnet18", 1, 0.04, ts=200.0, precision="fp16", backend="tensorrt",
+                                                device="gpu"), precision_method="builder_flags")
+    converted = msgspec.structs.replace(msgs.result("resnet18", 1, 0.03, ts=150.0, precision="fp16",
+                                                    backend="tensorrt", device="gpu"),
+                                        precision_method="onnx_converted")
+    df = analysis.latest(analysis.frame([older, flags, converted]))
+    assert set(df["id"]) == {flags.id, converted.id}
+
+
 def test_a_models_own_accuracy_comes_before_the_catalog(msgs):
     own = msgspec.structs.replace(msgs.result("resnet18", 1, 0.010), reference_top1=64.0,
                                   reference_top1_source="manifest: our int8 export")
