@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import conditions
+from . import conditions, nvpmodel
 from .jetson import is_jetson
 from .sysfs import dt_string, dt_strings, is_live_root, read_int, read_text
 
@@ -23,7 +23,6 @@ from .sysfs import dt_string, dt_strings, is_live_root, read_int, read_text
 NvpmodelRunner = Callable[[], "str | None"]
 
 _PMODE = re.compile(r"pmode:\s*(\d+)")
-_POWER_MODEL = re.compile(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)\s*>")
 _QUERY = re.compile(r"NV Power Mode:\s*(\S+)")
 # Integrated GPU names: jtop's KNOWN_GPU_DEVICE_NAMES (jtop/core/gpu.py) and the compatible strings NVIDIA's
 # jetson_clocks matches (gv11b Xavier, gp10b TX2, ga10b Orin, gb10b Thor).
@@ -41,17 +40,8 @@ def parse_nvpmodel_status(text: str) -> int | None:
 
 
 def parse_nvpmodel_conf(text: str) -> dict[int, str]:
-    """Mode names by id (``< POWER_MODEL ID=0 NAME=MAXN >``) of an nvpmodel.conf. Commented lines (``#``) are
-    skipped. The boot default (``< PM_CONFIG DEFAULT=2 >``) is not read: it is not the current mode, and nothing
-    reports it."""
-    modes: dict[int, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("#"):
-            continue
-        if match := _POWER_MODEL.match(line):
-            modes.setdefault(int(match.group(1)), match.group(2))
-    return modes
+    """Mode names by id (``< POWER_MODEL ID=0 NAME=MAXN >``) of an nvpmodel.conf (every detail: ``nvpmodel.parse``)."""
+    return {mode_id: mode.name for mode_id, mode in nvpmodel.parse(text).modes.items()}
 
 
 def parse_nvpmodel_query(text: str) -> tuple[str | None, int | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import shutil
 import subprocess
 import sys
@@ -242,3 +243,27 @@ def _reshaping(path: Path, width: int = 128) -> Path:
 def reshaping():
     """``reshaping(path, width=128)`` writes a model ONNX Runtime fails to run at odd batches (a real failure)."""
     return _reshaping
+
+
+# --- A Jetson whose power mode can be switched: a recorded tree and stand-in nvpmodel / jetson_clocks ------------
+
+FAKE_BIN = Path(__file__).parents[1] / "fakes" / "bin"
+
+
+@pytest.fixture
+def switchable_board(tmp_path, monkeypatch):
+    """A copy of the recorded AGX Orin tree (MAXN, jetson_clocks on) with the transcribed R35.3.1 nvpmodel.conf,
+    and tests/fakes/bin first on PATH: its ``nvpmodel`` and ``jetson_clocks`` change the tree's files as the real
+    ones change a board's (and log each call to ``calls.log`` in the tree). Returns the tree's root."""
+    root = tmp_path / "board"
+    shutil.copytree(DATA / "jetson" / "agx-orin-jp6", root)
+    shutil.copy(DATA / "jetson" / "nvpmodel" / "agx-orin-p3701_0000.conf", root / "etc" / "nvpmodel.conf")
+    (root / "sys/devices/gpu.0").mkdir(parents=True)
+    (root / "sys/devices/gpu.0/tpc_pg_mask").write_text("0\n")  # MAXN's gating
+    gpu = root / "sys/class/devfreq/17000000.gpu"
+    (gpu / "available_frequencies").write_text("306000000 408000000 612000000 816000000 1300500000\n")
+    (root / "sys/kernel/nvpmodel_emc_cap").mkdir(parents=True)
+    (root / "sys/kernel/nvpmodel_emc_cap/emc_iso_cap").write_text("0\n")
+    monkeypatch.setenv("PATH", f"{FAKE_BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DNNPROF_FAKE_ROOT", str(root))
+    return root
