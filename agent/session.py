@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dnnprof.agent.backends import Backend, foreign_options, get_backend, resolve
-from dnnprof.agent.board import facts, jetson
+from dnnprof.agent.board import facts, jetson, modes
 from dnnprof.agent.measure import failure, profiler
 from dnnprof.agent.measure.accuracy import Book
 from dnnprof.agent.measure.sink import Sink
@@ -25,6 +25,7 @@ from dnnprof.shared.onnxfile import ModelFile
 from dnnprof.agent.power import PowerSource, Selection
 from dnnprof.agent.publish import telemetry
 from dnnprof.shared import schema
+from dnnprof.shared.errors import UserError
 
 DEFAULT_ENGINE_CACHE = Path("~/.cache/dnnprof/engines")  # `run`'s; the service keeps its engines in its state dir
 
@@ -82,6 +83,22 @@ def accuracy_book(folder: Path | None, *, limit: int | None = None, seed: int = 
     return Book(images.labelled(folder, limit=limit, seed=seed), cache=cache)
 
 
+def power_setups(control: modes.Control, power_modes: str | list | None, clock_states: str | list | None, *,
+                 where_modes: str = "--power-mode", where_clocks: str = "--clocks") -> list[modes.Setting]:
+    """The (mode, clocks) settings a sweep measures in, every mode with every clock state, checked against the
+    board (UserError naming ``where_*``) and against this process's right to switch them (one line saying how to
+    enable it); ``[]``: neither asked, nothing is switched."""
+    chosen = control.resolve(power_modes, where_modes)
+    states = modes.parse_clocks(clock_states, where_clocks)
+    if not chosen and not states:
+        return []
+    if states and control.conf is None:
+        raise UserError(f"{where_clocks}: locking clocks is jetson_clocks' (a Jetson's); leave the option out")
+    setups = [modes.Setting(m, c) for m in (chosen or [None]) for c in (states or [None])]
+    control.check_allowed(setups)
+    return setups
+
+
 def unsupported_precision(precisions: list[str], backend: Backend) -> str | None:
     """The first of ``precisions`` the backend does not run, or None."""
     return next((p for p in precisions if p not in backend.precisions), None)
@@ -94,10 +111,12 @@ class Session:
     the session)."""
 
     def __init__(self, board_id: str, backend: Backend, selection: Selection, settings: profiler.Settings, *,
-                 seed: int = 0, root: str = "/", accuracy: Book | None = None) -> None:
+                 seed: int = 0, root: str = "/", accuracy: Book | None = None,
+                 control: modes.Control | None = None) -> None:
         self.board_id, self.backend, self.selection, self.settings = board_id, backend, selection, settings
         self.seed, self.root = seed, root
         self.accuracy = accuracy  # one book per session: an engine's accuracy is measured once, whichever sweep
+        self.control = control  # switches power modes and clocks for sweeps that ask (None: never switched)
         self.guard = failure.Guard()  # a point given up on: every sweep of this backend waits for it
         source = selection.power
         # The sweep's sampler and the telemetry thread read the same sensor: one lock for both.
@@ -122,10 +141,14 @@ class Session:
         return [online, self.board_info(session)]
 
     def sweep(self, run_id: str, models: list[ModelFile], batches: list[int], precisions: list[str], *,
-              skip: Callable[[ModelFile, int, str], str | None] | None = None) -> Sweep:
+              skip: Callable[[ModelFile, int, str], str | None] | None = None,
+              setups: list[modes.Setting] | None = None) -> Sweep:
+        """A sweep of ``models`` x ``batches`` x ``precisions``, in each of ``setups`` (power mode and clocks;
+        None: as the board is)."""
+        extra = {} if not setups else {"setups": setups, "control": self.control}
         return Sweep(board=self.board_id, run_id=run_id, models=models, batches=batches, backend=self.backend,
                      power=self.power, settings=self.settings, precisions=precisions, seed=self.seed, root=self.root,
-                     skip=skip, guard=self.guard, accuracy=self.accuracy)
+                     skip=skip, guard=self.guard, accuracy=self.accuracy, **extra)
 
     def telemetry(self, sink: Sink, *, rate_hz: float, samples_hz: float,
                   mark: Callable[[], schema.Stream] | None = None) -> telemetry.TelemetryPublisher | None:

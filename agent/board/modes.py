@@ -53,6 +53,16 @@ class Setting:
     mode: nvpmodel.Mode | None
     clocks: str | None  # "dvfs", "locked", or None (as the board is)
 
+    def state(self, now: clocks.ClockState) -> clocks.ClockState:
+        """``now`` as it would read in this setting (what a point not run in it is recorded under)."""
+        import dataclasses
+
+        if self.mode is not None:
+            now = dataclasses.replace(now, power_mode=self.mode.name, power_mode_id=self.mode.id)
+        if self.clocks is not None:
+            now = dataclasses.replace(now, jetson_clocks=self.clocks == "locked")
+        return now
+
     def label(self) -> str:
         parts = []
         if self.mode is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dnnprof.agent.backends import Backend, auto_note, resolve
 from dnnprof.agent.board import facts as board_facts
+from dnnprof.agent.board import modes
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sink import Sink
 from dnnprof.agent.measure.sweep import new_run_id
@@ -22,7 +24,8 @@ from dnnprof.agent.power import open_source
 from dnnprof.agent.publish import telemetry
 from dnnprof.agent.publish.link import JsonlSink, MqttLink
 from dnnprof.agent.service import runbox
-from dnnprof.agent.session import DEFAULT_ENGINE_CACHE, BackendChoice, Session, accuracy_book, unsupported_precision
+from dnnprof.agent.session import (DEFAULT_ENGINE_CACHE, BackendChoice, Session, accuracy_book, power_setups,
+                                   unsupported_precision)
 from dnnprof.shared import cli, schema, topics, units
 from dnnprof.shared.errors import UserError
 
@@ -49,6 +52,11 @@ def _result_line(r: schema.Result) -> str:
     return (f"{label:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
             f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi.gross if epi else None) + est:>9}/img"
             f"{net}{flags}")
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: the sweep ends through its cleanup (the board's power mode and clocks are put back)."""
+    raise KeyboardInterrupt
 
 
 def _failure_line(f: schema.Failure) -> str:
@@ -177,6 +185,19 @@ def run(
         "--rebuild-engines", help="TensorRT: build every engine again, ignoring the engine cache.")] = False,
     workspace: Annotated[Optional[str], typer.Option(
         help="TensorRT: builder workspace limit, e.g. 1GiB (the default) or 512MiB.", metavar="SIZE")] = None,
+    power_mode: Annotated[Optional[str], typer.Option(
+        help="Jetson: measure every point in each of these nvpmodel power modes (ids or names, comma separated, or "
+             "all): switched with `nvpmodel -m`, checked, clocks left to settle, a new idle baseline; a mode that "
+             "needs a reboot is skipped with its reason. The board's own mode is put back at the end (and, after a "
+             "crash, at the next start). Needs root, or `install-service --allow-power-control`.",
+        metavar="MODES")] = None,
+    clocks: Annotated[Optional[str], typer.Option(
+        help="Jetson: dvfs (clocks scale within the mode's caps), locked (pinned at them by jetson_clocks) or "
+             "dvfs,locked: each point in each state. Results say which (conditions.clocks).",
+        metavar="STATES")] = None,
+    root: Annotated[Path, typer.Option(
+        help="Read the board's files (/proc, /sys, /etc: facts, conditions, nvpmodel modes, clocks) under this "
+             "root: a container that mounts the host's at another path.", metavar="DIR")] = Path("/"),
     power_source: Annotated[str, typer.Option(help="auto, none, ina3221[:ROOT], jtop, tegrastats, rapl[:ROOT], "
                                                    "estimate[:ROOT]. auto uses the best real sensor (in that order),"
                                                    " else a labelled estimate; `dnnagent power` tries one.")] = "auto",
@@ -275,11 +296,15 @@ def run(
     choice = choice.caching_engines(DEFAULT_ENGINE_CACHE.expanduser())
     engine_status = _EngineStatus()
     engine = choice.open(on_status=None if quiet else engine_status)
+    control = modes.Control(root, state_file=runbox.state_home() / "power-restore.json")
+    restored = control.restore()  # a run that died switched: put the board back before anything else
+    setups = power_setups(control, power_mode, clocks)
     selection = open_source(power_source, tdp_w=tdp_w)
-    session = Session(board_id, engine, selection, settings, seed=seed, accuracy=book)
+    session = Session(board_id, engine, selection, settings, seed=seed, accuracy=book, root=str(root),
+                      control=control)
     precisions = _precisions(precision, engine.name if dla_core is None else f"{engine.name} on DLA core {dla_core}",
                              engine)
-    sweep = session.sweep(run_id, files, batches, precisions)
+    sweep = session.sweep(run_id, files, batches, precisions, setups=setups)
     source = session.power
     session_ms = int(time.time() * 1000)
     sinks: list[Sink] = []
@@ -316,6 +341,10 @@ def run(
                 err.print(f"outbox: {box.waiting} messages earlier runs left unacknowledged in {box.directory} are "
                           "published with this run's" + (f" (runs closed as aborted: {', '.join(box.aborted)})"
                                                          if box.aborted else ""))
+        if restored:
+            err.print(f"[yellow]power:[/] {restored}, as an earlier run that did not finish had left it changed")
+        if setups:
+            err.print("power: measuring in " + "; ".join(s.label() for s in setups) + " (put back at the end)")
         fallback = auto_note(backend)
         err.print(f"backend: {engine.name} {engine.version}" + (f" — [yellow]{fallback}[/]" if fallback else ""))
     sink = _Tee(sinks)
@@ -325,6 +354,7 @@ def run(
         box.start()
     results: list[schema.Result] = []
     # Live telemetry goes to the broker only (the JSONL file is for results), for as long as the sweep runs.
+    previous_term = signal.signal(signal.SIGTERM, _interrupt) if setups else None  # so the board is put back
     try:
         with session.live(link, rate_hz=telemetry_hz, samples_hz=samples_hz,
                           mark=box.box.mark if box is not None else None):
@@ -349,6 +379,8 @@ def run(
 
                     results = sweep.run(sink, on_point=done, on_failure=failed)
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         session.close()  # a tegrastats child or a jtop client must not outlive the sweep
         sink.close()
     failures = sweep.failures

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from dnnprof.agent.backends import Backend
-from dnnprof.agent.board import clocks, conditions
+from dnnprof.agent.board import clocks, conditions, modes
 from dnnprof.agent.board import facts as board_facts
 from dnnprof.agent.measure import accuracy, failure, profiler
 from dnnprof.agent.measure.sampler import Sampler, clock
@@ -48,7 +48,10 @@ class Sweep:
     guard: failure.Guard = field(default_factory=failure.Guard)
     # The labelled image set each engine's top-1 and top-5 are measured on (once per engine; None: not measured).
     accuracy: accuracy.Book | None = None
-
+    # The (power mode, clocks) settings to measure in, outermost (one nvpmodel switch each), and what applies them;
+    # the default: as the board is, nothing switched.
+    setups: list[modes.Setting] = field(default_factory=lambda: [modes.Setting(None, None)])
+    control: modes.Control | None = None
     def __post_init__(self) -> None:
         if self.power is None:
             self.power = NO_POWER
@@ -62,16 +65,17 @@ class Sweep:
 
     @property
     def points(self) -> int:
-        return len(self.models) * len(self.batches) * len(self.precisions)
+        return len(self.setups) * len(self.models) * len(self.batches) * len(self.precisions)
 
     def _event(self, seq: int, event: str, done: int, **extra) -> schema.RunEvent:
         extra.setdefault("precision", self.precisions[0] if len(self.precisions) == 1 else None)
         return schema.RunEvent(board=self.board, ts=time.time(), run_id=self.run_id, seq=seq, event=event,
                                points_total=self.points, points_done=done, **extra)
 
-    def plan(self) -> list[tuple[ModelFile, int, str]]:
-        """Every point in the order it is measured: per precision (an engine build each), model, batch."""
-        return [(m, b, p) for p in self.precisions for m in self.models for b in self.batches]
+    def plan(self) -> list[tuple[modes.Setting, ModelFile, int, str]]:
+        """Every point in the order it is measured: per power mode and clocks (one switch each), precision (an
+        engine build each), model, batch."""
+        return [(s, m, b, p) for s in self.setups for p in self.precisions for m in self.models for b in self.batches]
 
     def run(self, sink: Sink, on_point: Callable[[schema.Result], None] | None = None,
             on_skip: Callable[[ModelFile, int, str, str], None] | None = None,
@@ -89,14 +93,23 @@ class Sweep:
         sink.send(self._event(seq, "started", 0))
         results: list[schema.Result] = []
         done = tried = 0
-        oom: dict[tuple[str, str], tuple[int, str]] = {}  # (model sha256, precision) -> smallest batch out of memory
+        oom: dict[tuple, tuple[int, str]] = {}  # (setting, model sha256, precision) -> smallest batch out of memory
         current: tuple[str | None, int | None, str | None] = (None, None, None)
+        applied: modes.Setting | None = None
+        refused: str | None = None  # why the board would not take the current setting
         try:
-            for model, batch, precision in self.plan():
+            for setup, model, batch, precision in self.plan():
                 current = (model.name, batch, precision)
-                reason = self.skip(model, batch, precision) if self.skip else None
-                self.current = None if reason else point_label(model.name, batch, precision)
-                outcome = None if reason else self.attempt(model, batch, precision, oom.get((model.sha256, precision)))
+                if setup is not applied:
+                    applied, refused = setup, self._apply(setup, sink, seq := seq + 1, done)
+                reason = self.skip(model, batch, precision) if self.skip and refused is None else None
+                self.current = None if reason or refused else point_label(model.name, batch, precision)
+                if refused is not None:
+                    outcome = self._failure(model, batch, precision, setup.state(self.clock_state()), "unsupported",
+                                            "not_run", f"not run: {refused}", cause=setup.label())
+                else:
+                    outcome = None if reason else self.attempt(model, batch, precision,
+                                                               oom.get((id(setup), model.sha256, precision)))
                 self.current = None
                 done += 1
                 self.done = done
@@ -110,7 +123,7 @@ class Sweep:
                         self.failures.append(outcome)
                         note = f"failed ({outcome.error}): {outcome.message}"
                         if outcome.error == "out_of_memory" and outcome.stage != "not_run":
-                            key = (model.sha256, precision)
+                            key = (id(setup), model.sha256, precision)
                             if key not in oom or batch < oom[key][0]:
                                 oom[key] = (batch, point_label(model.name, batch, precision))
                     if not (isinstance(outcome, schema.Failure) and outcome.stage == "not_run"):
@@ -132,10 +145,35 @@ class Sweep:
             sink.send(self._event(seq + 1, event, done, network=current[0], batch=current[1], precision=current[2],
                                   message=why))
             raise
+        finally:
+            self._restore()
         failed = len(self.failures)
         sink.send(self._event(seq + 1, "finished", done, eta_s=0.0,
                               message=f"{len(results)} measured, {failed} failed" if failed else None))
         return results
+
+    def _apply(self, setup: modes.Setting, sink: Sink, seq: int, done: int) -> str | None:
+        """Put the board in ``setup`` (nothing to do for "as the board is"); a progress event says so. Returns None,
+        or why the board refused (its points become not_run failures, and the sweep goes on)."""
+        if self.control is None or (setup.mode is None and setup.clocks is None):
+            return None
+        try:
+            self.control.apply(setup)
+        except modes.Refused as exc:
+            log.warning("%s refused: %s", setup.label(), exc)
+            sink.send(self._event(seq, "progress", done, message=f"skipped {setup.label()}: {exc}"))
+            return str(exc)
+        log.info("now measuring in %s", setup.label())
+        sink.send(self._event(seq, "progress", done, message=f"switched to {setup.label()}"))
+        return None
+
+    def _restore(self) -> None:
+        """Put back the mode and clocks the board had before the sweep (a sentence in the log)."""
+        if self.control is None:
+            return
+        said = self.control.restore()
+        if said:
+            log.info("%s", said)
 
     def attempt(self, model: ModelFile, batch: int, precision: str,
                 oom_at: tuple[int, str] | None = None) -> schema.Result | schema.Failure:

@@ -26,11 +26,15 @@ DEFAULT_DIR = Path("~/.local/state/dnnprof/run-outbox")
 FLUSH_S = 30.0  # how long the end of a run (or a leftover at its start) waits for the broker's acknowledgements
 
 
+def state_home() -> Path:
+    """``$XDG_STATE_HOME/dnnprof`` (``~/.local/state/dnnprof`` when unset): what ``dnnagent run`` keeps between runs."""
+    state = os.environ.get("XDG_STATE_HOME")
+    return Path(state) / "dnnprof" if state else DEFAULT_DIR.expanduser().parent
+
+
 def default_dir(board: str) -> Path:
     """``$XDG_STATE_HOME/dnnprof/run-outbox/<board>`` (``~/.local/state/...`` when unset)."""
-    state = os.environ.get("XDG_STATE_HOME")
-    base = Path(state) / "dnnprof" / "run-outbox" if state else DEFAULT_DIR.expanduser()
-    return base / board
+    return state_home() / "run-outbox" / board
 
 
 class RunOutbox:

@@ -674,3 +674,70 @@ def test_a_hung_point_holds_off_the_next_sweeps_of_the_same_backend_too(model, s
         assert (f.batch, f.stage, f.cause) == (1, "not_run", f"{model.name} b=2 fp32")
     finally:
         release.set()
+
+
+# -- power modes and clocks as dimensions (a recorded AGX Orin tree, stand-in nvpmodel / jetson_clocks) -----------
+
+
+def test_a_two_mode_sweep_switches_verifies_rebaselines_and_restores(model, backend, powercap, list_sink,
+                                                                     switchable_board, tmp_path):
+    from dnnprof.agent.board import clocks, modes
+
+    root = switchable_board
+    writer = powercap(PACKAGES)
+    control = modes.Control(root, state_file=tmp_path / "state" / "power-restore.json", as_root=True, settle_s=2)
+    setups = [modes.Setting(m, c) for m in control.resolve("MAXN,MODE_50W") for c in ("dvfs", "locked")]
+    sweep = make_sweep([model], [1], backend, RaplSource(root=writer.root), settings=settings(idle_max_age_s=600),
+                       root=str(root), setups=setups, control=control)
+    seen, on_point = idle_seen(sweep)
+    results = sweep.run(sink := list_sink(), on_point=on_point)
+    assert [(r.conditions.power_mode, r.conditions.clocks) for r in results] == [
+        ("MAXN", "jetson_clocks off"), ("MAXN", "jetson_clocks on"),
+        ("MODE_50W", "jetson_clocks off"), ("MODE_50W", "jetson_clocks on")]
+    assert [r.board_facts.power_mode_id for r in results] == [0, 0, 3, 3]
+    assert len({id(idle) for idle in seen}) == 4  # a new idle baseline in each setting, though young enough
+    notes = [e.message for e in sink.messages if isinstance(e, schema.RunEvent) and e.message]
+    assert notes[0] == "switched to power mode MAXN (0), clocks dvfs"
+    assert "switched to power mode MODE_50W (3), clocks locked" in notes
+    calls = (root / "calls.log").read_text().splitlines()
+    assert calls[:3] == [f"jetson_clocks --store {control.store_file}", "nvpmodel -m 0", "nvpmodel -m 0"]
+    assert calls[-2:] == ["nvpmodel -m 0", f"jetson_clocks --restore {control.store_file}"]
+    # Put back as found: MAXN with jetson_clocks on, and no marker left.
+    assert clocks.power_mode(root) == ("MAXN", 0) and clocks.jetson_clocks(root) is True
+    assert not control.state_file.exists()
+
+
+def test_a_refused_mode_is_skipped_with_its_reason_and_the_sweep_goes_on(model, backend, list_sink,
+                                                                         switchable_board, tmp_path):
+    from dnnprof.agent.board import clocks, modes
+
+    control = modes.Control(switchable_board, state_file=tmp_path / "m.json", as_root=True, settle_s=2)
+    setups = [modes.Setting(m, None) for m in control.resolve("MODE_30W,MODE_50W")]  # 30W needs a reboot
+    sweep = make_sweep([model], [1, 2], backend, None, root=str(switchable_board), setups=setups, control=control)
+    results = sweep.run(sink := list_sink())
+    assert [(r.conditions.power_mode, r.batch) for r in results] == [("MODE_50W", 1), ("MODE_50W", 2)]
+    assert [(f.power_mode, f.batch, f.error, f.stage) for f in sweep.failures] == [
+        ("MODE_30W", 1, "unsupported", "not_run"), ("MODE_30W", 2, "unsupported", "not_run")]
+    assert "needs a reboot from MAXN" in sweep.failures[0].message
+    assert sweep.failures[0].cause == "power mode MODE_30W (2)"
+    events = [e for e in sink.messages if isinstance(e, schema.RunEvent)]
+    assert any(e.message and e.message.startswith("skipped power mode MODE_30W (2): ") for e in events)
+    assert events[-1].event == "finished" and events[-1].points_done == 4
+    assert clocks.power_mode(switchable_board) == ("MAXN", 0)
+
+
+def test_an_interrupted_sweep_puts_the_board_back(model, backend, list_sink, switchable_board, tmp_path):
+    from dnnprof.agent.board import clocks, modes
+    from dnnprof.agent.measure.sweep import Interrupted
+
+    control = modes.Control(switchable_board, state_file=tmp_path / "m.json", as_root=True, settle_s=2)
+    setups = [modes.Setting(control.conf.modes[3], "locked")]
+
+    def stop(*_):
+        raise Interrupted("SIGTERM")
+
+    sweep = make_sweep([model], [1], backend, None, root=str(switchable_board), setups=setups, control=control,
+                       skip=stop)
+    with pytest.raises(Interrupted):
+        sweep.run(list_sink())
+    assert clocks.power_mode(switchable_board) == ("MAXN", 0) and not control.state_file.exists()
