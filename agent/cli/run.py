@@ -49,6 +49,9 @@ def _result_line(r: schema.Result) -> str:
     elif r.timing_only:
         flags += " [yellow]timing only[/]"
     label = r.network if r.precision == "fp32" else f"{r.network} {r.precision}"
+    c = r.conditions
+    if c is not None and c.power_mode and c.power_mode != schema.NO_POWER_MODE:
+        flags += f" [{c.power_mode}{', clocks locked' if c.clocks == 'jetson_clocks on' else ''}]"
     return (f"{label:<20} b={r.batch:<3} {r.latency_ms.mean:8.2f} ms {r.throughput_ips:8.1f} img/s "
             f"{units.format_power(r.power_w) + est:>9} {units.format_energy(epi.gross if epi else None) + est:>9}/img"
             f"{net}{flags}")

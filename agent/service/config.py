@@ -87,6 +87,8 @@ class AgentConfig:
     precision_method: str | None = None  # tensorrt: auto, builder_flags, onnx_converted
     accuracy_set: Path | None = None  # labelled images each engine's top-1 / top-5 is measured on
     accuracy_limit: int | None = None  # a seeded subset of that many images
+    power_modes: list[str] | None = None  # nvpmodel modes to sweep (ids or names as text, or ["all"]); None: as found
+    clocks: list[str] | None = None  # "dvfs", "locked"; None: as found
     threads: int | None = None
     redo: bool = False  # measure again points the ledger already holds
     retry_failed: bool = False  # measure again points the ledger holds as failed (out of memory, NaN, ...)
@@ -103,6 +105,11 @@ class AgentConfig:
     @property
     def engine_cache(self) -> Path:
         return self.state_dir / "engines"
+
+    @property
+    def power_state_path(self) -> Path:
+        """The restore marker of a sweep that switched power modes or clocks (read at every start)."""
+        return self.state_dir / "power-restore.json"
 
     @property
     def ledger_path(self) -> Path:
@@ -124,7 +131,8 @@ _KEYS = {
     "broker.tls": ("ca_file", "cert_file", "key_file"),
     "agent": ("board_id", "state_dir", "models_dir", "outbox_max_mb", "outbox_retain"),
     "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "precision_method", "calibration_dir",
-              "accuracy_set", "accuracy_limit", "threads", "redo", "retry_failed", "seed", "max_batch"),
+              "accuracy_set", "accuracy_limit", "power_modes", "clocks", "threads", "redo", "retry_failed", "seed",
+              "max_batch"),
     "power": ("source", "tdp_w", "telemetry_rate_hz", "telemetry_samples_hz"),
     "measurement": ("warmup_s", "max_warmup_s", "duration_s", "max_duration_s", "min_iterations",
                     "min_power_samples", "latency_ci", "power_ci", "unstable_cov", "idle_s", "idle_max_age_s",
@@ -329,6 +337,22 @@ def _load(path: Path) -> AgentConfig:
     accuracy_limit = sweep.integer("accuracy_limit", 1, 10_000_000, "1000")
     if accuracy_limit is not None and accuracy_set is None:
         sweep.fail("accuracy_limit", "takes a subset of accuracy_set: add accuracy_set, or remove the key")
+    power_modes = sweep.get("power_modes")
+    if power_modes is _MISSING:
+        power_modes = None
+    elif power_modes == "all":
+        power_modes = ["all"]
+    elif (not isinstance(power_modes, list) or not power_modes
+          or not all(isinstance(v, (int, str)) and not isinstance(v, bool) and str(v).strip() for v in power_modes)):
+        sweep.fail("power_modes", f"{power_modes!r} is not a list of modes: write power_modes = [0, 3] (nvpmodel "
+                                  "ids), [\"MAXN\", \"MODE_50W\"] (names) or \"all\"")
+    else:
+        power_modes = [str(v).strip() for v in power_modes]
+    clock_states = sweep.string_list("clocks", '["dvfs", "locked"]')
+    for state in clock_states or ():
+        if state.lower() not in ("dvfs", "locked"):
+            sweep.fail("clocks", f"{state!r} is not a clock state: write clocks = [\"dvfs\", \"locked\"] (dvfs: "
+                                 "scaling within the mode's caps; locked: pinned at them by jetson_clocks)")
     threads = sweep.integer("threads", 1, 1024, "4")
     redo = sweep.boolean("redo", False)
     retry_failed = sweep.boolean("retry_failed", False)
@@ -349,7 +373,8 @@ def _load(path: Path) -> AgentConfig:
     return AgentConfig(path=path, broker=broker, board_id=board_id, state_dir=state_dir, models_dir=models_dir,
                        models=models, batch_sizes=batches, precisions=precisions, backend=backend, dla_core=dla_core,
                        calibration_dir=calibration_dir, precision_method=precision_method and precision_method.lower(),
-                       accuracy_set=accuracy_set, accuracy_limit=accuracy_limit,
+                       accuracy_set=accuracy_set, power_modes=power_modes, accuracy_limit=accuracy_limit,
+                       clocks=[c.lower() for c in clock_states] if clock_states else None,
                        threads=threads, redo=redo, retry_failed=retry_failed,
                        seed=seed, power_source=source, tdp_w=tdp_w, telemetry_rate_hz=rate_hz,
                        telemetry_samples_hz=samples_hz, settings=settings, outbox_max_mb=outbox_max_mb,

@@ -25,6 +25,7 @@ preparation as a start, so a config it passes does not exit 78 at the start.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnnprof.agent.backends import Backend, auto_note
-from dnnprof.agent.board import clocks, jetson
+from dnnprof.agent.board import clocks, jetson, modes
 from dnnprof.agent.board import facts as board
 from dnnprof.agent.measure.sweep import Interrupted, Sweep, new_run_id
 from dnnprof.shared import onnxfile
@@ -49,7 +50,7 @@ from dnnprof.agent.service.ledger import Ledger, PointKey
 from dnnprof.agent.service.outbox import Courier, Outbox, OutboxFull
 from dnnprof.agent.service.systemd import Notifier
 from dnnprof.agent.measure.accuracy import Book
-from dnnprof.agent.session import BackendChoice, Session, accuracy_book, unsupported_precision
+from dnnprof.agent.session import BackendChoice, Session, accuracy_book, power_setups, unsupported_precision
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
@@ -262,6 +263,7 @@ class Prepared:
 
     models: list[ModelFile]
     session: Session
+    setups: list[modes.Setting] = dataclasses.field(default_factory=list)  # power modes x clocks ([]: as found)
 
     @property
     def backend(self) -> Backend:
@@ -350,8 +352,12 @@ def prepare(config: AgentConfig, *, root: str = "/", on_status: Callable[[str], 
                 model.pipeline().check_shape(model.input_shape, f"{model.name}")
             except UserError as exc:
                 raise UserError(f"{config.path}: [sweep] accuracy_set: {exc}") from None
+        control = modes.Control(root, state_file=config.power_state_path)
+        setups = power_setups(control, config.power_modes, config.clocks,
+                              where_modes=f"{config.path}: [sweep] power_modes",
+                              where_clocks=f"{config.path}: [sweep] clocks")
         return Prepared(models, Session(config.board_id, backend, _power(config), config.settings, seed=config.seed,
-                                        root=root, accuracy=book))
+                                        root=root, accuracy=book, control=control), setups)
 
 
 def _power(config: AgentConfig) -> Selection:
@@ -402,6 +408,8 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
             log.info("power: %s", line)
         if fallback := auto_note(config.backend):
             log.warning("backend: %s", fallback)
+        if restored := session.control.restore():  # a start after a crash mid-sweep: the board as it was found
+            log.warning("power: %s, as a sweep that did not finish had left it changed", restored)
         with _start_errors():
             book = Ledger(config.ledger_path)
             held.callback(book.close)
@@ -416,7 +424,8 @@ def serve(config: AgentConfig, *, stop: threading.Event | None = None,
         summary.outbox_sent = box.counts()[0]
         points = _Points(config, book, engine, power, stop, root, accuracy=session.accuracy)
         sweep = session.sweep(summary.run_id, models, config.batch_sizes, config.precisions,
-                              skip=lambda m, b, p: points.skip(m, b, p, run_id=summary.run_id, check=conductor.check))
+                              skip=lambda m, b, p: points.skip(m, b, p, run_id=summary.run_id, check=conductor.check),
+                              setups=ready.setups)
         b = config.broker
         log.info("dnnprof agent %s, board %s, run %s: %d models x %d batch sizes x %d precisions = %d points on %s %s; "
                  "power %s; state in %s", board.agent_version(), config.board_id, summary.run_id, len(models),

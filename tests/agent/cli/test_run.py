@@ -265,3 +265,49 @@ def test_a_run_whose_every_point_fails_exits_1_saying_so(tmp_path, make_onnx, dn
     errors = [line for line in proc.stderr.splitlines() if line.startswith("dnnagent: error:")]
     assert errors == ["dnnagent: error: every point failed (2: invalid_output): nothing was measured; the reasons "
                       "are above"]
+
+
+def test_kill_9_mid_sweep_then_the_next_run_puts_the_power_mode_back(small_dir, switchable_board, tmp_path,
+                                                                       dnnagent):
+    """A run switched the board to MODE_50W with clocks locked and was killed -9 mid-point: the next `dnnagent
+    run` (any, even one that switches nothing) finds the marker and restores MAXN with jetson_clocks on."""
+    import subprocess
+    import sys
+
+    from dnnprof.agent.board import clocks
+
+    root = switchable_board
+    long = ["--duration", "20s", "--max-duration", "20s", "--warmup", "50ms", "--idle", "0s"]
+    proc = subprocess.Popen([sys.executable, "-m", "dnnprof.agent", "run", small_dir, "--output",
+                             tmp_path / "first.jsonl", "--batch", "1", "--power-mode", "MODE_50W", "--clocks",
+                             "locked", "--root", root, "--power-source", "none", "--quiet", *long],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                (root / "calls.log").exists() and "jetson_clocks" in (root / "calls.log").read_text().split("\n")):
+            time.sleep(0.05)
+        time.sleep(0.5)  # into the point's window
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert clocks.power_mode(root) == ("MODE_50W", 3) and clocks.jetson_clocks(root) is True
+    after = dnnagent("run", small_dir, "--output", tmp_path / "second.jsonl", "--batch", "1", "--root", root,
+                     "--power-source", "none", *SHORT, cwd=tmp_path)
+    assert after.returncode == 0, after.stderr
+    flat = " ".join(after.stderr.split())
+    assert "restored power mode MAXN (0) and clock limits (jetson_clocks on), as an earlier run" in flat
+    assert clocks.power_mode(root) == ("MAXN", 0) and clocks.jetson_clocks(root) is True
+    assert (root / "sys/devices/system/cpu/cpu5/cpufreq/scaling_max_freq").read_text().strip() == "2201600"
+
+
+def test_power_modes_bad_input_is_one_line(small_dir, switchable_board, tmp_path, dnnagent, one_error_line):
+    base = ["run", small_dir, "--output", tmp_path / "x.jsonl", "--root", switchable_board]
+    assert "--power-mode 'MODE_99W': this board has no such mode" in one_error_line(
+        dnnagent(*base, "--power-mode", "MODE_99W", cwd=tmp_path))
+    assert "--clocks 'fast': write dvfs" in one_error_line(dnnagent(*base, "--clocks", "fast", cwd=tmp_path))
+    assert "--power-mode: this machine has no nvpmodel power modes" in one_error_line(
+        dnnagent("run", small_dir, "--output", tmp_path / "x.jsonl", "--power-mode", "0", "--root", tmp_path,
+                 cwd=tmp_path))
