@@ -1,13 +1,13 @@
 # One command each, on a fresh Linux machine with Python 3:
 #   make demo   set up and run the whole loop on this machine (embedded broker, agent, collector, report)
-#   make test   set up and run the tests (needs mosquitto; installed with apt-get when missing and run as root)
+#   make test   set up and run the tests (needs mosquitto and visudo; installed with apt-get when missing, as root)
 #   make bench  the benchmarks recorded in docs/PERFORMANCE.md
 #   make faults the fault tests against a real Mosquitto, then their figures as a markdown table
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench setup clean mosquitto
+.PHONY: demo test bench setup clean mosquitto sudo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ mosquitto:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
 	  else echo "the tests need mosquitto: sudo apt-get install mosquitto" >&2; exit 1; fi; }
 
-test: $(VENV)/.installed-dev mosquitto
+# visudo checks the sudoers rule `install-service --allow-power-control` writes
+sudo:
+	@command -v visudo >/dev/null 2>&1 || test -x /usr/sbin/visudo || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; \
+	  else echo "the tests need visudo: sudo apt-get install sudo" >&2; exit 1; fi; }
+
+test: $(VENV)/.installed-dev mosquitto sudo
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev mosquitto

@@ -112,11 +112,17 @@ def install_service(
     exec_start: Annotated[Optional[str], typer.Option(
         "--exec-start", help="The command the unit starts the agent with, e.g. /opt/dnnprof/bin/dnnagent (default: "
                              "this installation's dnnagent).", metavar="COMMAND")] = None,
+    allow_power_control: Annotated[bool, typer.Option(
+        "--allow-power-control", help="Also let the service switch nvpmodel power modes and pin clocks ([sweep] "
+                                      "power_modes, clocks): a sudoers drop-in allowing exactly `nvpmodel -m N`, "
+                                      "`nvpmodel -q` and `jetson_clocks` (plain, --store/--restore of its state "
+                                      "file), checked with visudo -c.")] = False,
 ) -> None:
     """Install the agent as a systemd service: system user in the jtop/video/render groups, /etc/dnnprof/agent.toml
     (never overwritten), the unit, then enable (and start, once `serve --check` would pass the config). Needs
     sudo."""
     from dnnprof.agent.service import install
 
-    install.install_service(config=config, user=user, dry_run=dry_run, root=root, exec_start=exec_start)
+    install.install_service(config=config, user=user, dry_run=dry_run, root=root, exec_start=exec_start,
+                            allow_power_control=allow_power_control)
 

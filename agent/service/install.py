@@ -50,6 +50,44 @@ PLAIN_PATH = re.compile(r"[A-Za-z0-9/._+,:@=-]+")
 
 Runner = Callable[[Sequence[str]], None]
 
+# --allow-power-control: a sudoers drop-in that lets the agent's user run exactly what a power-mode sweep runs
+# (agent/board/modes.py, as `sudo -n COMMAND`), nothing else: nvpmodel -m <id> and -q, jetson_clocks with no option,
+# and --store/--restore of the one file the agent keeps in its state directory.
+SUDOERS_PATH = Path("/etc/sudoers.d/dnnprof-power-control")
+NVPMODEL = "/usr/sbin/nvpmodel"  # where L4T installs them (package nvidia-l4t-nvpmodel, nvidia-l4t-tools)
+JETSON_CLOCKS = "/usr/bin/jetson_clocks"
+
+
+def sudoers_text(user: str = USER, *, nvpmodel: str = NVPMODEL, jetson_clocks: str = JETSON_CLOCKS,
+                 state_dir: Path = STATE_DIR) -> str:
+    """The drop-in: one command alias, one rule, for ``user``."""
+    store = state_dir / "jetson_clocks.conf"
+    return (
+        "# dnnprof: lets the agent's user switch nvpmodel power modes and pin clocks for its sweeps, nothing else.\n"
+        "# Written by `sudo dnnagent install-service --allow-power-control`; the agent runs these as `sudo -n ...`.\n"
+        f"Cmnd_Alias DNNPROF_POWER = {nvpmodel} -m [0-9], {nvpmodel} -m [0-9][0-9], {nvpmodel} -q, \\\n"
+        f"    {jetson_clocks} \"\", \\\n"
+        f"    {jetson_clocks} --store {store}, \\\n"
+        f"    {jetson_clocks} --restore {store}\n"
+        f"{user} ALL=(root) NOPASSWD: DNNPROF_POWER\n")
+
+
+def check_sudoers(text: str) -> None:
+    """Run ``visudo -c`` on ``text``; UserError with visudo's words when it refuses (or when it is missing)."""
+    import tempfile
+
+    visudo = shutil.which("visudo") or ("/usr/sbin/visudo" if Path("/usr/sbin/visudo").exists() else None)
+    if visudo is None:
+        raise UserError("visudo is not installed, so the sudoers rule cannot be checked: sudo apt-get install sudo")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dnnprof-power-control"
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o440)
+        done = subprocess.run([visudo, "-c", "-f", str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        words = " ".join((done.stderr or done.stdout).split())
+        raise UserError(f"visudo refuses the power-control rule: {words}")
+
 UNIT_TEMPLATE = """\
 # dnnprof agent: runs the sweep /etc/dnnprof/agent.toml describes, streams the results to the MQTT broker, then
 # stays online publishing telemetry. Installed by `sudo dnnagent install-service` (which writes ExecStart= and
@@ -158,14 +196,16 @@ def _run(command: Sequence[str]) -> None:
 
 def install_service(*, config: Path = CONFIG_PATH, user: str = USER, dry_run: bool = False, root: Path = Path("/"),
                     runner: Runner | None = None, exec_start: str | None = None, euid: int | None = None,
-                    offline: bool | None = None, out: Callable[[str], None] = print) -> list[list[str]]:
+                    offline: bool | None = None, out: Callable[[str], None] = print,
+                    allow_power_control: bool = False) -> list[list[str]]:
     """Install and enable the service; returns the commands run (or, with ``dry_run``, that would be).
 
     ``root`` is where the files go (``/``; another directory prepares an image: systemctl and useradd then work on
     that root and nothing is started — ``offline``, which defaults to ``root != /``). ``runner`` runs a command
     (default: subprocess, failing on a non-zero status). ``euid`` is the effective user id (default: this
     process's); only root may install. ``exec_start``: the command the unit's ExecStart= runs, quoted for a shell
-    (default: ``agent_command()``, this installation's agent).
+    (default: ``agent_command()``, this installation's agent). ``allow_power_control``: also install the sudoers
+    drop-in (checked with ``visudo -c`` first) that lets the service switch power modes and clocks.
     """
     root = Path(root)
     live = root == Path("/") if offline is None else not offline
@@ -204,7 +244,7 @@ def install_service(*, config: Path = CONFIG_PATH, user: str = USER, dry_run: bo
         if not dry_run:
             run(cmd)
 
-    def write(path: Path, text: str, why: str) -> None:
+    def write(path: Path, text: str, why: str, mode: int = 0o644) -> None:
         say(f"write {at(path)} ({why}):")
         if dry_run:
             for line in text.splitlines():
@@ -215,7 +255,7 @@ def install_service(*, config: Path = CONFIG_PATH, user: str = USER, dry_run: bo
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
-            tmp.chmod(0o644)
+            tmp.chmod(mode)
             tmp.replace(target)  # never a half-written unit or config
         except OSError as exc:
             raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
@@ -256,6 +296,15 @@ def install_service(*, config: Path = CONFIG_PATH, user: str = USER, dry_run: bo
     else:
         write(UNIT_PATH, unit, "replacing the one there" if current is not None else "new")
     command(["install", "-d", "-o", user, "-g", user, "-m", "0750", str(at(STATE_DIR)), str(at(STATE_DIR / "models"))])
+
+    # 3b. power control: the narrowest sudoers rule, checked by visudo before it is put where sudo reads it
+    if allow_power_control:
+        paths = {"nvpmodel": NVPMODEL, "jetson_clocks": JETSON_CLOCKS}
+        if live:
+            paths = {name: shutil.which(name) or default for name, default in paths.items()}
+        rule = sudoers_text(user, **paths)
+        check_sudoers(rule)
+        write(SUDOERS_PATH, rule, "lets the service switch power modes and clocks: visudo -c passed", mode=0o440)
 
     # 4. systemd: load, enable, start — started only with a config that loads (an unedited example would fail)
     if not live:

@@ -214,3 +214,40 @@ def test_printed_commands_are_quoted_for_a_shell(tmp_path):
     for command in commands:
         assert f"would run: {shlex.join(command)}" in lines
         assert shlex.split(shlex.join(command)) == command
+
+
+def test_allow_power_control_installs_a_sudoers_rule_that_visudo_passes(root):
+    recorder, lines = Recorder(), []
+    run(root, recorder, lines, allow_power_control=True)
+    drop_in = root / "etc/sudoers.d/dnnprof-power-control"
+    text = drop_in.read_text()
+    assert drop_in.stat().st_mode & 0o777 == 0o440  # sudo ignores a drop-in others may write
+    assert text == install.sudoers_text("dnnprof")
+    assert "dnnprof ALL=(root) NOPASSWD: DNNPROF_POWER\n" in text
+    for allowed in ("/usr/sbin/nvpmodel -m [0-9],", "/usr/sbin/nvpmodel -q,", '/usr/bin/jetson_clocks "",',
+                    "/usr/bin/jetson_clocks --store /var/lib/dnnprof/jetson_clocks.conf,",
+                    "/usr/bin/jetson_clocks --restore /var/lib/dnnprof/jetson_clocks.conf\n"):
+        assert allowed in text
+    assert "ALL\n" not in text.replace("(root)", "") and "NOPASSWD: ALL" not in text  # nothing wider
+    install.check_sudoers(text)  # the real visudo -c, again, on what was written
+    assert any("visudo -c passed" in line for line in lines)
+
+
+def test_without_the_option_no_sudoers_rule(root):
+    run(root, Recorder(), [])
+    assert not (root / "etc/sudoers.d").exists()
+
+
+def test_visudo_refusing_the_rule_is_one_line():
+    with pytest.raises(UserError, match="visudo refuses the power-control rule: .*syntax error") as info:
+        install.check_sudoers("dnnprof ALL=(root) NOPASSWD /usr/sbin/nvpmodel -q\n")  # the ':' is missing
+    assert "\n" not in str(info.value)
+
+
+def test_dry_run_shows_the_rule(root):
+    lines: list[str] = []
+    install.install_service(root=root, runner=Recorder(), exec_start=EXEC, euid=0, offline=False, out=lines.append,
+                            dry_run=True, allow_power_control=True)
+    text = "\n".join(lines)
+    assert "would write" in text and "sudoers.d/dnnprof-power-control" in text and "Cmnd_Alias DNNPROF_POWER" in text
+    assert not (root / "etc/sudoers.d").exists()
