@@ -218,6 +218,15 @@ class Memory(msgspec.Struct, kw_only=True):
     system_used_delta_bytes: int | None = None  # on Jetsons CPU and GPU share this memory
 
 
+class FrequencyFigures(msgspec.Struct, kw_only=True):
+    """One clock domain's frequency over the timed window (MHz), from ``samples`` readings at a fixed rate."""
+
+    min: NonNegative
+    mean: NonNegative
+    max: NonNegative
+    samples: Positive
+
+
 class Conditions(msgspec.Struct, kw_only=True):
     """The state of the machine around the timed window."""
 
@@ -227,6 +236,13 @@ class Conditions(msgspec.Struct, kw_only=True):
     power_mode: str | None = None  # nvpmodel mode on a Jetson
     clocks: str | None = None  # clock policy: jetson_clocks state, or the CPU frequency governor
     sync_mode: str | None = None  # how the host waits for the device: "blocking", "spin", "synchronous"
+    # what the silicon ran at during the window, per clock domain: "cpu0-3", "cpu4-5" (a cpufreq policy), "gpu",
+    # "emc" (agent/board/frequencies.py; docs/MEASUREMENT.md)
+    frequencies_mhz: dict[str, FrequencyFigures] = {}
+    frequencies_unreadable: list[str] = []  # domains the board has that could not be read: "emc" without root
+    # which throttling indicators fired during the window: "soctherm_oc2", "x86_thermal_throttle",
+    # "thermal_trip:<zone>", "cooling:<device>", "below_cap:<domain>" (agent/board/frequencies.py)
+    throttle_reasons: list[str] = []
 
 
 class ModelCost(msgspec.Struct, kw_only=True):

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from dnnprof.agent.backends import auto_note, get_backend
 from dnnprof.agent.board import facts as board_facts
+from dnnprof.agent.board import nvpmodel
 from dnnprof.agent.power import open_source
 from dnnprof.shared import schema, units
 from dnnprof.shared.errors import UserError
@@ -49,6 +50,8 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     finally:
         source.close()
     data = schema.to_builtins(facts)
+    conf = nvpmodel.read(root or "/")
+    data["power_modes"] = [] if conf is None else [conf.modes[i].to_dict() for i in sorted(conf.modes)]
     data["power_notes"] = selection.notes
     data["power_info"] = selection.info
     data["backend_notes"] = [note] if (note := auto_note("auto")) else []
@@ -57,11 +60,41 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
         return
     table = Table(show_header=False, box=None)
     for key, value in data.items():
-        if key not in ("kind", "schema", "ts", "facts"):
+        if key not in ("kind", "schema", "ts", "facts", "power_modes"):
             table.add_row(key, str(value))
     for key, value in _jetson_rows(facts.facts):
         table.add_row(key, value)
     out.print(table)
+    if data["power_modes"]:
+        out.print(_modes_table(data["power_modes"], facts.facts.power_mode_id if facts.facts else None))
+
+
+def _modes_table(modes: list[dict], current: int | None) -> Table:
+    """The board's nvpmodel modes: id, name, default / current, CPUs online, each clock's cap in MHz."""
+    clocks = list(dict.fromkeys(k for m in modes for k in m["caps_mhz"]))
+    table = Table("id", "mode", "", "CPUs online", *clocks, title="nvpmodel power modes (caps in MHz; — no cap)",
+                  title_justify="left")
+    for m in modes:
+        marks = ", ".join(w for w, on in (("default", m["default"]), ("current", m["id"] == current)) if on)
+        online = m["cpus_online"]
+        cpus = "as they are" if online is None else f"{len(online)} ({_ranges(online)})"
+        caps = [("—" if m["caps_mhz"].get(c) is None else f"{m['caps_mhz'][c]:g}") if c in m["caps_mhz"] else ""
+                for c in clocks]
+        table.add_row(str(m["id"]), m["name"], marks, cpus, *caps)
+    table.columns[1].no_wrap = True
+    return table
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``[0, 1, 2, 3, 6]`` → ``"0-3,6"``."""
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(str(start) if start == n else f"{start}-{n}")
+            start = None
+    return ",".join(parts)
 
 
 def _jetson_rows(facts: schema.BoardFacts | None) -> list[tuple[str, str]]:

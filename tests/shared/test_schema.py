@@ -146,6 +146,28 @@ def test_optional_fields_take_defaults():
     assert info.power_estimated is False and info.session == 0
 
 
+def test_conditions_frequencies_and_throttle_reasons():
+    # a result without them (an older agent) decodes with empty defaults
+    data = valid("result")
+    data["conditions"] = {"power_mode": "15W", "throttle_events": 0}
+    old = schema.decode(json.dumps(data))
+    assert old.conditions.frequencies_mhz == {} and old.conditions.frequencies_unreadable == []
+    assert old.conditions.throttle_reasons == []
+    # with them, they round-trip
+    data["conditions"] |= {"frequencies_mhz": {"cpu0-3": {"min": 729.6, "mean": 1100.25, "max": 1497.6, "samples": 21},
+                                               "gpu": {"min": 306.0, "mean": 306.0, "max": 306.0, "samples": 21}},
+                           "frequencies_unreadable": ["emc"], "throttle_reasons": ["soctherm_oc2"]}
+    new = schema.decode(json.dumps(data))
+    assert new.conditions.frequencies_mhz["cpu0-3"] == schema.FrequencyFigures(min=729.6, mean=1100.25, max=1497.6,
+                                                                                samples=21)
+    assert schema.decode(schema.encode(new)) == new
+    # a frequency is never negative and a figure has at least one reading
+    for bad in ({"min": -1.0, "mean": 1.0, "max": 1.0, "samples": 1},
+                {"min": 1.0, "mean": 1.0, "max": 1.0, "samples": 0}):
+        data["conditions"]["frequencies_mhz"] = {"gpu": bad}
+        assert "frequencies_mhz" in _reject(json.dumps(data))
+
+
 def test_constructing_another_schema_version_fails():
     with pytest.raises(ValueError):
         schema.Status(schema=2, board="b", ts=TS, state="online", session=0)

@@ -13,12 +13,17 @@ import pytest
 from dnnprof.agent.board.conditions import (
     Snapshot,
     cpu_governor,
+    oc_event_counts,
     process_peak_rss_bytes,
     process_rss_bytes,
     snapshot,
     system_used_bytes,
     temperatures_c,
+    thermal_throttling,
+    throttle_cooling_devices,
     throttle_count,
+    throttle_reasons,
+    throttle_trips,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "conditions"
@@ -26,6 +31,8 @@ X86 = DATA / "x86-desktop"
 JETSON = DATA / "jetson-orin-nano"
 MIXED = DATA / "mixed-governors"
 ODD = DATA / "odd-zones"
+ORIN_NANO_JP6 = DATA.parent / "jetson" / "orin-nano-jp6"  # recorded board tree with a soctherm_oc hwmon
+AGX_ORIN_JP6 = DATA.parent / "jetson" / "agx-orin-jp6"  # ... and thermal zones with trip points
 KB = 1024
 
 # -- x86 desktop --------------------------------------------------------------------------------------
@@ -92,8 +99,9 @@ def test_jetson_temperatures_skip_unreadable_zones():
     }
 
 
-def test_jetson_has_no_throttle_counter():
+def test_jetson_without_the_oc_event_driver_has_no_throttle_counter():
     assert throttle_count(JETSON) is None
+    assert oc_event_counts(JETSON) == {}
 
 
 def test_jetson_governor():
@@ -129,6 +137,89 @@ def test_mixed_other_readers():
     assert process_peak_rss_bytes(root=MIXED) is None
     assert system_used_bytes(MIXED) == (8032124 - 2615732) * KB
     assert snapshot(MIXED) == Snapshot({"x86_pkg_temp": 61.0}, 0, None, (8032124 - 2615732) * KB)
+
+
+def test_x86_has_no_oc_counters_and_its_throttle_delta_is_named(tmp_path):
+    shutil.copytree(X86, tmp_path, dirs_exist_ok=True)
+    start = snapshot(tmp_path)
+    assert start.oc_events == {} and oc_event_counts(tmp_path) == {}
+    assert throttle_reasons(start, snapshot(tmp_path)) == []
+    (tmp_path / "sys/devices/system/cpu/cpu2/thermal_throttle/package_throttle_count").write_text("13\n")
+    assert throttle_reasons(start, snapshot(tmp_path)) == ["x86_thermal_throttle"]
+
+
+# -- Jetson soctherm_oc over-current event counters (tests/data/jetson) --------------------------------------------
+
+
+def test_orin_oc_event_counters_found_by_hwmon_name():
+    # hwmon1 is the INA3221 (another name), hwmon3 the soctherm_oc device: oc1..oc3_event_cnt; oc*_throt_en not counts
+    assert oc_event_counts(ORIN_NANO_JP6) == {"oc1": 0, "oc2": 2, "oc3": 0}
+    assert throttle_count(ORIN_NANO_JP6) == 2  # cumulative since boot: only a difference means anything
+    assert snapshot(ORIN_NANO_JP6).oc_events == {"oc1": 0, "oc2": 2, "oc3": 0}
+    assert snapshot(ORIN_NANO_JP6).throttle_count == 2
+    assert oc_event_counts(AGX_ORIN_JP6) == {"oc1": 0, "oc2": 0, "oc3": 0}
+
+
+def test_oc_counter_difference_is_throttling(tmp_path):
+    root = tmp_path / "board"
+    shutil.copytree(ORIN_NANO_JP6, root)
+    start = snapshot(root)
+    (root / "sys/class/hwmon/hwmon3/oc1_event_cnt").write_text("1\n")  # an under-voltage event
+    (root / "sys/class/hwmon/hwmon3/oc3_event_cnt").write_text("4\n")
+    end = snapshot(root)
+    assert end.throttle_count - start.throttle_count == 5
+    assert throttle_reasons(start, end) == ["soctherm_oc1", "soctherm_oc3"]
+    assert throttle_reasons(end, start) == []  # counters that went down (a reboot): nothing
+
+
+def test_xavier_irq_counters_and_garbage(tmp_path):
+    hwmon = tmp_path / "sys/class/hwmon"
+    (hwmon / "hwmon0").mkdir(parents=True)
+    (hwmon / "hwmon0/name").write_text("soctherm_oc\n")
+    for n, value in enumerate(["1", "0", "garbage", "", "7"], 1):
+        (hwmon / f"hwmon0/oc{n}_irq_cnt").write_text(value + "\n")  # tegra19x_oc_event.c
+        (hwmon / f"hwmon0/oc{n}_priority").write_text("3\n")
+    (hwmon / "hwmon4").mkdir()
+    (hwmon / "hwmon4/name").write_text("pwmfan\n")
+    (hwmon / "hwmon4/oc1_event_cnt").write_text("99\n")  # not the soctherm_oc device
+    assert oc_event_counts(tmp_path) == {"oc1": 1, "oc2": 0, "oc5": 7}
+    assert throttle_count(tmp_path) == 8
+
+
+# -- thermal trips and cooling devices ---------------------------------------------------------------------------
+
+
+def test_agx_orin_throttling_trips_and_cooling_devices():
+    trips = throttle_trips(AGX_ORIN_JP6)
+    # each zone: critical 104.5 (shutdown), passive 99 (sw throttle), active 70 (fan): only the passive one
+    assert [(t.zone, t.trip_c, t.kind) for t in trips] == [
+        ("cpu-thermal", 99.0, "passive"), ("gpu-thermal", 99.0, "passive"), ("soc0-thermal", 99.0, "passive"),
+        ("tj-thermal", 99.0, "passive")]
+    # bound to the passive trips; the fan (on tj-thermal's active trip) is not a throttler
+    assert [d.name for d in throttle_cooling_devices(AGX_ORIN_JP6)] == [
+        "cpufreq-cpu0", "cpufreq-cpu4", "cpufreq-cpu8", "devfreq-17000000.gpu"]
+    assert thermal_throttling(trips, throttle_cooling_devices(AGX_ORIN_JP6)) == []
+
+
+def test_thermal_throttling_fires_at_the_trip(tmp_path):
+    root = tmp_path / "board"
+    shutil.copytree(AGX_ORIN_JP6, root)
+    trips, devices = throttle_trips(root), throttle_cooling_devices(root)
+    (root / "sys/class/thermal/thermal_zone1/temp").write_text("99000\n")  # at the trip counts
+    (root / "sys/class/thermal/thermal_zone1/cdev0/cur_state").write_text("2\n")
+    assert thermal_throttling(trips, devices) == ["cooling:devfreq-17000000.gpu", "thermal_trip:gpu-thermal"]
+
+
+def test_disabled_trips_and_unbound_cooling_devices_are_not_indicators(tmp_path):
+    zone = tmp_path / "sys/class/thermal/thermal_zone0"
+    zone.mkdir(parents=True)
+    for name, text in {"type": "x86_pkg_temp", "temp": "45000", "trip_point_0_type": "passive",
+                       "trip_point_0_temp": "0", "trip_point_1_type": "passive", "trip_point_1_temp": "garbage",
+                       "trip_point_2_type": "hot", "trip_point_2_temp": "95000"}.items():
+        (zone / name).write_text(text + "\n")
+    assert [(t.trip_c, t.kind) for t in throttle_trips(tmp_path)] == [(95.0, "hot")]
+    assert throttle_trips(X86) == [] and throttle_cooling_devices(X86) == []  # X86's cooling_device0 is unbound
+    assert throttle_trips(ODD) == [] and throttle_cooling_devices(ODD) == []
 
 
 # -- odd zones: duplicates, garbage, out-of-range values, old kernel -------------------------------------
@@ -191,6 +282,7 @@ def test_empty_root(tmp_path, make):
     assert process_peak_rss_bytes(123, root=root) is None
     assert system_used_bytes(root) is None
     assert snapshot(root) == Snapshot({}, None, None, None)
+    assert oc_event_counts(root) == {} and throttle_trips(root) == [] and throttle_cooling_devices(root) == []
 
 
 def test_root_that_is_a_file(tmp_path):

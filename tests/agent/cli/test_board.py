@@ -176,3 +176,19 @@ def test_dnnagent_info_probes_the_recorded_trees_sensors_and_says_why_auto_is_on
     if why_not_tensorrt():  # no TensorRT here: auto's choice of the CPU is said, with the reason
         assert data["backends"].keys() == {"onnxruntime"}
         assert data["backend_notes"][0].startswith("auto chose onnxruntime (CPU): TensorRT is not usable here (")
+
+
+def test_dnnagent_info_lists_every_power_mode(switchable_board):
+    result = CliRunner().invoke(app, ["info", "--root", str(switchable_board), "--json", "--power-source", "none"])
+    assert result.exit_code == 0, result.output
+    modes = json.loads(result.stdout)["power_modes"]
+    assert [(m["id"], m["name"], m["default"]) for m in modes] == [
+        (0, "MAXN", False), (1, "MODE_15W", False), (2, "MODE_30W", True), (3, "MODE_50W", False)]
+    assert modes[1] == {"id": 1, "name": "MODE_15W", "default": False, "cpus_online": [0, 1, 2, 3],
+                        "caps_mhz": {"CPU_A78_0": 1113.6, "GPU": 408.0, "EMC": 2133.0}, "tpc_pg_mask": 248}
+    text = CliRunner().invoke(app, ["info", "--root", str(switchable_board), "--power-source", "none"],
+                              env={"COLUMNS": "200"})
+    assert "nvpmodel power modes" in text.stdout and "MODE_50W" in text.stdout and "current" in text.stdout
+    assert "8 (0-7)" in text.stdout and "1497.6" in text.stdout
+    off = CliRunner().invoke(app, ["info", "--root", str(ORIN_PROC), "--json", "--power-source", "none"])
+    assert json.loads(off.stdout)["power_modes"] == []
