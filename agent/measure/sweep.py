@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from dnnprof.agent.backends import Backend
-from dnnprof.agent.board import clocks, conditions, modes
+from dnnprof.agent.board import clocks, conditions, modes, nvpmodel
+from dnnprof.agent.board.frequencies import FrequencyWatch
 from dnnprof.agent.board import facts as board_facts
 from dnnprof.agent.measure import accuracy, failure, profiler
 from dnnprof.agent.measure.sampler import Sampler, clock
@@ -101,7 +103,10 @@ class Sweep:
             for setup, model, batch, precision in self.plan():
                 current = (model.name, batch, precision)
                 if setup is not applied:
-                    applied, refused = setup, self._apply(setup, sink, seq := seq + 1, done)
+                    applied, refused = setup, None
+                    if self.control is not None and (setup.mode is not None or setup.clocks is not None):
+                        seq += 1
+                        refused = self._apply(setup, sink, seq, done)
                 reason = self.skip(model, batch, precision) if self.skip and refused is None else None
                 self.current = None if reason or refused else point_label(model.name, batch, precision)
                 if refused is not None:
@@ -155,8 +160,6 @@ class Sweep:
     def _apply(self, setup: modes.Setting, sink: Sink, seq: int, done: int) -> str | None:
         """Put the board in ``setup`` (nothing to do for "as the board is"); a progress event says so. Returns None,
         or why the board refused (its points become not_run failures, and the sweep goes on)."""
-        if self.control is None or (setup.mode is None and setup.clocks is None):
-            return None
         try:
             self.control.apply(setup)
         except modes.Refused as exc:
@@ -258,16 +261,26 @@ class Sweep:
         state = state or self.clock_state()
         before = conditions.snapshot(self.root)
         runner = self.backend.prepare(model, batch, precision, seed=self.seed)
+        clock_watch = FrequencyWatch(self.root)  # what the silicon ran at, over the timed window only
+
+        def stage(name: str) -> None:
+            enter(name)
+            if name == "window":
+                clock_watch.start()
+
         try:
             enter("idle")
             idle = self._idle(state.idle_key)
             start = conditions.snapshot(self.root)
-            if self.power.measures:
-                with Sampler(self.power) as sampler:
-                    m = profiler.measure(runner, batch, self.settings, sampler, on_stage=enter)
-                m.sampler_cpu_fraction = sampler.cpu_fraction
-            else:
-                m = profiler.measure(runner, batch, self.settings, on_stage=enter)
+            try:
+                if self.power.measures:
+                    with Sampler(self.power) as sampler:
+                        m = profiler.measure(runner, batch, self.settings, sampler, on_stage=stage)
+                    m.sampler_cpu_fraction = sampler.cpu_fraction
+                else:
+                    m = profiler.measure(runner, batch, self.settings, on_stage=stage)
+            finally:
+                clock_watch.stop()
             enter("check")
             failure.check_outputs(runner.outputs)  # NaN or infinity: no measurement of garbage
             end = conditions.snapshot(self.root)
@@ -277,7 +290,32 @@ class Sweep:
         finally:
             runner.close()
         result = self._result(model, precision, runner, m, idle, before, start, end, peak, state)
-        return result if found is None else msgspec.structs.replace(result, accuracy=found)
+        ran = msgspec.structs.replace(
+            result.conditions, frequencies_mhz=clock_watch.summary(), frequencies_unreadable=clock_watch.unreadable,
+            throttle_reasons=clock_watch.throttle_reasons(start, end, caps_mhz=self._locked_caps_mhz(state)))
+        return msgspec.structs.replace(result, conditions=ran, **({} if found is None else {"accuracy": found}))
+
+    def _locked_caps_mhz(self, state: clocks.ClockState) -> dict[str, float] | None:
+        """While jetson_clocks pins the clocks, the mode's caps (MHz, by CPU or "gpu" / "emc"): a clock found
+        below its cap then is throttled. None otherwise (DVFS runs below the caps by design)."""
+        if not state.jetson_clocks or state.power_mode_id is None:
+            return None
+        conf = self.control.conf if self.control is not None else nvpmodel.read(self.root)
+        mode = None if conf is None else conf.modes.get(state.power_mode_id)
+        if mode is None:
+            return None
+        caps: dict[str, float] = {}
+        for param, cap in mode.caps_hz().items():
+            if cap is None:
+                continue
+            if param.startswith("CPU"):
+                found = re.search(r"/cpu(\d+)/", conf.params.get(param, nvpmodel.Param(param, "")).files.get(
+                    "MAX_FREQ", ""))
+                if found:
+                    caps[f"cpu{found.group(1)}"] = cap / 1e6
+            elif param in ("GPU", "EMC"):
+                caps[param.lower()] = cap / 1e6
+        return caps or None
 
     def _accuracy(self, model: ModelFile, runner, batch: int, precision: str,
                   enter: Callable[[str], None]) -> schema.Accuracy | None:

@@ -257,6 +257,12 @@ def switchable_board(tmp_path, monkeypatch):
     ones change a board's (and log each call to ``calls.log`` in the tree). Returns the tree's root."""
     root = tmp_path / "board"
     shutil.copytree(DATA / "jetson" / "agx-orin-jp6", root)
+    # As on a board, each CPU's cpufreq directory is its cluster's policy (the recorded tree holds plain copies).
+    cpu = root / "sys/devices/system/cpu"
+    for policy in sorted((cpu / "cpufreq").glob("policy*")):
+        for n in (policy / "related_cpus").read_text().split():
+            shutil.rmtree(cpu / f"cpu{n}" / "cpufreq")
+            (cpu / f"cpu{n}" / "cpufreq").symlink_to(Path("..") / "cpufreq" / policy.name)
     shutil.copy(DATA / "jetson" / "nvpmodel" / "agx-orin-p3701_0000.conf", root / "etc" / "nvpmodel.conf")
     (root / "sys/devices/gpu.0").mkdir(parents=True)
     (root / "sys/devices/gpu.0/tpc_pg_mask").write_text("0\n")  # MAXN's gating

@@ -695,6 +695,14 @@ def test_a_two_mode_sweep_switches_verifies_rebaselines_and_restores(model, back
         ("MAXN", "jetson_clocks off"), ("MAXN", "jetson_clocks on"),
         ("MODE_50W", "jetson_clocks off"), ("MODE_50W", "jetson_clocks on")]
     assert [r.board_facts.power_mode_id for r in results] == [0, 0, 3, 3]
+    # What the silicon ran at, over each window: the tree's frequencies under each mode's caps (the stand-ins bring
+    # a clock above a new maximum down to it; nothing else moves them here).
+    gpu = [r.conditions.frequencies_mhz["gpu"] for r in results]
+    assert all(g.samples >= 2 for g in gpu)
+    assert gpu[0].max == gpu[1].max == 1300.5 and gpu[2].max <= 816 and gpu[3].max <= 816
+    assert all(f.max <= 1497.6 for r in results[2:] for name, f in r.conditions.frequencies_mhz.items()
+               if name.startswith("cpu"))
+    assert all(r.conditions.throttle_reasons == [] for r in results)
     assert len({id(idle) for idle in seen}) == 4  # a new idle baseline in each setting, though young enough
     notes = [e.message for e in sink.messages if isinstance(e, schema.RunEvent) and e.message]
     assert notes[0] == "switched to power mode MAXN (0), clocks dvfs"
