@@ -163,7 +163,7 @@ class Sweep:
         try:
             self.control.apply(setup)
         except modes.Refused as exc:
-            log.warning("%s refused: %s", setup.label(), exc)
+            log.info("%s refused: %s", setup.label(), exc)
             sink.send(self._event(seq, "progress", done, message=f"skipped {setup.label()}: {exc}"))
             return str(exc)
         log.info("now measuring in %s", setup.label())
