@@ -24,9 +24,11 @@ import pandas as pd
 from dnnprof.shared import catalog, schema, units
 from dnnprof.shared.errors import UserError
 
-# A configuration: what a user can choose. A newer result of the same configuration replaces the older one.
-CONFIG = ["board", "network", "backend", "device", "precision", "batch", "power_mode"]
+# A configuration: what a user can choose. A newer result of the same configuration replaces the older one. The
+# precision route (precision_method) is part of it too (see ``latest``).
+CONFIG = ["board", "network", "backend", "device", "precision", "batch", "power_mode", "clocks"]
 NO_MODE = schema.NO_POWER_MODE  # grouping needs a value: pandas drops NaN groups
+NO_CLOCKS = ""  # the grouping value of a result that names no clock state (the frame keeps it missing)
 
 # Every column of the frame, with its unit in the name. Missing numbers are NaN, never 0.
 COLUMNS = [
@@ -204,19 +206,70 @@ def frame(results: list[schema.Result], networks: catalog.Catalog | None = None)
     return table([row(r, networks) for r in results])
 
 
+def methods(df: pd.DataFrame) -> pd.Series:
+    """Each row's precision route as configurations count it: the recorded one, else (a result from before the
+    route was recorded) the only one there was — the file's own fp32, or TensorRT's builder flags."""
+    return df["precision_method"].where(df["precision_method"].notna(),
+                                        df["precision"].map(lambda p: "as_exported" if p == "fp32" else
+                                                            "builder_flags"))
+
+
+def clock_keys(df: pd.DataFrame) -> np.ndarray:
+    """Each row's clock state as a grouping value: NO_CLOCKS where the result names none (pandas drops NaN groups, so
+    a missing clock state must be a value to group with itself)."""
+    clocks = df["clocks"].to_numpy(dtype=object)
+    return np.array([c if isinstance(c, str) else NO_CLOCKS for c in clocks], dtype=object)
+
+
 def latest(df: pd.DataFrame) -> pd.DataFrame:
-    """Keep the newest result of each configuration (a re-run replaces the older measurement). fp16 made by TensorRT's
-    builder flags and fp16 from a converted model are two configurations; a result from before the method was
-    recorded had the only method there was (the file's own fp32, or the builder flags)."""
+    """Keep the newest result of each configuration (a re-run replaces the older measurement). Locked clocks
+    (jetson_clocks on) and DVFS are two configurations of one power mode; fp16 made by TensorRT's builder flags and
+    fp16 from a converted model are two configurations; a result from before the method was recorded had the only
+    method there was (the file's own fp32, or the builder flags)."""
     if df.empty:
         return df
-    method = df["precision_method"].where(df["precision_method"].notna(),
-                                          df["precision"].map(lambda p: "as_exported" if p == "fp32" else
-                                                              "builder_flags"))
-    kept = (df.assign(_method=method).sort_values("ts", kind="stable")
-              .drop_duplicates([*CONFIG, "_method"], keep="last").drop(columns="_method"))
-    return (kept.sort_values(["board", "power_mode", "precision", "network", "batch"], kind="stable")
-                .reset_index(drop=True))
+    kept = (df.assign(_method=methods(df), _clocks=clock_keys(df)).sort_values("ts", kind="stable")
+              .drop_duplicates([*(c for c in CONFIG if c != "clocks"), "_clocks", "_method"], keep="last"))
+    return (kept.sort_values(["board", "power_mode", "_clocks", "precision", "network", "batch"], kind="stable")
+                .drop(columns=["_method", "_clocks"]).reset_index(drop=True))
+
+
+def power_states(df: pd.DataFrame) -> np.ndarray:
+    """Each row's power state, as the report names and groups it: its power mode, with its clock state in
+    parentheses where the row's board measured in more than one clock state — ``MAXN (jetson_clocks on)`` and
+    ``MAXN (jetson_clocks off)`` are two states; off a Jetson (no power mode) the clock state alone, ``cpu governor
+    performance``. A board with one clock state keeps the bare mode names (``15W``, ``MAXN``)."""
+    modes = df["power_mode"].to_numpy(dtype=object)
+    clocks = clock_keys(df)
+    boards = df["board"].to_numpy(dtype=object)
+    seen: dict = {}
+    for board, clock in zip(boards, clocks):
+        seen.setdefault(board, set()).add(clock)
+    out = np.empty(len(df), dtype=object)
+    for i, (board, mode, clock) in enumerate(zip(boards, modes, clocks)):
+        out[i] = state_label(mode, clock, len(seen[board]) > 1)
+    return out
+
+
+def state_label(mode: str | None, clocks: str | None, several: bool) -> str:
+    """A power state's name (``power_states``): the mode alone unless its board measured ``several`` clock states."""
+    mode = mode or NO_MODE
+    if not several:
+        return mode
+    clocks = clocks or "clocks not recorded"
+    return clocks if mode == NO_MODE else f"{mode} ({clocks})"
+
+
+def with_states(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each row's power mode replaced by its power state (``power_states``), so that whatever groups by
+    power mode (the seed's analyses, the figures' panels) keeps clock states apart; ``df`` itself when no board
+    measured in more than one clock state."""
+    if df.empty:
+        return df
+    states = power_states(df)
+    if (states == df["power_mode"].to_numpy(dtype=object)).all():
+        return df
+    return df.assign(power_mode=states)
 
 
 @dataclass(frozen=True)
@@ -316,6 +369,7 @@ class _Arrays:
         self.latency = df[LATENCY_STATS[limits.latency_stat]].to_numpy(dtype="float64")
         self.ips = df["throughput_ips"].to_numpy(dtype="float64")
         self.power = df["power_w"].to_numpy(dtype="float64")
+        self.clocks = clock_keys(df) if "clocks" in df else np.full(len(df), NO_CLOCKS, dtype=object)
         # Every limit but energy; a limit on a quantity that was not measured excludes the point (NaN <= x is False).
         ok = np.ones(len(df), dtype=bool)
         self.excluded: dict[str, np.ndarray] = {}
@@ -435,20 +489,138 @@ def frontier(df: pd.DataFrame, limits: Limits | None = None, basis: Basis | None
 
 
 def per_board(df: pd.DataFrame, limits: Limits, basis: Basis) -> dict[str, dict]:
-    """Per board: the ceiling, the frontier, and ceilings per power mode and per precision where they differ."""
+    """Per board: the ceiling, the frontier, ceilings per power state (``power_states``: a power mode, and its clock
+    state where the board measured several) and per precision where they differ, and the energy-optimal power
+    state of each network (``power_modes``; None on a board measured in one power state)."""
     arrays = _Arrays(df, basis, limits)
     out = {}
-    codes = {column: pd.factorize(df[column], sort=True) for column in ("power_mode", "precision")}
+    states = power_states(df) if len(df) else np.array([], dtype=object)
+    codes = {"by_power_mode": pd.factorize(pd.Series(states, dtype=object), sort=True),
+             "by_precision": pd.factorize(df["precision"], sort=True)}
     for board, rows in df.groupby("board", sort=True).indices.items():
         entry = {"ceiling": ceiling_of(arrays, rows, limits), "frontier": [arrays.config(i) for i in
                                                                            frontier_of(arrays, rows)]}
-        for key, column in (("by_power_mode", "power_mode"), ("by_precision", "precision")):
-            code, names = codes[column]
+        for key, (code, names) in codes.items():
             present = np.unique(code[rows])
             entry[key] = ({str(names[c]): ceiling_of(arrays, rows[code[rows] == c], limits) for c in present}
                           if present.size > 1 else {})
+        entry["power_modes"] = power_modes_of(arrays, rows, states, limits, basis)
         out[board] = entry
     return out
+
+
+# -- the energy-optimal power mode ---------------------------------------------------------------------------------
+
+# What a network's rows are compared across: one network at one precision (and route) on one backend and device.
+MODE_GROUP = ["network", "precision", "backend", "device"]
+MODE_REFERENCE = "dearest"  # each saving is against the power state whose best batch costs the most per image
+
+
+def power_modes(df: pd.DataFrame, limits: Limits | None = None, basis: Basis | None = None) -> dict | None:
+    """The energy-optimal power state of each network of ``df`` (one board): see ``power_modes_of``."""
+    limits, basis = limits or Limits(), basis or Basis()
+    return power_modes_of(_Arrays(df, basis, limits), np.arange(len(df)), power_states(df), limits, basis)
+
+
+def _mode_row(a: _Arrays, i: int, state: str, within: bool, configurations: int) -> dict:
+    """One power state's best batch of a network, as a row of the mode-by-mode table."""
+    return {"state": state, "power_mode": plain(a.columns["power_mode"][i]), "clocks": a.clocks[i] or None,
+            "batch": int(a.batch[i]), "energy_per_image_j": plain(a.per_image[i]), "energy_j": plain(a.energy[i]),
+            "latency_ms": plain(a.latency[i]), "throughput_ips": plain(a.ips[i]), "power_w": plain(a.power[i]),
+            "estimated": bool(a.estimated[i]), "boundary": plain(a.columns["boundary"][i]),
+            "within_limits": bool(within), "configurations": configurations, "optimal": False,
+            "saving_j": None, "saving_pct": None}
+
+
+def _cheapest(a: _Arrays, idx: np.ndarray) -> int | None:
+    """The least energy per image among ``idx`` (ties: more images/s, then the smaller batch); None when empty."""
+    if idx.size == 0:
+        return None
+    return int(idx[np.lexsort((a.batch[idx], -np.nan_to_num(a.ips[idx], nan=-np.inf), a.per_image[idx]))[0]])
+
+
+def power_modes_of(a: _Arrays, rows: np.ndarray, states: np.ndarray, limits: Limits, basis: Basis) -> dict | None:
+    """Per network (and precision, route, backend/device) of ``rows`` (one board): which power state — mode and
+    clock state — costs the least energy per image, and a row per power state with its best batch.
+
+    None when the board measured in one power state only: there is nothing to choose. A power state's best batch is
+    its least energy per image (in the basis' gross or net, per image whatever ``basis.per``: the mode changes the
+    cost of an image, and per batch would favour small batches) among its configurations within the non-energy
+    limits (power, latency, images/s); a state with none within them shows its cheapest, marked
+    ``within_limits: False``, and cannot be chosen. ``optimal``: the least energy per image among the states within
+    the limits (None when none is: ``none_meets``; ``closest`` then names the configuration with the least latency);
+    ``unlimited``: the least energy per image over every configuration, limits aside (its ``optimal`` says whether
+    it is the chosen row too: with limits it may not be — what the limits cost). Each row's saving is against
+    the dearest state of its network (``MODE_REFERENCE``): what choosing the power state well saves over choosing
+    it worst. The energy budget does not filter the table: the least energy either fits the budget or nothing does.
+    Networks measured in one power state are named in ``single_state``.
+    """
+    board_states = sorted(set(states[rows].tolist()))
+    if len(board_states) < 2:
+        return None
+    df = a.df.iloc[rows]
+    keys = df[MODE_GROUP].assign(precision_method=methods(df).to_numpy(dtype=object))
+    has_energy = ~np.isnan(a.per_image)
+    groups, single = [], []
+    for key, local in keys.groupby([*MODE_GROUP, "precision_method"], sort=True).indices.items():
+        idx = rows[local]
+        here = states[idx]
+        names = sorted(set(here.tolist()))
+        info = dict(zip([*MODE_GROUP, "precision_method"], key))
+        if len(names) < 2:
+            single.append({**info, "state": names[0]})
+            continue
+        table = []
+        for name in names:
+            in_state = idx[here == name]
+            measured = in_state[has_energy[in_state]]
+            within = measured[a.ok[measured]]
+            pick = _cheapest(a, within if within.size else measured)
+            if pick is None:  # no energy in this state: its fastest configuration, for its latency and images/s
+                pick = int(in_state[np.argmax(np.nan_to_num(a.ips[in_state], nan=-np.inf))])
+            table.append(_mode_row(a, pick, name, bool(within.size), int(in_state.size)))
+        table.sort(key=lambda r: (r["energy_per_image_j"] is None, r["energy_per_image_j"] or 0.0,
+                                  -(r["throughput_ips"] or 0.0), r["state"]))
+        priced = [r for r in table if r["energy_per_image_j"] is not None]
+        dearest = max(priced, key=lambda r: r["energy_per_image_j"]) if priced else None
+        for r in priced:
+            r["saving_j"] = dearest["energy_per_image_j"] - r["energy_per_image_j"]
+            r["saving_pct"] = (100.0 * r["saving_j"] / dearest["energy_per_image_j"]
+                               if dearest["energy_per_image_j"] > 0 else None)
+        chosen = next((r for r in table if r["within_limits"] and r["energy_per_image_j"] is not None), None)
+        if chosen is not None:
+            chosen["optimal"] = True
+        unlimited = _cheapest(a, idx[has_energy[idx]])
+        best_anyway = None
+        if unlimited is not None:
+            best_anyway = _mode_row(a, unlimited, str(states[unlimited]), bool(a.ok[unlimited]),
+                                    int((here == states[unlimited]).sum()))
+            best_anyway["optimal"] = chosen is not None and best_anyway["state"] == chosen["state"] and (
+                best_anyway["batch"] == chosen["batch"])
+            best_anyway["saving_j"] = dearest["energy_per_image_j"] - best_anyway["energy_per_image_j"]
+            best_anyway["saving_pct"] = (100.0 * best_anyway["saving_j"] / dearest["energy_per_image_j"]
+                                         if dearest["energy_per_image_j"] > 0 else None)
+        fast = idx[~np.isnan(a.latency[idx])]
+        closest = int(fast[np.argmin(a.latency[fast])]) if chosen is None and fast.size else None
+        groups.append({
+            **info,
+            "optimal": chosen,
+            "unlimited": best_anyway,
+            "dearest": None if dearest is None else dearest["state"],
+            "none_meets": chosen is None and bool(priced),
+            "without_energy": not priced,
+            "closest": None if closest is None else {
+                k: v for k, v in _mode_row(a, closest, str(states[closest]), bool(a.ok[closest]),
+                                           int((here == states[closest]).sum())).items()
+                if k not in ("optimal", "saving_j", "saving_pct")},
+            "mixed_boundaries": len({r["boundary"] for r in priced}) > 1 or len({r["estimated"] for r in priced}) > 1,
+            "rows": table,
+        })
+    clock_states = sorted({c or None for c in a.clocks[rows].tolist()}, key=lambda c: (c is None, c or ""))
+    return {"states": board_states, "clock_states": clock_states, "modes": sorted(set(df["power_mode"])),
+            "basis": f"{basis.energy} energy per image", "latency_stat": limits.latency_stat,
+            "limits": dataclasses.replace(limits, energy_budget_j=None).text(basis), "reference": MODE_REFERENCE,
+            "groups": groups, "single_state": single}
 
 
 def flags(df: pd.DataFrame, limits: Limits, basis: Basis) -> pd.DataFrame:

@@ -541,8 +541,10 @@ def report(
                                              "agent's idle baseline).", rich_help_panel="Limits")] = "gross",
     power_budget: Annotated[Optional[str], typer.Option(help="Most average power, e.g. 10W.",
                                                         rich_help_panel="Limits")] = None,
-    latency_budget: Annotated[Optional[str], typer.Option(help="Longest latency per batch, e.g. 33ms.",
-                                                          rich_help_panel="Limits")] = None,
+    latency_budget: Annotated[Optional[str], typer.Option(
+        help="Longest latency per batch, e.g. 33ms. It also picks each network's energy-optimal power mode among "
+             "the modes and clock states that meet it (on a board measured in several), and says when none does.",
+        rich_help_panel="Limits")] = None,
     latency_stat: Annotated[str, typer.Option(help="Which latency the budget applies to: mean, p50, p90, p99.",
                                               rich_help_panel="Limits")] = "mean",
     min_fps: Annotated[Optional[float], typer.Option(help="Fewest images per second.", rich_help_panel="Limits")]
@@ -584,6 +586,11 @@ def report(
     Top-1 is measured where the agent ran the timed engine over labelled images (dnnagent run --accuracy-set DIR),
     else the model's manifest, else the catalog's fp32 reference; the report says which. An fp16 or int8
     configuration with only the fp32 reference is assumed: shown, not ranked, unless --assume-accuracy.
+
+    A board measured in several power modes or clock states (dnnagent run --power-mode 0,2 --clocks dvfs,locked)
+    also gets the energy-optimal power mode of each network: a row per mode and clock state at its best batch, the
+    one with the least energy per image marked, and what it saves against the dearest. With
+    [bold]--latency-budget 20ms[/bold] only modes that meet it can win.
     """
     basis = analysis.Basis(energy=energy.strip().lower(), per=_per(per))
     budgets = [units.parse_energy(b) for b in energy_budget.split(",") if b.strip()] if energy_budget else []

@@ -175,12 +175,15 @@ def _est(text: str, estimated) -> str:
     return f"{text}{EST}" if estimated and text != MISSING else text
 
 
-def describe(cfg: dict, basis: dict) -> str:
-    """One configuration in words: ``resnet50, batch 8, fp16, power mode MAXN on tensorrt/gpu: 12.3 mJ per image``."""
+def describe(cfg: dict, basis: dict, clocks: bool = False) -> str:
+    """One configuration in words: ``resnet50, batch 8, fp16, power mode MAXN on tensorrt/gpu: 12.3 mJ per image``;
+    ``clocks``: name its clock state too (``power mode MAXN, jetson_clocks on``), for a board measured in several."""
     mode = cfg.get("power_mode")
     text = f"{cfg.get('network')}, batch {cfg.get('batch')}, {cfg.get('precision')}"
     if mode and mode != NO_MODE:
         text += f", power mode {mode}"
+    if clocks:
+        text += f", {cfg.get('clocks') or 'clocks not recorded'}"
     text += f" on {cfg.get('backend')}/{cfg.get('device')}: "
     text += _est(units.format_energy(cfg.get("energy_j", cfg.get("energy_per_inference_j"))), cfg.get("estimated"))
     text += f" {_per(basis)}"
@@ -189,8 +192,8 @@ def describe(cfg: dict, basis: dict) -> str:
     return text
 
 
-def ceiling_text(ceiling: dict | None, basis: dict, constraints: dict | None = None) -> str:
-    """The ceiling as a sentence (plain text, not escaped)."""
+def ceiling_text(ceiling: dict | None, basis: dict, constraints: dict | None = None, clocks: bool = False) -> str:
+    """The ceiling as a sentence (plain text, not escaped); ``clocks``: name the clock states (``describe``)."""
     if ceiling is None:
         return "No ceiling: nothing with both energy and top-1 was measured on this board."
     limited = any(not _missing((constraints or {}).get(k))
@@ -207,7 +210,7 @@ def ceiling_text(ceiling: dict | None, basis: dict, constraints: dict | None = N
             else "Ceiling"
         tag = report_text.source_tag(best)
         text = (f"{name} {within}: {top1:.2f} % top-1{f' ({tag})' if tag else ''}{count}, reached by "
-                f"{describe(best, basis)}.")
+                f"{describe(best, basis, clocks)}.")
         if ceiling.get("estimated"):
             text += f" Its energy is estimated ({EST}), not measured."
         if ceiling.get("assumed"):
@@ -217,14 +220,14 @@ def ceiling_text(ceiling: dict | None, basis: dict, constraints: dict | None = N
         if nxt is not None:
             extra = ceiling.get("next_extra_j")
             more = f", needs {units.format_energy(extra)} more than the budget" if not _missing(extra) else ""
-            text += f" The next step up, {fmt(nxt.get('top1'))} %{more}: {describe(nxt, basis)}."
+            text += f" The next step up, {fmt(nxt.get('top1'))} %{more}: {describe(nxt, basis, clocks)}."
         elif limited and (constraints or {}).get("energy_budget_j") is not None:
             text += " Nothing more accurate was measured."
         return text
     text = f"No configuration fits {'within ' + stated if stated else 'the constraints'}{count}."
     cheapest = ceiling.get("cheapest")
     if cheapest is not None:
-        text += f" The cheapest is {describe(cheapest, basis)}"
+        text += f" The cheapest is {describe(cheapest, basis, clocks)}"
         if ceiling.get("cheapest_meets_other_limits") is False:
             text += ", and it breaks a power, latency or frame-rate limit too"
         text += "."
@@ -315,6 +318,7 @@ def _board_section(entry: dict, basis: dict, constraints: dict, figures: dict[st
     meta.append(f"configurations: {entry.get('configurations', len(results))}")
     out.append(f'<p class="muted">{_e(" · ".join(meta))}</p>')
     ceiling = entry.get("ceiling")
+    clocks = report_text.several_clocks(entry)
     if results or ceiling is not None:
         cls = "ceiling" if ceiling and ceiling.get("best") is not None else "ceiling none"
         if not entry.get("with_energy", 1) and (constraints or {}).get("energy_budget_j") is not None:
@@ -322,7 +326,7 @@ def _board_section(entry: dict, basis: dict, constraints: dict, figures: dict[st
                     f"{' or no idle baseline' if basis.get('energy') == 'net' else ''}), so there is no "
                     "energy-bounded ceiling.")
         else:
-            text = ceiling_text(ceiling, basis, constraints)
+            text = ceiling_text(ceiling, basis, constraints, clocks)
         out.append(f'<p class="{cls}">{_e(text)}</p>')
         for line in report_text.exclusions(ceiling) if ceiling else []:
             out.append(f"<p>{_e(line)}</p>")
@@ -336,12 +340,15 @@ def _board_section(entry: dict, basis: dict, constraints: dict, figures: dict[st
                 best = (c or {}).get("best")
                 top1 = (c or {}).get("top1")
                 cheapest = (c or {}).get("cheapest")
-                what_reaches = (describe(best, basis) if best else
-                                f"nothing fits; the cheapest is {describe(cheapest, basis)}" if cheapest else MISSING)
+                what_reaches = (describe(best, basis, clocks) if best else
+                                f"nothing fits; the cheapest is {describe(cheapest, basis, clocks)}" if cheapest
+                                else MISSING)
                 rows.append([_e(group), _e(fmt(top1)), _e(what_reaches)])
             out.append(f"<h3>Ceiling per {_e(what)}</h3>" + _table([_e(what), "top-1 (%)", "configuration"], rows,
                                                                     {1}))
-    out.append(_frontier_table(entry.get("frontier") or [], basis))
+    if entry.get("power_modes"):
+        out.append(_power_modes_section(entry["power_modes"]))
+    out.append(_frontier_table(entry.get("frontier") or [], basis, clocks))
     board_figs = []
     for figure in plots.FIGURES:
         if figure in plots.BOARD_FREE:  # the same for every board: shown once, after the analyses
@@ -355,7 +362,7 @@ def _board_section(entry: dict, basis: dict, constraints: dict, figures: dict[st
         out.append("<h3>Figures</h3>")
         out.extend(board_figs)
     if results:
-        out.append(_results_table(results, basis))
+        out.append(_results_table(results, basis, clocks))
     out.append("</section>\n")
     return "".join(out)
 
@@ -396,7 +403,53 @@ def _when(ts) -> str:
         return fmt(ts)
 
 
-def _frontier_table(frontier: list[dict], basis: dict) -> str:
+def _power_modes_section(pm: dict) -> str:
+    """The energy-optimal power mode of each network and a row per power state (mode and clocks) at its best batch:
+    for a board measured in several power states (``analysis.power_modes_of``)."""
+    within = f", within {pm['limits']}" if pm.get("limits") else ""
+    out = ["<h3>Energy-optimal power mode</h3>",
+           f'<p class="note">Per network, precision and backend/device: the power state (nvpmodel mode and clock '
+           f'state) with the least {_e(pm.get("basis"))}{_e(within)}, each state at its best batch (its least energy '
+           f'per image). Saving = less energy per image than the network\'s dearest power state — MAXN is not on '
+           f'every board and not always the dearest, the dearest state always is. ★ = energy-optimal'
+           + ("; ✗ = no batch of the state meets the limits (its cheapest shown)" if within else "") + ".</p>"]
+    groups = pm.get("groups") or []
+    if groups:
+        engines, routed = report_text.mode_layout(pm)
+        headers = ["network", "precision", *(["backend/device"] if engines else []), "power state", "batch",
+                   "energy / image", f"latency ({_e(pm.get('latency_stat') or 'mean')}, ms / batch)", "images/s",
+                   "power", "saving", ""]
+        rows = []
+        for g in groups:
+            routes = (g["network"], g["precision"], g["backend"], g["device"]) in routed
+            for k, r in enumerate(g.get("rows") or []):
+                mark = "★ least energy" if r.get("optimal") else ("" if r.get("within_limits") else
+                                                                  "✗ outside the limits")
+                est = r.get("estimated")
+                rows.append([_e(g["network"]) if k == 0 else "",
+                             _e(g["precision"] + (f" ({g['precision_method']})" if routes else "")) if k == 0 else "",
+                             *([_e(f"{g['backend']}/{g['device']}") if k == 0 else ""] if engines else []),
+                             _e(r.get("state")), _e(fmt(r.get("batch"))),
+                             _e(_est(units.format_energy(r.get("energy_per_image_j")), est)),
+                             _e(_num(r.get("latency_ms"), ".3g")), _e(_num(r.get("throughput_ips"), ".1f")),
+                             _e(_est(units.format_power(r.get("power_w")), est)),
+                             _e(report_text.mode_saving(r, g.get("dearest"))), _e(mark)])
+        first = 3 if engines else 2
+        out.append(_table(headers, rows, {first + 1, first + 2, first + 3, first + 4, first + 5, first + 6}))
+        for g in groups:
+            for line in report_text.mode_notes(g, pm, engines, (g["network"], g["precision"], g["backend"],
+                                                                g["device"]) in routed):
+                out.append(f"<p>{_e(line)}</p>")
+    else:
+        out.append("<p>Every network was measured in one power state only: nothing to compare.</p>")
+    single = pm.get("single_state") or []
+    if single:
+        out.append('<p class="note">Measured in one power state only (nothing to compare): '
+                   + _e(", ".join(f"{s['network']} {s['precision']} in {s['state']}" for s in single)) + ".</p>")
+    return "".join(out)
+
+
+def _frontier_table(frontier: list[dict], basis: dict, clocks: bool = False) -> str:
     if not frontier:
         return "<h3>Frontier</h3><p class=\"note\">No configuration with both energy and top-1 within the limits.</p>"
     energy = f"{basis.get('energy', 'gross')} energy {_per(basis)}"
@@ -408,7 +461,7 @@ def _frontier_table(frontier: list[dict], basis: dict) -> str:
         rows.append([str(i), _e(_est(units.format_energy(c.get("energy_j")), est)), _e(fmt(c.get("top1"))),
                      _e(report_text.source_tag(c) or MISSING),
                      _e(c.get("network")), _e(fmt(c.get("batch"))), _e(fmt(c.get("precision"))),
-                     _e(fmt(c.get("power_mode"))), _e(f"{c.get('backend')}/{c.get('device')}"),
+                     _e(_mode(c, clocks)), _e(f"{c.get('backend')}/{c.get('device')}"),
                      _e(_num(c.get("throughput_ips"), ".1f")), _e(_num(c.get("latency_ms"), ".3g")),
                      _e(_est(units.format_power(c.get("power_w")), est))])
     return ("<h3>Frontier</h3><p class=\"note\">Cheapest first; each step is more accurate than every cheaper "
@@ -419,7 +472,13 @@ def _num(v, spec: str) -> str:
     return MISSING if _missing(v) else format(v, spec)
 
 
-def _results_table(results: list[dict], basis: dict) -> str:
+def _mode(r: dict, clocks: bool) -> str:
+    """A power mode cell; with ``clocks`` (a board measured in several clock states) its clock state too."""
+    mode = fmt(r.get("power_mode"))
+    return f"{mode} ({r.get('clocks') or 'clocks not recorded'})" if clocks else mode
+
+
+def _results_table(results: list[dict], basis: dict, clocks: bool = False) -> str:
     net = basis.get("energy") == "net"
     col = "energy_per_inference_net_j" if net else "energy_per_inference_j"
     headers = ["network", "backend/device", "precision", "batch", "power mode", "ms / batch", "p99 ms", "ms / image",
@@ -431,7 +490,7 @@ def _results_table(results: list[dict], basis: dict) -> str:
         flags = ("!" if r.get("unstable") else "") + ("" if r.get("converged", True) else "*")
         params = r.get("params")
         rows.append([_e(r.get("network")), _e(f"{r.get('backend')}/{r.get('device')}"), _e(fmt(r.get("precision"))),
-                     _e(fmt(r.get("batch"))), _e(fmt(r.get("power_mode"))),
+                     _e(fmt(r.get("batch"))), _e(_mode(r, clocks)),
                      _e(_num(r.get("latency_ms_mean"), ".3g") + flags),
                      _e(_num(r.get("latency_ms_p99"), ".3g") + ("?" if report_text.low(r) else "")),
                      _e(_num(r.get("ms_per_image"), ".3g")), _e(_num(r.get("throughput_ips"), ".1f")),

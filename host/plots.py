@@ -35,7 +35,9 @@ CAPTIONS = {
     "accuracy_vs_throughput": "Top-1 accuracy against images per second at the smallest and largest batch, marker "
                               "area ∝ power, with the fitted a − b/t curves (seed Fig. 9).",
     "accuracy_density": "Accuracy density: top-1 per million parameters (seed Fig. 10).",
-    "frontier": "Energy/accuracy frontier: the most accurate configuration for each energy, with the budget line.",
+    "frontier": "Energy/accuracy frontier: the most accurate configuration for each energy, with the budget line; "
+                "a board measured in several power states (mode and clock state) gets a panel per state, each with "
+                "its own staircase beside the board's (dashed).",
     "fleet_frontier": "The fleet's frontiers: one staircase per board and power mode on the same axes; the "
                       "line style and the legend name the power boundary — compare staircases only within one "
                       "boundary.",
@@ -143,10 +145,18 @@ def _svg(fig, name: str) -> str:
 class _Board:
     """One board's rows and what every figure of it shares: colours per network, line styles per backend."""
 
-    def __init__(self, name: str, rows: pd.DataFrame, entry: dict, report: dict, colors: dict) -> None:
+    def __init__(self, name: str, rows: pd.DataFrame, entry: dict, report: dict, colors: dict,
+                 words: dict | None = None) -> None:
         self.name, self.rows, self.entry, self.report, self.colors = name, rows, entry, report, colors
         engines = sorted(set(zip(rows["backend"], rows["device"]))) if len(rows) else []
         self.engines = {e: i for i, e in enumerate(engines)}
+        # rows' power_mode is their power state (analysis.with_states); how a panel title names each
+        self.words = words or {}
+        self.several_clocks = len(set(analysis.clock_keys(rows))) > 1 if len(rows) else False
+
+    def state(self, cfg: dict) -> str:
+        """The power state of a configuration of the report (its bare mode and clocks), as the rows name it."""
+        return analysis.state_label(cfg.get("power_mode"), cfg.get("clocks"), self.several_clocks)
 
     def label(self, network: str, backend: str, device: str) -> str:
         return network if len(self.engines) < 2 else f"{network} ({backend}/{device})"
@@ -167,13 +177,16 @@ def _plan(df: pd.DataFrame, report: dict, only=None):
         raise ValueError(f"unknown figures {sorted(wanted - set(known))}: choose from {', '.join(known)}")
     # accuracy as the report ranked it: an assumed top-1 is not drawn unless the report assumed accuracy
     df = analysis.rankable(df, bool((report.get("limits") or {}).get("assume_accuracy")))
+    # panels and lines per power state: a board's locked and DVFS results of one mode are two, as in the analyses
+    words = _state_words(df)
+    df = analysis.with_states(df)
     entries = {e["board"]: e for e in report.get("boards") or []}
     boards = list(entries) or sorted(set(df["board"]))
     boards += sorted(set(df["board"]) - set(boards))
     several = len(boards) > 1
     colors = _colors(sorted(set(df["network"].dropna())))
     for board in boards:
-        ctx = _Board(board, df[df["board"] == board], entries.get(board, {}), report, colors)
+        ctx = _Board(board, df[df["board"] == board], entries.get(board, {}), report, colors, words)
         for figure in FIGURES:
             if figure in BOARD_FREE or figure not in wanted:
                 continue
@@ -194,6 +207,16 @@ def _plan(df: pd.DataFrame, report: dict, only=None):
         yield "accuracy_density", functools.partial(_draw_density, density, report), None
     else:
         yield "accuracy_density", None, "no network with both top-1 and a parameter count"
+
+
+def _state_words(df: pd.DataFrame) -> dict[str, str]:
+    """How a panel title names each power state: ``power mode 15W``, ``power mode MAXN (jetson_clocks on)``, or the
+    clock state alone off a Jetson (``cpu governor performance``)."""
+    if df.empty:
+        return {}
+    return {state: (state if state != analysis.NO_MODE else "no power mode") if mode == analysis.NO_MODE
+            else f"power mode {state}"
+            for state, mode in zip(analysis.power_states(df), df["power_mode"])}
 
 
 def _colors(networks: list[str]) -> dict[str, tuple]:
@@ -290,8 +313,10 @@ def _finish(fig, axes, bottom: float = 0.58, left: float = 0.75) -> None:
 def _titles(fig, axes, ctx: _Board | None, title: str, groups=None, notes=None) -> None:
     """Figure title with the board; per panel its group, and under it the panel's fitted numbers if any."""
     fig.suptitle(f"{ctx.name}: {title}" if ctx else title, fontsize=11)
+    words = ctx.words if ctx else {}
     for i, (ax, (mode, precision)) in enumerate(zip(axes, groups or [])):
-        head = precision if mode == analysis.NO_MODE else f"{precision}, power mode {mode}"
+        where = words.get(mode, f"power mode {mode}")
+        head = (precision if mode == analysis.NO_MODE else f"{precision}, {where}") if precision else where
         lines = (notes or {}).get(i) or []
         ax.set_title("\n".join([head, *lines]), fontsize=8.5 if lines else 9)
 
@@ -767,11 +792,45 @@ def _frontier_cloud(ctx: _Board):
     return x[ok], y[ok], ctx.rows["estimated"].to_numpy(dtype=bool)[ok]
 
 
+def _frontier_states(ctx: _Board) -> list[str]:
+    """The power states of a board with a point to draw on the frontier figure, in order (a panel each when two or
+    more)."""
+    basis = ctx.report.get("basis") or {}
+    if ctx.rows.empty:
+        return []
+    try:
+        b = analysis.Basis(basis.get("energy", "gross"), basis.get("per", "image"))
+    except Exception:
+        return []
+    x = b.energy_j(ctx.rows)
+    y = ctx.rows["top1"].to_numpy(dtype="float64")
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    return sorted(set(ctx.rows["power_mode"].to_numpy(dtype=object)[ok].tolist()))
+
+
+def _report_limits(report: dict) -> tuple[analysis.Basis, analysis.Limits] | None:
+    """The report's basis and non-energy limits as objects again; None for a basis this version does not know."""
+    basis = report.get("basis") or {}
+    limits = report.get("limits") or {}
+    try:
+        b = analysis.Basis(basis.get("energy", "gross"), basis.get("per", "image"))
+        lim = analysis.Limits(power_budget_w=limits.get("power_budget_w"),
+                              latency_budget_ms=limits.get("latency_budget_ms"),
+                              latency_stat=limits.get("latency_stat") or "mean", min_fps=limits.get("min_fps"),
+                              assume_accuracy=bool(limits.get("assume_accuracy")))
+    except Exception:
+        return None
+    return b, lim
+
+
 def _energy_tick(v, _pos) -> str:
     return units.format_energy(v, 2).replace(" ", "\u2009")
 
 
 def _draw_frontier(ctx: _Board):
+    states = _frontier_states(ctx)
+    if len(states) > 1 and _report_limits(ctx.report) is not None:
+        return _draw_frontier_by_state(ctx, states)
     basis = ctx.report.get("basis") or {}
     budget = (ctx.report.get("limits") or {}).get("energy_budget_j")
     cx, cy, cest = _frontier_cloud(ctx)
@@ -817,21 +876,75 @@ def _draw_frontier(ctx: _Board):
     return fig
 
 
+def _draw_frontier_by_state(ctx: _Board, states: list[str]):
+    """The frontier figure of a board measured in several power states: a panel per state (mode and clock state) with
+    its configurations and its own staircase, the board's staircase over every state dashed behind it, the budget
+    line, and the ceiling's star in the panel of its state."""
+    b, lim = _report_limits(ctx.report)
+    basis = ctx.report.get("basis") or {}
+    budget = (ctx.report.get("limits") or {}).get("energy_budget_j")
+    energy = b.energy_j(ctx.rows)
+    top1 = ctx.rows["top1"].to_numpy(dtype="float64")
+    ok = np.isfinite(energy) & np.isfinite(top1) & (energy > 0)
+    where = ctx.rows["power_mode"].to_numpy(dtype=object)
+    estimated = ctx.rows["estimated"].to_numpy(dtype=bool)
+    board_steps = sorted((c for c in ctx.entry.get("frontier") or []
+                          if c.get("energy_j") is not None and c.get("top1") is not None and c["energy_j"] > 0),
+                         key=lambda c: c["energy_j"])
+    best = ((ctx.entry.get("ceiling") or {}).get("best") or {}) if budget else {}
+    fig, axes = _figure(len(states))
+    xs = [*energy[ok].tolist(), *(c["energy_j"] for c in board_steps), *([budget] if budget else [])]
+    right = max(xs) * 1.3
+    flags = estimated[ok].tolist()
+    names_per_panel = []
+    for ax, state in zip(axes, states):
+        mine = ok & (where == state)
+        _scatter(ax, energy[mine], top1[mine], "0.7", "o", estimated[mine], size=12, label="other configurations")
+        if board_steps:
+            bx, by = [c["energy_j"] for c in board_steps], [c["top1"] for c in board_steps]
+            ax.step(bx + [right], by + [by[-1]], where="post", color="0.55", linewidth=1.0, linestyle="--",
+                    label="the board's frontier (every state)")
+        steps = [c for c in analysis.frontier(ctx.rows[where == state], lim, b)
+                 if c.get("energy_j") is not None and c["energy_j"] > 0]
+        fx, fy = [c["energy_j"] for c in steps], [c["top1"] for c in steps]
+        est = [bool(c.get("estimated")) for c in steps]
+        flags += est
+        if steps:
+            ax.step(fx + [right], fy + [fy[-1]], where="post", color="#1f77b4", linewidth=1.6,
+                    label="this state's frontier")
+            _scatter(ax, fx, fy, "#1f77b4", "o", est, size=30)
+        if budget:
+            ax.axvline(budget, color="#d62728", linestyle="--", linewidth=1.2,
+                       label=f"budget {units.format_energy(budget)}")
+        if best.get("energy_j") and best.get("top1") is not None and ctx.state(best) == state:
+            ax.scatter([best["energy_j"]], [best["top1"]], marker="*", s=200, color="#d62728", zorder=4,
+                       label=f"ceiling {best['top1']:.1f} %")
+        ax.margins(x=0.06, y=0.1)
+        names_per_panel.append((steps, [f"{c['network']} b{c['batch']} {c.get('precision') or ''}"
+                                        + (" (top-1 assumed)" if c.get("assumed") else "") for c in steps]))
+    _log_axis(axes, "x", max(xs) / min(xs) if xs else 10.0, _energy_tick)
+    extra = [(_dot("0.4", hollow=True), "estimated")] if any(flags) and not all(flags) else []
+    _titles(fig, axes, ctx, "energy/accuracy frontier per power state", [(state, None) for state in states])
+    _labels(axes, f"{basis.get('text') or 'energy per image'} (J, log scale){_estimated_note(flags)}",
+            "top-1 accuracy (%)")
+    _legend(fig, axes, extra)
+    _finish(fig, axes)
+    for ax, (steps, names) in zip(axes, names_per_panel):
+        if 0 < len(steps) <= ANNOTATE_MAX // 2:  # small panels: names only where they fit
+            _annotate(ax, [c["energy_j"] for c in steps], [c["top1"] for c in steps], names, 3.0, fontsize=6.5)
+    return fig
+
+
 _BOUNDARY_STYLE = {"input_rail": "-", "sum_of_rails": "-.", "cpu_package": ":", "estimate": "--"}
 
 
 def _fleet_lines(df: pd.DataFrame, report: dict) -> list[dict]:
-    """Per board and power mode with energy: its frontier steps (within the report's non-energy limits)."""
-    basis = report.get("basis") or {}
-    limits = report.get("limits") or {}
-    try:
-        b = analysis.Basis(basis.get("energy", "gross"), basis.get("per", "image"))
-        lim = analysis.Limits(power_budget_w=limits.get("power_budget_w"),
-                              latency_budget_ms=limits.get("latency_budget_ms"),
-                              latency_stat=limits.get("latency_stat") or "mean", min_fps=limits.get("min_fps"),
-                              assume_accuracy=bool(limits.get("assume_accuracy")))
-    except Exception:  # a basis this version does not know: no fleet figure rather than a wrong one
+    """Per board and power state (mode, and clocks where the board measured several) with energy: its frontier steps
+    (within the report's non-energy limits)."""
+    known = _report_limits(report)
+    if known is None:  # a basis this version does not know: no fleet figure rather than a wrong one
         return []
+    b, lim = known
     group = analysis.boundary_group(df, b)
     lines = []
     for (board, mode), rows in df.groupby(["board", "power_mode"], sort=True):

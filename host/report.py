@@ -88,7 +88,9 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
                    or ([] if limits.energy_budget_j is None else [limits.energy_budget_j])},
         "catalog": networks.origin,
         "boards": [],
-        "analyses": paper.analyses(df, energy=basis.energy, assume_accuracy=limits.assume_accuracy)
+        # power states, not bare modes: a board's locked and DVFS results of one mode are two groups of each fit
+        "analyses": paper.analyses(analysis.with_states(df), energy=basis.energy,
+                                   assume_accuracy=limits.assume_accuracy)
         if analyses and not df.empty else None,
         "board_filter": board,
         "known_boards": store.board_names() if board and board not in boards and df.empty and not failed.current
@@ -118,7 +120,7 @@ def build(store: Store, limits: analysis.Limits | None = None, basis: analysis.B
             "configurations": len(rows),
             "with_energy": int(has_energy[rows].sum()),
             "results": [records[i] for i in rows] if rows_up_to is None or len(rows) <= rows_up_to else None,
-            "ceiling": None, "by_power_mode": {}, "by_precision": {}, "frontier": [],
+            "ceiling": None, "by_power_mode": {}, "by_precision": {}, "frontier": [], "power_modes": None,
         }
         entry.update(ranked.get(name, {}))
         out["boards"].append(entry)
@@ -140,8 +142,12 @@ def _energy(cfg: dict) -> str:
     return _est(units.format_energy(cfg["energy_j"]), cfg["estimated"])
 
 
-def _describe(cfg: dict, modes: bool = True) -> str:
-    where = f", {cfg['power_mode']}" if modes and cfg["power_mode"] != analysis.NO_MODE else ""
+def _describe(cfg: dict, modes: bool = True, clocks: bool = False) -> str:
+    """A configuration in words; ``clocks``: name its clock state too (its board measured in several)."""
+    parts = [cfg["power_mode"]] if modes and cfg["power_mode"] != analysis.NO_MODE else []
+    if clocks:
+        parts.append(f"({cfg.get('clocks') or 'clocks not recorded'})")
+    where = f", {escape(' '.join(parts))}" if parts else ""
     return (f"[bold]{cfg['network']}[/] batch {cfg['batch']} {cfg['precision']} on {cfg['backend']}/{cfg['device']}"
             f"{where} — {_energy(cfg)}, {_num(cfg['throughput_ips'], '.0f')} img/s")
 
@@ -232,9 +238,19 @@ def low(r: dict, stat: str = "p99") -> bool:
     return stat in (r.get("low_confidence") or "").split(",")
 
 
+def several_clocks(entry: dict) -> bool:
+    """Whether a board measured in more than one clock state (then its tables and sentences name the clocks)."""
+    return len((entry.get("power_modes") or {}).get("clock_states") or []) > 1
+
+
+def _clocks_cell(cfg: dict) -> str:
+    return cfg.get("clocks") or "—"
+
+
 def _table(entry: dict, basis: dict, assume_accuracy: bool = False) -> Table:
     results = entry["results"]
     modes = len({r["power_mode"] for r in results}) > 1
+    clocks = several_clocks(entry)
     precisions = len({r["precision"] for r in results}) > 1
     sources = shows_sources(results)
     title = f"[bold]{entry['board']}[/]" + (f" — {entry['machine']}" if entry.get("machine") else "")
@@ -242,14 +258,16 @@ def _table(entry: dict, basis: dict, assume_accuracy: bool = False) -> Table:
                   caption=_caption(results, basis, assume_accuracy))
     factor, unit = units.common_unit([r["energy_j"] for r in results], "energy")
     table.add_column("network", no_wrap=True, min_width=12)
-    headers = (["mode"] if modes else []) + (["prec"] if precisions else []) + [
+    headers = (["mode"] if modes else []) + (["clocks"] if clocks else []) + (["prec"] if precisions else []) + [
         "batch", "ms", "p99 ms", "img/s", "W", _unit_label(basis, unit), "top-1"] + (["from"] if sources else [])
     for col in headers:
-        table.add_column(col, justify="left" if col in ("mode", "prec", "from") else "right", no_wrap=True)
+        table.add_column(col, justify="left" if col in ("mode", "clocks", "prec", "from") else "right",
+                         no_wrap=True)
     for r in results:
         power, energy = r["power_w"], r["energy_j"]
         table.add_row(
-            r["network"], *([r["power_mode"]] if modes else []), *([r["precision"]] if precisions else []),
+            r["network"], *([r["power_mode"]] if modes else []), *([_clocks_cell(r)] if clocks else []),
+            *([r["precision"]] if precisions else []),
             str(r["batch"]),
             f"{r['latency_ms_mean']:.2f}{'!' if r['unstable'] else ''}{'' if r['converged'] else '*'}",
             f"{r['latency_ms_p99']:.2f}{'?' if low(r) else ''}", f"{r['throughput_ips']:.1f}",
@@ -269,38 +287,42 @@ def _frontier(entry: dict, basis: dict, limits: dict) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True,
                   title_justify="left")
     modes = any(s["power_mode"] != analysis.NO_MODE for s in steps)
+    clocks = several_clocks(entry)
     sources = shows_sources(steps)
     for col in ("energy", "top-1", *(["from"] if sources else []), "network", "batch", "precision",
-                *(["mode"] if modes else []), "img/s", ""):
+                *(["mode"] if modes else []), *(["clocks"] if clocks else []), "img/s", ""):
         table.add_column(col, justify="right" if col in ("energy", "top-1", "batch", "img/s") else "left",
                          no_wrap=True)
     for s in steps:
         within = budget is not None and s["energy_j"] <= budget
         table.add_row(_energy(s), f"{s['top1']:.2f}", *([_source_cell(s)] if sources else []), s["network"],
                       str(s["batch"]), s["precision"],
-                      *([s["power_mode"]] if modes else []), _num(s["throughput_ips"], ".0f"),
+                      *([s["power_mode"]] if modes else []), *([_clocks_cell(s)] if clocks else []),
+                      _num(s["throughput_ips"], ".0f"),
                       "✓ within budget" if within else "")
     return table
 
 
-def _ceiling_line(c: dict, limits: dict, scope: str = "") -> str:
+def _ceiling_line(c: dict, limits: dict, scope: str = "", clocks: bool = False) -> str:
     where = f"within {limits['text']}" if limits["text"] else "with no limits (the most accurate measured)"
     if c["best"] is not None:
         name = "Energy-bounded accuracy ceiling" if limits["energy_budget_j"] is not None else "Ceiling"
         line = (f"{scope}{name} {where}: [bold green]{c['top1']:.2f}% top-1[/]{_tag(c['best'])} — "
-                f"{_describe(c['best'])}" + (f"  [yellow](energy {EST} estimated)[/]" if c["estimated"] else "")
+                f"{_describe(c['best'], clocks=clocks)}"
+                + (f"  [yellow](energy {EST} estimated)[/]" if c["estimated"] else "")
                 + (ASSUMED_CEILING if c.get("assumed") else ""))
         if c["next"] is not None:
             nxt = c["next"]
             tag = f" ({source_tag(nxt)})" if source_label(nxt) in ("measured", "assumed") else ""
-            line += (f"\n  next step: {nxt['top1']:.2f}%{tag} with {_describe(nxt)} — needs "
+            line += (f"\n  next step: {nxt['top1']:.2f}%{tag} with {_describe(nxt, clocks=clocks)} — needs "
                      f"{_est(units.format_energy(c['next_extra_j']), c['next']['estimated'])} more than the budget")
         elif limits["energy_budget_j"] is not None:
             line += "\n  nothing more accurate was measured within the other limits."
         return line
     if c["cheapest"] is not None:
         breaks = "" if c["cheapest_meets_other_limits"] else " (and it breaks the other limits too)"
-        return (f"{scope}[yellow]No configuration fits {where}.[/] The cheapest is {_describe(c['cheapest'])}"
+        return (f"{scope}[yellow]No configuration fits {where}.[/] The cheapest is "
+                f"{_describe(c['cheapest'], clocks=clocks)}"
                 f"{breaks}.")
     return f"{scope}[yellow]No configuration with an accuracy to rank {where}.[/]"
 
@@ -407,10 +429,12 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
         if no_energy and limits["energy_budget_j"] is not None:
             console.print()
             continue
-        console.print(_ceiling_line(c, limits))
+        clocks = several_clocks(entry)
+        console.print(_ceiling_line(c, limits, clocks=clocks))
         for key, label in (("by_power_mode", "power mode"), ("by_precision", "precision")):
             for name, sub in entry[key].items():
-                console.print("  " + _ceiling_line(sub, limits, scope=f"{label} {name}: ").replace("\n", "\n  "))
+                console.print("  " + _ceiling_line(sub, limits, scope=f"{label} {escape(name)}: ",
+                                                   clocks=clocks).replace("\n", "\n  "))
         for line in exclusions(c):
             console.print(line)
         if (stat := limits.get("latency_stat")) != "mean" and limits.get("latency_budget_ms") is not None and results:
@@ -419,12 +443,122 @@ def render(console: Console, report: dict, all_rows: bool = False) -> None:
                 console.print(f"{weak} of these configurations have a {stat} from fewer than "
                               f"{schema.tail_batches(int(stat[1:]))} batches (low confidence); the latency budget "
                               "ranks them on it all the same.")
-        if limits["energy_budget_j"] is None and any(r["energy_j"] is not None for r in results):
+        if limits["energy_budget_j"] is None and any(r["energy_j"] is not None for r in results or []):
             console.print("Add [bold]--energy-budget[/] (e.g. 50mJ) for the energy-bounded accuracy ceiling.")
+        if entry.get("power_modes"):
+            console.print()
+            render_power_modes(console, entry["power_modes"], all_rows)
         console.print()
     render_failures(console, report, all_rows)
     if report.get("analyses"):
         render_analyses(console, report["analyses"], all_rows)
+
+
+# -- the energy-optimal power mode ---------------------------------------------------------------------------------
+
+
+def mode_group_name(g: dict, engines: bool = True, routes: bool = False) -> str:
+    """A network of the mode-by-mode table in words: ``resnet18 fp16 (onnx_converted) on tensorrt/gpu``."""
+    text = f"{g['network']} {g['precision']}" + (f" ({g['precision_method']})" if routes else "")
+    return text + (f" on {g['backend']}/{g['device']}" if engines else "")
+
+
+def mode_saving(r: dict, dearest: str | None) -> str:
+    """A row's saving against its network's dearest power state, in words: ``40% less``, ``dearest``, ``—``."""
+    if r.get("state") == dearest and r.get("energy_per_image_j") is not None:
+        return "dearest"
+    if r.get("saving_pct") is None:
+        return "—"
+    return f"{r['saving_pct']:.0f}% less"
+
+
+def mode_row_text(r: dict) -> str:
+    """One power state's best batch, in words: ``15W (jetson_clocks off) batch 8: 9 mJ/image, 33.3 ms, 240 img/s``."""
+    energy = _est(units.format_energy(r.get("energy_per_image_j")), r.get("estimated"))
+    return (f"{r['state']} batch {r['batch']}: {energy} per image, {_num(r.get('latency_ms'), '.3g')} ms, "
+            f"{_num(r.get('throughput_ips'), '.0f')} img/s")
+
+
+def mode_layout(pm: dict) -> tuple[bool, set]:
+    """Whether the table needs a backend/device column, and which networks need their precision route named."""
+    groups = pm["groups"]
+    engines = len({(g["backend"], g["device"]) for g in groups}) > 1
+    seen: dict = {}
+    for g in groups:
+        key = (g["network"], g["precision"], g["backend"], g["device"])
+        seen[key] = seen.get(key, 0) + 1
+    return engines, {k for k, n in seen.items() if n > 1}
+
+
+def render_power_modes(console: Console, pm: dict, all_rows: bool = False) -> None:
+    """The energy-optimal power mode of each network, and a row per power state (mode and clocks) with its best
+    batch: only for a board measured in several power states (``analysis.power_modes_of``)."""
+    groups = pm["groups"]
+    within = f", within {pm['limits']}" if pm["limits"] else ""
+    title = (f"Energy-optimal power mode: the least {pm['basis']} per network, each power state at its best batch"
+             f"{within}")
+    if not groups:
+        console.print(f"[bold]{title}[/]\n  every network was measured in one power state only: nothing to compare "
+                      "(dnnagent run --power-mode M1,M2 --clocks dvfs,locked measures several).")
+    else:
+        engines, routed = mode_layout(pm)
+        rows = sum(len(g["rows"]) for g in groups)
+        compact = rows > MAX_ROWS and not all_rows
+        factor, unit = units.common_unit([r["energy_per_image_j"] for g in groups for r in g["rows"]], "energy")
+        caption = ("saving = less energy per image than the network's dearest power state (each at its best batch); "
+                   "★ = energy-optimal"
+                   + ("; ✗ = no batch of this state meets the limits (its cheapest shown)" if within else ""))
+        table = Table(title=title + (" — the optimum of each network (--all prints every power state)" if compact
+                                     else ""), box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                      collapse_padding=True, title_justify="left", caption=caption, caption_justify="left")
+        for col in ("network", "prec", *(["backend/device"] if engines else []), "power state", "batch",
+                    f"{unit}/img", f"{pm['latency_stat']} ms", "img/s", "saving", ""):
+            table.add_column(col, justify="right" if col in ("batch", f"{unit}/img", f"{pm['latency_stat']} ms",
+                                                            "img/s", "saving") else "left", no_wrap=True)
+        for g in groups:
+            shown = [r for r in g["rows"] if r["optimal"]] if compact else g["rows"]
+            routes = (g["network"], g["precision"], g["backend"], g["device"]) in routed
+            for k, r in enumerate(shown):
+                energy = r["energy_per_image_j"]
+                mark = "★ least energy" if r["optimal"] else ("✗ outside the limits" if not r["within_limits"]
+                                                              else "")
+                table.add_row(
+                    escape(g["network"]) if k == 0 else "",
+                    escape(g["precision"] + (f" ({g['precision_method']})" if routes else "")) if k == 0 else "",
+                    *([escape(f"{g['backend']}/{g['device']}") if k == 0 else ""] if engines else []),
+                    escape(r["state"]), str(r["batch"]),
+                    _est("—" if energy is None else _sig3(energy / factor), r["estimated"]),
+                    _num(r["latency_ms"], ".3g"), _num(r["throughput_ips"], ".0f"),
+                    mode_saving(r, g["dearest"]), mark)
+        console.print(table)
+        for g in groups:
+            for line in mode_notes(g, pm, engines, (g["network"], g["precision"], g["backend"], g["device"]) in routed):
+                console.print(f"  {escape(line)}")
+    if pm["single_state"]:
+        names = ", ".join(f"{s['network']} {s['precision']} in {s['state']}" for s in pm["single_state"])
+        console.print(f"  Measured in one power state only (nothing to compare): {escape(names)}.")
+
+
+def mode_notes(g: dict, pm: dict, engines: bool = False, routes: bool = False) -> list[str]:
+    """Sentences under the mode-by-mode table for one network (plain text): nothing meets the limits, the optimum
+    without them, no energy, energies from different boundaries."""
+    name = mode_group_name(g, engines, routes)
+    lines = []
+    if g.get("without_energy"):
+        lines.append(f"{name}: no energy measured in any power state, so no energy-optimal one.")
+    elif g.get("none_meets"):
+        closest = g.get("closest")
+        lines.append(f"{name}: no power state meets {pm['limits']}"
+                     + (f"; the fastest is {mode_row_text(closest)}." if closest else "."))
+    free = g.get("unlimited")
+    if pm["limits"] and free is not None and not free.get("optimal") and not g.get("none_meets"):
+        saving = mode_saving(free, g["dearest"])
+        lines.append(f"{name}: without the limits the least energy is {mode_row_text(free)}"
+                     + (f" ({saving} than the dearest state)." if saving.endswith("less") else "."))
+    if g.get("mixed_boundaries"):
+        lines.append(f"{name}: its power states were measured at different power boundaries or partly estimated: "
+                     "compare their energies with care.")
+    return lines
 
 
 def _group(rec: dict) -> str:

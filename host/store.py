@@ -19,7 +19,27 @@ from typing import NamedTuple
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
-_SCHEMA = """
+# The newest result of each configuration: what reports read, so they never scan the whole history. clocks is ''
+# where a result names no clock state, and precision_method the route as analysis.latest counts it (a result from
+# before the route was recorded: as_exported for fp32, else builder_flags), so that a configuration always has a key.
+_LATEST = """
+CREATE TABLE IF NOT EXISTS latest (
+    board TEXT NOT NULL,
+    network TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    device TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    power_mode TEXT NOT NULL,
+    clocks TEXT NOT NULL,
+    precision_method TEXT NOT NULL,
+    id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (board, network, backend, device, precision, batch, power_mode, clocks, precision_method)
+) WITHOUT ROWID;
+"""
+
+_SCHEMA = _LATEST + """
 CREATE TABLE IF NOT EXISTS results (
     id TEXT PRIMARY KEY,
     board TEXT NOT NULL,
@@ -48,19 +68,6 @@ CREATE TABLE IF NOT EXISTS run_events (
     payload TEXT NOT NULL,
     PRIMARY KEY (board, run_id, seq)
 );
--- The newest result of each configuration: what reports read, so they never scan the whole history.
-CREATE TABLE IF NOT EXISTS latest (
-    board TEXT NOT NULL,
-    network TEXT NOT NULL,
-    backend TEXT NOT NULL,
-    device TEXT NOT NULL,
-    precision TEXT NOT NULL,
-    batch INTEGER NOT NULL,
-    power_mode TEXT NOT NULL,
-    id TEXT NOT NULL,
-    ts REAL NOT NULL,
-    PRIMARY KEY (board, network, backend, device, precision, batch, power_mode)
-) WITHOUT ROWID;
 -- Points that produced no measurement (schema.Failure), by id like results; never read as results. power_mode is
 -- schema.NO_POWER_MODE where the failure names none, as in latest, so that a configuration always has a key.
 CREATE TABLE IF NOT EXISTS failures (
@@ -131,19 +138,41 @@ CREATE TABLE IF NOT EXISTS commands (
 
 # Keep the newer result; equal timestamps keep the larger id, so the outcome never depends on arrival order.
 _UPSERT_LATEST = """
-INSERT INTO latest (board, network, backend, device, precision, batch, power_mode, id, ts) {rows}
-ON CONFLICT (board, network, backend, device, precision, batch, power_mode) DO UPDATE SET id = excluded.id,
-ts = excluded.ts WHERE excluded.ts > latest.ts OR (excluded.ts = latest.ts AND excluded.id > latest.id)
+INSERT INTO latest (board, network, backend, device, precision, batch, power_mode, clocks, precision_method, id, ts)
+{rows}
+ON CONFLICT (board, network, backend, device, precision, batch, power_mode, clocks, precision_method) DO UPDATE SET
+id = excluded.id, ts = excluded.ts
+WHERE excluded.ts > latest.ts OR (excluded.ts = latest.ts AND excluded.id > latest.id)
 """
 # PRAGMA user_version: 1 added the latest table (filled from the results of an older store); 2 the stream tables
-# and commands (filled from the stream numbers of stored results and run events). The failures table needs no
-# version: CREATE TABLE IF NOT EXISTS adds it, empty, to an older store (which never received a failure).
-VERSION = 2
+# and commands (filled from the stream numbers of stored results and run events); 3 the clock state and the
+# precision route in latest's key (the table rebuilt from the results). The failures table needs no version:
+# CREATE TABLE IF NOT EXISTS adds it, empty, to an older store (which never received a failure).
+VERSION = 3
 
 # A result's power mode in SQL, as schema.power_mode() gives it.
 _RESULT_MODE = ("coalesce(nullif(json_extract({t}payload, '$.conditions.power_mode'), ''), "
                 "nullif(json_extract({t}payload, '$.provenance.power_mode'), ''), '" + schema.NO_POWER_MODE + "')")
-# What makes two failed points, or a failed point and a result, the same configuration.
+# A result's clock state in SQL, as analysis.row gives it ('' for none); a failure's.
+_RESULT_CLOCKS = ("coalesce(nullif(json_extract({t}payload, '$.conditions.clocks'), ''), "
+                  "nullif(json_extract({t}payload, '$.provenance.clocks'), ''), '')")
+_FAILURE_CLOCKS = "coalesce(json_extract({t}payload, '$.clocks'), '')"
+# A result's precision route in SQL, as precision_method() gives it.
+_RESULT_METHOD = ("coalesce(nullif(json_extract({t}payload, '$.precision_method'), ''), CASE WHEN {t}precision = "
+                  "'fp32' THEN 'as_exported' ELSE 'builder_flags' END)")
+
+
+def precision_method(result: schema.Result) -> str:
+    """How a result's precision was made, as configurations count it: the recorded route, else (an agent from before
+    routes were recorded) the only one there was — the file's own fp32, or TensorRT's builder flags."""
+    return result.precision_method or ("as_exported" if result.precision == "fp32" else "builder_flags")
+
+
+def result_clocks(result: schema.Result) -> str:
+    """A result's clock state as configurations count it ('' for none)."""
+    return (result.conditions.clocks if result.conditions else None) or result.provenance.clocks or ""
+# What makes two failed points, or a failed point and a result, the same configuration (with the clock state, which
+# failures hold in their payload only: _FAILURE_CLOCKS).
 FAILURE_KEY = ("board", "model_sha256", "backend", "device", "precision", "batch", "power_mode")
 
 
@@ -262,13 +291,6 @@ class Store:
             return
         with self.transaction(immediate=True):
             version = self.db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
-            if version < 1:
-                mode = ("coalesce(json_extract(payload, '$.conditions.power_mode'), "
-                        f"json_extract(payload, '$.provenance.power_mode'), '{schema.NO_POWER_MODE}')")
-                # "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join constraint.
-                self.db.execute(_UPSERT_LATEST.format(rows=(
-                    f"SELECT board, network, backend, json_extract(payload, '$.device'), precision, batch, {mode}, "
-                    "id, ts FROM results WHERE true")))
             if version < 2:
                 # Messages stored before the stream tables existed may carry numbers already: count them received.
                 for table, when in (("results", "received"), ("failures", "received"),
@@ -281,6 +303,15 @@ class Store:
                     "INSERT INTO streams (board, stream, high, changed) SELECT board, stream, max(seq), max(received) "
                     "FROM stream_numbers WHERE true GROUP BY board, stream "
                     "ON CONFLICT (board, stream) DO UPDATE SET high = max(high, excluded.high)")
+            if version < 3:
+                # latest's key grew (clocks, precision route): rebuilt from the results, which hold everything.
+                # "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join constraint.
+                self.db.execute("DROP TABLE IF EXISTS latest")
+                self.db.execute(_LATEST)
+                self.db.execute(_UPSERT_LATEST.format(rows=(
+                    "SELECT board, network, backend, json_extract(payload, '$.device'), precision, batch, "
+                    f"{_RESULT_MODE.format(t='')}, {_RESULT_CLOCKS.format(t='')}, {_RESULT_METHOD.format(t='')}, "
+                    "id, ts FROM results WHERE true")))
             if version < VERSION:
                 self.db.execute(f"PRAGMA user_version = {VERSION}")
 
@@ -344,9 +375,9 @@ class Store:
         )
         if cur.rowcount != 1:
             return False
-        self.db.execute(_UPSERT_LATEST.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"), (
+        self.db.execute(_UPSERT_LATEST.format(rows="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), (
             result.board, result.network, result.backend, result.device, result.precision, result.batch,
-            schema.power_mode(result), result.id, result.ts))
+            schema.power_mode(result), result_clocks(result), precision_method(result), result.id, result.ts))
         return True
 
     def add_failure(self, failure: schema.Failure) -> bool:
@@ -531,7 +562,8 @@ class Store:
         return [schema.decode(row[0]) for row in self.db.execute(query + " ORDER BY ts", args)]
 
     def latest_results(self, board: str | None = None) -> list[schema.Result]:
-        """The newest result of each configuration (board, network, backend, device, precision, batch, mode)."""
+        """The newest result of each configuration (board, network, backend, device, precision, batch, power mode,
+        clock state, precision route)."""
         query, args = "SELECT r.payload FROM latest l JOIN results r ON r.id = l.id", ()
         if board:
             query, args = query + " WHERE l.board = ?", (board,)
@@ -546,14 +578,18 @@ class Store:
 
     def failed_points(self, board: str | None = None) -> FailedPoints:
         """The failed points a report shows (of one board): the newest failure of each configuration — board,
-        model_sha256, backend, device, precision, batch, power mode — unless a result of that configuration is newer
-        (measured since: then it is counted as superseded, not shown). Oldest first."""
+        model_sha256, backend, device, precision, batch, power mode, clock state — unless a result of that
+        configuration is newer (measured since: then it is counted as superseded, not shown). A failure that names no
+        clock state (an older agent) is superseded by a newer result in any. Oldest first."""
         key = " AND ".join(f"g.{k} = f.{k}" for k in FAILURE_KEY)
+        key += f" AND {_FAILURE_CLOCKS.format(t='g.')} = {_FAILURE_CLOCKS.format(t='f.')}"
+        clocks = _FAILURE_CLOCKS.format(t="f.")
         # A result's device and model_sha256 are in its payload only: the cheap columns narrow first.
         replaced = ("EXISTS (SELECT 1 FROM results r WHERE r.board = f.board AND r.backend = f.backend AND "
                     "r.precision = f.precision AND r.batch = f.batch AND r.ts > f.ts AND "
                     "json_extract(r.payload, '$.model_sha256') = f.model_sha256 AND "
-                    f"json_extract(r.payload, '$.device') = f.device AND {_RESULT_MODE.format(t='r.')} = f.power_mode)")
+                    f"json_extract(r.payload, '$.device') = f.device AND {_RESULT_MODE.format(t='r.')} = f.power_mode "
+                    f"AND ({clocks} = '' OR {_RESULT_CLOCKS.format(t='r.')} = {clocks}))")
         # The newest of each configuration; equal timestamps keep the larger id, as in latest.
         query = (f"SELECT f.payload, {replaced} FROM failures f WHERE NOT EXISTS (SELECT 1 FROM failures g WHERE "
                  f"{key} AND (g.ts > f.ts OR (g.ts = f.ts AND g.id > f.id)))")

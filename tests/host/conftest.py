@@ -92,13 +92,13 @@ def failure(network: str = "vgg16", batch: int = 64, error: str = "out_of_memory
             board: str = "board-a", run_id: str = "run-1", ts: float | None = None, id: str | None = None,
             message: str = "CUDA out of memory: tried to allocate 1.50 GiB", cause: str | None = None,
             backend: str = "onnxruntime", device: str = "cpu", precision: str = "fp32",
-            power_mode: str | None = None, model_sha256: str = "0" * 64,
+            power_mode: str | None = None, clocks: str | None = None, model_sha256: str = "0" * 64,
             stream: schema.Stream | None = None) -> schema.Failure:
     """A valid Failure: a point that produced no measurement (the same model file as ``result``'s by default)."""
     return schema.Failure(
         board=board, ts=time.time() + next(_clock) * 1e-3 if ts is None else ts, id=id or uuid.uuid4().hex,
         run_id=run_id, network=network, model_sha256=model_sha256, backend=backend, backend_version="1.17.0",
-        device=device, precision=precision, batch=batch, power_mode=power_mode, error=error, stage=stage,
+        device=device, precision=precision, batch=batch, power_mode=power_mode, clocks=clocks, error=error, stage=stage,
         message=message, cause=cause, elapsed_s=1.5, stream=stream)
 
 

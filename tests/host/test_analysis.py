@@ -579,3 +579,131 @@ def test_the_fleet_follows_the_rule(msgs):
     (answer,) = analysis.fleet(df, [0.050], analysis.Limits(assume_accuracy=True), analysis.Basis())["answers"]
     (group,) = answer["groups"]
     assert (group["best"]["board"], group["best"]["precision"], group["assumed"]) == ("nano-b", "int8", True)
+
+
+# -- power states and the energy-optimal power mode ----------------------------------------------------------------
+
+DVFS, LOCKED = "jetson_clocks off", "jetson_clocks on"
+# (mode, clocks) → {batch: (gross J per image, mean ms per batch)} of resnet18 fp32. Without limits 15W under DVFS
+# at batch 8 costs the least; within 30 ms a batch MAXN under DVFS at batch 8 does; nothing is faster than 5 ms.
+SWEEP = {("15W", DVFS): {1: (0.012, 12.0), 8: (0.006, 60.0)},
+         ("15W", LOCKED): {1: (0.014, 10.0), 8: (0.007, 50.0)},
+         ("MAXN", DVFS): {1: (0.016, 6.0), 8: (0.009, 25.0)},
+         ("MAXN", LOCKED): {1: (0.020, 5.0), 8: (0.010, 20.0)}}
+
+
+def swept(msgs, network="resnet18", sweep=SWEEP, **kw):
+    """Results of one network in two power modes × two clock states, at batch 1 and 8."""
+    return [msgs.result(network, batch, energy, power_mode=mode, clocks=clocks, latency_ms=ms,
+                        throughput=1000.0 * batch / ms, **kw)
+            for (mode, clocks), points in sweep.items() for batch, (energy, ms) in points.items()]
+
+
+def modes_of(results, **limits):
+    df = analysis.latest(analysis.frame(results))
+    return analysis.power_modes(df, analysis.Limits(**limits))
+
+
+def test_latest_keeps_clock_states_apart_and_a_missing_one_groups_with_itself(msgs):
+    locked = msgs.result("resnet18", 1, 0.02, ts=100.0, power_mode="MAXN", clocks=LOCKED)
+    dvfs = msgs.result("resnet18", 1, 0.01, ts=200.0, power_mode="MAXN", clocks=DVFS)
+    older_dvfs = msgs.result("resnet18", 1, 0.03, ts=150.0, power_mode="MAXN", clocks=DVFS)
+    unknown_old = msgs.result("resnet18", 1, 0.04, ts=50.0, power_mode="MAXN")
+    unknown_new = msgs.result("resnet18", 1, 0.05, ts=60.0, power_mode="MAXN")
+    df = analysis.latest(analysis.frame([locked, dvfs, older_dvfs, unknown_new, unknown_old]))
+    assert set(df["id"]) == {locked.id, dvfs.id, unknown_new.id}  # not vanished, and one of the two unknown
+    assert list(df.index) == list(range(3))
+
+
+def test_power_states_name_the_clocks_only_where_a_board_measured_several(msgs):
+    df = analysis.frame([msgs.result("resnet18", power_mode="MAXN", clocks=LOCKED),
+                         msgs.result("resnet18", power_mode="MAXN", clocks=DVFS),
+                         msgs.result("resnet18", power_mode="15W"),
+                         msgs.result("resnet18", board="nano", power_mode="10W", clocks=LOCKED),
+                         msgs.result("resnet18", board="x86", clocks="cpu governor performance"),
+                         msgs.result("resnet18", board="x86", clocks="cpu governor powersave")])
+    assert list(analysis.power_states(df)) == [
+        "MAXN (jetson_clocks on)", "MAXN (jetson_clocks off)", "15W (clocks not recorded)", "10W",
+        "cpu governor performance", "cpu governor powersave"]
+    assert list(analysis.with_states(df)["power_mode"]) == list(analysis.power_states(df))
+    single = analysis.frame([msgs.result("resnet18", power_mode="MAXN", clocks=LOCKED)])
+    assert analysis.with_states(single) is single
+
+
+def test_the_energy_optimal_power_mode_of_two_modes_and_two_clock_states(msgs):
+    pm = modes_of(swept(msgs))
+    assert pm["states"] == ["15W (jetson_clocks off)", "15W (jetson_clocks on)", "MAXN (jetson_clocks off)",
+                            "MAXN (jetson_clocks on)"]
+    assert pm["clock_states"] == [DVFS, LOCKED] and pm["modes"] == ["15W", "MAXN"]
+    assert (pm["basis"], pm["limits"], pm["reference"], pm["single_state"]) == (
+        "gross energy per image", "", "dearest", [])
+    (g,) = pm["groups"]
+    assert (g["network"], g["precision"], g["backend"], g["device"], g["precision_method"]) == (
+        "resnet18", "fp32", "onnxruntime", "cpu", "as_exported")
+    best = g["optimal"]
+    assert (best["power_mode"], best["clocks"], best["batch"]) == ("15W", DVFS, 8)
+    assert best["energy_per_image_j"] == pytest.approx(0.006)
+    # one row per power state at its best batch, cheapest first; savings against the dearest (MAXN, locked)
+    assert [(r["state"], r["batch"], r["optimal"]) for r in g["rows"]] == [
+        ("15W (jetson_clocks off)", 8, True), ("15W (jetson_clocks on)", 8, False),
+        ("MAXN (jetson_clocks off)", 8, False), ("MAXN (jetson_clocks on)", 8, False)]
+    assert [r["saving_pct"] for r in g["rows"]] == pytest.approx([40.0, 30.0, 10.0, 0.0])
+    assert g["rows"][0]["saving_j"] == pytest.approx(0.004)
+    assert g["dearest"] == "MAXN (jetson_clocks on)"
+    assert [r["latency_ms"] for r in g["rows"]] == pytest.approx([60.0, 50.0, 25.0, 20.0])
+    assert all(r["within_limits"] and r["configurations"] == 2 for r in g["rows"])
+    assert (g["none_meets"], g["closest"], g["without_energy"], g["mixed_boundaries"]) == (False, None, False, False)
+    assert g["unlimited"]["state"] == "15W (jetson_clocks off)" and g["unlimited"]["optimal"]
+
+
+def test_a_latency_budget_changes_the_energy_optimal_mode(msgs):
+    pm = modes_of(swept(msgs), latency_budget_ms=30.0)
+    (g,) = pm["groups"]
+    assert pm["limits"] == "mean latency ≤ 30 ms per batch"
+    assert (g["optimal"]["power_mode"], g["optimal"]["clocks"], g["optimal"]["batch"]) == ("MAXN", DVFS, 8)
+    # each state's best batch within the budget: the slow modes fall back to batch 1
+    assert [(r["state"], r["batch"]) for r in g["rows"]] == [
+        ("MAXN (jetson_clocks off)", 8), ("MAXN (jetson_clocks on)", 8), ("15W (jetson_clocks off)", 1),
+        ("15W (jetson_clocks on)", 1)]
+    assert g["dearest"] == "15W (jetson_clocks on)"
+    assert g["optimal"]["saving_pct"] == pytest.approx(100 * (0.014 - 0.009) / 0.014)
+    # without the budget it would have been 15W under DVFS at batch 8
+    assert (g["unlimited"]["state"], g["unlimited"]["batch"], g["unlimited"]["optimal"]) == (
+        "15W (jetson_clocks off)", 8, False)
+    p99 = modes_of(swept(msgs), latency_budget_ms=30.0, latency_stat="p99")  # p99 = 1.35 × the mean here
+    assert p99["groups"][0]["optimal"]["state"] == "MAXN (jetson_clocks on)" and p99["latency_stat"] == "p99"
+
+
+def test_no_mode_meets_the_latency_budget(msgs):
+    (g,) = modes_of(swept(msgs), latency_budget_ms=4.0)["groups"]
+    assert g["optimal"] is None and g["none_meets"] is True
+    assert not any(r["within_limits"] or r["optimal"] for r in g["rows"])
+    assert [r["batch"] for r in g["rows"]] == [8, 8, 8, 8]  # each state's cheapest, shown all the same
+    assert (g["closest"]["state"], g["closest"]["batch"], g["closest"]["latency_ms"]) == (
+        "MAXN (jetson_clocks on)", 1, 5.0)
+
+
+def test_a_state_without_energy_is_never_the_optimum_and_a_network_in_one_state_is_named(msgs):
+    results = [*swept(msgs, sweep={("15W", DVFS): {1: (None, 12.0)}, ("MAXN", DVFS): {1: (0.016, 6.0)}}),
+               msgs.result("resnet50", 1, 0.05, power_mode="MAXN", clocks=DVFS)]
+    pm = modes_of(results)
+    (g,) = pm["groups"]
+    assert g["optimal"]["state"] == "MAXN" and pm["states"] == ["15W", "MAXN"]  # one clock state: bare modes
+    assert g["rows"][-1]["state"] == "15W" and g["rows"][-1]["energy_per_image_j"] is None
+    assert g["rows"][-1]["saving_pct"] is None and g["dearest"] == "MAXN"
+    assert pm["single_state"] == [{"network": "resnet50", "precision": "fp32", "backend": "onnxruntime",
+                                   "device": "cpu", "precision_method": "as_exported", "state": "MAXN"}]
+
+
+def test_a_board_in_one_power_state_has_no_mode_table_and_ceilings_per_mode_keep_clocks_apart(msgs):
+    results = [*swept(msgs), msgs.result("resnet18", 1, 0.01, board="nano", power_mode="10W", clocks=LOCKED),
+               msgs.result("resnet50", 1, 0.03, board="nano", power_mode="10W", clocks=LOCKED)]
+    df = analysis.latest(analysis.frame(results))
+    out = analysis.per_board(df, analysis.Limits(energy_budget_j=0.008), analysis.Basis())
+    assert out["nano"]["power_modes"] is None and out["nano"]["by_power_mode"] == {}
+    board = out["board-a"]
+    assert set(board["by_power_mode"]) == {"15W (jetson_clocks off)", "15W (jetson_clocks on)",
+                                           "MAXN (jetson_clocks off)", "MAXN (jetson_clocks on)"}
+    assert board["by_power_mode"]["15W (jetson_clocks on)"]["best"]["clocks"] == LOCKED
+    assert board["by_power_mode"]["MAXN (jetson_clocks on)"]["best"] is None  # 10 mJ at best: over 8 mJ
+    assert board["power_modes"]["groups"][0]["optimal"]["state"] == "15W (jetson_clocks off)"

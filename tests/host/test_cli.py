@@ -583,3 +583,26 @@ def test_report_assume_accuracy_json_and_export_carry_the_source(run, db, tmp_pa
     assert [bool(v) for v in table.loc[["fp16", "fp32", "int8"], "ranked"]] == [True, True, True]  # assumed: ranked
     help_text = " ".join(run("report", "--help").stdout.split())
     assert "--assume-accuracy" in help_text and "dnnagent run --accuracy-set DIR" in help_text
+
+
+def test_report_the_energy_optimal_power_mode_of_a_mode_sweep(run, db, tmp_path, msgs):
+    """Imported results of one network in two power modes × two clock states: every clock state survives the store,
+    and --latency-budget moves the energy-optimal mode."""
+    sweep = {("15W", "jetson_clocks off"): {1: (0.012, 12.0), 8: (0.006, 60.0)},
+             ("15W", "jetson_clocks on"): {1: (0.014, 10.0), 8: (0.007, 50.0)},
+             ("MAXN", "jetson_clocks off"): {1: (0.016, 6.0), 8: (0.009, 25.0)},
+             ("MAXN", "jetson_clocks on"): {1: (0.020, 5.0), 8: (0.010, 20.0)}}
+    results = [msgs.result("resnet18", batch, energy, power_mode=mode, clocks=clocks, latency_ms=ms,
+                           throughput=1000.0 * batch / ms)
+               for (mode, clocks), points in sweep.items() for batch, (energy, ms) in points.items()]
+    assert run("import", write_jsonl(tmp_path / "sweep.jsonl", results), "--db", db).returncode == 0
+    data = json.loads(run("report", "--json", "--db", db).stdout)
+    (board,) = data["boards"]
+    assert len(board["results"]) == 8
+    (group,) = board["power_modes"]["groups"]
+    assert group["optimal"]["state"] == "15W (jetson_clocks off)" and group["optimal"]["batch"] == 8
+    data = json.loads(run("report", "--json", "--latency-budget", "30ms", "--db", db).stdout)
+    (group,) = data["boards"][0]["power_modes"]["groups"]
+    assert group["optimal"]["state"] == "MAXN (jetson_clocks off)" and group["optimal"]["batch"] == 8
+    text = " ".join(run("report", "--latency-budget", "4ms", "--db", db, "--no-analyses").stdout.split())
+    assert "no power state meets mean latency ≤ 4 ms per batch" in text

@@ -440,3 +440,47 @@ def test_the_page_says_when_the_ceiling_rests_on_assumed_accuracy(tmp_path, msgs
     assert "top-1 (assumed: the fp32 reference, not measured at fp16)" in body
     assert "It rests on assumed accuracy (--assume-accuracy): the fp32 reference, not measured at fp16." in body
     assert "are assumed and ranked all the same (--assume-accuracy)" in body
+
+
+def _swept_page(tmp_path, msgs, **limits) -> str:
+    """resnet18 in two power modes × two clock states on board-a, one mode on board-b."""
+    sweep = {("15W", "jetson_clocks off"): {1: (0.012, 12.0), 8: (0.006, 60.0)},
+             ("15W", "jetson_clocks on"): {1: (0.014, 10.0), 8: (0.007, 50.0)},
+             ("MAXN", "jetson_clocks off"): {1: (0.016, 6.0), 8: (0.009, 25.0)},
+             ("MAXN", "jetson_clocks on"): {1: (0.020, 5.0), 8: (0.010, 20.0)}}
+    with Store(tmp_path / "swept.sqlite") as store:
+        store.add_many([*(msgs.result("resnet18", batch, energy, power_mode=mode, clocks=clocks, latency_ms=ms,
+                                      throughput=1000.0 * batch / ms)
+                          for (mode, clocks), points in sweep.items() for batch, (energy, ms) in points.items()),
+                        msgs.result("resnet18", 1, 0.01, board="board-b", power_mode="10W")])
+        return html.render(report_text.build(store, analysis.Limits(**limits), analyses=False))
+
+
+def test_the_energy_optimal_power_mode_has_its_table(tmp_path, msgs):
+    text = _swept_page(tmp_path, msgs)
+    page = Page(text)
+    assert page.stack == []
+    header, *rows = _table_after(text, "Energy-optimal power mode")
+    assert header[:4] == ["network", "precision", "power state", "batch"]
+    cell = {h: i for i, h in enumerate(header)}
+    assert [r[cell["power state"]] for r in rows] == ["15W (jetson_clocks off)", "15W (jetson_clocks on)",
+                                                      "MAXN (jetson_clocks off)", "MAXN (jetson_clocks on)"]
+    assert [r[cell["saving"]] for r in rows] == ["40% less", "30% less", "10% less", "dearest"]
+    assert rows[0][-1] == "★ least energy" and rows[0][cell["energy / image"]] == "6 mJ"
+    assert rows[0][cell["network"]] == "resnet18" and rows[1][cell["network"]] == ""
+    a, b = _section_text(page, "board-board-a"), _section_text(page, "board-board-b")
+    assert "the dearest state always is" in a  # why the saving is against the dearest
+    assert "Energy-optimal power mode" not in b  # one power state: nothing to compare
+    # the board's own tables name the clock state beside the mode
+    header, *rows = _table_after(text, "Configurations (8)")
+    assert {r[header.index("power mode")] for r in rows} == {"15W (jetson_clocks off)", "15W (jetson_clocks on)",
+                                                            "MAXN (jetson_clocks off)", "MAXN (jetson_clocks on)"}
+    assert "power mode 15W, jetson_clocks off on onnxruntime/cpu" in a
+
+
+def test_the_latency_budget_in_the_power_mode_table(tmp_path, msgs):
+    text = _swept_page(tmp_path, msgs, latency_budget_ms=4.0)
+    header, *rows = _table_after(text, "Energy-optimal power mode")
+    assert {r[-1] for r in rows} == {"✗ outside the limits"}
+    body = Page(text).all_text
+    assert "resnet18 fp32: no power state meets mean latency ≤ 4 ms per batch; the fastest is MAXN" in body

@@ -368,3 +368,61 @@ def test_assumed_top1_is_drawn_only_when_the_report_assumed_it():
     built, skipped = plots.figures(df, rep, only=wanted)
     assert sorted(built) == sorted(wanted) and skipped == {}
     assert {s["assumed"] for s in rep["boards"][0]["frontier"]} == {True}
+
+
+def swept_rows() -> list:
+    """orin in two power modes × two clock states: 15W draws less and runs slower, DVFS a little of both."""
+    out = []
+    for mode, watts in (("15W", 0.6), ("MAXN", 1.0)):
+        for clocks, f in (("jetson_clocks off", 0.9), ("jetson_clocks on", 1.0)):
+            for r in rows(mode=mode, clocks=clocks):
+                r = dict(r)
+                for col in ("power_w", "energy_per_inference_j", "energy_per_inference_net_j"):
+                    r[col] *= watts * f
+                out.append(r)
+    return out
+
+
+STATES = ["power mode 15W (jetson_clocks off)", "power mode 15W (jetson_clocks on)",
+          "power mode MAXN (jetson_clocks off)", "power mode MAXN (jetson_clocks on)"]
+
+
+def test_the_frontier_has_a_panel_per_power_state_when_there_are_several():
+    df = analysis.table(swept_rows())
+    rep = report(df, budget=0.005)
+    built, _ = plots.figures(df, rep, only=("frontier",))
+    fig = built["frontier"]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == STATES
+    assert fig.get_suptitle() == "orin: energy/accuracy frontier per power state"
+    for ax in axes:  # each panel: its own staircase, and the board's behind it
+        labels = [line.get_label() for line in ax.lines]
+        assert "this state's frontier" in labels and "the board's frontier (every state)" in labels
+    own = [next(line for line in ax.lines if line.get_label() == "this state's frontier") for ax in axes]
+    assert len({tuple(line.get_xdata()) for line in own}) == 4  # four different staircases
+    # the ceiling's star sits in the panel of its power state only
+    best = rep["boards"][0]["ceiling"]["best"]
+    starred = [ax.get_title() for ax in axes if any(c.get_label().startswith("ceiling") for c in ax.collections)]
+    assert starred == [f"power mode {best['power_mode']} ({best['clocks']})"]
+
+
+def test_one_power_state_keeps_one_frontier_and_panels_of_other_figures_keep_clocks_apart():
+    df = analysis.table(rows(mode="MAXN", clocks="jetson_clocks on"))
+    built, _ = plots.figures(df, report(df), only=("frontier",))
+    assert len([ax for ax in built["frontier"].axes if ax.get_visible()]) == 1
+    df = analysis.table(swept_rows())
+    built, _ = plots.figures(df, report(df), only=("time_vs_batch", "accuracy_vs_throughput"))
+    for name in ("time_vs_batch", "accuracy_vs_throughput"):
+        titles = [ax.get_title().split("\n")[0] for ax in built[name].axes if ax.get_visible()]
+        assert titles == [f"fp16, {s}" for s in STATES]
+    # one line per network and panel: locked and DVFS points never join into one zig-zag
+    panel = next(ax for ax in built["time_vs_batch"].axes if ax.get_visible())
+    assert all(len(line.get_xdata()) == len(BATCHES) for line in panel.lines if not line.get_label().startswith("_"))
+
+
+def test_the_fleet_figure_has_a_line_per_power_state():
+    df = analysis.table(swept_rows())
+    rep = report(df)
+    rep["fleet"] = analysis.fleet(df, [0.01], analysis.Limits(), analysis.Basis())
+    lines = plots._fleet_lines(analysis.with_states(df), rep)
+    assert [line["mode"] for line in lines] == [s.removeprefix("power mode ") for s in STATES]

@@ -464,3 +464,109 @@ def test_render_a_board_of_catalog_references_only_has_no_source_column(fleet):
     text, flat = render(build(fleet, 0.05, "board-a"))
     assert "from" not in text.splitlines()[2].split()  # the header row
     assert "top-1 in % (the catalog's fp32 reference, not measured)" in flat
+
+
+# -- the energy-optimal power mode ----------------------------------------------------------------------------------
+
+DVFS, LOCKED = "jetson_clocks off", "jetson_clocks on"
+SWEEP = {("15W", DVFS): {1: (0.012, 12.0), 8: (0.006, 60.0)},
+         ("15W", LOCKED): {1: (0.014, 10.0), 8: (0.007, 50.0)},
+         ("MAXN", DVFS): {1: (0.016, 6.0), 8: (0.009, 25.0)},
+         ("MAXN", LOCKED): {1: (0.020, 5.0), 8: (0.010, 20.0)}}
+
+
+@pytest.fixture
+def swept(store, msgs):
+    """board-a: resnet18 in two power modes × two clock states (batch 1 and 8), vgg16 in one; board-b: one mode."""
+    store.add_many([
+        *(msgs.result("resnet18", batch, energy, power_mode=mode, clocks=clocks, latency_ms=ms,
+                      throughput=1000.0 * batch / ms)
+          for (mode, clocks), points in SWEEP.items() for batch, (energy, ms) in points.items()),
+        msgs.result("vgg16", 1, 0.3, power_mode="MAXN", clocks=LOCKED),
+        msgs.result("resnet18", 1, 0.01, board="board-b", power_mode="10W", clocks=LOCKED),
+        msgs.result("resnet50", 1, 0.03, board="board-b", power_mode="10W", clocks=LOCKED),
+    ])
+    return store
+
+
+def test_build_carries_the_energy_optimal_power_mode_per_board(swept):
+    data = report.build(swept, analysis.Limits(), analyses=True)
+    json.dumps(data)  # plain data all through
+    a, b = data["boards"]
+    assert b["board"] == "board-b" and b["power_modes"] is None and b["by_power_mode"] == {}
+    pm = a["power_modes"]
+    assert set(pm) == {"states", "clock_states", "modes", "basis", "latency_stat", "limits", "reference", "groups",
+                       "single_state"}
+    (g,) = pm["groups"]
+    assert (g["network"], g["optimal"]["power_mode"], g["optimal"]["clocks"], g["optimal"]["batch"]) == (
+        "resnet18", "15W", DVFS, 8)
+    assert [r["state"] for r in g["rows"]] == ["15W (jetson_clocks off)", "15W (jetson_clocks on)",
+                                               "MAXN (jetson_clocks off)", "MAXN (jetson_clocks on)"]
+    assert {"state", "power_mode", "clocks", "batch", "energy_per_image_j", "energy_j", "latency_ms", "throughput_ips",
+            "power_w", "estimated", "within_limits", "optimal", "saving_j", "saving_pct"} <= set(g["rows"][0])
+    assert [s["network"] for s in pm["single_state"]] == ["vgg16"]
+    # the ceilings per power mode keep the clock states apart, and so do the seed's analyses
+    assert set(a["by_power_mode"]) == set(pm["states"])
+    assert {r["power_mode"] for r in data["analyses"]["accuracy_vs_time"] if r["board"] == "board-a"} == set(
+        pm["states"])
+    assert len(a["results"]) == 9  # the four clock states of each point survive latest
+
+
+def test_build_with_a_latency_budget_picks_among_the_modes_that_meet_it(swept):
+    data = report.build(swept, analysis.Limits(latency_budget_ms=30.0), analyses=False)
+    (g,) = data["boards"][0]["power_modes"]["groups"]
+    assert (g["optimal"]["state"], g["optimal"]["batch"]) == ("MAXN (jetson_clocks off)", 8)
+    assert data["boards"][0]["power_modes"]["limits"] == "mean latency ≤ 30 ms per batch"
+    data = report.build(swept, analysis.Limits(latency_budget_ms=4.0), analyses=False)
+    (g,) = data["boards"][0]["power_modes"]["groups"]
+    assert g["optimal"] is None and g["none_meets"] and g["closest"]["state"] == "MAXN (jetson_clocks on)"
+
+
+def test_render_the_mode_by_mode_table(swept):
+    text, flat = render(report.build(swept, analysis.Limits(), board="board-a", analyses=False))
+    assert ("Energy-optimal power mode: the least gross energy per image per network, each power state at its best "
+            "batch") in flat
+    table = [line for line in text.splitlines() if "(jetson_clocks" in line and (
+        "less" in line.split() or "dearest" in line.split())]
+    assert len(table) == 4
+    assert "resnet18" in table[0] and "15W (jetson_clocks off)" in table[0] and "★ least energy" in table[0]
+    assert table[0].split()[-9:-3] == ["8", "6", "60", "133", "40%", "less"]
+    assert "MAXN (jetson_clocks on)" in table[3] and table[3].split()[-1] == "dearest"
+    assert "saving = less energy per image than the network's dearest power state" in flat
+    assert "Measured in one power state only (nothing to compare): vgg16 fp32 in MAXN (jetson_clocks on)." in flat
+    # the board's tables and sentences name the clock state
+    assert "clocks" in text.splitlines()[2].split()
+    assert "power mode 15W (jetson_clocks off): Ceiling with no limits" in flat
+    assert "resnet18 batch 8 fp32 on onnxruntime/cpu, 15W (jetson_clocks off) — 6 mJ" in flat
+
+
+def test_render_says_when_no_mode_meets_the_latency_budget_and_what_the_budget_costs(swept):
+    _, flat = render(report.build(swept, analysis.Limits(latency_budget_ms=4.0), board="board-a", analyses=False))
+    assert "within mean latency ≤ 4 ms per batch" in flat and "✗ outside the limits" in flat
+    assert ("resnet18 fp32: no power state meets mean latency ≤ 4 ms per batch; the fastest is MAXN (jetson_clocks "
+            "on) batch 1: 20 mJ per image, 5 ms, 200 img/s.") in flat
+    _, flat = render(report.build(swept, analysis.Limits(latency_budget_ms=30.0), board="board-a", analyses=False))
+    assert ("resnet18 fp32: without the limits the least energy is 15W (jetson_clocks off) batch 8: 6 mJ per image, "
+            "60 ms, 133 img/s (57% less than the dearest state).") in flat
+
+
+def test_render_a_board_in_one_power_state_shows_no_mode_table(swept):
+    text, flat = render(report.build(swept, analysis.Limits(), board="board-b", analyses=False))
+    assert "Energy-optimal power mode" not in flat and "clocks" not in text
+    assert "power mode 10W:" not in flat
+
+
+def test_render_a_long_mode_table_shows_the_optimum_of_each_network(store, msgs):
+    store.add_many([msgs.result(f"net{k:02d}", 1, energy, power_mode=mode, clocks=clocks)
+                    for k in range(16) for (mode, clocks), energy in (
+                        (("15W", DVFS), 0.006), (("15W", LOCKED), 0.007), (("MAXN", DVFS), 0.009),
+                        (("MAXN", LOCKED), 0.010))])
+    data = report.build(store, analysis.Limits(), analyses=False)
+    assert sum(len(g["rows"]) for g in data["boards"][0]["power_modes"]["groups"]) == 64 > report.MAX_ROWS
+    text, flat = render(data)
+    assert "the optimum of each network (--all prints every power state)" in flat
+    shown = [line for line in text.splitlines() if "(jetson_clocks" in line and "less" in line.split()]
+    assert len(shown) == 16 and all("15W (jetson_clocks off)" in line and "★" in line for line in shown)
+    text, _ = render(data, all_rows=True)
+    assert len([line for line in text.splitlines() if "(jetson_clocks" in line and "img/s" not in line
+                and ("less" in line.split() or "dearest" in line.split())]) == 64

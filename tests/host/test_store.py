@@ -305,6 +305,44 @@ def test_an_older_store_gets_its_latest_table_filled_on_open(tmp_path, msgs):
         assert s.db.execute("SELECT COUNT(*) FROM latest").fetchone()[0] == 2
 
 
+def test_latest_keeps_clock_states_and_precision_routes_apart(store, msgs):
+    store.add_many([
+        msgs.result("resnet18", ts=100.0, id="maxn-locked", power_mode="MAXN", clocks="jetson_clocks on"),
+        msgs.result("resnet18", ts=200.0, id="maxn-dvfs-new", power_mode="MAXN", clocks="jetson_clocks off"),
+        msgs.result("resnet18", ts=150.0, id="maxn-dvfs-old", power_mode="MAXN", clocks="jetson_clocks off"),
+        msgs.result("resnet18", ts=50.0, id="maxn-no-clocks", power_mode="MAXN"),
+        msgs.result("resnet18", ts=60.0, id="maxn-no-clocks-new", power_mode="MAXN"),
+        msgspec.structs.replace(msgs.result("resnet18", ts=70.0, id="fp16-flags", precision="fp16"),
+                                precision_method="builder_flags"),
+        msgspec.structs.replace(msgs.result("resnet18", ts=80.0, id="fp16-converted", precision="fp16"),
+                                precision_method="onnx_converted"),
+        msgs.result("resnet18", ts=60.0, id="fp16-before-routes", precision="fp16"),  # counts as builder flags
+    ])
+    assert sorted(r.id for r in store.latest_results()) == [
+        "fp16-converted", "fp16-flags", "maxn-dvfs-new", "maxn-locked", "maxn-no-clocks-new"]
+
+
+def test_a_version_2_store_gets_its_latest_table_rebuilt_with_clocks(tmp_path, msgs):
+    path = tmp_path / "v2.sqlite"
+    with Store(path) as s:  # a store of today's layout, turned back into version 2's latest table
+        s.db.executescript("""DROP TABLE latest;
+            CREATE TABLE latest (board TEXT NOT NULL, network TEXT NOT NULL, backend TEXT NOT NULL,
+            device TEXT NOT NULL, precision TEXT NOT NULL, batch INTEGER NOT NULL, power_mode TEXT NOT NULL,
+            id TEXT NOT NULL, ts REAL NOT NULL,
+            PRIMARY KEY (board, network, backend, device, precision, batch, power_mode)) WITHOUT ROWID;
+            PRAGMA user_version = 2;""")
+        for r in (msgs.result("resnet18", ts=1.0, id="locked-run", power_mode="MAXN", clocks="jetson_clocks on"),
+                  msgs.result("resnet18", ts=2.0, id="dvfs-run1", power_mode="MAXN", clocks="jetson_clocks off")):
+            s.db.execute("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                         (r.id, r.board, r.run_id, r.ts, r.network, r.backend, r.precision, r.batch,
+                          schema.encode(r).decode()))
+    with Store(path) as s:
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
+        assert sorted(r.id for r in s.latest_results()) == ["dvfs-run1", "locked-run"]
+        s.add(msgs.result("resnet18", ts=3.0, id="locked-run2", power_mode="MAXN", clocks="jetson_clocks on"))
+        assert sorted(r.id for r in s.latest_results()) == ["dvfs-run1", "locked-run2"]
+
+
 # --- failed points -----------------------------------------------------------------------------------------------
 
 
@@ -361,3 +399,16 @@ def test_a_later_result_of_the_same_configuration_supersedes_a_failure(store, ms
     store.add(msgs.failure("resnet18", 4, ts=300.0, id="failed-again"))
     assert [f.id for f in store.failed_points().current] == ["measured-before", "measured-elsewhere", "failed-again"]
     assert store.failed_points().superseded == 1
+
+
+def test_failures_keep_clock_states_apart_and_only_a_result_at_the_same_clocks_supersedes(store, msgs):
+    locked, dvfs = "jetson_clocks on", "jetson_clocks off"
+    store.add_many([
+        msgs.failure("vgg16", 64, ts=100.0, id="oom-locked", power_mode="MAXN", clocks=locked),
+        msgs.failure("vgg16", 64, ts=110.0, id="oom-dvfs", power_mode="MAXN", clocks=dvfs),
+        msgs.failure("vgg16", 32, ts=100.0, id="oom-32-no-clocks", power_mode="MAXN"),  # an older agent's
+        msgs.result("vgg16", 64, 0.01, ts=200.0, power_mode="MAXN", clocks=dvfs),  # supersedes DVFS only
+        msgs.result("vgg16", 32, 0.01, ts=200.0, power_mode="MAXN", clocks=locked),  # any clocks for no clocks
+    ])
+    current, superseded = store.failed_points()
+    assert [f.id for f in current] == ["oom-locked"] and superseded == 2

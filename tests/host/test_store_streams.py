@@ -268,7 +268,7 @@ def test_a_version_1_store_is_upgraded_in_place_keeping_its_results(tmp_path, ms
     old.commit()
     old.close()
     with Store(path) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION == 2
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
         assert sorted(r.id for r in store.results()) == sorted(r.id for r in (plain, first, third))
         assert store.count("rejected") == 1 and store.count("run_events") == 1
         # The numbers the old store already held count as received.
