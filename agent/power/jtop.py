@@ -9,15 +9,22 @@ Unix socket ``/run/jtop.sock``, which belongs to the ``jtop`` group.
 * jetson-stats <= 4.1 (parses tegrastats): a tuple ``total, rails``, each entry ``{'cur': mW, 'avg': mW}``. Rail
   names are shortened (``VDD_IN`` → ``IN``, ``POM_5V_IN`` → ``5V IN``). ``total`` is either the sum of the rails or
   a rail jtop took out of ``rails`` as the board input (4.1: ``POM_5V_IN``; <= 4.0: any name containing ``IN``).
-* jetson-stats >= 4.2 and 7.x (reads sysfs): ``{'rail': {name: {'power': mW, 'avg': mW, ...}}, 'tot': {...}}``.
-  When the board has ``VDD_IN`` or ``POM_5V_IN`` jtop removes it from ``rail`` and ``tot`` is that rail with
-  ``tot['name']`` set; otherwise ``tot`` is a sum without a name (AGX Orin/Xavier). Any other input rail (``VIN``)
-  stays among the rails, and is taken as the input here. An input rail jtop reports offline is refused.
+* jetson-stats >= 4.2 and 7.x (reads sysfs): ``{'rail': {name: {'power': mW, 'avg': mW, 'online': bool, ...}},
+  'tot': {...}}``; every entry has ``online`` (an I2C monitor's is set True by ``get_status``). When the board has
+  an input rail jtop removes it from ``rail`` and ``tot`` is that rail with ``tot['name']`` set: ``VDD_IN`` or
+  ``POM_5V_IN``, and from 7.2.1 Thor's ``VIN`` (the carrier board's INA238, which 7.2.0 and 4.x do not read: there
+  ``tot`` is the sum of the INA3221 rails). Otherwise ``tot`` is a sum without a name (AGX Orin/Xavier). An input
+  rail jtop reports offline, in ``rail`` or as ``tot``, is refused.
 
 Samples arrive at the service's interval, which the *first* client to connect sets; ``jetson.interval`` is the one
-in effect. A callback (``jetson.attach``) stores each sample as it arrives and ``read()`` returns the latest.
-Sources: rbonghi/jetson_stats jtop/jtop.py (start, ok, interval, attach, power), jtop/core/power.py
-(``total_power``), jtop/service.py (<= 4.1 ``_total_power``), jtop/core/common.py (``compare_versions``).
+in effect. A callback (``jetson.attach``) stores each sample. The client's reader thread ignores its wait's result
+and hands the *last* sample to the callbacks again every 3 intervals when none came (``jtop.run``/``_get_data``,
+4.x to 7.x): so a sample counts as new only when the service's own clock in it moved (``jetson.uptime``, the
+service's ``/proc/uptime`` from 4.2 on) or, from a <= 4.1 client (whose ``uptime`` is the client's own), when it is
+another object than the last one. ``read()`` returns the latest new one, and calls it stalled after 3 intervals.
+Sources: rbonghi/jetson_stats jtop/jtop.py (start, ok, interval, attach, power, run, _get_data, uptime),
+jtop/service.py (``data['uptime']``; <= 4.1 ``_total_power``), jtop/core/power.py (``total_power``, ``get_status``;
+7.2.1's INA238 VIN: commit c9571a81), jtop/core/common.py (``compare_versions``).
 """
 
 from __future__ import annotations
@@ -96,7 +103,8 @@ class JtopSource(PowerSource):
         self._old_total = False  # <= 4.1: the total is a rail jtop took out of the list
         self._shape = self._caveat = ""
         self._lock = threading.Lock()
-        self._latest: tuple[float, Any] | None = None  # (monotonic arrival, jetson.power)
+        self._latest: tuple[float, Any] | None = None  # (monotonic arrival of new content, jetson.power)
+        self._stamp: object = None  # what identifies the latest sample's content (see _stamp_of)
         # UNVERIFIED on hardware: no jtop.service here; start()/ok()/interval/attach and the exception messages are
         # those of the jetson_stats sources (3.1.4 .. 7.x), exercised against a fake client only.
         self._client = jtop(interval=interval_s)
@@ -123,6 +131,7 @@ class JtopSource(PowerSource):
             self._client.close()
             raise
         self._latest = (time.monotonic(), power)
+        self._stamp = self._stamp_of(self._client, power)
         self.interval_s = float(self._client.interval)
         self.update_interval_s = self.interval_s  # one new value per service tick
         self.period_s = min(max(self.interval_s / 10, 0.01), 0.1)
@@ -155,17 +164,21 @@ class JtopSource(PowerSource):
         elif isinstance(power, dict):
             self._shape = ">= 4.2 dict"
             values = self._values(power)
-            # UNVERIFIED on hardware: an `online: False` entry in `rail` is assumed from the 7.x sample shape used
-            # by _values (jetson_stats 4.2's I2C entries have no `online` key at all; then nothing is offline).
-            offline = [name for name, entry in (power.get("rail") or {}).items()
+            # Every entry carries `online` from 4.2 on (get_status sets True for I2C monitors; power_supply entries
+            # read theirs). An input rail may be in `rail` or, named, in `tot`.
+            entries = dict(power.get("rail") or {})
+            tot = power.get("tot") or {}
+            if tot.get("name"):
+                entries[tot["name"]] = tot
+            offline = [name for name, entry in entries.items()
                        if entry.get("online", True) is False and railnames.find_input_rail([name])]
             if offline:
                 # The board has an input rail: a sum of its branches would be another quantity under the same name.
                 raise SourceUnavailable(f"jtop reports the board's input rail {offline[0]} offline — without it the "
                                         "total would be a sum of branch rails, not the board's power")
-            name = (power.get("tot") or {}).get("name")
-            # jtop names `tot` only for VDD_IN/POM_5V_IN (core/power.py total_power); any other input rail (Thor's
-            # VIN) stays among the rails while `tot` sums them all, so it is looked for by name here.
+            name = tot.get("name")
+            # jtop names `tot` for the input rail it took out of `rail` (VDD_IN, POM_5V_IN, from 7.2.1 VIN); an
+            # input rail left among the rails (none in any release known) is still found by name.
             input_rail = name if name in values else railnames.find_input_rail(values)
         else:
             raise SourceUnavailable(f"jtop's power has an unknown shape ({type(power).__name__})")
@@ -185,7 +198,7 @@ class JtopSource(PowerSource):
             return values
         values = {}
         tot = power.get("tot") or {}
-        if tot.get("name"):
+        if tot.get("name") and tot.get("online", True) is not False:
             values[tot["name"]] = tot["power"] / 1e3  # the input rail, which jtop took out of 'rail'
         for name, entry in (power.get("rail") or {}).items():
             if entry.get("online", True) is False:
@@ -196,10 +209,23 @@ class JtopSource(PowerSource):
     # -- reading ---------------------------------------------------------------------------------------------------
 
     def _on_sample(self, jetson: Any) -> None:
-        """Runs on jtop's reader thread after every sample."""
+        """Runs on jtop's reader thread after every sample, and again with the last one when none came."""
         power = jetson.power
+        stamp = self._stamp_of(jetson, power)
         with self._lock:
-            self._latest = (time.monotonic(), power)
+            if stamp != self._stamp:  # a repeat keeps the time its content first arrived
+                self._latest, self._stamp = (time.monotonic(), power), stamp
+
+    def _stamp_of(self, jetson: Any, power: Any) -> object:
+        """What tells a new sample from the reader thread's repeat of the last one: the service's uptime in it
+        (>= 4.2), else the identity of the sample's objects (a repeat hands over the very same ones)."""
+        if self._shape != "<= 4.1 tuple":
+            try:
+                return ("uptime", jetson.uptime.total_seconds())
+            except (AttributeError, KeyError, TypeError):
+                pass
+        held = power[0] if isinstance(power, tuple) else power
+        return ("object", id(held))
 
     def read(self) -> tuple[float, ...]:
         """The latest sample's power per rail (W). OSError when jtop stopped or stalled; the sampler counts it."""

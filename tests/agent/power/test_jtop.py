@@ -1,7 +1,10 @@
 """JtopSource against a thin fake of the jetson-stats client, serving recorded ``jetson.power`` samples of both
 shapes (tests/data/jtop). The fake implements only the documented client API the source uses: ``jtop(interval)``,
-``start()``/``close()`` (and ``with``), ``ok(spin)``, ``power``, ``interval``, ``attach``/``detach`` and
-``JtopException`` — with the messages the real client raises (rbonghi/jetson_stats jtop/jtop.py ``start``)."""
+``start()``/``close()`` (and ``with``), ``ok(spin)``, ``power``, ``uptime``, ``interval``, ``attach``/``detach``
+and ``JtopException`` — with the messages the real client raises (rbonghi/jetson_stats jtop/jtop.py ``start``) —
+and behaves as its reader thread does: with no new sample it hands the last one to the observers again
+(``repeat``; jtop.py ``run``/``_get_data`` ignore the wait's result). ``uptime`` is the service's clock carried in
+each sample from 4.2 on (service.py ``data['uptime']``), the client's own before."""
 
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ class Service:
         self.reader_error: Exception | None = None
         self.clients: list = []
         self.version = "4.2.12"
+        self.uptime_s = 1000.0  # the service's /proc/uptime in the current sample
 
 
 def fake_module(service: Service) -> types.ModuleType:
@@ -81,7 +85,16 @@ def fake_module(service: Service) -> types.ModuleType:
 
         @property
         def power(self):
-            return service.power
+            # <= 4.1: `total, power = self._stats['power'][...]`, a new tuple of the same objects every call
+            return tuple(service.power) if isinstance(service.power, tuple) else service.power
+
+        @property
+        def uptime(self):
+            from datetime import timedelta
+
+            if service.version.split(".")[0] == "4" and int(service.version.split(".")[1]) < 2:
+                return timedelta(seconds=time.monotonic())  # <= 4.1: the client's own /proc/uptime
+            return timedelta(seconds=service.uptime_s)
 
         @property
         def interval(self) -> float:
@@ -96,6 +109,12 @@ def fake_module(service: Service) -> types.ModuleType:
         def tick(self, power) -> None:
             """Test helper: the service publishes a new sample (the reader thread calls the observers)."""
             service.power = power
+            service.uptime_s += service.interval or 1.0
+            self.repeat()
+
+        def repeat(self) -> None:
+            """Test helper: what the real reader thread does when its wait times out: the observers get the last
+            sample again (the same objects, the same service uptime)."""
             for observer in list(self._observers):
                 observer(self)
 
@@ -149,20 +168,37 @@ def test_dict_shape_without_an_input_rail_is_a_sum(service, opened):
     assert source.total(values) == pytest.approx(7.015)  # = tot['power'], computed from the rails ourselves
 
 
-def test_dict_shape_takes_an_input_rail_jtop_left_among_the_rails(service, opened):
-    # jtop names `tot` only for VDD_IN/POM_5V_IN; a Thor-like VIN stays a rail and `tot` sums everything with it
+def thor_7_2_1() -> dict:
+    """A Thor sample as jetson-stats 7.2.1 shapes it (jtop/core/power.py, commit c9571a81): the carrier board's
+    INA238 read as VIN, moved by ``total_power`` into ``tot`` with ``name='VIN'`` (INA238 entries carry ``type``,
+    ``volt``, ``curr``, ``power`` and ``online`` True from ``get_status``), the INA3221 module rails in ``rail``."""
     power = load("power-7x-agx-orin.json")
-    power["rail"]["VIN"] = {"type": "INA238", "online": True, "volt": 19000, "curr": 500, "power": 9500, "avg": 9400}
-    power["tot"] = {"power": 7015 + 9500, "avg": 7009 + 9400}
-    service.power = power
+    power["tot"] = {"type": "INA238", "volt": 19000, "curr": 500, "power": 9500, "online": True, "avg": 9400,
+                    "name": "VIN"}
+    return power
+
+
+def test_thor_7_2_1_reads_vin_as_the_input(service, opened):
+    service.power = thor_7_2_1()
     source = opened()
     assert source.input_rail == "VIN" and source.boundary == "input_rail"
-    assert source.total(source.read()) == 9.5  # the input rail, not jtop's sum of VIN and its own branches
+    assert "VIN" in source.rails and source.total(source.read()) == 9.5
 
 
-def test_dict_shape_refuses_an_offline_input_rail(service):
-    power = load("power-7x-agx-orin.json")
-    power["rail"]["VIN"] = {"type": "INA238", "online": False, "volt": 0, "curr": 0, "power": 0, "avg": 0}
+def test_thor_before_7_2_1_is_a_sum_of_the_module_rails(service, opened):
+    service.power = load("power-7x-agx-orin.json")  # 7.2.0 and 4.x read no INA238: tot sums the INA3221 rails
+    source = opened()
+    assert source.input_rail is None and source.boundary == "sum_of_rails"
+
+
+@pytest.mark.parametrize("where", ["tot", "rail"])
+def test_dict_shape_refuses_an_offline_input_rail(service, where):
+    power = thor_7_2_1()
+    if where == "rail":  # a power_supply entry named as an input, left among the rails
+        power["tot"] = {"power": 7015, "avg": 7009}
+        power["rail"]["VIN"] = {"type": "INA238", "online": False, "volt": 0, "curr": 0, "power": 0, "avg": 0}
+    else:
+        power["tot"]["online"] = False
     service.power = power
     with pytest.raises(SourceUnavailable, match="jtop reports the board's input rail VIN offline .* sum of branch"):
         JtopSource(root=service.root)
@@ -233,6 +269,24 @@ def test_no_new_sample_for_three_intervals_is_a_stalled_read(service, opened):
         source.read()
     service.clients[-1].tick(load("power-7x-orin-nano.json"))
     assert source.read() == (4.83, 0.442, 1.708)
+
+
+@pytest.mark.parametrize("version, sample", [("7.2.0", "power-7x-orin-nano.json"), ("4.1.5", "power-4.1-nano.json")])
+def test_the_reader_threads_repeats_of_the_last_sample_are_a_stall(service, opened, version, sample):
+    """A hung jtop.service: the client's reader thread keeps handing the last sample to the observers (every 3
+    intervals), so arrivals go on; the sample's content does not, and the read says stalled."""
+    service.version, service.interval = version, 0.05
+    service.power = load(sample)
+    source = opened()
+    client = service.clients[-1]
+    for _ in range(5):  # 0.25 s of repeats, each within 3 intervals of the last
+        time.sleep(0.05)
+        client.repeat()
+    with pytest.raises(OSError, match="no new sample for .* stalled"):
+        source.read()
+    fresh = load(sample)  # a new sample (new objects, the service's clock moved): readable again
+    client.tick((fresh["total"], fresh["rails"]) if "total" in fresh else fresh)
+    assert source.read()
 
 
 def test_an_error_of_the_reader_thread_is_a_read_error(service, opened):
