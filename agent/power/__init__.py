@@ -8,6 +8,9 @@ A spec is ``NAME[:ARG]``:
   ``tegrastats:LOGFILE`` *replays* a recorded log: ``dnnagent power`` reads it, a live sweep refuses it
 * ``rapl[:ROOT]`` — Intel/AMD CPU package energy counters (``rapl.py``)
 * ``estimate[:ROOT]`` — a labelled estimate, TDP x CPU utilisation (``estimate.py``)
+* ``nvml[:INDEX[,INDEX]]`` — NVIDIA GPU board energy per GPU through NVML, every GPU by default (``nvml.py``);
+  ``nvml+rapl[:INDEX[,INDEX]]`` — the CPU packages (RAPL) and the GPUs together, a rail per part. Neither is in
+  ``AUTO_ORDER``: which boundary is right depends on the backend (a GPU backend wants the GPU; a CPU one does not).
 * ``auto[:ROOT]`` — the first of ``AUTO_ORDER`` that works here, else the estimate; ``none`` — no energy
 
 ROOT is the filesystem root a source reads under (``/`` by default), so a recorded tree works in place of the live
@@ -37,16 +40,19 @@ from .estimate import EstimateSource
 from .ina3221 import Ina3221Source
 from .jtop import JtopSource
 from .none import NO_POWER, NoPower
+from .nvml import NvmlRaplSource, NvmlSource
 from .rapl import RaplSource
 from .tegrastats import TegrastatsSource
 
 SOURCES: dict[str, type[PowerSource]] = {"ina3221": Ina3221Source, "jtop": JtopSource,
                                          "tegrastats": TegrastatsSource, "rapl": RaplSource,
-                                         "estimate": EstimateSource}
+                                         "estimate": EstimateSource, "nvml": NvmlSource, "nvml+rapl": NvmlRaplSource}
 AUTO_ORDER = ("ina3221", "jtop", "tegrastats", "rapl")  # real sensors, best first; the estimate is the last resort
 # The specs that measure something (what `dnnagent power` reads), and every spec a sweep takes.
-MEASURING_SPECS = "auto, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT]"
-SPECS = "auto, none, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT]"
+MEASURING_SPECS = ("auto, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT], nvml[:INDEX], "
+                   "nvml+rapl[:INDEX]")
+SPECS = ("auto, none, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT], nvml[:INDEX], "
+         "nvml+rapl[:INDEX]")
 
 __all__ = ["PowerSource", "SourceUnavailable", "NoPower", "NO_POWER", "Selection", "open_source", "open_live",
            "parse_spec", "is_replay",
@@ -84,7 +90,10 @@ def is_replay(spec: str) -> bool:
 
 
 def _make(name: str, arg: str | None, tdp_w: float | None, interval_ms: float | None) -> PowerSource:
-    """Build source ``name``; ``arg`` is its ROOT (or, from auto, the root every candidate reads under)."""
+    """Build source ``name``; ``arg`` is its ROOT (or, from auto, the root every candidate reads under), for the
+    NVML sources the GPU indices."""
+    if name in ("nvml", "nvml+rapl"):
+        return SOURCES[name](gpus=arg or None)
     kwargs: dict = {"root": arg} if arg else {}
     if name == "estimate" and tdp_w is not None:
         kwargs["tdp_w"] = tdp_w
