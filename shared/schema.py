@@ -216,6 +216,11 @@ class Memory(msgspec.Struct, kw_only=True):
     process_rss_delta_bytes: int | None = None
     process_peak_rss_bytes: Count | None = None
     system_used_delta_bytes: int | None = None  # on Jetsons CPU and GPU share this memory
+    # The backend's memory, each part named (TensorRT; None where the backend cannot tell). Their sum is the model's
+    # footprint at this batch: what ONNX Runtime's process_rss_delta_bytes measures on the CPU.
+    engine_bytes: Count | None = None  # the serialized engine (plan): weights and kernels, loaded into device memory
+    activations_bytes: Count | None = None  # device memory the execution context needs: activations and scratch
+    io_bytes: Count | None = None  # the runner's device buffers of the inputs and outputs at this batch
 
 
 class FrequencyFigures(msgspec.Struct, kw_only=True):

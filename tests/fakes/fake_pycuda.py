@@ -1,13 +1,14 @@
 """A thin fake of ``pycuda`` / ``pycuda.driver`` for machines without CUDA: the hardware boundary only.
 
 It keeps what the real module keeps and fails where the real one fails (pycuda 2026.1, src/cpp/cuda.hpp and
-doc/driver.rst): one context stack per host thread; every allocation, copy, stream and event needs a current context
-on the calling thread, else a LogicError (``explicit_context_dependent failed: invalid device context - no currently
-active context?`` for a Stream or Event, ``cuMemAlloc failed: invalid device context`` for driver calls);
-``Context.pop()`` on an empty stack raises; async copies need page-locked host memory; freeing from a thread that
-cannot activate the owning context warns and leaks. Device memory is a bytearray per allocation, so a
-copy really moves bytes. Time is a device clock advanced by each copy (``bandwidth_bytes_per_ms``), so event timings
-are deterministic. ``driver._fake`` holds the counters tests look at.
+doc/driver.rst): one context stack per host thread; every allocation, copy, stream and event needs a current context on
+the calling thread, else a LogicError (``explicit_context_dependent failed: invalid device context - no currently active
+context?`` for a Stream or Event, ``cuMemAlloc failed: invalid device context`` for driver calls); ``Context.pop()`` on
+an empty stack raises; async copies need page-locked host memory; freeing from a thread that cannot activate the owning
+context warns and leaks. Device memory is a bytearray per allocation, so a copy really moves bytes; memory another
+library takes on the device (the fake TensorRT's engines and execution contexts: ``_fake.reserve`` / ``release``) counts
+against ``mem_get_info`` and allocations too. Time is a device clock advanced by each copy (``bandwidth_bytes_per_ms``),
+so event timings are deterministic. ``driver._fake`` holds the counters tests look at.
 
 ``make_pycuda()`` returns ``(pycuda_package, pycuda_driver)``; a fixture puts them into ``sys.modules``.
 """
@@ -38,6 +39,9 @@ class FakeCudaState:
     initialized: bool = False
     clock_ms: float = 0.0
     memory: dict[int, bytearray] = field(default_factory=dict)  # device pointer -> bytes
+    # device memory taken by others than pycuda in this process (the fake TensorRT's engines and execution contexts,
+    # as TensorRT allocates through the CUDA runtime): handle -> bytes, counted by mem_get_info and allocations
+    reserved: dict[int, int] = field(default_factory=dict)
     host_allocations: int = 0  # live page-locked allocations
     pushes: int = 0
     pops: int = 0
@@ -60,7 +64,24 @@ class FakeCudaState:
 
     @property
     def live_device_bytes(self) -> int:
+        """Device memory pycuda allocated and has not freed."""
         return sum(len(b) for b in self.memory.values())
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Device memory others hold (``reserve``)."""
+        return sum(self.reserved.values())
+
+    def reserve(self, nbytes: int) -> int:
+        """``nbytes`` of device memory taken by another library; ``release(handle)`` gives it back."""
+        handle = next(self._pointers)
+        with self._lock:
+            self.reserved[handle] = int(nbytes)
+        return handle
+
+    def release(self, handle: int) -> None:
+        with self._lock:
+            self.reserved.pop(handle, None)
 
 
 def make_pycuda(**settings) -> tuple[types.ModuleType, types.ModuleType]:
@@ -197,7 +218,7 @@ def make_pycuda(**settings) -> tuple[types.ModuleType, types.ModuleType]:
             self._owner = require_context("cuMemAlloc")
             if nbytes <= 0:
                 raise LogicError("cuMemAlloc failed: invalid argument")
-            if state.live_device_bytes + nbytes > state.total_memory:
+            if state.live_device_bytes + state.reserved_bytes + nbytes > state.total_memory:
                 raise CudaMemoryError("cuMemAlloc failed: out of memory")
             self.ptr = next(state._pointers)
             state.memory[self.ptr] = bytearray(nbytes)
@@ -238,7 +259,7 @@ def make_pycuda(**settings) -> tuple[types.ModuleType, types.ModuleType]:
 
     def mem_get_info() -> tuple[int, int]:
         require_context("cuMemGetInfo")
-        return state.total_memory - state.live_device_bytes, state.total_memory
+        return max(0, state.total_memory - state.live_device_bytes - state.reserved_bytes), state.total_memory
 
     class Stream:
         def __init__(self, flags: int = 0) -> None:

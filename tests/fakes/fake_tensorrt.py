@@ -1,15 +1,17 @@
 """A thin fake of the ``tensorrt`` Python module, per version (8.x, 10.x, 11.x), for machines without TensorRT.
 
-It has the members the real module has in that version and no others (names, enum members and their values,
-argument names), so a call outside the API fails as it would on a board. Its surface is checked against the
-recorded API of the real bindings (../shared/reference/tensorrt-api/*.json: 8.6, 10.0, 10.1, 10.3, 10.13, 10.16,
-11.0, 11.4) by tests/agent/backends/tensorrt/test_fake_api.py; the behaviour follows NVIDIA/TensorRT
-python/src/infer/pyCore.cpp, pyInt8.cpp, parsers/pyOnnx.cpp and python/docstrings/infer/pyCoreDoc.h:
+It has the members the real module has in that version and no others (names, classes and their bases, enum members
+and their values, properties and which can be set, argument names and defaults, constructors), so a call outside the
+API fails as it would on a board. Its surface is checked against the recorded API of the real bindings (8.6, 10.0,
+10.1, 10.3, 10.13, 10.16, 11.0, 11.4: tests/data/tensorrt-api/, extracted from ../shared/reference/tensorrt-api) by
+tests/agent/backends/tensorrt/test_fake_api.py; the behaviour follows NVIDIA/TensorRT python/src/infer/pyCore.cpp,
+pyInt8.cpp, pyFoundationalTypes.cpp, parsers/pyOnnx.cpp, python/docstrings/infer/pyCoreDoc.h and onnx/onnx-tensorrt
+ModelImporter.cpp:
 
 - 11.x: networks are always strongly typed (``NetworkDefinitionCreationFlag`` is ``STRONGLY_TYPED`` = 0 only, and
   ignored); no ``BuilderFlag.FP16`` / ``INT8`` / ``BF16`` (the other flags renumbered), no IInt8 calibrators,
   ``int8_calibrator`` or calibration profile, no ``platform_has_fast_fp16/int8``, no ``device_memory_size`` (only
-  ``device_memory_size_v2``), no ``EXPLICIT_BATCH``.
+  ``device_memory_size_v2``), no ``EXPLICIT_BATCH``; ``ITensor.dtype`` is read-only.
 - 10.x: no ``build_engine``, ``max_workspace_size``, ``execute_async_v2``, ``num_bindings``, ``get_binding_*``
   (AttributeError); ``EXPLICIT_BATCH`` exists but is deprecated and ignored (its use is recorded);
   ``STRONGLY_TYPED`` makes a strongly typed network (``network.get_flag`` says so), whose build refuses the
@@ -21,6 +23,14 @@ python/src/infer/pyCore.cpp, pyInt8.cpp, parsers/pyOnnx.cpp and python/docstring
 - 8.x: the deprecated binding-index API and ``build_engine`` / ``max_workspace_size`` exist but fail the test if
   called; ``create_network()`` without ``EXPLICIT_BATCH`` makes an implicit-batch network, which the ONNX parser
   refuses with the real assertion message; no strongly typed networks (no such flag).
+- The ONNX parser fails as the real one does, in its version's words: an op with no importer is one error at the
+  first such node on 8.x (``In node 0 (importFallbackPluginImporter): UNSUPPORTED_NODE: Assertion failed: creator &&
+  "Plugin not found, ..."``), one per such node on 10.x and 11.x (``In node 0 with name: N and operator: OP
+  (checkFallbackPluginImporter): INVALID_NODE: creator && "Plugin not found, ..."``, with ``node_name()`` and
+  ``node_operator()``); a file that is no ONNX model is no parser error, only a log line.
+- The classes pybind11 binds without a constructor (the engine, context, config, network, tensor, profile, timing
+  cache, parser error, host memory) cannot be made from Python ("No constructor defined!"); a plan (IHostMemory)
+  offers ``nbytes`` and the buffer protocol only (no len(), indexing or bytes methods).
 - ``set_flag`` / ``set_memory_pool_limit`` take enum members only (a plain int is a TypeError, as in pybind11).
 - Subclasses of ``ILogger``, ``IInt8EntropyCalibrator2`` and ``IProgressMonitor`` must call the base ``__init__``
   (pybind11 trampolines raise TypeError at construction otherwise); exceptions raised in their callbacks are
@@ -30,10 +40,14 @@ Everything else is thin: the parser reads the ONNX graph's inputs and outputs (n
 ``onnx`` (unknown operators are parser errors) and what precision the graph carries (``int8`` with
 QuantizeLinear/DequantizeLinear nodes, ``fp16`` with float16 tensors, else ``fp32``); the builder checks the
 configuration (profiles for dynamic inputs, calibrator, DLA core, timing cache device, strong typing) and returns a
-JSON "plan"; the runtime refuses plans of another version or garbage; ``execute_async_v3`` "runs" by copying the
-input device buffer into the output buffer with ``pycuda.driver.memcpy_dtod_async`` (the fake pycuda, or the real one
-on a GPU machine). ``trt._fake`` holds the settings and counters tests use. Every attribute of the fake's objects
-that the real ones lack starts with an underscore.
+"plan": a JSON header, then the graph's weights (zeros; float32 ones halved by ``FP16``, quartered by ``INT8``); the
+runtime refuses plans of another version, truncated ones or garbage. Under the fake pycuda an engine holds its plan's
+size of device memory and an execution context its ``device_memory_size_v2`` (counted by ``mem_get_info``, given back
+when the object goes), so the device memory a point holds is engine + activations + I/O buffers, as on a board;
+``execute_async_v3`` "runs" by copying the input device buffer into the output buffer with
+``pycuda.driver.memcpy_dtod_async`` (the fake pycuda, or the real one on a GPU machine). ``trt._fake`` holds the
+settings and counters tests use. Every attribute of the fake's objects that the real ones lack starts with an
+underscore.
 """
 
 from __future__ import annotations
@@ -44,20 +58,34 @@ import json
 import sys
 import types
 import warnings
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 PLAN_MAGIC = "fake-tensorrt-plan"
-IMPLICIT_BATCH_ERROR = (
-    'Assertion failed: !_importer_ctx.network()->hasImplicitBatchDimension() && "This version of the ONNX parser '
-    'only supports TensorRT INetworkDefinitions with an explicit batch dimension. Please ensure the network was '
-    'created using the EXPLICIT_BATCH NetworkDefinitionCreationFlag."')
+# importModel's first assertion on 8.x, ASSERT(cond && "...") as onnx-tensorrt's Status.hpp prints it; the context
+# member is _importer_ctx in 8.5-GA's ModelImporter.cpp, mImporterCtx in 8.6-GA's.
+_IMPLICIT_BATCH = ('Assertion failed: !{ctx}.network()->hasImplicitBatchDimension() && "This version of the ONNX '
+                   'parser only supports TensorRT INetworkDefinitions with an explicit batch dimension. Please ensure '
+                   'the network was created using the EXPLICIT_BATCH NetworkDefinitionCreationFlag."')
+IMPLICIT_BATCH_ERROR = {5: _IMPLICIT_BATCH.format(ctx="_importer_ctx"), 6: _IMPLICIT_BATCH.format(ctx="mImporterCtx")}
+# An op with no importer, as the plugin fallback reports it: 8.x ASSERT (8.5-GA, 8.6-GA builtin_op_importers.cpp);
+# 10.x and 11.x STATIC_CHECK in the fallback's checker (onnxOpCheckers.cpp), which prints the bare condition.
+PLUGIN_NOT_FOUND_10 = 'creator && "Plugin not found, are the plugin name, version, and namespace correct?"'
+PLUGIN_NOT_FOUND_8 = f"Assertion failed: {PLUGIN_NOT_FOUND_10}"
+# The source position onnx-tensorrt's LOG_ERROR puts before "Failed to parse ONNX model from file" (LOG prefixes
+# __FILENAME__:__LINE__ at WARNING and above), where its source is at hand; other versions get the bare message.
+PARSE_FILE_LOG = {(8, 5): "ModelImporter.cpp:688: ", (8, 6): "ModelImporter.cpp:717: ",
+                  (10, 0): "ModelImporter.cpp:792: ", (10, 1): "ModelImporter.cpp:914: "}
 # What TensorRT 10 logs when a strongly typed network is built with a precision flag (NVIDIA/TensorRT#4253, 10.6).
 STRONGLY_TYPED_FLAG_ERROR = ("IBuilder::buildSerializedNetwork: Error Code 3: API Usage Error (Parameter check failed, "
                              "condition: !config.getFlag(BuilderFlag::k{flag}). )")
 # ONNX element types the fake maps to TensorRT data types (onnx.TensorProto: FLOAT, FLOAT16, INT8, INT32, BOOL).
 ONNX_TYPES = {1: "FLOAT", 10: "HALF", 3: "INT8", 6: "INT32", 9: "BOOL"}
+# Bytes per element of the ONNX element types an initializer may have (FLOAT, UINT8, INT8, INT16, INT32, INT64, BOOL,
+# FLOAT16, DOUBLE, BFLOAT16), for the fake engine's weights.
+ONNX_ITEMSIZE = {1: 4, 2: 1, 3: 1, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 16: 2}
 
 
 class DeprecatedCall(AssertionError):
@@ -110,6 +138,24 @@ def _trampoline(cls):
 def _base_init_check(obj, cls_name: str) -> None:
     if not getattr(obj, "_trt_base_init", False):
         raise TypeError(f"tensorrt.tensorrt.{cls_name}.__init__() must be called when overriding __init__")
+
+
+def _no_constructor(cls):
+    """pybind11 binds these classes without ``py::init``: Python code cannot make one (``TypeError: ... No constructor
+    defined!``); the fake makes its own with ``cls._new(...)``."""
+    init = cls.__init__
+
+    def refuse(self, *args, **kwargs) -> None:
+        raise TypeError(f"tensorrt.tensorrt.{cls.__name__}: No constructor defined!")
+
+    def new(*args, **kwargs):
+        obj = cls.__new__(cls)
+        init(obj, *args, **kwargs)
+        return obj
+
+    cls.__init__ = refuse
+    cls._new = staticmethod(new)
+    return cls
 
 
 def _require_enum(value, enum_type, function: str):
@@ -216,11 +262,43 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         return result
 
     class IHostMemory(bytes):
-        """IHostMemory: a buffer (here: bytes, for the buffer protocol) with nbytes."""
+        """IHostMemory: ``nbytes``, ``dtype`` and the buffer protocol, nothing else (pyFoundationalTypes.cpp: no
+        constructor, no len(), no indexing). A bytes subclass carries the buffer protocol (a Python class cannot
+        offer it otherwise before 3.12); everything else bytes has is refused, so code must read a plan through
+        ``memoryview`` as it must on a board."""
+
+        def __new__(cls, *args, **kwargs):
+            raise TypeError("tensorrt.tensorrt.IHostMemory: No constructor defined!")
+
+        @classmethod
+        def _new(cls, data: bytes):
+            return bytes.__new__(cls, data)
+
+        def __getattribute__(self, name: str):
+            if not name.startswith("_") and name != "nbytes":
+                raise AttributeError(f"'tensorrt.tensorrt.IHostMemory' object has no attribute '{name}'")
+            return super().__getattribute__(name)
+
+        def __len__(self) -> int:
+            raise TypeError("object of type 'tensorrt.tensorrt.IHostMemory' has no len()")
+
+        def __getitem__(self, key):
+            raise TypeError("'tensorrt.tensorrt.IHostMemory' object is not subscriptable")
+
+        def __iter__(self):
+            raise TypeError("'tensorrt.tensorrt.IHostMemory' object is not iterable")
+
+        def __contains__(self, item) -> bool:
+            raise TypeError("argument of type 'tensorrt.tensorrt.IHostMemory' is not iterable")
+
+        def __add__(self, other):
+            return NotImplemented
+
+        __radd__ = __mul__ = __rmul__ = __mod__ = __add__
 
         @property
         def nbytes(self) -> int:
-            return len(self)
+            return memoryview(self).nbytes
 
     def logger_log(logger, severity, message: str) -> None:
         state.logged.append((int(severity), message))
@@ -231,9 +309,16 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
 
     # -- network and parser ----------------------------------------------------------------------------------------
 
-    class ITensor:
+    class _TensorBase:
         def __init__(self, name: str, shape: tuple[int, ...], dtype=DataType.FLOAT) -> None:
-            self.name, self.shape, self.dtype = name, tuple(shape), dtype
+            self.name, self.shape, self._dtype = name, tuple(shape), dtype
+
+    def set_tensor_dtype(self, dtype) -> None:
+        self._dtype = _require_enum(dtype, DataType, "dtype")
+
+    # 11.x: a tensor's type is read-only (every network is strongly typed: the types come from the file).
+    ITensor = _no_constructor(type("ITensor", (_TensorBase,), {"dtype": property(
+        lambda self: self._dtype, set_tensor_dtype if major < 11 else None)}))
 
     class _NetworkBase:
         def __init__(self, explicit: bool, strongly_typed: bool, flags: int) -> None:
@@ -243,6 +328,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             self._inputs: list[ITensor] = []
             self._outputs: list[ITensor] = []
             self._precision = None  # what the parsed graph carries: "fp32", "fp16" or "int8"
+            self._weights = {"float32": 0, "other": 0}  # the graph's initializers, bytes
 
         @property
         def has_implicit_batch_dimension(self) -> bool:
@@ -274,15 +360,17 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         network_members["get_flag"] = get_flag
         network_members["flags"] = property(
             lambda self: self._flags | ((1 << int(STRONGLY_TYPED)) if self._strongly_typed else 0))
-    INetworkDefinition = type("INetworkDefinition", (_NetworkBase,), network_members)
+    INetworkDefinition = _no_constructor(type("INetworkDefinition", (_NetworkBase,), network_members))
 
     ErrorCode = enum.IntEnum("ErrorCode", {"SUCCESS": 0, "INTERNAL_ERROR": 1, "MEM_ALLOC_FAILED": 2,
                                            "MODEL_DESERIALIZE_FAILED": 3, "INVALID_VALUE": 4, "INVALID_GRAPH": 5,
                                            "INVALID_NODE": 6, "UNSUPPORTED_GRAPH": 7, "UNSUPPORTED_NODE": 8})
 
-    class ParserError:
-        def __init__(self, code, desc: str, node: int = -1, func: str = "importModel") -> None:
+    class _ParserErrorBase:
+        def __init__(self, code, desc: str, node: int = -1, func: str = "importModel", node_name: str = "",
+                     node_operator: str = "") -> None:
             self._code, self._desc, self._node, self._func = code, desc, node, func
+            self._node_name, self._node_operator = node_name, node_operator
 
         def code(self):
             return self._code
@@ -296,8 +384,34 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         def func(self) -> str:
             return self._func
 
-        def __str__(self) -> str:  # pyOnnx.cpp parser_error_str (8.x's words)
-            return f"In node {self._node} ({self._func}): {self._code.name}: {self._desc}"
+        def __str__(self) -> str:
+            # NVIDIA/TensorRT python/src/parsers/pyOnnx.cpp. 8.x (v8.6.1, parser_error_str):
+            #   "In node " + node + " (" + func + "): " + code + ": " + desc
+            # 10.x and 11.x (v10.0.1 parser_error_str; v10.3.0 onnx2trt::parserErrorStr of onnx-tensorrt's
+            # errorHelpers.hpp; v10.13.3 and v11.0 pyonnx2trt::parserErrorStr): the node's name
+            # and operator first, except for MODEL_DESERIALIZE_FAILED and REFIT_FAILED, which have no node:
+            #   "In node " + node + " with name: " + nodeName + " and operator: " + nodeOperator + " "
+            #   + "(" + func + "): " + code + ": " + desc
+            error = f"({self._func}): {self._code.name}: {self._desc}"
+            if major < 10:
+                return f"In node {self._node} {error}"
+            if self._code.name in ("MODEL_DESERIALIZE_FAILED", "REFIT_FAILED"):
+                return error
+            return f"In node {self._node} with name: {self._node_name} and operator: {self._node_operator} {error}"
+
+    parser_error_members: dict = {}
+    if major >= 10:
+        parser_error_members.update(node_name=lambda self: self._node_name,
+                                    node_operator=lambda self: self._node_operator)
+    ParserError = _no_constructor(type("ParserError", (_ParserErrorBase,), parser_error_members))
+
+    def weight_bytes(proto) -> dict:
+        """The graph's initializers, bytes: float32 ones (which reduced-precision builder flags shrink) and others."""
+        sizes = {"float32": 0, "other": 0}
+        for tensor in proto.graph.initializer:
+            size = int(np.prod(tensor.dims, dtype=np.int64)) * ONNX_ITEMSIZE.get(tensor.data_type, 4)
+            sizes["float32" if tensor.data_type == 1 else "other"] += size
+        return sizes
 
     def graph_precision(proto) -> str:
         """What precision an ONNX graph carries itself: int8 (Q/DQ pairs), fp16 (float16 tensors) or fp32."""
@@ -327,37 +441,51 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
             self._errors = []
 
         def parse_from_file(self, model: str) -> bool:
+            # onnx-tensorrt ModelImporter::parseFromFile (8.5-GA, 8.6-GA, 10.0-GA, 10.1-GA and main of 2024-05): a
+            # file that is no ONNX model is only logged, with no parser error; then the model is imported.
             import onnx
 
-            if not self._network._explicit:
-                self._errors.append(ParserError(ErrorCode.INVALID_VALUE, IMPLICIT_BATCH_ERROR))
-                return False
             try:
                 proto = onnx.load(model, load_external_data=False)
             except Exception:
-                self._errors.append(ParserError(ErrorCode.MODEL_DESERIALIZE_FAILED,
-                                                f"Failed to parse ONNX model from file: {model}", -1,
-                                                "parseFromFile"))
+                logger_log(self._logger, Severity.ERROR, f"{PARSE_FILE_LOG.get((major, minor), '')}Failed to parse "
+                           f"ONNX model from file: {model}{'!' if major >= 10 else ''}")
                 return False
             state.parsed.append(str(model))
-            for index, node in enumerate(proto.graph.node):
-                if not onnx.defs.has(node.op_type):
-                    self._errors.append(ParserError(
-                        ErrorCode.UNSUPPORTED_NODE,
-                        f"No importer registered for op: {node.op_type}. Attempting to import as plugin.", index,
-                        "parseGraph"))
+            if not self._network._explicit:  # importModel's first assertion (8.x): node -1, before any node
+                desc = IMPLICIT_BATCH_ERROR.get(minor, IMPLICIT_BATCH_ERROR[6])
+                self._errors.append(ParserError._new(ErrorCode.INVALID_VALUE, desc))
+                return False
+            unknown = [(i, node) for i, node in enumerate(proto.graph.node) if not onnx.defs.has(node.op_type)]
+            if major < 10:
+                # 8.x parses node by node and stops at the first failure: an op with no importer goes to the plugin
+                # fallback, whose ASSERT fails (onnx-tensorrt 8.6-GA builtin_op_importers.cpp
+                # DEFINE_BUILTIN_OP_IMPORTER(FallbackPluginImporter); Status.hpp ASSERT → "Assertion failed: " #cond).
+                for index, node in unknown[:1]:
+                    self._errors.append(ParserError._new(ErrorCode.UNSUPPORTED_NODE, PLUGIN_NOT_FOUND_8, index,
+                                                         "importFallbackPluginImporter"))
+            else:
+                # 10.x and 11.x check every node statically before importing it: each op with no importer fails the
+                # plugin fallback's checker, one error per node (onnx-tensorrt 10.0-GA onwards: ModelImporter.cpp
+                # parseNodeStaticCheck, onnxOpCheckers.cpp DEFINE_OP_CHECKER(FallbackPluginImporter); Status.hpp
+                # STATIC_CHECK → ADD_STATIC_ERROR(#condition, ..., node.name(), node.op_type())).
+                # UNVERIFIED: 10.3 and later from their own sources (the checker is the same in a 10.8+ copy).
+                for index, node in unknown:
+                    self._errors.append(ParserError._new(ErrorCode.INVALID_NODE, PLUGIN_NOT_FOUND_10, index,
+                                                         "checkFallbackPluginImporter", node.name, node.op_type))
             if self._errors:
                 return False
 
             def tensor(value_info) -> ITensor | None:
                 elem = value_info.type.tensor_type.elem_type
-                if elem not in ONNX_TYPES:
-                    self._errors.append(ParserError(ErrorCode.UNSUPPORTED_GRAPH, f"{value_info.name}: element type "
-                                                    f"{elem} is not modelled by the fake", -1, "importInputs"))
+                if elem not in ONNX_TYPES:  # the fake's own limit, not TensorRT's
+                    self._errors.append(ParserError._new(ErrorCode.UNSUPPORTED_GRAPH, f"{value_info.name}: element "
+                                                         f"type {elem} is not modelled by the fake", -1,
+                                                         "importInputs"))
                     return None
                 shape = tuple(d.dim_value if d.HasField("dim_value") else -1
                               for d in value_info.type.tensor_type.shape.dim)
-                return ITensor(value_info.name, shape, DataType[ONNX_TYPES[elem]])
+                return ITensor._new(value_info.name, shape, DataType[ONNX_TYPES[elem]])
 
             initializers = {i.name for i in proto.graph.initializer}
             inputs = [tensor(v) for v in proto.graph.input if v.name not in initializers]
@@ -366,10 +494,12 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                 return False
             self._network._inputs, self._network._outputs = inputs, outputs
             self._network._precision = graph_precision(proto)
+            self._network._weights = weight_bytes(proto)
             return True
 
     # -- builder ---------------------------------------------------------------------------------------------------
 
+    @_no_constructor
     class IOptimizationProfile:
         def __init__(self) -> None:
             self._shapes: dict[str, tuple] = {}
@@ -380,13 +510,14 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         def get_shape(self, input: str):
             return self._shapes[input]
 
+    @_no_constructor
     class ITimingCache:
         def __init__(self, device: str, entries: int) -> None:
             self._device, self._entries = device, entries
 
         def serialize(self) -> IHostMemory:
-            return IHostMemory(json.dumps({"timing-cache": True, "device": self._device,
-                                          "entries": self._entries}).encode())
+            return IHostMemory._new(json.dumps({"timing-cache": True, "device": self._device,
+                                               "entries": self._entries}).encode())
 
     class _ConfigBase:
         def __init__(self) -> None:
@@ -425,10 +556,10 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         def create_timing_cache(self, serialized_timing_cache):
             data = bytes(memoryview(serialized_timing_cache))
             if not data:
-                return ITimingCache(state.device, 0)
+                return ITimingCache._new(state.device, 0)
             try:
                 parsed = json.loads(data)
-                return ITimingCache(str(parsed["device"]), int(parsed["entries"]))
+                return ITimingCache._new(str(parsed["device"]), int(parsed["entries"]))
             except (ValueError, KeyError, TypeError):
                 return None  # createTimingCache returns nullptr for a buffer it cannot read
 
@@ -478,7 +609,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
     else:
         config_members["max_workspace_size"] = property(deprecated("IBuilderConfig.max_workspace_size"),
                                                         deprecated("IBuilderConfig.max_workspace_size"))
-    IBuilderConfig = type("IBuilderConfig", (_ConfigBase,), config_members)
+    IBuilderConfig = _no_constructor(type("IBuilderConfig", (_ConfigBase,), config_members))
 
     def callback(obj, name: str, *args, default=None):
         """Call a Python override as the pybind11 trampoline does: exceptions are printed, not raised."""
@@ -504,19 +635,20 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                 raise ValueError(f"create_network: flags {flags:#x} hold bits the fake does not model")
             if major == 8:
                 explicit_bit = 1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-                return INetworkDefinition(explicit=bool(flags & explicit_bit), strongly_typed=False, flags=flags)
+                return INetworkDefinition._new(explicit=bool(flags & explicit_bit), strongly_typed=False,
+                                               flags=flags)
             if major == 10:
                 if flags & (1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)):
                     state.deprecated_used.append("EXPLICIT_BATCH")  # allowed: deprecated and ignored
                 strongly_typed = bool(flags & (1 << int(STRONGLY_TYPED)))
-                return INetworkDefinition(explicit=True, strongly_typed=strongly_typed, flags=flags)
-            return INetworkDefinition(explicit=True, strongly_typed=True, flags=flags)  # 11: STRONGLY_TYPED ignored
+                return INetworkDefinition._new(explicit=True, strongly_typed=strongly_typed, flags=flags)
+            return INetworkDefinition._new(explicit=True, strongly_typed=True, flags=flags)  # 11: always typed
 
         def create_builder_config(self):
-            return IBuilderConfig()
+            return IBuilderConfig._new()
 
         def create_optimization_profile(self) -> IOptimizationProfile:
-            return IOptimizationProfile()
+            return IOptimizationProfile._new()
 
         def _fail(self, message: str) -> None:
             logger_log(self._logger, Severity.ERROR, message)
@@ -600,6 +732,11 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                         "dtype": t.dtype.name} for t in network._outputs]
             inputs = [{"name": t.name, "shape": list(shapes[t.name]), "batch_dim": t.shape[0] < 0,
                        "dtype": t.dtype.name} for t in network._inputs]
+            # The engine's weights: the graph's initializers, float32 ones at the precision the builder flags ask
+            # for (a strongly typed network keeps the file's types). The plan carries them after its header.
+            shrink = 4 if INT8 is not None and INT8 in config._flags else \
+                2 if FP16 is not None and FP16 in config._flags else 1
+            weights = network._weights["float32"] // shrink + network._weights["other"]
             state.builds += 1
             state.last_build = {
                 "explicit_batch": network._explicit, "strongly_typed": network._strongly_typed,
@@ -610,9 +747,10 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                 "profiles": [p._shapes for p in config._profiles], "calibration_batches": calibrated,
                 "calibrator": config._calibrator is not None,
                 "timing_cache": config.get_timing_cache() is not None, "progress_monitor": monitor is not None,
+                "weights_bytes": weights,
             }
             plan = {"magic": PLAN_MAGIC, "version": version, **state.last_build}
-            return IHostMemory(json.dumps(plan).encode())
+            return IHostMemory._new(json.dumps(plan).encode() + b"\n" + bytes(weights))
 
     builder_members: dict = {}
     if major < 11:
@@ -624,6 +762,18 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
     Builder = type("Builder", (_BuilderBase,), builder_members)
 
     # -- runtime, engine, execution context ------------------------------------------------------------------------
+
+    def reserve_device_memory(owner, nbytes: int) -> None:
+        """TensorRT's own device memory (an engine's weights and kernels, a context's activations) taken from the fake
+        pycuda's device, so that ``mem_get_info`` sees it, and given back when ``owner`` goes, as TensorRT's
+        destructors do. Under the real pycuda (a GPU machine) the fake allocates nothing."""
+        try:
+            import pycuda.driver as cuda
+        except ImportError:
+            return
+        fake = getattr(cuda, "_fake", None)
+        if fake is not None and nbytes > 0:
+            weakref.finalize(owner, fake.release, fake.reserve(nbytes))
 
     class Runtime:
         def __init__(self, logger) -> None:
@@ -637,8 +787,10 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
 
         def deserialize_cuda_engine(self, serialized_engine):
             try:
-                plan = json.loads(bytes(memoryview(serialized_engine)))
-                assert plan["magic"] == PLAN_MAGIC
+                data = bytes(memoryview(serialized_engine))
+                header, _, weights = data.partition(b"\n")
+                plan = json.loads(header)
+                assert plan["magic"] == PLAN_MAGIC and len(weights) == plan["weights_bytes"]
             except (ValueError, KeyError, TypeError, AssertionError):
                 logger_log(self._logger, Severity.ERROR, "1: [stdArchiveReader.cpp::StdArchiveReader::32] Error Code "
                            "1: Serialization (Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag "
@@ -655,7 +807,9 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                            f"to {self.DLA_core}")
                 return None
             state.deserializations += 1
-            return ICudaEngine(plan, self._logger)
+            engine = ICudaEngine._new(plan, self._logger)
+            reserve_device_memory(engine, len(data))  # the deserialized engine holds its weights and kernels
+            return engine
 
     class _EngineBase:
         def __init__(self, plan: dict, logger) -> None:
@@ -711,7 +865,9 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
                 logger_log(self._logger, Severity.ERROR, "2: [executionContext.cpp::nvinfer1::rt::ExecutionContext::"
                            "ExecutionContext::470] Error Code 2: OutOfMemory (no further information)")
                 return None
-            return IExecutionContext(self)
+            context = IExecutionContext._new(self)
+            reserve_device_memory(context, need)  # the context's own device memory (activations, scratch)
+            return context
 
     def device_memory_size(self) -> int:
         if (major, minor) >= (10, 1):
@@ -729,7 +885,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
         for name in ("get_binding_shape", "get_binding_name", "get_binding_index", "binding_is_input",
                      "get_binding_dtype"):
             engine_members[name] = deprecated(f"ICudaEngine.{name}")
-    ICudaEngine = type("ICudaEngine", (_EngineBase,), engine_members)
+    ICudaEngine = _no_constructor(type("ICudaEngine", (_EngineBase,), engine_members))
 
     def nbytes(tensor: dict) -> int:
         return int(np.prod(tensor["shape"])) * np.dtype(nptype(DataType[tensor["dtype"]])).itemsize
@@ -789,7 +945,7 @@ def make_tensorrt(version: str = "10.3.0", **settings) -> types.ModuleType:
     if major < 10:
         for name in ("execute_async_v2", "execute_async", "set_binding_shape", "get_binding_shape"):
             context_members[name] = deprecated(f"IExecutionContext.{name}")
-    IExecutionContext = type("IExecutionContext", (_ContextBase,), context_members)
+    IExecutionContext = _no_constructor(type("IExecutionContext", (_ContextBase,), context_members))
 
     # -- callbacks implemented by the application ------------------------------------------------------------------
 

@@ -317,11 +317,11 @@ class TensorRTBackend(Backend):
             (" from the converted ONNX" if converted is not None else "")
         source = model if converted is None else converted.model
         with current(self._cuda, self._ctx):
-            runtime, engine = self._engine(model, source, batch, precision, route, key, what)
+            runtime, engine, plan_bytes = self._engine(model, source, batch, precision, route, key, what)
             self._logger.take_errors()
             try:
                 runner = TensorRTRunner(self._trt, self._cuda, self._ctx, runtime, engine, batch, model.input_shape,
-                                        seed=seed, device=self.device, what=what)
+                                        seed=seed, device=self.device, what=what, plan_bytes=plan_bytes)
             except UserError as exc:
                 # TensorRT says why in its log (e.g. "Error Code 2: OutOfMemory"), not in the None it returns.
                 errors = self._logger.take_errors()
@@ -340,8 +340,8 @@ class TensorRTBackend(Backend):
 
     def _engine(self, model: ModelFile, source: ModelFile, batch: int, precision: str, route: str, key: EngineKey,
                 what: str):
-        """(runtime, engine) for ``key``: from the cache when a good entry is there, else built from ``source`` (the
-        exported model, or its conversion) and cached."""
+        """(runtime, engine, size of its serialized plan) for ``key``: from the cache when a good entry is there, else
+        built from ``source`` (the exported model, or its conversion) and cached."""
         reason = "no engine cache"
         plan = None
         if self.cache is not None:
@@ -356,7 +356,7 @@ class TensorRTBackend(Backend):
             engine = self._deserialize(runtime, plan)
             if engine is not None:
                 self._status(f"loaded engine {what} from cache")
-                return runtime, engine
+                return runtime, engine, len(plan)
             self.cache.discard(key)
             reason = "cached engine did not load in this TensorRT; rebuilding"
         plan, build_s = self._build(model, source, batch, precision, route, what, reason)
@@ -374,7 +374,7 @@ class TensorRTBackend(Backend):
             raise UserError(f"TensorRT built an engine for {what} but cannot load it"
                             f"{': ' + errors[-1] if errors else ''}")
         self._status(f"built engine {what} in {build_s:.1f} s{saved}")
-        return runtime, engine
+        return runtime, engine, len(plan)
 
     def _runtime(self):
         runtime = self._trt.Runtime(self._logger)
@@ -420,9 +420,14 @@ class TensorRTBackend(Backend):
         network = builder.create_network(self._network_flags(route))
         parser = trt.OnnxParser(network, self._logger)
         if not parser.parse_from_file(str(source.path)):
+            # Each ParserError in the installed version's words (pyOnnx.cpp __str__): 8.x "In node N (func): CODE:
+            # desc", stopping at the first failing node; 10.x and 11.x "In node N with name: NAME and operator: OP
+            # (func): CODE: desc", one per failing node (so a model can have many: three are shown). A file that is
+            # no ONNX model gives no ParserError, only a log line.
             errors = [" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors)]
             errors = errors or self._logger.take_errors() or ["no details"]
-            raise UserError(f"TensorRT cannot parse {source.path}: {'; '.join(errors)}")
+            more = f"; and {len(errors) - 3} more" if len(errors) > 3 else ""
+            raise UserError(f"TensorRT cannot parse {source.path}: {'; '.join(errors[:3])}{more}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
         profile = self._profile(builder, network, model, batch)

@@ -20,8 +20,9 @@ class TensorRTRunner(Runner):
     sync_mode = "blocking"  # the host sleeps on a BLOCKING_SYNC CUDA event until each batch is done
 
     def __init__(self, trt, cuda, ctx, runtime, engine, batch: int, input_shape: tuple[int, ...], *, seed: int,
-                 device: str, what: str) -> None:
-        """Call with ``ctx`` current on this thread."""
+                 device: str, what: str, plan_bytes: int | None = None) -> None:
+        """Call with ``ctx`` current on this thread. ``plan_bytes``: the size of the serialized engine ``engine`` was
+        deserialized from (``engine_bytes``), where the caller knows it."""
         import numpy as np
 
         self._cuda, self._ctx = cuda, ctx
@@ -32,6 +33,19 @@ class TensorRTRunner(Runner):
         self._outputs: list[tuple] = []
         self._stream = None
         self._events: list = []
+        # Memory, each part named as in schema.Memory (bytes; None where unknown). Together: the model's footprint at
+        # this batch, the figure to set beside ONNX Runtime's process RSS delta.
+        # - engine_bytes: the serialized engine (plan) it was loaded from: weights and kernels, which deserializing
+        #   puts in device memory. No API reports the loaded engine's own size (streamable_weights_size, 10.0+,
+        #   counts only weights built for weight streaming, which dnnprof does not ask for).
+        # - activations_bytes: the execution context's device memory, activations and scratch (device_memory_size_v2
+        #   from TensorRT 10.1, which also counts weight-streaming scratch; before it device_memory_size; 11 has only
+        #   v2). An upper bound, allocated when the context is made.
+        # - io_bytes: this runner's device buffers, one per I/O tensor at this batch. The pinned host buffers are as
+        #   large again, in host memory (on a Jetson, the same DRAM); they are not counted.
+        self.engine_bytes: int | None = plan_bytes
+        self.activations_bytes: int | None = None
+        self.io_bytes: int | None = None
         # UNVERIFIED on hardware: the name-based tensor API as in TRT 8.5 and 10.3 pyCore.cpp (get_tensor_name/mode/
         # dtype, context.set_input_shape returning bool, context.get_tensor_shape resolving outputs); fakes only.
         self._context = engine.create_execution_context()
@@ -56,6 +70,7 @@ class TensorRTRunner(Runner):
                                     f"({engine.get_tensor_dtype(name)})") from None
                 host = cuda.pagelocked_empty(shape, dtype)
                 dev = cuda.mem_alloc(max(host.nbytes, 1))
+                self.io_bytes = (self.io_bytes or 0) + max(host.nbytes, 1)
                 if name in inputs:
                     # Random, never zeros (some kernels skip work on zeros); seeded, so runs are repeatable.
                     if dtype.kind == "f":
@@ -72,10 +87,13 @@ class TensorRTRunner(Runner):
             # would add to the measured power (trtexec also blocks unless --useSpinWait).
             # UNVERIFIED on hardware: the CPU-power difference on a Jetson; the event itself is plain pycuda.
             self._events = [cuda.Event() for _ in range(3)] + [cuda.Event(cuda.event_flags.BLOCKING_SYNC)]
-            # Engine device memory (activations, scratch): v2 from TensorRT 10.1 (weight streaming), else v1.
-            # UNVERIFIED on hardware: the figure as TensorRT reports it; the I/O buffers are not included.
+            # UNVERIFIED on hardware: the figures as TensorRT reports them (fakes only; the recorded API has both
+            # properties in the versions named above).
             size = getattr(engine, "device_memory_size_v2", None)
-            self.memory_bytes = int(engine.device_memory_size if size is None else size)
+            self.activations_bytes = int(engine.device_memory_size if size is None else size)
+            # memory_bytes (schema.Memory.backend_bytes) stays what it always counted: activations_bytes only, not the
+            # weights (engine_bytes) or the I/O buffers (io_bytes).
+            self.memory_bytes = self.activations_bytes
         except BaseException:
             self._free()
             raise

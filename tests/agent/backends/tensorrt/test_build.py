@@ -22,7 +22,7 @@ from dnnprof.shared import onnxfile
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
-VERSIONS = ["8.5.2", "8.6.2", "10.0.1", "10.3.0", "10.13.3", "10.16.1", "11.0.0", "11.4.0"]
+VERSIONS = ["8.5.2", "8.6.2", "10.0.1", "10.1.0", "10.3.0", "10.13.3", "10.16.1", "11.0.0", "11.4.0"]
 SHORT = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_s=0.02, window_min_s=0.01,
                           window_max_s=0.03, min_iterations=2, min_power_samples=0, latency_ci=0.5,
                           check_every_s=0.01, idle_s=0)
@@ -67,7 +67,7 @@ def test_build_and_run_fp32(install_fakes, make_backend, tiny, version, balanced
 
 
 @pytest.mark.parametrize("version", ["8.6.2", "10.3.0", "11.0.0"])
-def test_the_fakes_hold_the_real_api_per_version(install_fakes, version):
+def test_the_fakes_hold_the_real_api_per_version(install_fakes, version, tiny):
     trt, _ = install_fakes(version)
     logger = trt.Logger()
     builder = trt.Builder(logger)
@@ -100,10 +100,14 @@ def test_the_fakes_hold_the_real_api_per_version(install_fakes, version):
         with pytest.raises(fake.DeprecatedCall):
             builder.build_engine(None, None)
         assert not hasattr(trt, "IProgressMonitor") and not hasattr(config, "progress_monitor")
-        # 8.x: without EXPLICIT_BATCH the ONNX parser fails like the real one
+        # 8.x: without EXPLICIT_BATCH the ONNX parser fails like the real one (importModel's first assertion)
         parser = trt.OnnxParser(builder.create_network(0), logger)
-        assert not parser.parse_from_file("unused.onnx")
-        assert "EXPLICIT_BATCH NetworkDefinitionCreationFlag" in str(parser.get_error(0))
+        assert not parser.parse_from_file(str(tiny.path))
+        assert str(parser.get_error(0)) == ('In node -1 (importModel): INVALID_VALUE: Assertion failed: '
+                                            '!mImporterCtx.network()->hasImplicitBatchDimension() && "This version of '
+                                            'the ONNX parser only supports TensorRT INetworkDefinitions with an '
+                                            'explicit batch dimension. Please ensure the network was created using '
+                                            'the EXPLICIT_BATCH NetworkDefinitionCreationFlag."')
         assert not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")  # 8.x: no strongly typed networks
     assert hasattr(trt.ICudaEngine, "device_memory_size_v2") == (version != "8.6.2")
     with pytest.raises(TypeError, match="incompatible function arguments"):
@@ -134,14 +138,74 @@ def test_device_memory_uses_v2_where_it_exists(install_fakes, make_backend, tiny
     runner.close()
 
 
-def test_a_model_the_parser_rejects_is_one_user_error(install_fakes, make_backend, make_onnx, tmp_path):
-    install_fakes("10.3.0")
-    model = onnxfile.load(make_onnx(tmp_path / "odd.onnx", op="NoSuchOp"))
+PLUGIN_NOT_FOUND = '"Plugin not found, are the plugin name, version, and namespace correct?"'
+
+
+def unknown_ops(path, count: int):
+    """A classifier-shaped graph (input x0, N x 3 x 8 x 8) of ``count`` chained ops TensorRT has no importer for."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    names = ["x0", *(f"t{i}" for i in range(1, count)), "y0"]
+    nodes = [helper.make_node(f"NoSuchOp{i}", [names[i]], [names[i + 1]]) for i in range(count)]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 3, 8, 8]) for n in ("x0", "y0")]
+    graph = helper.make_graph(nodes, "odd", io[:1], io[1:])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7), str(path))
+    return onnxfile.load(path)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_model_the_parser_rejects_is_one_user_error(install_fakes, make_backend, tmp_path, version):
+    """Ops TensorRT has no importer for, in each version's words (pyOnnx.cpp's ParserError.__str__): 8.x stops at the
+    first such node and does not name its operator; 10.x and 11.x report every one, with name and operator, of which
+    the message shows three."""
+    install_fakes(version)
+    model = unknown_ops(tmp_path / "odd.onnx", 5)
     with pytest.raises(UserError) as info:
         make_backend().prepare(model, 1, "fp32")
     message = str(info.value)
-    assert message.startswith(f"TensorRT cannot parse {model.path}: In node 0 (parseGraph): UNSUPPORTED_NODE")
-    assert "No importer registered for op: NoSuchOp" in message and "\n" not in message
+    if version.startswith("8."):
+        assert message == (f"TensorRT cannot parse {model.path}: In node 0 (importFallbackPluginImporter): "
+                           f"UNSUPPORTED_NODE: Assertion failed: creator && {PLUGIN_NOT_FOUND}")
+    else:
+        error = "In node {0} with name: and operator: NoSuchOp{0} (checkFallbackPluginImporter): INVALID_NODE: " \
+                f"creator && {PLUGIN_NOT_FOUND}"
+        assert message == (f"TensorRT cannot parse {model.path}: {error.format(0)}; {error.format(1)}; "
+                           f"{error.format(2)}; and 2 more")
+
+
+def test_a_parser_error_names_the_node_on_10(install_fakes, make_onnx, tmp_path):
+    import onnx
+
+    trt, _ = install_fakes("10.3.0")
+    proto = onnx.load(make_onnx(tmp_path / "odd.onnx", op="NoSuchOp", inputs=1))
+    proto.graph.node[0].name = "/features/odd"
+    onnx.save(proto, str(tmp_path / "named.onnx"))
+    logger = trt.Logger()
+    parser = trt.OnnxParser(trt.Builder(logger).create_network(0), logger)
+    assert not parser.parse_from_file(str(tmp_path / "named.onnx"))
+    error = parser.get_error(0)
+    assert (error.node(), error.node_name(), error.node_operator(), error.func()) == (
+        0, "/features/odd", "NoSuchOp", "checkFallbackPluginImporter")
+    assert str(error) == ("In node 0 with name: /features/odd and operator: NoSuchOp (checkFallbackPluginImporter): "
+                          f"INVALID_NODE: creator && {PLUGIN_NOT_FOUND}")
+
+
+@pytest.mark.parametrize("version", ["8.6.2", "10.3.0"])
+def test_a_file_that_is_no_onnx_model_is_said_by_the_log(install_fakes, make_backend, tmp_path, tiny, version):
+    """onnx-tensorrt's parseFromFile records no parser error for a file it cannot read as ONNX, only a log line (with
+    the source position on 8.6): the backend says that line."""
+    import dataclasses
+
+    trt, _ = install_fakes(version)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a protobuf \xff\xfe")
+    model = dataclasses.replace(tiny, path=broken, sha256="0" * 64)
+    with pytest.raises(UserError) as info:
+        make_backend().prepare(model, 1, "fp32")
+    said = {"8.6.2": f"ModelImporter.cpp:717: Failed to parse ONNX model from file: {broken}",
+            "10.3.0": f"Failed to parse ONNX model from file: {broken}!"}[version]
+    assert str(info.value) == f"TensorRT cannot parse {broken}: {said}"
 
 
 def test_a_failed_build_is_a_user_error_with_tensorrt_s_reason(install_fakes, make_backend, tiny, balanced):

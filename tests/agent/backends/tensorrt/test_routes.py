@@ -19,7 +19,7 @@ from dnnprof.agent.measure.sweep import Sweep
 from dnnprof.shared import onnxfile, schema
 from dnnprof.shared.errors import UserError
 
-VERSIONS = ["8.5.2", "8.6.2", "10.0.1", "10.3.0", "10.13.3", "10.16.1", "11.0.0", "11.4.0"]
+VERSIONS = ["8.5.2", "8.6.2", "10.0.1", "10.1.0", "10.3.0", "10.13.3", "10.16.1", "11.0.0", "11.4.0"]
 SHORT = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_s=0.02, window_min_s=0.01,
                           window_max_s=0.03, min_iterations=2, min_power_samples=0, latency_ci=0.5,
                           check_every_s=0.01, idle_s=0)

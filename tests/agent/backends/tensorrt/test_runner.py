@@ -115,3 +115,62 @@ def test_pycudas_out_of_memory_is_classed_by_its_own_name(install_fakes):
         cuda.Context.pop()
     assert type(raised.value).__name__ == "MemoryError" and not isinstance(raised.value, MemoryError)
     assert failure.classify(raised.value, "prepare") == ("out_of_memory", "cuMemAlloc failed: out of memory")
+
+
+# -- memory, each part named -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["8.5.2", "8.6.2", "10.0.1", "10.1.0", "10.3.0", "10.13.3", "10.16.1", "11.0.0",
+                                     "11.4.0"])
+def test_memory_names_the_engine_the_activations_and_the_io_buffers(install_fakes, make_backend, tiny, tmp_path,
+                                                                     version, balanced):
+    """engine_bytes is the plan's size (the cache's sidecar says the same), activations_bytes the context's device
+    memory (device_memory_size_v2 where it exists), io_bytes the runner's device buffers; on the fake GPU the three
+    are exactly the device memory the point holds, and all of it comes back at close."""
+    import json
+
+    import msgspec
+
+    from dnnprof.shared import schema
+
+    trt, cuda = install_fakes(version)
+    runner = make_backend().prepare(tiny, 2, "fp32")
+    (sidecar,) = (tmp_path / "engines").glob("*.json")
+    assert runner.engine_bytes == json.loads(sidecar.read_text())["plan_bytes"]
+    assert runner.engine_bytes > trt._fake.last_build["weights_bytes"] == 4 * 3 * 3 * 3 * 4  # the Conv's fp32 weights
+    assert runner.activations_bytes == runner.memory_bytes == 2 * trt._fake.device_memory_bytes_per_image
+    assert runner.io_bytes == (2 * 3 * 8 * 8 + 2 * 4 * 8 * 8) * 4  # input and output, float32, batch 2
+    assert cuda._fake.live_device_bytes == runner.io_bytes  # pycuda's: the I/O buffers
+    assert cuda._fake.reserved_bytes == runner.engine_bytes + runner.activations_bytes  # TensorRT's own
+    memory = schema.Memory(backend_bytes=runner.memory_bytes, engine_bytes=runner.engine_bytes,
+                           activations_bytes=runner.activations_bytes, io_bytes=runner.io_bytes)
+    assert msgspec.json.decode(msgspec.json.encode(memory), type=schema.Memory) == memory
+    runner.close()
+    assert cuda._fake.live_device_bytes == 0 and cuda._fake.reserved_bytes == 0 and balanced(cuda)
+    again = make_backend().prepare(tiny, 2, "fp32")  # from the engine cache: the same plan, the same figures
+    assert trt._fake.builds == 1
+    assert (again.engine_bytes, again.activations_bytes, again.io_bytes) == (memory.engine_bytes,
+                                                                             memory.activations_bytes, memory.io_bytes)
+    again.close()
+
+
+def test_reduced_precision_shrinks_the_engine_s_weights(install_fakes, make_backend, tiny):
+    trt, _ = install_fakes("10.3.0")
+    sizes = {}
+    for precision in ("fp32", "fp16", "int8"):
+        runner = make_backend().prepare(tiny, 1, precision)
+        sizes[precision] = (trt._fake.last_build["weights_bytes"], runner.engine_bytes)
+        runner.close()
+    assert [w for w, _ in sizes.values()] == [432, 216, 108]
+    assert all(engine > weights for weights, engine in sizes.values())
+
+
+def test_a_memory_record_without_the_parts_still_reads():
+    """Results written before the parts were named decode with them unknown."""
+    import msgspec
+
+    from dnnprof.shared import schema
+
+    old = msgspec.json.decode(b'{"backend_bytes": 1048576, "process_rss_delta_bytes": 5}', type=schema.Memory)
+    assert (old.engine_bytes, old.activations_bytes, old.io_bytes) == (None, None, None)
+    assert old.backend_bytes == 1 << 20
