@@ -54,7 +54,9 @@ COLUMNS = [
     "fc_macs_share",  # fraction of the MACs in fully connected layers (0..1)
     "activation_bytes",  # every float tensor the graph produces for one image, summed (None: not in the result)
     "cost_source",  # "model" (the agent inspected the graph), "catalog" (published figures), or None
-    "memory_bytes", "memory_kind",  # "backend" (engine device memory) or "process_rss_delta"
+    # "footprint": weights + activations + buffers, like for like (TensorRT: engine + activations + I/O device memory;
+    # a CPU runtime: the process's RSS growth); "backend": an older TensorRT agent's activations-only figure
+    "memory_bytes", "memory_kind",
 ]
 TIMING_ONLY = "timing only: int8 calibrated on random data, accuracy unknown"
 FLOATS = ["latency_ms_mean", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "ms_per_image", "throughput_ips",
@@ -88,13 +90,19 @@ def _cost(r: schema.Result, ref: catalog.Network | None) -> dict:
 
 
 def _memory(r: schema.Result) -> tuple[int | None, str | None]:
+    """The model's memory footprint, like for like across backends: weights, activations and buffers — on an
+    accelerator its device memory (engine + activations + I/O), on a CPU the process's RSS growth while the model
+    was loaded and run. An older TensorRT agent's figure (activations only) stays a kind of its own."""
     mem = r.memory
     if mem is None:
         return None, None
+    parts = (mem.engine_bytes, mem.activations_bytes, mem.io_bytes)
+    if all(p is not None for p in parts):
+        return sum(parts), "footprint"
+    if mem.process_rss_delta_bytes is not None:
+        return mem.process_rss_delta_bytes, "footprint"
     if mem.backend_bytes is not None:
         return mem.backend_bytes, "backend"
-    if mem.process_rss_delta_bytes is not None:
-        return mem.process_rss_delta_bytes, "process_rss_delta"
     return None, None
 
 

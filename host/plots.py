@@ -632,8 +632,9 @@ def _draw_power_vs_batch(ctx: _Board):
 
 def _draw_memory_vs_batch(ctx: _Board):
     kinds = set(_has(ctx.rows, "memory_bytes")["memory_kind"].dropna())
-    what = {frozenset({"backend"}): "engine device memory", frozenset({"process_rss_delta"}): "process RSS growth"}
-    label = f"memory, {what.get(frozenset(kinds), 'engine memory or RSS growth')} (MB)"
+    what = {frozenset({"backend"}): "engine activations (older agents)",
+            frozenset({"footprint"}): "weights + activations + buffers"}
+    label = f"memory, {what.get(frozenset(kinds), 'footprint or engine activations')} (MB)"
     return _draw_lines_vs_batch(ctx, "memory_bytes", 1e6, "memory vs batch size", label, fits="memory_vs_batch")
 
 

@@ -641,8 +641,9 @@ def render_analyses(console: Console, a: dict, all_rows: bool = False) -> None:
          ["group", "batch", "memory", "bytes/param", "static MiB", "R²", "n", "note"], "memory_vs_params",
          lambda r: [_group(r), str(r["batch"]), r["memory_kind"], _num(r["slope_bytes_per_param"], ".3g"),
                     _mib(r["intercept_bytes"]), _num(r["r2"], ".3f"), str(r["n"]), r["reason"] or ""])
-    console.print("  memory: backend = the engine's own device memory; process_rss_delta = the agent's RSS growth "
-                  "from before the model was loaded (noisy on CPU runtimes that pool memory).")
+    console.print("  memory: footprint = weights + activations + buffers (TensorRT: engine + activations + I/O device "
+                  "memory; a CPU runtime: the agent's RSS growth from before the model was loaded, noisy where it "
+                  "pools memory); backend = an older TensorRT agent's activations-only figure.")
 
 
 # -- the fleet's answer -------------------------------------------------------------------------------------------

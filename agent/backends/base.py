@@ -39,6 +39,11 @@ class Runner(ABC):
     device: str = "cpu"
     sync_mode: str = "synchronous"  # how the host waits for a batch: "synchronous", "blocking", "spin"
     memory_bytes: int | None = None  # the backend's own footprint figure (engine device memory), where it has one
+    # An accelerator's device memory, each part named (TensorRT): the engine (weights and kernels), the context's
+    # activations and scratch, the I/O buffers. None where the backend does not know them.
+    engine_bytes: int | None = None
+    activations_bytes: int | None = None
+    io_bytes: int | None = None
     calibration: str | None = None  # int8: what the engine was calibrated on ("random" or "images:...")
     timing_only: bool = False  # True when the engine's outputs mean nothing (int8 calibrated on random data)
     precision_method: str = "as_exported"  # schema.PRECISION_METHODS: how the precision was made

@@ -400,6 +400,9 @@ class Sweep:
             confidence=m.confidence(),
             memory=schema.Memory(
                 backend_bytes=runner.memory_bytes,
+                engine_bytes=runner.engine_bytes,
+                activations_bytes=runner.activations_bytes,
+                io_bytes=runner.io_bytes,
                 process_rss_delta_bytes=_delta(end.process_rss_bytes, before.process_rss_bytes),
                 process_peak_rss_bytes=peak_rss,
                 system_used_delta_bytes=_delta(end.system_used_bytes, before.system_used_bytes),

@@ -707,3 +707,18 @@ def test_a_board_in_one_power_state_has_no_mode_table_and_ceilings_per_mode_keep
     assert board["by_power_mode"]["15W (jetson_clocks on)"]["best"]["clocks"] == LOCKED
     assert board["by_power_mode"]["MAXN (jetson_clocks on)"]["best"] is None  # 10 mJ at best: over 8 mJ
     assert board["power_modes"]["groups"][0]["optimal"]["state"] == "15W (jetson_clocks off)"
+
+
+def test_memory_is_one_footprint_across_backends(msgs):
+    """TensorRT's engine + activations + I/O and ONNX Runtime's RSS growth are the same quantity (weights,
+    activations, buffers); an older TensorRT agent's activations-only figure stays apart."""
+    trt = msgspec.structs.replace(msgs.result("resnet18", 1, 0.01, backend="tensorrt", device="gpu"),
+                                  memory=schema.Memory(backend_bytes=30, engine_bytes=50_000_000,
+                                                       activations_bytes=30, io_bytes=4_000))
+    ort = msgspec.structs.replace(msgs.result("resnet18", 2, 0.01),
+                                  memory=schema.Memory(process_rss_delta_bytes=60_000_000))
+    old = msgspec.structs.replace(msgs.result("resnet34", 1, 0.01, backend="tensorrt", device="gpu"),
+                                  memory=schema.Memory(backend_bytes=30))
+    df = analysis.frame([trt, ort, old]).set_index("network", append=True)
+    got = sorted(zip(df["memory_bytes"], df["memory_kind"]))
+    assert got == [(30, "backend"), (50_004_030, "footprint"), (60_000_000, "footprint")]

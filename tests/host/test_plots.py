@@ -223,7 +223,7 @@ def test_axes_carry_units_and_log_scales_where_data_spans_decades(one_board):
     labels = {name: (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) for name, fig in built.items()}
     assert labels["time_vs_batch"] == ("batch size (images)", "time per image (ms)")
     assert labels["accuracy_vs_ops"] == ("operations per image (G-Ops, 1 MAC = 2 ops)", "top-1 accuracy (%)")
-    assert labels["memory_vs_batch"][1] == "memory, engine device memory (MB)"
+    assert labels["memory_vs_batch"][1] == "memory, engine activations (older agents) (MB)"
     assert labels["accuracy_vs_throughput"] == ("throughput (images/s)", "top-1 accuracy (%)")
     assert labels["frontier"][0] == "gross energy per image (J, log scale)"
     assert built["frontier"].axes[0].get_xscale() == "log"

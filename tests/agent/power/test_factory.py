@@ -21,8 +21,11 @@ JETSON = DATA / "jetson"
 
 
 def test_registry():
+    from dnnprof.agent.power.nvml import NvmlRaplSource, NvmlSource
+
     assert SOURCES == {"ina3221": Ina3221Source, "jtop": JtopSource, "tegrastats": TegrastatsSource,
-                       "rapl": RaplSource, "estimate": EstimateSource}
+                       "rapl": RaplSource, "estimate": EstimateSource, "nvml": NvmlSource,
+                       "nvml+rapl": NvmlRaplSource}
     assert "estimate" not in AUTO_ORDER  # the estimate is only ever the last resort
 
 
