@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dnnprof.agent.backends import Backend, auto_note, resolve
 from dnnprof.agent.board import facts as board_facts
-from dnnprof.agent.board import modes
+from dnnprof.agent.board import jetson, modes
 from dnnprof.agent.measure import profiler
 from dnnprof.agent.measure.sink import Sink
 from dnnprof.agent.measure.sweep import new_run_id
@@ -205,6 +205,10 @@ def run(
                                                    "estimate[:ROOT]. auto uses the best real sensor (in that order),"
                                                    " else a labelled estimate; `dnnagent power` tries one.")] = "auto",
     tdp_w: Annotated[Optional[float], typer.Option(help="TDP in watts for the estimate source.")] = None,
+    require_measured: Annotated[bool, typer.Option(
+        "--require-measured", help="Refuse an estimated power source, named or auto's last resort: energy is "
+                                   "measured or not reported. (auto never estimates on a Jetson or for TensorRT.)")]
+    = False,
     warmup: Annotated[str, typer.Option(help="Minimum warm-up per point; it goes on until latency is steady.")]
     = "200ms",
     max_warmup: Annotated[Optional[str], typer.Option(help="Longest warm-up per point, steady or not "
@@ -302,7 +306,8 @@ def run(
     control = modes.Control(root, state_file=runbox.state_home() / "power-restore.json")
     restored = control.restore()  # a run that died switched: put the board back before anything else
     setups = power_setups(control, power_mode, clocks)
-    selection = open_source(power_source, tdp_w=tdp_w)
+    selection = open_source(power_source, tdp_w=tdp_w, jetson=jetson.is_jetson(root), gpu=engine.device != "cpu",
+                            require_measured=require_measured)
     session = Session(board_id, engine, selection, settings, seed=seed, accuracy=book, root=str(root),
                       control=control)
     precisions = _precisions(precision, engine.name if dla_core is None else f"{engine.name} on DLA core {dla_core}",

@@ -11,7 +11,8 @@ A spec is ``NAME[:ARG]``:
 * ``nvml[:INDEX[,INDEX]]`` — NVIDIA GPU board energy per GPU through NVML, every GPU by default (``nvml.py``);
   ``nvml+rapl[:INDEX[,INDEX]]`` — the CPU packages (RAPL) and the GPUs together, a rail per part. Neither is in
   ``AUTO_ORDER``: which boundary is right depends on the backend (a GPU backend wants the GPU; a CPU one does not).
-* ``auto[:ROOT]`` — the first of ``AUTO_ORDER`` that works here, else the estimate; ``none`` — no energy
+* ``auto[:ROOT]`` — the first of ``AUTO_ORDER`` that works here, else the estimate (never on a Jetson or while a
+  GPU backend runs: see below); ``none`` — no energy
 
 ROOT is the filesystem root a source reads under (``/`` by default), so a recorded tree works in place of the live
 one; ``auto:ROOT`` hands it to every candidate (jtop looks for its socket and tegrastats for its binary under it).
@@ -25,7 +26,12 @@ Auto-detection order, best first — ``AUTO_ORDER``:
 3. ``tegrastats``: NVIDIA's tool as a child process — always on a Jetson, but line-rate (10 Hz here) and text.
 4. ``rapl``: CPU package energy on x86 machines (not Jetsons).
 
-Only when none works does auto fall back to the ``estimate``, labelled as an estimate everywhere.
+While a GPU backend runs (TensorRT off a Jetson), ``nvml+rapl`` then ``nvml`` follow, since the GPU is where the
+work is. Only when none works does auto fall back to the ``estimate``, labelled as an estimate everywhere — and
+never on a Jetson or while a GPU backend runs: the estimate models the CPU only, and a GPU backend (TensorRT with
+blocking sync) leaves the CPU asleep, so the figure would be far too low. There auto fails with one line naming what
+it looked for. ``require_measured`` (``--require-measured``, ``[power] require_measured``) refuses the estimate
+anywhere, named or chosen by auto.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ SOURCES: dict[str, type[PowerSource]] = {"ina3221": Ina3221Source, "jtop": JtopS
                                          "tegrastats": TegrastatsSource, "rapl": RaplSource,
                                          "estimate": EstimateSource, "nvml": NvmlSource, "nvml+rapl": NvmlRaplSource}
 AUTO_ORDER = ("ina3221", "jtop", "tegrastats", "rapl")  # real sensors, best first; the estimate is the last resort
+GPU_AUTO_ORDER = ("ina3221", "jtop", "tegrastats", "nvml+rapl", "nvml")  # while a GPU backend runs
 # The specs that measure something (what `dnnagent power` reads), and every spec a sweep takes.
 MEASURING_SPECS = ("auto, ina3221[:ROOT], jtop, tegrastats[:LOGFILE], rapl[:ROOT], estimate[:ROOT], nvml[:INDEX], "
                    "nvml+rapl[:INDEX]")
@@ -104,12 +111,15 @@ def _make(name: str, arg: str | None, tdp_w: float | None, interval_ms: float | 
     return SOURCES[name](**kwargs)
 
 
-def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: float | None = None) -> Selection:
+def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: float | None = None,
+              jetson: bool = False, gpu: bool = False, require_measured: bool = False) -> Selection:
     """Open the live power source named by ``spec``; ``interval_ms`` is the sampling interval jtop and tegrastats
     are asked for (sysfs sources are paced by the sampler instead).
 
     An explicitly named source that cannot work raises UserError (one line); ``auto`` records why each one was
-    skipped. A replay spec (``tegrastats:LOGFILE``) is refused: a sweep needs a live sensor.
+    skipped. A replay spec (``tegrastats:LOGFILE``) is refused: a sweep needs a live sensor. ``jetson`` (the board is
+    one) and ``gpu`` (the backend runs on a GPU) keep ``auto`` from estimating; ``require_measured`` refuses an
+    estimate however it was chosen.
     """
     name, arg = parse_spec(spec)
     if name == "none":
@@ -117,15 +127,26 @@ def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: fl
     if tdp_w is not None and not (math.isfinite(tdp_w) and tdp_w > 0):
         raise UserError(f"TDP {tdp_w:g} W is not valid: give the processor's TDP in watts, a positive number")
     check_interval_ms(interval_ms)
+    if name == "estimate" and require_measured:
+        raise UserError("power source 'estimate' is an estimate, and --require-measured refuses estimates: name a "
+                        f"sensor ({MEASURING_SPECS.replace(', estimate[:ROOT]', '')}) or leave out --require-measured")
     if name == "auto":
         notes = []
-        for candidate in AUTO_ORDER:
+        order = GPU_AUTO_ORDER if gpu and not jetson else AUTO_ORDER
+        for candidate in order:
             try:
                 source = _make(candidate, arg or None, tdp_w, interval_ms)
             except SourceUnavailable as exc:
                 notes.append(f"{candidate}: {exc}")
                 continue
             return Selection(source, notes + _said(source, "notes"), _said(source, "info"))
+        why = ("--require-measured refuses estimates" if require_measured else
+               "on a Jetson the estimate (TDP x CPU utilisation) would miss the GPU" if jetson else
+               "the estimate models the CPU only and a GPU backend leaves the CPU asleep" if gpu else None)
+        if why is not None:
+            looked = "; ".join(" ".join(n.split()) for n in notes)
+            raise UserError(f"auto found no power sensor ({looked}) and will not estimate: {why} — fix one of them, "
+                            "name one with --power-source, or use --power-source none for no energy")
         try:
             source = _make("estimate", arg or None, tdp_w, interval_ms)
         except SourceUnavailable as exc:
@@ -150,9 +171,10 @@ def open_live(spec: str = "auto", *, tdp_w: float | None = None, interval_ms: fl
     return Selection(source, _said(source, "notes"), _said(source, "info"))
 
 
-def open_source(spec: str = "auto", *, tdp_w: float | None = None) -> Selection:
+def open_source(spec: str = "auto", *, tdp_w: float | None = None, jetson: bool = False, gpu: bool = False,
+                require_measured: bool = False) -> Selection:
     """Open the live power source named by ``spec`` (see the module docstring) at its default rate."""
-    return open_live(spec, tdp_w=tdp_w)
+    return open_live(spec, tdp_w=tdp_w, jetson=jetson, gpu=gpu, require_measured=require_measured)
 
 
 def _said(source: PowerSource, which: str) -> list[str]:

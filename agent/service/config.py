@@ -95,6 +95,7 @@ class AgentConfig:
     seed: int = 0
     power_source: str = "auto"
     tdp_w: float | None = None
+    require_measured: bool = False  # refuse an estimated power source (named, or auto's last resort)
     telemetry_rate_hz: float = telemetry.DEFAULT_RATE_HZ  # 0 = off
     telemetry_samples_hz: float = telemetry.DEFAULT_SAMPLES_HZ
     settings: profiler.Settings = field(default_factory=profiler.Settings)
@@ -133,7 +134,7 @@ _KEYS = {
     "sweep": ("models", "batch_sizes", "precisions", "backend", "dla_core", "precision_method", "calibration_dir",
               "accuracy_set", "accuracy_limit", "power_modes", "clocks", "threads", "redo", "retry_failed", "seed",
               "max_batch"),
-    "power": ("source", "tdp_w", "telemetry_rate_hz", "telemetry_samples_hz"),
+    "power": ("source", "tdp_w", "require_measured", "telemetry_rate_hz", "telemetry_samples_hz"),
     "measurement": ("warmup_s", "max_warmup_s", "duration_s", "max_duration_s", "min_iterations",
                     "min_power_samples", "latency_ci", "power_ci", "unstable_cov", "idle_s", "idle_max_age_s",
                     "build_timeout_s", "hang_grace_s"),
@@ -363,6 +364,7 @@ def _load(path: Path) -> AgentConfig:
     source = power.string("source", '"auto"', "auto")
     _check_source(power, source)
     tdp_w = power.number("tdp_w", "15", positive=True)
+    require_measured = power.boolean("require_measured", False)
     rate_hz = power.number("telemetry_rate_hz", "1", telemetry.DEFAULT_RATE_HZ)
     samples_hz = power.number("telemetry_samples_hz", "10", telemetry.DEFAULT_SAMPLES_HZ, positive=True)
     for key, value in (("telemetry_rate_hz", rate_hz), ("telemetry_samples_hz", samples_hz)):
@@ -376,7 +378,8 @@ def _load(path: Path) -> AgentConfig:
                        accuracy_set=accuracy_set, power_modes=power_modes, accuracy_limit=accuracy_limit,
                        clocks=[c.lower() for c in clock_states] if clock_states else None,
                        threads=threads, redo=redo, retry_failed=retry_failed,
-                       seed=seed, power_source=source, tdp_w=tdp_w, telemetry_rate_hz=rate_hz,
+                       seed=seed, power_source=source, tdp_w=tdp_w, require_measured=require_measured,
+                       telemetry_rate_hz=rate_hz,
                        telemetry_samples_hz=samples_hz, settings=settings, outbox_max_mb=outbox_max_mb,
                        outbox_retain=outbox_retain, max_batch=max_batch)
 

@@ -356,14 +356,17 @@ def prepare(config: AgentConfig, *, root: str = "/", on_status: Callable[[str], 
         setups = power_setups(control, config.power_modes, config.clocks,
                               where_modes=f"{config.path}: [sweep] power_modes",
                               where_clocks=f"{config.path}: [sweep] clocks")
-        return Prepared(models, Session(config.board_id, backend, _power(config), config.settings, seed=config.seed,
+        return Prepared(models, Session(config.board_id, backend, _power(config, backend, root), config.settings,
+                                        seed=config.seed,
                                         root=root, accuracy=book, control=control), setups)
 
 
-def _power(config: AgentConfig) -> Selection:
-    """The configured power source, opened (``open_live``: the source the sweep will sample)."""
+def _power(config: AgentConfig, backend: Backend, root: str) -> Selection:
+    """The configured power source, opened (``open_live``: the source the sweep will sample); ``auto`` never
+    estimates on a Jetson or for a GPU backend, and ``require_measured`` never at all."""
     try:
-        return open_live(config.power_source, tdp_w=config.tdp_w)
+        return open_live(config.power_source, tdp_w=config.tdp_w, jetson=jetson.is_jetson(root),
+                         gpu=backend.device != "cpu", require_measured=config.require_measured)
     except UserError as exc:
         if parse_spec(config.power_source)[0] == "jtop":
             # jtop.service is ordered after multi-user.target, so at boot it may start after the agent: restartable.

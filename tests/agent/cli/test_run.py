@@ -2,6 +2,7 @@
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +72,10 @@ BAD_RUNS = {
                               "backend onnxruntime runs fp32, fp16, int8, not 'bf16'"),
     "precision method on onnxruntime": (["{model}", "--backend", "onnxruntime", "--precision-method", "auto"],
                                         "--precision-method only applies to the tensorrt backend"),
+    "an estimate where a measurement is required": (["{model}", "--power-source", "estimate", "--require-measured"],
+                                                     "power source 'estimate' is an estimate, and --require-measured"),
+    "no sensor on a Jetson": (["{model}", "--root", "{jetson}", "--power-source", "auto:{dir}/empty"],
+                              "will not estimate: on a Jetson the estimate"),
     "accuracy limit without a set": (["{model}", "--accuracy-limit", "10"], "--accuracy-limit takes a subset of "
                                                                            "--accuracy-set"),
     "accuracy set that is not a folder": (["{model}", "--accuracy-set", "{dir}/nope"], "does not exist"),
@@ -92,7 +97,8 @@ def test_bad_input_is_one_error_line(args, words, tmp_path, small_dir, dnnagent,
     model = small_dir / f"{SMALL}.onnx"
     output = tmp_path / "bad.jsonl"
     # the case's own options come last, so they win over the short defaults
-    argv = ["run", *SHORT, "--output", output, *(a.format(dir=tmp_path, model=model) for a in args)]
+    jetson = Path(__file__).parents[2] / "data" / "jetson" / "orin-nano-jp6"
+    argv = ["run", *SHORT, "--output", output, *(a.format(dir=tmp_path, model=model, jetson=jetson) for a in args)]
     line = one_error_line(dnnagent(*argv, cwd=tmp_path))
     assert words in line
     assert not output.exists() or output.read_bytes() == b""  # nothing was measured

@@ -212,3 +212,39 @@ def test_bad_tdp_is_a_user_error(spec, tdp_w):
     with pytest.raises(UserError) as info:
         open_source(spec, tdp_w=tdp_w)
     assert "TDP" in str(info.value)
+
+
+# -- energy never quietly estimated -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "why"), [
+    ({"jetson": True}, "on a Jetson the estimate (TDP x CPU utilisation) would miss the GPU"),
+    ({"gpu": True}, "the estimate models the CPU only and a GPU backend leaves the CPU asleep"),
+    ({"require_measured": True}, "--require-measured refuses estimates"),
+])
+def test_auto_never_estimates_on_a_jetson_for_a_gpu_or_when_told(kwargs, why):
+    """Without a sensor, auto falls back to the estimate only on a CPU machine with a CPU backend; elsewhere it
+    fails with one line naming every source it looked for."""
+    with pytest.raises(UserError) as info:
+        open_source(f"auto:{PROC_ROOT}", **kwargs)  # /proc/stat for the estimate, no sensor at all
+    message = str(info.value)
+    assert message.startswith("auto found no power sensor (ina3221: ") and why in message and "\n" not in message
+    assert "tegrastats: " in message and "will not estimate" in message and "--power-source none" in message
+    if kwargs.get("gpu"):
+        assert "nvml+rapl: " in message and "nvml: " in message  # a GPU backend looks for the GPU's own sensor
+    assert isinstance(open_source(f"auto:{PROC_ROOT}").source, EstimateSource)  # a CPU machine: still the estimate
+
+
+def test_a_jetson_with_a_sensor_is_unaffected():
+    selection = open_source(f"auto:{JETSON / 'orin-nano-jp6'}", jetson=True, gpu=True, require_measured=True)
+    try:
+        assert isinstance(selection.source, Ina3221Source)
+    finally:
+        selection.source.close()
+
+
+def test_require_measured_refuses_a_named_estimate():
+    with pytest.raises(UserError, match="power source 'estimate' is an estimate, and --require-measured refuses"):
+        open_source(f"estimate:{PROC_ROOT}", require_measured=True)
+    rapl = open_source(f"rapl:{RAPL_ROOT}", require_measured=True)  # a sensor: fine
+    rapl.source.close()
