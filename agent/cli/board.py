@@ -36,7 +36,15 @@ def info(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
     """
     if root is not None and power_source.strip().lower() in ("auto", "ina3221", "rapl", "estimate"):
         power_source = f"{power_source}:{root}"  # probe the tree's sensors, not this machine's
-    selection = open_source(power_source)
+    from dnnprof.agent.board import jetson
+    from dnnprof.agent.power import Selection
+
+    try:  # as a sweep would choose (auto never estimates on a Jetson): a refusal is what info reports
+        selection = open_source(power_source, jetson=jetson.is_jetson(root or "/"))
+    except UserError as exc:
+        if not power_source.strip().lower().startswith("auto"):
+            raise
+        selection = Selection(None, [str(exc)])
     engines = {}
     try:
         engine = get_backend("auto")
