@@ -282,7 +282,7 @@ def test_example_config_loads_with_every_commented_key(tmp_path, pki):
     assert full.models == [models / "resnet18.onnx", models / "mobilenet_v2.onnx"]
     assert full.state_dir == tmp_path / "state" and full.calibration_dir == tmp_path / "calibration"
     assert full.accuracy_set == tmp_path / "accuracy" and full.accuracy_limit == 1000
-    assert full.precision_method == "onnx_converted"
+    assert full.precision_method == "onnx_converted" and full.require_measured is True
 
 
 def test_serve_reports_a_bad_config_in_one_line(tmp_path, models):
