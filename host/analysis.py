@@ -655,6 +655,8 @@ def flags(df: pd.DataFrame, limits: Limits, basis: Basis) -> pd.DataFrame:
 BOUNDARIES = {
     "input_rail": "board input rail (everything the board draws)",
     "sum_of_rails": "sum of the module's rails (no carrier board)",
+    "cpu_package+gpu_board": "CPU package and GPU board (RAPL + NVML: no memory, disks or fans)",
+    "gpu_board": "GPU board (NVML: the card alone)",
     "cpu_package": "CPU package (RAPL: the CPU alone)",
     "estimate": "estimate (modelled from CPU utilisation, not measured)",
 }

@@ -936,7 +936,8 @@ def _draw_frontier_by_state(ctx: _Board, states: list[str]):
     return fig
 
 
-_BOUNDARY_STYLE = {"input_rail": "-", "sum_of_rails": "-.", "cpu_package": ":", "estimate": "--"}
+_BOUNDARY_STYLE = {"input_rail": "-", "sum_of_rails": "-.", "cpu_package+gpu_board": (0, (5, 1)),
+                   "gpu_board": (0, (3, 1, 1, 1, 1, 1)), "cpu_package": ":", "estimate": "--"}
 
 
 def _fleet_lines(df: pd.DataFrame, report: dict) -> list[dict]:

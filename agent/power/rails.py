@@ -53,10 +53,12 @@ def total_of(per_rail: Mapping[str, float], input_rail: str | None) -> float:
 
 def describe_total(input_rail: str | None, boundary: str | None = None) -> str:
     """How the total is formed, in words: ``"input rail VDD_IN"``, ``"sum of rails"``; for the non-Jetson
-    boundaries ``"CPU packages, summed"`` (RAPL) and ``"estimate"``."""
+    boundaries ``"CPU packages, summed"`` (RAPL), the GPU boards (NVML), both, and ``"estimate"``."""
     if input_rail is not None:
         return f"input rail {input_rail}"
-    return {"cpu_package": "CPU packages, summed", "estimate": "estimate"}.get(boundary or "", "sum of rails")
+    return {"cpu_package": "CPU packages, summed", "gpu_board": "GPU boards, summed",
+            "cpu_package+gpu_board": "CPU packages and GPU boards, summed",
+            "estimate": "estimate"}.get(boundary or "", "sum of rails")
 
 
 def count(n: int) -> str:
