@@ -262,11 +262,13 @@ class Sweep:
         before = conditions.snapshot(self.root)
         runner = self.backend.prepare(model, batch, precision, seed=self.seed)
         clock_watch = FrequencyWatch(self.root)  # what the silicon ran at, over the timed window only
+        gpu_seen: list = []  # the power source's own device conditions (NVML) at the window's start and end
 
         def stage(name: str) -> None:
             enter(name)
             if name == "window":
                 clock_watch.start()
+                gpu_seen.append(self.power.conditions())
 
         try:
             enter("idle")
@@ -281,6 +283,8 @@ class Sweep:
                     m = profiler.measure(runner, batch, self.settings, on_stage=stage)
             finally:
                 clock_watch.stop()
+            if gpu_seen:
+                gpu_seen.append(self.power.conditions())
             enter("check")
             failure.check_outputs(runner.outputs)  # NaN or infinity: no measurement of garbage
             end = conditions.snapshot(self.root)
@@ -293,6 +297,7 @@ class Sweep:
         ran = msgspec.structs.replace(
             result.conditions, frequencies_mhz=clock_watch.summary(), frequencies_unreadable=clock_watch.unreadable,
             throttle_reasons=clock_watch.throttle_reasons(start, end, caps_mhz=self._locked_caps_mhz(state)))
+        ran = _with_device_conditions(ran, [c for c in gpu_seen if c is not None])
         return msgspec.structs.replace(result, conditions=ran, **({} if found is None else {"accuracy": found}))
 
     def _locked_caps_mhz(self, state: clocks.ClockState) -> dict[str, float] | None:
@@ -443,6 +448,27 @@ def model_cost(model: ModelFile) -> schema.ModelCost | None:
         log.warning("cannot count the operations of %s: %s", model.path, exc)
         return None
     return inspect.cost(found)
+
+
+def _with_device_conditions(ran: schema.Conditions, seen: list) -> schema.Conditions:
+    """``ran`` with what the power source read of its devices at the window's start and end (NVML: each GPU's
+    clocks as two-reading figures, its temperature at either end, the throttle reasons seen, what it cannot
+    report)."""
+    if not seen:
+        return ran
+    first, last = seen[0], seen[-1]
+    clocks = {}
+    for key in dict.fromkeys(k for c in seen for k in c.clocks_mhz):
+        values = [c.clocks_mhz[key] for c in seen if key in c.clocks_mhz]
+        clocks[key] = schema.FrequencyFigures(min=min(values), mean=sum(values) / len(values), max=max(values),
+                                              samples=len(values))
+    reasons = sorted({*ran.throttle_reasons, *(r for c in seen for r in c.throttle_reasons)})
+    unreadable = sorted({*ran.frequencies_unreadable, *(u for c in seen for u in c.unreadable)})
+    return msgspec.structs.replace(
+        ran, frequencies_mhz={**ran.frequencies_mhz, **clocks}, throttle_reasons=reasons,
+        frequencies_unreadable=unreadable,
+        temperatures_start_c={**(ran.temperatures_start_c or {}), **first.temperatures_c},
+        temperatures_end_c={**(ran.temperatures_end_c or {}), **last.temperatures_c})
 
 
 def _delta(after: int | None, before: int | None) -> int | None:

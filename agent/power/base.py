@@ -62,6 +62,11 @@ class PowerSource(ABC):
     def read(self) -> tuple[float, ...]:
         """One value per rail, in ``quantity`` units. May raise OSError or ValueError for a transient failure."""
 
+    def conditions(self):
+        """What the measured devices run at now, where the source can read it (NVML: GPU clocks, temperature,
+        throttle reasons, an ``nvml.GpuConditions``); None for the rest."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - most sources hold nothing open
         """Release whatever the source holds."""
 

@@ -50,6 +50,9 @@ class SharedSource(PowerSource):
         with self._lock:
             return self.source.read()
 
+    def conditions(self):
+        return self.source.conditions()
+
     def close(self) -> None:
         self.source.close()
 

@@ -625,3 +625,29 @@ def test_a_gpu_nvml_cannot_open_is_left_out_unless_named(install):
     assert selection.notes == ["nvml: GPU 0: NVML cannot open it (GPU is lost): left out of the total"]
     with pytest.raises(UserError, match=r"GPU 0: NVML cannot open it \(GPU is lost\)"):
         open_source("nvml:0")
+
+
+def test_a_sweep_records_the_gpus_conditions_over_its_window(install, sleep_backend, sleep_runner, model_path,
+                                                             list_sink):
+    """The sweep asks the power source for its devices' conditions at the window's start and end: each GPU clock
+    as a two-reading figure, its temperature at either end, a throttle reason seen."""
+    from dnnprof.agent.measure import profiler
+    from dnnprof.agent.measure.sweep import Sweep
+    from dnnprof.shared import onnxfile
+
+    install(gpus=[FakeGpu(temperature_c=58, reasons=0x4)])
+    source = NvmlSource()
+    backend = sleep_backend(lambda model, batch: sleep_runner(lambda n: 0.002))
+    settings = profiler.Settings(warmup_min_s=0.0, warmup_min_iterations=1, warmup_max_s=0.05, window_min_s=0.1,
+                                 window_max_s=0.2, min_iterations=3, min_power_samples=0, latency_ci=0.9,
+                                 power_ci=0.9, idle_s=0.0)
+    try:
+        [result] = Sweep(board="gpu-box", run_id="r1", models=[onnxfile.load(model_path)], batches=[1],
+                         backend=backend, power=source, settings=settings).run(list_sink())
+    finally:
+        source.close()
+    c = result.conditions
+    assert c.frequencies_mhz["gpu0:graphics"].samples == 2 and c.frequencies_mhz["gpu0:graphics"].max == 1755.0
+    assert c.frequencies_mhz["gpu0:mem"].mean == 2619.0
+    assert c.temperatures_start_c["gpu0"] == 58.0 and c.temperatures_end_c["gpu0"] == 58.0
+    assert "nvml_sw_power_cap:gpu0" in c.throttle_reasons
