@@ -150,6 +150,39 @@ def test_model_and_compatible_from_sys_firmware(tmp_path):
     assert jetson.soc(tmp_path) == "tegra264" and jetson.is_jetson(tmp_path)
 
 
+# Files as real boards printed them in public jetson-stats issues (`jtop --error-log` raw output; sources in
+# tests/data/jetson/README.md). The pastes lost the NULs between compatible entries; they are put back here.
+REAL_BOARD_FILES = {
+    # rbonghi/jetson_stats#711 (2025-09-19): AGX Thor devkit, L4T 38.2.0
+    "thor-jp70": {
+        "sys/firmware/devicetree/base/model": b"NVIDIA Jetson AGX Thor Developer Kit\0",
+        "proc/device-tree/compatible": b"nvidia,p4071-0000+p3834-0008\0nvidia,p3834-0008\0nvidia,tegra264\0",
+        "etc/nv_tegra_release": "# R38 (release), REVISION: 2.0, GCID: 41844464, BOARD: generic, EABI: aarch64, "
+                                "DATE: Fri Aug 22 00:55:42 UTC 2025\n",
+    },
+    # rbonghi/jetson_stats#864 (2026-06-04): AGX Orin devkit on JetPack 7.2; its compatible was cut at the first
+    # entry by the paste, so it is left out (the SoC is the last entry)
+    "agx-orin-jp72": {
+        "sys/firmware/devicetree/base/model": b"NVIDIA Jetson AGX Orin Developer Kit\0",
+        "etc/nv_tegra_release": "# R39 (release), REVISION: 2.0, GCID: 45755727, BOARD: generic, EABI: aarch64, "
+                                "DATE: Mon Jun  1 09:28:48 PM UTC 2026\n",
+    },
+}
+
+
+@pytest.mark.parametrize(("name", "model", "soc", "l4t", "jetpack"), [
+    ("thor-jp70", "NVIDIA Jetson AGX Thor Developer Kit", "tegra264", "38.2.0", "7.0"),
+    ("agx-orin-jp72", "NVIDIA Jetson AGX Orin Developer Kit", None, "39.2.0", "7.2"),
+])
+def test_real_board_files(tmp_path, name, model, soc, l4t, jetpack):
+    for relative, content in REAL_BOARD_FILES[name].items():
+        write(tmp_path, relative, content)
+    assert jetson.is_jetson(tmp_path)
+    assert jetson.model(tmp_path) == model
+    assert jetson.soc(tmp_path) == soc
+    assert jetson.l4t(tmp_path) == l4t and jetson.jetpack(tmp_path) == jetpack
+
+
 def test_model_prefers_proc_and_falls_back_when_proc_is_empty(tmp_path):
     write(tmp_path, "sys/firmware/devicetree/base/model", b"from firmware\0")
     write(tmp_path, "proc/device-tree/model", b"\0")

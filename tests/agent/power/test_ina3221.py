@@ -1,5 +1,6 @@
 """INA3221 rails read from recorded sysfs trees (tests/data/jetson/<board>) through the root parameter."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -55,6 +56,30 @@ def test_recorded_boards(board, rails, input_rail, watts, interval_s):
         expected_total = watts[rails.index(input_rail)] if input_rail else sum(watts)
         assert source.total(values) == pytest.approx(expected_total)
         assert ("input rail" if input_rail else "sum of rails") in source.method
+    finally:
+        source.close()
+
+
+def test_real_orin_nano_values_agree_with_the_jtop_print():
+    """orin-nano-4gb-jp62 holds the file values behind a ``jetson.power`` printed on a real Orin Nano 4GB Super
+    devkit (L4T 36.4.3): jtop's 'volt', 'curr', 'warn', 'crit' are the raw inK_input, currK_input, currK_max and
+    currK_crit, and its 'power' is int(mV x mA / 1000). Our V x I must give the same milliwatts."""
+    root = JETSON / "orin-nano-4gb-jp62"
+    printed = json.loads((JETSON.parent / "jtop" / "power-orin-nano-4gb-super-jp62.json").read_text())
+    source = Ina3221Source(root=root)
+    try:
+        assert source.rails == ("VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC") and source.input_rail == "VDD_IN"
+        assert source.update_interval_s is None  # the print gives no update_interval: the tree has none
+        values = source.read()
+        assert values == pytest.approx((4936 * 1040e-6, 4928 * 216e-6, 4936 * 312e-6))
+        jtop_mw = {printed["tot"]["name"]: printed["tot"]["power"]}
+        jtop_mw.update({rail: entry["power"] for rail, entry in printed["rail"].items()})
+        assert {rail: int(w * 1000) for rail, w in zip(source.rails, values)} == jtop_mw  # 5133, 1064, 1540
+        assert source.total(values) == values[0] < sum(values)  # VDD_IN, not the sum
+        hwmon = root / ORIN_NANO_HWMON
+        for k, entry in enumerate([printed["tot"], printed["rail"]["VDD_CPU_GPU_CV"], printed["rail"]["VDD_SOC"]], 1):
+            assert int((hwmon / f"curr{k}_max").read_text()) == entry["warn"]
+            assert int((hwmon / f"curr{k}_crit").read_text()) == entry["crit"]
     finally:
         source.close()
 

@@ -159,6 +159,19 @@ def test_dict_shape_with_an_input_rail(service, opened):
     assert ">= 4.2 dict" in source.method and "never avg" in source.method and "input rail VDD_IN" in source.method
 
 
+def test_real_sample_from_an_orin_nano_super(service, opened):
+    # printed by a user on an Orin Nano 4GB Super devkit (L4T 36.4.3, JetPack 6.2; see tests/data/jtop/README.md):
+    # no 'type' key in its entries, and each 'avg' well off its 'power'
+    service.power = load("power-orin-nano-4gb-super-jp62.json")
+    assert all("type" not in entry for entry in [service.power["tot"], *service.power["rail"].values()])
+    source = opened()
+    assert source.rails == ("VDD_IN", "VDD_CPU_GPU_CV", "VDD_SOC")
+    assert source.input_rail == "VDD_IN" and source.boundary == "input_rail"
+    values = source.read()
+    assert values == (5.133, 1.064, 1.54)  # 'power', never 'avg' (4800, 806, 1524)
+    assert source.total(values) == 5.133
+
+
 def test_dict_shape_without_an_input_rail_is_a_sum(service, opened):
     service.power = load("power-7x-agx-orin.json")
     source = opened()

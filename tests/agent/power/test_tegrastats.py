@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from dnnprof.agent.power import rails as railnames
 from dnnprof.agent.power.base import SourceUnavailable
 from dnnprof.agent.power.tegrastats import TegrastatsSource, find_binary, parse_line, read_log
 from dnnprof.shared.errors import UserError
 
 LOGS = Path(__file__).parents[2] / "data" / "tegrastats"
+REAL = LOGS / "real"  # one verbatim line each, from real boards quoted publicly (sources in LOGS/README.md)
 
 
 def first_line(name: str) -> str:
@@ -88,6 +90,61 @@ def test_a_rail_twice_is_an_error():
 def test_an_impossible_date_is_an_error():
     with pytest.raises(ValueError):
         parse_line("13-45-2024 10:00:00 VDD_IN 1000mW/1000mW")
+
+
+# -- real lines (tests/data/tegrastats/real: nothing in them changed) --------------------------------------------------
+
+REAL_LINES = [
+    ("nano-jp461.log", None, {"POM_5V_IN": 1.75, "POM_5V_GPU": 0.0, "POM_5V_CPU": 0.366}, "POM_5V_IN"),
+    ("tx1-jp4.log", None, {"VDD_IN": 2.532, "VDD_CPU": 0.076, "VDD_GPU": 0.019}, "VDD_IN"),
+    ("tx2-jp4.log", None, {"VDD_SYS_GPU": 0.153, "VDD_SYS_SOC": 0.536, "VDD_4V0_WIFI": 0.633, "VDD_IN": 3.14,
+                           "VDD_SYS_CPU": 0.536, "VDD_SYS_DDR": 0.557}, "VDD_IN"),  # the input rail 4th of 6
+    ("xavier-nx-jp4.log", None, {"VDD_IN": 6.14, "VDD_CPU_GPU_CV": 2.706, "VDD_SOC": 1.074}, "VDD_IN"),
+    ("xavier-nx-jp512.log", datetime(2024, 7, 9, 13, 31, 31),
+     {"VDD_IN": 2.763, "VDD_CPU_GPU_CV": 0.65, "VDD_SOC": 0.65}, "VDD_IN"),  # instantaneous below the average
+    ("agx-xavier-jp4.log", None,
+     {"GPU": 0.463, "CPU": 0.618, "SOC": 2.936, "CV": 0.0, "VDDRQ": 0.309, "SYS5V": 3.306}, None),
+    ("orin-nx-8gb-jp6.log", datetime(2025, 5, 15, 18, 30, 28),
+     {"VDD_IN": 17.946, "VDD_CPU_GPU_CV": 8.896, "VDD_SOC": 3.923}, "VDD_IN"),  # under load: 17946mW/15710mW
+    ("agx-orin-jp5-dla.log", datetime(2025, 11, 21, 8, 49, 48),
+     {"VDD_GPU_SOC": 3.15, "VDD_CPU_CV": 14.312, "VIN_SYS_5V0": 4.968, "VDDQ_VDD2_1V8AO": 1.091}, None),
+    ("agx-orin-32gb-jp6.log", None, {"VDD_GPU_SOC": 3.205, "VDD_CPU_CV": 4.405, "VIN_SYS_5V0": 4.767}, None),
+]
+
+
+@pytest.mark.parametrize(("name", "date", "rails_w", "input_rail"), REAL_LINES, ids=[r[0] for r in REAL_LINES])
+def test_real_lines(name, date, rails_w, input_rail):
+    lines = (REAL / name).read_text().splitlines()
+    assert len(lines) == 1
+    line = parse_line(lines[0])
+    assert line.date == date
+    assert line.rails_w == rails_w  # the first value of each pair, whatever the average says
+    assert line.not_connected == 0  # none of these boards printed an NC channel
+    log = read_log(REAL / name)
+    assert log.rails == tuple(rails_w) and log.input_rail == input_rail
+    assert log.boundary == ("input_rail" if input_rail else "sum_of_rails")
+    assert list(log) == [(0.0, tuple(rails_w.values()))]
+    assert log.notes == [] and log.info == []
+    expected_total = rails_w[input_rail] if input_rail else sum(rails_w.values())
+    assert railnames.total_of(rails_w, log.input_rail) == pytest.approx(expected_total)
+
+
+@pytest.mark.parametrize("name", [r[0] for r in REAL_LINES if r[3]])
+def test_real_input_rails_exceed_their_branches(name):
+    # On every real board with an input rail, the input carries more than all the other rails together: they are
+    # branches inside it (plus what no rail measures), so a sum of all rails would count them twice.
+    line = parse_line((REAL / name).read_text().splitlines()[0])
+    branches = {rail: w for rail, w in line.rails_w.items() if rail != railnames.find_input_rail(line.rails_w)}
+    assert line.rails_w[railnames.find_input_rail(line.rails_w)] > sum(branches.values())
+
+
+def test_real_agx_orin_jp6_line_with_runs_of_spaces():
+    # As quoted in DataDog's check test: spaces padded between the engine fields; the rails still parse, and none
+    # of "NVENC      off", "APE           174" or "NVDLA0_FREQ @1600" (the JP5 line) is taken for a rail.
+    text = (REAL / "agx-orin-32gb-jp6.log").read_text()
+    assert "NVENC      off" in text and "(lfb 3x4MB)    SWAP" in text
+    assert set(parse_line(text).rails_w) == {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0"}
+    assert "NVDLA0_FREQ @1600" in (REAL / "agx-orin-jp5-dla.log").read_text()
 
 
 # -- replay -----------------------------------------------------------------------------------------------------------
