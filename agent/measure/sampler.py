@@ -12,6 +12,11 @@ from dnnprof.agent.power.base import PowerSource
 
 clock = time.monotonic  # the one clock for power samples and inference timestamps
 
+# The longest the thread sleeps at once, so the most it can take to notice that the block has ended: at rates of
+# 20 Hz and above (every source's default) it sleeps exactly to each deadline and stops within one period.
+MAX_SLEEP_S = 0.05
+FOLD_EVERY = 32  # readings the thread leaves for the power series before it folds them in, in one go
+
 
 @dataclass
 class WindowEnergy:
@@ -32,34 +37,47 @@ class Sampler:
     def __init__(self, source: PowerSource, period_s: float | None = None) -> None:
         self.source = source
         self.period_s = source.period_s if period_s is None else period_s
+        # One writer at a time appends to these (the thread while it runs, else the caller), values before ts, so a
+        # reader that takes len(ts) first finds every reading's values: the thread appends without the lock.
         self.ts: list[float] = []
         self.values: list[tuple[float, ...]] = []
         self.read_errors = 0
         self.cpu_s = 0.0  # CPU time the sampling thread used
         self._wall = (0.0, 0.0)
-        self._lock = threading.Lock()  # ts, values and the series below grow together
-        # The total power as a de-duplicated series, kept up to date per reading so a confidence check during the
-        # window does not redo the whole trace: for counters each entry is an interval's average power, stamped
-        # with the interval's start; for power sensors the reading itself.
+        self._lock = threading.Lock()  # the series below, and the caller's own readings
+        # The total power as a de-duplicated series, brought up to date with the readings in batches (by the thread
+        # every FOLD_EVERY readings, by a reader for the rest) so a confidence check during the window does not redo
+        # the whole trace: for counters each entry is an interval's average power, stamped with the interval's
+        # start; for power sensors the reading itself.
+        self._folded = 0  # readings of ts/values already in the series
         self._last_kept: tuple[float, float] | None = None
         self._series_start: list[float] = []  # when each entry's interval starts (= ends, for a power sensor)
         self._series_end: list[float] = []
         self._series = stats.RunningSeries()
-        self._stop = threading.Event()
+        self._stopping = False  # set by __exit__; the thread sees it when it next wakes
         self._thread = threading.Thread(target=self._run, name=f"power-{source.name}", daemon=True)
 
     def _sample(self) -> None:
+        """One reading on the caller's thread: on entry, on exit, and in wait_past once the thread has stopped."""
         try:
             before = clock()
             value = self.source.read()
             # The sensor was read somewhere between the two clock readings; take the middle.
             t = (before + clock()) / 2
-            with self._lock:
-                self.ts.append(t)
-                self.values.append(value)
-                self._extend_series(t, self.source.total(value))
         except (OSError, ValueError):  # a transient I/O error or a garbled value: skip this reading
             self.read_errors += 1
+            return
+        with self._lock:
+            self.values.append(value)
+            self.ts.append(t)
+
+    def _fold(self) -> None:
+        """Bring the power series up to date with the readings since the last fold. Hold ``_lock``."""
+        ts, values, total = self.ts, self.values, self.source.total
+        n = len(ts)
+        for i in range(self._folded, n):
+            self._extend_series(ts[i], total(values[i]))
+        self._folded = n
 
     def _extend_series(self, t: float, total: float) -> None:
         last = self._last_kept
@@ -77,14 +95,45 @@ class Sampler:
         self._last_kept = (t, total)
 
     def _run(self) -> None:
-        cpu0, wall0 = time.thread_time(), clock()
-        # Deadline-based pacing: a slow read does not push every later sample back.
-        next_t = wall0 + self.period_s
-        while not self._stop.wait(max(0.0, next_t - clock())):
-            self._sample()
-            next_t += self.period_s
-            if next_t < clock():  # fell behind (a stalled read): skip ahead rather than burst
-                next_t = clock() + self.period_s
+        # Each wake-up is the cost that matters (a Python thread waking at 100 Hz costs tens of µs of CPU, most of it
+        # cold caches after the sleep): so a plain sleep to an absolute deadline (Event.wait builds a Condition and a
+        # lock per call), two clock readings per sample, appends without a lock, and the power series folded in
+        # batches rather than per reading. Deadline-based pacing: a slow read does not push every later sample back.
+        cpu0 = time.thread_time()
+        now = wall0 = clock()
+        period, read, sleep = self.period_s, self.source.read, time.sleep
+        ts, values = self.ts, self.values
+        next_t, unfolded = wall0 + period, 0
+        while True:
+            wait = next_t - now
+            if wait > MAX_SLEEP_S:  # a slow rate: wake now and then to see whether to stop
+                sleep(MAX_SLEEP_S)
+                if self._stopping:
+                    break
+                now = clock()
+                continue
+            if wait > 0:
+                sleep(wait)
+            if self._stopping:
+                break
+            before = clock()
+            try:
+                value = read()
+            except (OSError, ValueError):  # a transient I/O error or a garbled value: skip this reading
+                self.read_errors += 1
+                now = clock()
+            else:
+                now = clock()
+                values.append(value)  # values first: a reader that sees the timestamp finds its values
+                ts.append((before + now) / 2)  # the sensor was read between the two clock readings: the middle
+                unfolded += 1
+            next_t += period
+            if next_t < now:  # fell behind (a stalled read): skip ahead rather than burst
+                next_t = now + period
+            if unfolded == FOLD_EVERY:  # (readers may have folded some already; the fold takes what is left)
+                with self._lock:
+                    self._fold()
+                now, unfolded = clock(), 0
         self.cpu_s = time.thread_time() - cpu0
         self._wall = (wall0, clock())
 
@@ -100,8 +149,8 @@ class Sampler:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._stopping = True
+        self._thread.join()  # within one period (at most MAX_SLEEP_S) and one read
         self._sample()
 
     def wait_past(self, t: float, timeout_s: float = 5.0) -> None:
@@ -111,12 +160,15 @@ class Sampler:
             if not self._thread.is_alive():
                 self._sample()
             else:
-                self._stop.wait(max(0.0, min(self.period_s / 4, deadline - clock())))  # never past the timeout
+                time.sleep(max(0.0, min(self.period_s / 4, deadline - clock())))  # never past the timeout
 
-    def _rails(self) -> dict[str, tuple[list[float], list[float]]]:
+    def _snapshot(self) -> tuple[list[float], list[tuple[float, ...]]]:
+        """Copies of the readings so far, as many timestamps as values."""
+        n = len(self.ts)  # first: values is never shorter than ts
+        return self.ts[:n], self.values[:n]
+
+    def _rails(self, ts: list[float], values: list[tuple[float, ...]]) -> dict[str, tuple[list[float], list[float]]]:
         """Each rail's de-duplicated (timestamps, values)."""
-        with self._lock:
-            ts, values = list(self.ts), list(self.values)
         interval = self.source.update_interval_s
         return {rail: energy.dedupe(ts, [v[i] for v in values], interval)
                 for i, rail in enumerate(self.source.rails)}
@@ -124,11 +176,11 @@ class Sampler:
     def energy(self, t0: float, t1: float) -> WindowEnergy:
         """Energy in [t0, t1] (monotonic seconds), per rail and total."""
         integrate = energy.counter_energy if self.source.quantity == "energy_j" else energy.trapezoid_energy
-        rails = self._rails()
-        rails_j = {rail: integrate(ts, ys, t0, t1) for rail, (ts, ys) in rails.items()}
-        with self._lock:
-            inside = sum(1 for t in self.ts if t0 <= t <= t1)
-            span, n = (self.ts[-1] - self.ts[0], len(self.ts)) if self.ts else (0.0, 0)
+        ts, values = self._snapshot()
+        rails = self._rails(ts, values)
+        rails_j = {rail: integrate(rts, ys, t0, t1) for rail, (rts, ys) in rails.items()}
+        inside = sum(1 for t in ts if t0 <= t <= t1)
+        span, n = (ts[-1] - ts[0], len(ts)) if ts else (0.0, 0)
         first_ts = next(iter(rails.values()))[0] if rails else []
         unique = sum(1 for t in first_ts if t0 <= t <= t1)
         total = self.source.total_of(rails_j) if rails_j else 0.0
@@ -142,6 +194,7 @@ class Sampler:
     def power_series(self, t0: float, t1: float) -> list[float]:
         """Total power readings (W) inside [t0, t1] — averages of whole intervals for counters — de-duplicated."""
         with self._lock:
+            self._fold()
             lo, hi = self._span(t0, t1)
             prefix = self._series.prefix
             return [prefix[i + 1] - prefix[i] for i in range(lo, hi)]
@@ -149,5 +202,6 @@ class Sampler:
     def power_stats(self, t0: float, t1: float) -> tuple[int, float, float]:
         """(readings, mean W, 95% half-width W) of the total power in [t0, t1], in O(blocks) time."""
         with self._lock:
+            self._fold()
             lo, hi = self._span(t0, t1)
             return hi - lo, self._series.mean(lo, hi), self._series.half_width(lo, hi)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from dnnprof.agent.measure import sampler as sampler_module
 from dnnprof.agent.measure import stats
 from dnnprof.agent.measure.energy import WindowNotCovered
 from dnnprof.agent.measure.sampler import Sampler, clock
+from dnnprof.agent.power.base import PowerSource
 from dnnprof.agent.power.estimate import EstimateSource
 from dnnprof.agent.power.rapl import RaplSource
 
@@ -156,3 +158,67 @@ def test_read_errors_are_counted_not_fatal(rapl_tree):
 def test_default_period_comes_from_the_source(rapl_tree):
     source = RaplSource(root=rapl_tree)
     assert Sampler(source).period_s == source.period_s
+
+
+class Counting(PowerSource):
+    """A power sensor whose every reading is new (1, 2, 3, ... W), read on whichever thread asks."""
+
+    name = "counting"
+    boundary = "sum_of_rails"
+    estimated = False
+    quantity = "power_w"
+    rails = ("in",)
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.threads: set[str] = set()
+
+    def read(self) -> tuple[float, ...]:
+        self.threads.add(threading.current_thread().name)
+        self.n += 1
+        return (float(self.n),)
+
+
+def test_readers_see_every_reading_though_the_thread_folds_in_batches():
+    source = Counting()
+    with Sampler(source, period_s=0.002) as sampler:
+        while len(sampler.ts) < 3 * sampler_module.FOLD_EVERY + 5:  # past a few of the thread's own folds
+            time.sleep(0.01)
+        n = len(sampler.ts)
+        count, mean, _ = sampler.power_stats(sampler.ts[0], clock())  # folds what the thread has not yet
+        assert count >= n
+    assert "power-counting" in source.threads  # the thread did read
+    # Every reading is in the series, once, in order: nothing lost or doubled between the thread's and readers' folds.
+    assert sampler.power_series(sampler.ts[0], sampler.ts[-1]) == [v[0] for v in sampler.values]
+    assert len(sampler.ts) == len(sampler.values) == source.n
+    assert all(b > a for a, b in zip(sampler.ts, sampler.ts[1:]))
+
+
+def test_exit_is_prompt_even_at_a_slow_rate(rapl_tree):
+    # The thread sleeps to each deadline with time.sleep, at most MAX_SLEEP_S at once: it notices the block has
+    # ended within one period or MAX_SLEEP_S, whichever is shorter, not after a 10 s period.
+    for period in (0.01, 10.0):
+        with Sampler(RaplSource(root=rapl_tree), period_s=period) as sampler:
+            time.sleep(0.03)
+            start = clock()
+        assert clock() - start < min(period, sampler_module.MAX_SLEEP_S) + 0.5  # generous: a noisy machine
+        assert not sampler._thread.is_alive()
+        assert len(sampler.ts) >= 2 and sampler.ts[-1] >= start  # the exit's own reading ends the trace
+
+
+def test_cpu_fraction_is_the_threads_share_of_the_time(rapl_tree):
+    sampler = Sampler(RaplSource(root=rapl_tree), period_s=0.005)
+    assert sampler.cpu_fraction is None  # nothing sampled yet
+    with sampler:
+        time.sleep(0.1)
+    assert 0.0 < sampler.cpu_fraction < 1.0  # a thread that sleeps between readings
+    assert sampler._wall[1] - sampler._wall[0] == pytest.approx(0.1, abs=0.1)
+
+
+def test_the_thread_paces_to_the_period(rapl_tree):
+    with Sampler(RaplSource(root=rapl_tree), period_s=0.01) as sampler:
+        time.sleep(0.3)
+    paced = sampler.ts[1:-1]  # the entry's and exit's own readings are off the grid
+    gaps = [b - a for a, b in zip(paced, paced[1:])]
+    assert 0.005 < sorted(gaps)[len(gaps) // 2] < 0.02  # median gap: the period, give or take a noisy machine
+    assert 15 <= len(paced) <= 45
