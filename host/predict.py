@@ -44,14 +44,17 @@ FEATURES = {
 TARGETS = {"ms_per_image": "time per image (ms)", "energy_per_inference_j": "gross energy per image (J)"}
 # energy_group: the boundary group of analysis.boundary_group ("none": no energy) — a board that changed its power
 # source between runs is two groups, never one fit over energies that cover different things
-GROUP = ["board", "backend", "device", "power_mode", "precision", "batch", "energy_group"]
+# clocks: jetson_clocks on or off (or the CPU governor) — a locked and a DVFS measurement are two groups
+GROUP = ["board", "backend", "device", "power_mode", "clocks", "precision", "batch", "energy_group"]
 
 
 def with_groups(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with its ``energy_group`` column."""
+    """``df`` with its ``energy_group`` column, and a clock state on every row (grouping needs a value: pandas drops
+    NaN groups, and a result without a clock state is still a result)."""
     if "energy_group" in df.columns:
         return df
-    return df.assign(energy_group=[g or "none" for g in analysis.boundary_group(df)])
+    return df.assign(energy_group=[g or "none" for g in analysis.boundary_group(df)],
+                     clocks=df["clocks"].where(df["clocks"].notna(), "unknown"))
 
 
 def features(df: pd.DataFrame) -> pd.DataFrame:
@@ -354,4 +357,5 @@ def answer(df: pd.DataFrame, network: str, cost: schema.ModelCost, question: Que
 def describe_group(p: dict) -> str:
     """A prediction's group in words: ``orin-01 MAXN fp16 batch 8 on tensorrt/gpu``."""
     mode = "" if p["power_mode"] == analysis.NO_MODE else f" {p['power_mode']}"
-    return f"{p['board']}{mode} {p['precision']} batch {p['batch']} on {p['backend']}/{p['device']}"
+    locked = " (jetson_clocks on)" if p.get("clocks") == "jetson_clocks on" else ""
+    return f"{p['board']}{mode}{locked} {p['precision']} batch {p['batch']} on {p['backend']}/{p['device']}"

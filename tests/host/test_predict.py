@@ -208,3 +208,15 @@ def test_power_mode_and_precision_select_the_groups(msgs):
     assert [(p["power_mode"], p["precision"]) for p in answer["predictions"]] == [("MAXN", "fp32")]
     with pytest.raises(UserError, match=r"no results with power mode '7W' here \(known: 15W, MAXN\)"):
         predict.answer(df, "resnet34", cost, predict.Question(power_mode="7W"))
+
+
+def test_locked_and_dvfs_clocks_are_two_groups(msgs):
+    """The same board measured with jetson_clocks on and off: one prediction per clock state, never one fit over
+    both (locked clocks run faster)."""
+    cost = costs()
+    results = board(msgs, SEEN, power_mode="MAXN", clocks="jetson_clocks off")
+    results += board(msgs, SEEN, power_mode="MAXN", clocks="jetson_clocks on")
+    answer = predict.answer(frame(results), "resnet34", cost["resnet34"], predict.Question())
+    assert sorted(p["clocks"] for p in answer["predictions"]) == ["jetson_clocks off", "jetson_clocks on"]
+    assert all(len(p["networks"]) == len(SEEN) for p in answer["predictions"])
+    assert any("(jetson_clocks on)" in predict.describe_group(p) for p in answer["predictions"])
