@@ -382,8 +382,9 @@ def render_failures(console: Console, report: dict, all_rows: bool = False) -> N
             table.add_column(col, justify="right" if col == "batch" else "left", no_wrap=col != "why",
                              overflow="fold")
         for f in failures:
+            mode = f["power_mode"] + (", clocks locked" if f.get("clocks") == "jetson_clocks on" else "")
             table.add_row(_plain(f["board"]), _plain(f["network"]), str(f["batch"]), _plain(f["precision"]),
-                          _plain(f"{f['backend']}/{f['device']}"), _plain(f["power_mode"]), f["error"],
+                          _plain(f"{f['backend']}/{f['device']}"), _plain(mode), f["error"],
                           f["stage"].replace("_", " "), _plain(f["reason"]))
         console.print(table)
     if superseded:

@@ -110,8 +110,9 @@ class Sweep:
                 reason = self.skip(model, batch, precision) if self.skip and refused is None else None
                 self.current = None if reason or refused else point_label(model.name, batch, precision)
                 if refused is not None:
+                    # cause: the refusal (which names the setting), what a report prints for a point not run
                     outcome = self._failure(model, batch, precision, setup.state(self.clock_state()), "unsupported",
-                                            "not_run", f"not run: {refused}", cause=setup.label())
+                                            "not_run", f"not run: {refused}", cause=refused)
                 else:
                     outcome = None if reason else self.attempt(model, batch, precision,
                                                                oom.get((id(setup), model.sha256, precision)))

@@ -570,3 +570,17 @@ def test_render_a_long_mode_table_shows_the_optimum_of_each_network(store, msgs)
     text, _ = render(data, all_rows=True)
     assert len([line for line in text.splitlines() if "(jetson_clocks" in line and "img/s" not in line
                 and ("less" in line.split() or "dearest" in line.split())]) == 64
+
+
+def test_a_point_a_refused_power_mode_left_unrun_says_why_and_its_clock_state(store, msgs):
+    """The agent's failure for a (mode, clocks) the board refused: its reason is the refusal, its mode and clock
+    state those it would have run in."""
+    store.add_many([msgs.result("resnet18", 1, 0.01, power_mode="MAXN", clocks="jetson_clocks on"),
+                    msgs.failure("resnet18", 1, "unsupported", "not_run", power_mode="MODE_30W",
+                                 clocks="jetson_clocks on", message="not run: power mode MODE_30W (2) needs a reboot",
+                                 cause="power mode MODE_30W (2) needs a reboot from MAXN")])
+    data = build(store)
+    (f,) = data["failures"]
+    assert f["reason"] == "not run: power mode MODE_30W (2) needs a reboot from MAXN"
+    _, flat = render(data)
+    assert "MODE_30W, clocks locked" in flat and "needs a reboot from MAXN" in flat

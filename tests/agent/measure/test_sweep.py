@@ -727,7 +727,8 @@ def test_a_refused_mode_is_skipped_with_its_reason_and_the_sweep_goes_on(model, 
     assert [(f.power_mode, f.batch, f.error, f.stage) for f in sweep.failures] == [
         ("MODE_30W", 1, "unsupported", "not_run"), ("MODE_30W", 2, "unsupported", "not_run")]
     assert "needs a reboot from MAXN" in sweep.failures[0].message
-    assert sweep.failures[0].cause == "power mode MODE_30W (2)"
+    assert sweep.failures[0].cause.startswith("power mode MODE_30W (2) needs a reboot from MAXN")
+    assert sweep.failures[0].clocks is None or "jetson_clocks" in sweep.failures[0].clocks
     events = [e for e in sink.messages if isinstance(e, schema.RunEvent)]
     assert any(e.message and e.message.startswith("skipped power mode MODE_30W (2): ") for e in events)
     assert events[-1].event == "finished" and events[-1].points_done == 4
