@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dnnprof.shared.errors import UserError
@@ -55,12 +56,10 @@ class Setting:
 
     def state(self, now: clocks.ClockState) -> clocks.ClockState:
         """``now`` as it would read in this setting (what a point not run in it is recorded under)."""
-        import dataclasses
-
         if self.mode is not None:
-            now = dataclasses.replace(now, power_mode=self.mode.name, power_mode_id=self.mode.id)
+            now = replace(now, power_mode=self.mode.name, power_mode_id=self.mode.id)
         if self.clocks is not None:
-            now = dataclasses.replace(now, jetson_clocks=self.clocks == "locked")
+            now = replace(now, jetson_clocks=self.clocks == "locked")
         return now
 
     def label(self) -> str:
@@ -138,11 +137,14 @@ class Control:
     def _argv(self, argv: list[str]) -> list[str]:
         return argv if self.as_root else ["sudo", "-n", *argv]
 
-    def _command(self, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess | None:
+    def _command(self, argv: list[str], stdin: str | None = None, *, as_is: bool = False
+                 ) -> subprocess.CompletedProcess | None:
+        """``argv`` run (through ``sudo -n`` unless root, or ``as_is``); None when it cannot be run at all."""
         try:
-            return self._run(self._argv(argv), stdin)
+            return self._run(argv if as_is else self._argv(argv), stdin)
         except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("%s: %s", " ".join(argv), exc)
+            if not as_is:  # a probe that cannot run is answered by its caller, in one line
+                log.warning("%s: %s", " ".join(argv), exc)
             return None
 
     def check_allowed(self, settings: list[Setting]) -> None:
@@ -155,20 +157,14 @@ class Control:
             needed.append(["jetson_clocks"])
         for argv in needed:
             if self.as_root:
-                if _which(argv[0]) is None:
+                if shutil.which(argv[0]) is None:
                     raise UserError(f"{argv[0]} is not on PATH: switching power modes and clocks needs JetPack's "
                                     f"{argv[0]}")
                 continue
-            done = self._command_plain(["sudo", "-n", "-l", *argv])
+            done = self._command(["sudo", "-n", "-l", *argv], as_is=True)
             if done is None or done.returncode != 0:
                 raise UserError(f"switching power modes and clocks needs root for `{' '.join(argv)}`: run as root, "
                                 f"or let the agent's user run exactly those commands with `{ENABLE}`")
-
-    def _command_plain(self, argv: list[str]) -> subprocess.CompletedProcess | None:
-        try:
-            return self._run(argv, None)
-        except (OSError, subprocess.SubprocessError):
-            return None
 
     # -- applying a setting ----------------------------------------------------------------------------------------
 
@@ -302,12 +298,6 @@ class Control:
             return f"could not restore {'; '.join(failed)}"
         self.state_file.unlink(missing_ok=True)
         return f"restored {' and '.join(done_words)}" if done_words else None
-
-
-def _which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)
 
 
 def _first_line(done: subprocess.CompletedProcess | None) -> str:

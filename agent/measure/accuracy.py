@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from dnnprof.agent.backends import Runner
+from dnnprof.agent.backends import PointError, Runner
 from dnnprof.agent.models import images as image_sets
 from dnnprof.shared import schema
 from dnnprof.shared.onnxfile import ModelFile
@@ -56,8 +56,6 @@ def run_pass(runner: Runner, batch: int, tensors: image_sets.Tensors,
     for chunk, real in tensors.batches(batch):
         scores = runner.predict(chunk)[:real]
         if not np.isfinite(scores).all():
-            from dnnprof.agent.backends import PointError
-
             raise PointError("invalid_output", f"the accuracy pass gave NaN or infinite outputs at image {done}")
         classes = scores.shape[1]
         want = labels[done:done + real]

@@ -218,12 +218,8 @@ def convert(source: ModelFile, precision: str, *, calibration: image_sets.ImageS
             # No cache (or one that cannot be written): the file must outlive this function's work folder.
             entry = Path(tempfile.mkdtemp(prefix="dnnprof-converted-")) / out.name
             shutil.move(str(out), entry)
-        model = dataclasses.replace(made, path=entry, name=source.name, top1=source.top1,
-                                    top1_source=source.top1_source, preprocessing=source.preprocessing,
-                                    preprocess=source.preprocess)
-        return Converted(model=model, source=source, precision=precision, calibration=calib_words,
-                         calibration_sha256=calibration.sha256 if calibration and precision == "int8" else None,
-                         timing_only=precision == "int8" and calibration is None, check=result, cached=False)
+        return _converted(dataclasses.replace(made, path=entry), source, precision, calibration, calib_words, result,
+                          cached=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -262,8 +258,14 @@ def _cached(folder: Path, key: str, source: ModelFile, precision: str, calibrati
     except (OSError, ValueError, KeyError, TypeError, UserError) as exc:
         log.warning("converted model %s is unusable (%s): converting again", path, exc)
         return None
+    return _converted(made, source, precision, calibration, calib_words, result, cached=True)
+
+
+def _converted(made: ModelFile, source: ModelFile, precision: str, calibration, calib_words: str | None,
+               result: Check, *, cached: bool) -> Converted:
+    """The conversion of ``source`` held in ``made``: named and described as its source (the network is the same)."""
     model = dataclasses.replace(made, name=source.name, top1=source.top1, top1_source=source.top1_source,
                                 preprocessing=source.preprocessing, preprocess=source.preprocess)
     return Converted(model=model, source=source, precision=precision, calibration=calib_words,
                      calibration_sha256=calibration.sha256 if calibration and precision == "int8" else None,
-                     timing_only=precision == "int8" and calibration is None, check=result, cached=True)
+                     timing_only=precision == "int8" and calibration is None, check=result, cached=cached)
