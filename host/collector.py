@@ -32,6 +32,7 @@ import paho.mqtt.client as mqtt
 from dnnprof.shared import schema, topics
 from dnnprof.shared.errors import UserError
 
+from . import sql
 from .store import Gap, Store
 
 
@@ -95,7 +96,7 @@ def ingest(store: Store, source: str, payload: bytes, message: schema.Message | 
                 added, lost = store.add_ack(message)
             else:
                 added = store.add(message)
-        except OverflowError as exc:  # an integer SQLite cannot hold
+        except (OverflowError, sql.Unstorable) as exc:  # a value the store cannot hold (a 65-bit integer, ...)
             reason = str(exc).splitlines()[0]
         else:
             return Ingested(message, added, lost, None)

@@ -1,16 +1,16 @@
-"""The host's SQLite store (WAL): results upserted by id, failed points (``schema.Failure``, kept apart: never a
+"""The host's store — a SQLite file (WAL), or a shared PostgreSQL database (``sql.py`` holds every difference):
+results upserted by id, failed points (``schema.Failure``, kept apart: never a
 measurement), board facts and presence, run events, rejected input, the numbers of each board's outbox stream (to
 find what never arrived), and the commands sent to agents.
 
-One ``Store`` per thread (sqlite3 connections are not shared across threads); several processes may open the
-same file — WAL lets readers run while a collector writes.
+One ``Store`` per thread (connections are not shared across threads); several processes may open the same
+store — WAL lets SQLite's readers run while a collector writes, and PostgreSQL takes writers from many machines.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
+
+from . import sql
 
 # The newest result of each configuration: what reports read, so they never scan the whole history. clocks is ''
 # where a result names no clock state, and precision_method the route as analysis.latest counts it (a result from
@@ -90,6 +92,7 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE INDEX IF NOT EXISTS failures_config ON failures (board, model_sha256, backend, device, precision, batch,
                                                         power_mode);
 CREATE TABLE IF NOT EXISTS rejected (
+    {rowid_column}
     received REAL NOT NULL,
     source TEXT NOT NULL,
     reason TEXT NOT NULL,
@@ -144,22 +147,35 @@ ON CONFLICT (board, network, backend, device, precision, batch, power_mode, cloc
 id = excluded.id, ts = excluded.ts
 WHERE excluded.ts > latest.ts OR (excluded.ts = latest.ts AND excluded.id > latest.id)
 """
-# PRAGMA user_version: 1 added the latest table (filled from the results of an older store); 2 the stream tables
-# and commands (filled from the stream numbers of stored results and run events); 3 the clock state and the
-# precision route in latest's key (the table rebuilt from the results). The failures table needs no version:
-# CREATE TABLE IF NOT EXISTS adds it, empty, to an older store (which never received a failure).
+# The schema version (SQLite's PRAGMA user_version, PostgreSQL's dnnprof_schema table). 1 added the latest table
+# (filled from the results of an older store); 2 the stream tables and commands (filled from the stream numbers of
+# stored results and run events); 3 the clock state and the precision route in latest's key (the table rebuilt from
+# the results). The failures table needs no version: CREATE TABLE IF NOT EXISTS adds it, empty, to an older store
+# (which never received a failure).
 VERSION = 3
 
-# A result's power mode in SQL, as schema.power_mode() gives it.
-_RESULT_MODE = ("coalesce(nullif(json_extract({t}payload, '$.conditions.power_mode'), ''), "
-                "nullif(json_extract({t}payload, '$.provenance.power_mode'), ''), '" + schema.NO_POWER_MODE + "')")
-# A result's clock state in SQL, as analysis.row gives it ('' for none); a failure's.
-_RESULT_CLOCKS = ("coalesce(nullif(json_extract({t}payload, '$.conditions.clocks'), ''), "
-                  "nullif(json_extract({t}payload, '$.provenance.clocks'), ''), '')")
-_FAILURE_CLOCKS = "coalesce(json_extract({t}payload, '$.clocks'), '')"
-# A result's precision route in SQL, as precision_method() gives it.
-_RESULT_METHOD = ("coalesce(nullif(json_extract({t}payload, '$.precision_method'), ''), CASE WHEN {t}precision = "
-                  "'fp32' THEN 'as_exported' ELSE 'builder_flags' END)")
+
+def _result_mode(e, t: str = "") -> str:
+    """A result's power mode in SQL, as schema.power_mode() gives it (``t``: the table's alias and a dot)."""
+    return (f"coalesce(nullif({e.json(t + 'payload', 'conditions.power_mode')}, ''), "
+            f"nullif({e.json(t + 'payload', 'provenance.power_mode')}, ''), '{schema.NO_POWER_MODE}')")
+
+
+def _result_clocks(e, t: str = "") -> str:
+    """A result's clock state in SQL, as analysis.row gives it ('' for none)."""
+    return (f"coalesce(nullif({e.json(t + 'payload', 'conditions.clocks')}, ''), "
+            f"nullif({e.json(t + 'payload', 'provenance.clocks')}, ''), '')")
+
+
+def _failure_clocks(e, t: str = "") -> str:
+    return f"coalesce({e.json(t + 'payload', 'clocks')}, '')"
+
+
+def _result_method(e, t: str = "") -> str:
+    """A result's precision route in SQL, as precision_method() gives it."""
+    return (f"coalesce(nullif({e.json(t + 'payload', 'precision_method')}, ''), CASE WHEN {t}precision = "
+            "'fp32' THEN 'as_exported' ELSE 'builder_flags' END)")
+
 
 
 def precision_method(result: schema.Result) -> str:
@@ -172,7 +188,7 @@ def result_clocks(result: schema.Result) -> str:
     """A result's clock state as configurations count it ('' for none)."""
     return (result.conditions.clocks if result.conditions else None) or result.provenance.clocks or ""
 # What makes two failed points, or a failed point and a result, the same configuration (with the clock state, which
-# failures hold in their payload only: _FAILURE_CLOCKS).
+# failures hold in their payload only: _failure_clocks).
 FAILURE_KEY = ("board", "model_sha256", "backend", "device", "precision", "batch", "power_mode")
 
 
@@ -274,46 +290,50 @@ def demo_path() -> Path:
 
 
 class Store:
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path else default_path()
+    """The store ``db`` names: a ``postgresql://`` URL, or a SQLite file (default: ``default_path()``)."""
+
+    def __init__(self, db: str | Path | None = None) -> None:
+        self.engine = sql.engine(db or default_path())
+        self.path = self.engine.path  # the SQLite file; None for PostgreSQL
+        self.where = self.engine.where  # what to print: the file, or the URL without its password
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            self.db = self.engine.connect()
+            self.engine.script(self.db, _SCHEMA)
             self._migrate()
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise UserError(f"cannot open the result store {self.path}: {exc} — pass another file with --db") from None
+        except self.engine.errors as exc:
+            reason = next(iter(str(exc).strip().splitlines()), exc.__class__.__name__)
+            raise UserError(f"cannot open the result store {self.where}: {reason} — pass another with --db") from None
 
     def _migrate(self) -> None:
-        if self.db.execute("PRAGMA user_version").fetchone()[0] >= VERSION:
+        e = self.engine
+        if e.version(self.db) >= VERSION:
             return
         with self.transaction(immediate=True):
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            e.lock(self.db, "dnnprof-schema")
+            version = e.version(self.db)  # another process may have migrated meanwhile
             if version < 2:
                 # Messages stored before the stream tables existed may carry numbers already: count them received.
                 for table, when in (("results", "received"), ("failures", "received"),
-                                    ("run_events", "json_extract(payload, '$.ts')")):
+                                    ("run_events", f"CAST({e.json('payload', 'ts')} AS DOUBLE PRECISION)")):
+                    seq = f"CAST({e.json('payload', 'stream.seq')} AS BIGINT)"
                     self.db.execute(
-                        "INSERT OR IGNORE INTO stream_numbers (board, stream, seq, received) SELECT board, "
-                        f"json_extract(payload, '$.stream.id'), json_extract(payload, '$.stream.seq'), {when} "
-                        f"FROM {table} WHERE json_extract(payload, '$.stream.seq') >= 1")
+                        "INSERT INTO stream_numbers (board, stream, seq, received) SELECT board, "
+                        f"CAST({e.json('payload', 'stream.id')} AS BIGINT), {seq}, {when} FROM {table} "
+                        f"WHERE {seq} >= 1 ON CONFLICT DO NOTHING")
                 self.db.execute(
                     "INSERT INTO streams (board, stream, high, changed) SELECT board, stream, max(seq), max(received) "
-                    "FROM stream_numbers WHERE true GROUP BY board, stream "
-                    "ON CONFLICT (board, stream) DO UPDATE SET high = max(high, excluded.high)")
+                    "FROM stream_numbers WHERE true GROUP BY board, stream ON CONFLICT (board, stream) DO UPDATE SET "
+                    f"high = {e.greatest('streams.high', 'excluded.high')}")
             if version < 3:
                 # latest's key grew (clocks, precision route): rebuilt from the results, which hold everything.
                 # "WHERE true" lets SQLite tell the upsert's ON CONFLICT from a join constraint.
                 self.db.execute("DROP TABLE IF EXISTS latest")
-                self.db.execute(_LATEST)
+                self.db.execute(e.ddl(_LATEST))  # one statement: executescript would commit the transaction
                 self.db.execute(_UPSERT_LATEST.format(rows=(
-                    "SELECT board, network, backend, json_extract(payload, '$.device'), precision, batch, "
-                    f"{_RESULT_MODE.format(t='')}, {_RESULT_CLOCKS.format(t='')}, {_RESULT_METHOD.format(t='')}, "
-                    "id, ts FROM results WHERE true")))
+                    f"SELECT board, network, backend, {e.json('payload', 'device')}, precision, batch, "
+                    f"{_result_mode(e)}, {_result_clocks(e)}, {_result_method(e)}, id, ts FROM results WHERE true")))
             if version < VERSION:
-                self.db.execute(f"PRAGMA user_version = {VERSION}")
+                e.set_version(self.db, VERSION)
 
     def close(self) -> None:
         self.db.close()
@@ -322,10 +342,24 @@ class Store:
     def transaction(self, *, immediate: bool = False) -> Iterator[Store]:
         """One transaction around the block: committed when it ends, rolled back when it raises. Writes outside
         one each commit on their own (autocommit); a batch inside one costs a single commit. ``immediate`` takes
-        the write lock at once rather than at the first write."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        SQLite's write lock at once rather than at the first write."""
+        self.engine.begin(self.db, immediate)
+        try:
             yield self
+        except BaseException:
+            with contextlib.suppress(*self.engine.errors):  # a lost connection has nothing left to roll back
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def lock(self, name: str) -> None:
+        """Inside a transaction: hold ``name`` until it ends, so that writers deciding the same thing (which
+        collector asks for a gap) take turns, whichever machine they run on."""
+        self.engine.lock(self.db, name)
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether a transaction failed only because another writer's crossed it: run it again."""
+        return self.engine.retryable(exc)
 
     def __enter__(self) -> Store:
         return self
@@ -344,7 +378,8 @@ class Store:
             added = self.add_failure(message)
         elif isinstance(message, schema.RunEvent):
             cur = self.db.execute(
-                "INSERT OR IGNORE INTO run_events (board, run_id, seq, event, payload) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO run_events (board, run_id, seq, event, payload) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (message.board, message.run_id, message.seq, message.event, schema.encode(message).decode()),
             )
             added = cur.rowcount == 1
@@ -368,8 +403,8 @@ class Store:
 
     def add_result(self, result: schema.Result) -> bool:
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO results (id, board, run_id, ts, network, backend, precision, batch, payload, "
-            "received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO results (id, board, run_id, ts, network, backend, precision, batch, payload, received) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (result.id, result.board, result.run_id, result.ts, result.network, result.backend, result.precision,
              result.batch, schema.encode(result).decode(), time.time()),
         )
@@ -383,8 +418,9 @@ class Store:
     def add_failure(self, failure: schema.Failure) -> bool:
         """Keep a point that produced no measurement; False when its id is already stored (a re-delivery)."""
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO failures (id, board, run_id, ts, network, model_sha256, backend, device, precision, "
-            "batch, power_mode, error, stage, payload, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO failures (id, board, run_id, ts, network, model_sha256, backend, device, precision, batch, "
+            "power_mode, error, stage, payload, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (failure.id, failure.board, failure.run_id, failure.ts, failure.network, failure.model_sha256,
              failure.backend, failure.device, failure.precision, failure.batch,
              failure.power_mode or schema.NO_POWER_MODE, failure.error, failure.stage, schema.encode(failure).decode(),
@@ -423,7 +459,8 @@ class Store:
         (which no message has: numbering starts at 1) is not recorded."""
         if stream.seq < 1:
             return False
-        cur = self.db.execute("INSERT OR IGNORE INTO stream_numbers (board, stream, seq, received) VALUES (?, ?, ?, ?)",
+        cur = self.db.execute("INSERT INTO stream_numbers (board, stream, seq, received) VALUES (?, ?, ?, ?) "
+                              "ON CONFLICT DO NOTHING",
                               (board, stream.id, stream.seq, time.time()))
         self.mark(board, stream)
         return cur.rowcount == 1
@@ -431,7 +468,7 @@ class Store:
     def gaps(self, board: str | None = None, stream: int | None = None) -> list[Gap]:
         """The numbers missing below each stream's high mark, unrecoverable ones left out, sorted by board, stream
         and first number; of one board, or one of its streams."""
-        where, args = "WHERE 1", []
+        where, args = "WHERE true", []
         if board is not None:
             where, args = where + " AND board = ?", [*args, board]
         if stream is not None:
@@ -468,8 +505,9 @@ class Store:
             return 0
         missing = sum(min(g.last, last) - max(g.first, first) + 1 for g in self.gaps(board, stream)
                       if g.first <= last and g.last >= first)
-        self.db.execute("INSERT OR IGNORE INTO stream_lost (board, stream, first, last, reason, ts) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", (board, stream, first, last, reason, time.time()))
+        self.db.execute("INSERT INTO stream_lost (board, stream, first, last, reason, ts) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (board, stream, first, last, reason, time.time()))
         return missing
 
     def streams(self, board: str | None = None) -> list[StreamState]:
@@ -533,26 +571,32 @@ class Store:
 
     def reject(self, source: str, reason: str, payload: bytes | None) -> int:
         """Keep refused input for inspection; returns its id (``dnnhost rejected --show ID``)."""
-        cur = self.db.execute("INSERT INTO rejected (received, source, reason, payload) VALUES (?, ?, ?, ?)",
-                              (time.time(), source, reason, payload))
-        return cur.lastrowid
+        # A reason may quote the input it refuses: a NUL in it is spelled out (PostgreSQL's text holds none).
+        cur = self.db.execute(f"INSERT INTO rejected (received, source, reason, payload) VALUES (?, ?, ?, ?) "
+                              f"RETURNING {self.engine.rowid}",
+                              (time.time(), source.replace("\x00", "\\x00"), reason.replace("\x00", "\\x00"),
+                               payload))
+        return cur.fetchone()[0]
 
     def rejected(self, limit: int | None = None, since: float | None = None, source: str | None = None
                  ) -> list[Rejected]:
         """Rejected input, newest first: received at or after ``since`` (Unix seconds), ``source`` containing that
         text (case-sensitive), at most ``limit`` rows."""
-        query, args = f"SELECT rowid, {_REJECTED_COLUMNS} FROM rejected WHERE 1", []
+        rowid = self.engine.rowid
+        query, args = f"SELECT {rowid}, {_REJECTED_COLUMNS} FROM rejected WHERE true", []
         if since is not None:
             query, args = query + " AND received >= ?", [*args, since]
         if source:
-            query, args = query + " AND instr(source, ?) > 0", [*args, source]  # instr: no LIKE wildcards in TEXT
-        query += " ORDER BY received DESC, rowid DESC"
+            query, args = query + f" AND {self.engine.contains('source')}", [*args, source]
+        query += f" ORDER BY received DESC, {rowid} DESC"
         if limit is not None:
             query, args = query + " LIMIT ?", [*args, limit]
         return [_rejected(row) for row in self.db.execute(query, args)]
 
     def rejected_one(self, id: int) -> Rejected | None:
-        row = self.db.execute(f"SELECT rowid, {_REJECTED_COLUMNS} FROM rejected WHERE rowid = ?", (id,)).fetchone()
+        rowid = self.engine.rowid
+        row = self.db.execute(f"SELECT {rowid}, {_REJECTED_COLUMNS} FROM rejected WHERE {rowid} = ?",
+                              (id,)).fetchone()
         return _rejected(row) if row else None
 
     def results(self, board: str | None = None) -> list[schema.Result]:
@@ -582,14 +626,15 @@ class Store:
         configuration is newer (measured since: then it is counted as superseded, not shown). A failure that names no
         clock state (an older agent) is superseded by a newer result in any. Oldest first."""
         key = " AND ".join(f"g.{k} = f.{k}" for k in FAILURE_KEY)
-        key += f" AND {_FAILURE_CLOCKS.format(t='g.')} = {_FAILURE_CLOCKS.format(t='f.')}"
-        clocks = _FAILURE_CLOCKS.format(t="f.")
+        e = self.engine
+        key += f" AND {_failure_clocks(e, 'g.')} = {_failure_clocks(e, 'f.')}"
+        clocks = _failure_clocks(e, "f.")
         # A result's device and model_sha256 are in its payload only: the cheap columns narrow first.
         replaced = ("EXISTS (SELECT 1 FROM results r WHERE r.board = f.board AND r.backend = f.backend AND "
                     "r.precision = f.precision AND r.batch = f.batch AND r.ts > f.ts AND "
-                    "json_extract(r.payload, '$.model_sha256') = f.model_sha256 AND "
-                    f"json_extract(r.payload, '$.device') = f.device AND {_RESULT_MODE.format(t='r.')} = f.power_mode "
-                    f"AND ({clocks} = '' OR {_RESULT_CLOCKS.format(t='r.')} = {clocks}))")
+                    f"{e.json('r.payload', 'model_sha256')} = f.model_sha256 AND "
+                    f"{e.json('r.payload', 'device')} = f.device AND {_result_mode(e, 'r.')} = f.power_mode "
+                    f"AND ({clocks} = '' OR {_result_clocks(e, 'r.')} = {clocks}))")
         # The newest of each configuration; equal timestamps keep the larger id, as in latest.
         query = (f"SELECT f.payload, {replaced} FROM failures f WHERE NOT EXISTS (SELECT 1 FROM failures g WHERE "
                  f"{key} AND (g.ts > f.ts OR (g.ts = f.ts AND g.id > f.id)))")

@@ -244,9 +244,42 @@ def digits(tmp_path_factory):
     """``.model`` (ONNX, input N x 3 x 8 x 8), ``.manifest`` (with its preprocessing), ``.test`` (labelled PNGs in
     class folders), ``.calibration`` (training PNGs), ``.own_top1`` (the trained model's accuracy on the test
     images, percent) and ``.n_test``."""
+    return bench_module("_digits").build(tmp_path_factory.mktemp("digits"))
+
+
+def bench_module(name: str):
+    """A helper module of bench/ (``_digits``, ``_postgres``): the benchmarks and the tests build with the same."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("dnnprof_bench_digits", DATA.parent.parent / "bench" / "_digits.py")
+    spec = importlib.util.spec_from_file_location(f"dnnprof_bench{name}", DATA.parent.parent / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.build(tmp_path_factory.mktemp("digits"))
+    return module
+
+
+# --- PostgreSQL: a private server of the tests' own (initdb into a temporary folder, its own port) ----------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One private PostgreSQL server for the session, started on first use; each test takes a new database."""
+    server = bench_module("_postgres").PrivatePostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_db(request, tmp_path):
+    """A factory of new, empty store locations on one engine (each test runs on both): SQLite files in the test's
+    folder, or new databases on the private PostgreSQL."""
+    if request.param == "sqlite":
+        names = iter(range(1_000_000))
+        return lambda: tmp_path / f"store-{next(names)}.sqlite"
+    server = request.getfixturevalue("postgres")
+    return server.database
+
+
+@pytest.fixture
+def db(fresh_db):
+    """A new, empty store location (``--db``), on SQLite and on PostgreSQL."""
+    return fresh_db()

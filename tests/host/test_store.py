@@ -1,4 +1,5 @@
-"""The SQLite store, on real files: WAL, idempotent writes, presence with stale wills, run events, rejects."""
+"""The store on both engines — real SQLite files and a private PostgreSQL: idempotent writes, presence with stale
+wills, run events, rejects, schema upgrades; SQLite's WAL and file errors, PostgreSQL's connection errors."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import sqlite3
 import msgspec
 import pytest
 
+from dnnprof.host import sql
 from dnnprof.host.store import VERSION, Store, default_path, demo_path
 from dnnprof.shared import schema
 from dnnprof.shared.errors import UserError
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "results.sqlite") as s:
+def store(db):
+    """A new store, on SQLite and on PostgreSQL."""
+    with Store(db) as s:
         yield s
 
 
@@ -44,13 +47,20 @@ def test_add_result_is_idempotent_by_id(store, msgs):
     assert store.results() == [r]
 
 
-def test_add_many_counts_new_messages_in_one_transaction(store, msgs):
+def _traced(store: Store, statements: list[str]) -> None:
+    """Record the SQL statements SQLite runs (PostgreSQL's driver has no such hook: its tests look from outside)."""
+    if store.engine.name == "sqlite":
+        store.db.set_trace_callback(statements.append if statements is not None else None)
+
+
+def test_add_many_counts_new_messages_in_one_transaction(store, msgs, db):
     a, b = msgs.result("resnet18"), msgs.result("mobilenet_v2")
     statements: list[str] = []
-    store.db.set_trace_callback(statements.append)
+    _traced(store, statements)
     assert store.add_many([a, b, a, msgs.info(), msgs.status(), msgs.run_event()]) == 5  # `a` twice: once new
-    store.db.set_trace_callback(None)
-    assert [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
+    _traced(store, None)
+    if store.engine.name == "sqlite":
+        assert [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
     assert store.count() == 2
     assert store.add_many([a, b]) == 0
 
@@ -65,15 +75,17 @@ def test_add_many_is_all_or_nothing(store, msgs):
     assert [r.id for r in store.results()] == ["before-the-batch"]  # the batch was rolled back as a whole
 
 
-def test_a_transaction_commits_once_at_its_end_and_rolls_back_when_it_raises(store, msgs):
+def test_a_transaction_commits_once_at_its_end_and_rolls_back_when_it_raises(store, msgs, db):
     statements: list[str] = []
-    store.db.set_trace_callback(statements.append)
-    with store.transaction() as same:
+    _traced(store, statements)
+    with store.transaction() as same, Store(db) as other:
         assert same is store and store.db.in_transaction
         store.add(msgs.result(id="kept-result"))
         store.reject("import:file.jsonl:1", "bad", b"x")
-    store.db.set_trace_callback(None)
-    assert [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
+        assert other.count() == 0 and other.count("rejected") == 0  # another connection sees it only committed
+    _traced(store, None)
+    if store.engine.name == "sqlite":
+        assert [s for s in statements if s.split()[0].upper() in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
     with pytest.raises(RuntimeError), store.transaction(immediate=True):
         store.add(msgs.result(id="dropped-result"))
         raise RuntimeError("the batch fails")
@@ -154,7 +166,8 @@ def test_reject_keeps_the_payload(store):
     garbage = b"\xff\xfe{not json\x00"
     store.reject("mqtt:dnnprof/v1/board-a/result", "malformed JSON", garbage)
     store.reject("import:file.jsonl:3", "no payload", None)
-    rows = store.db.execute("SELECT source, reason, payload, received FROM rejected ORDER BY rowid").fetchall()
+    rows = store.db.execute(f"SELECT source, reason, payload, received FROM rejected ORDER BY {store.engine.rowid}"
+                            ).fetchall()
     assert [r[:3] for r in rows] == [("mqtt:dnnprof/v1/board-a/result", "malformed JSON", garbage),
                                      ("import:file.jsonl:3", "no payload", None)]
     assert all(r[3] > 0 for r in rows)
@@ -166,7 +179,8 @@ def test_rejected_newest_first_filtered_and_one_by_id(store):
     ids = [store.reject("mqtt:dnnprof/v1/board-a/result", "a", b"1"),
            store.reject("import:run_1.jsonl:3", "b", None),
            store.reject("mqtt:dnnprof/v1/board-b/status", "c", b"3")]
-    store.db.execute("UPDATE rejected SET received = received - 3600 WHERE rowid = ?", (ids[0],))  # an hour ago
+    # an hour ago
+    store.db.execute(f"UPDATE rejected SET received = received - 3600 WHERE {store.engine.rowid} = ?", (ids[0],))
     assert [r.id for r in store.rejected()] == ids[::-1]
     assert [r.id for r in store.rejected(limit=2)] == ids[:0:-1]
     assert [r.id for r in store.rejected(since=store.rejected_one(ids[1]).received)] == ids[:0:-1]
@@ -199,8 +213,8 @@ def test_count_refuses_unknown_tables(store):
         store.count("sqlite_master")
 
 
-def test_reopening_keeps_the_data(tmp_path, msgs):
-    path = tmp_path / "results.sqlite"
+def test_reopening_keeps_the_data(db, msgs):
+    path = db
     r = msgs.result()
     with Store(path) as s:
         s.add(r)
@@ -245,11 +259,25 @@ def test_the_demo_store_is_beside_the_default_one_and_apart_from_it(tmp_path, mo
     assert demo_path() == tmp_path / "dnnprof" / "demo.sqlite" != default_path()
 
 
-def test_integers_beyond_sqlite_range(store, msgs):
-    """The schema bounds counts below only; a value SQLite cannot hold must fail loudly, not store garbage."""
-    with pytest.raises((OverflowError, sqlite3.Error)):
-        store.add(msgs.status("online", 2**63))
-    assert store.boards() == {}
+def test_integers_beyond_the_stores_range(store, msgs):
+    """The schema bounds counts below only; a value the store cannot hold must fail loudly, not store garbage, and
+    leave the transaction usable (PostgreSQL would abort it: the value is refused before it is sent)."""
+    with store.transaction():
+        with pytest.raises((OverflowError, sql.Unstorable)):
+            store.add(msgs.status("online", 2**63))
+        store.add(msgs.status("online", 2))
+    assert store.boards()["board-a"]["session"] == 2
+
+
+def test_text_postgresql_cannot_hold_is_refused_before_it_is_sent(store, msgs):
+    """A NUL character: SQLite keeps it, PostgreSQL's text and jsonb cannot; either way the transaction goes on."""
+    with store.transaction():
+        try:
+            store.add(msgs.result("res\x00net"))
+        except sql.Unstorable:
+            assert store.engine.name == "postgresql"
+        store.add(msgs.result("resnet18", id="after-the-refusal"))
+    assert "after-the-refusal" in [r.id for r in store.results()]
 
 
 def _with_mode(result: schema.Result, mode: str) -> schema.Result:
@@ -266,11 +294,11 @@ def test_latest_keeps_the_newest_result_of_each_configuration(store, msgs):
     assert store.count() == 3  # the history stays
 
 
-def test_latest_tie_on_time_is_independent_of_arrival_order(tmp_path, msgs):
+def test_latest_tie_on_time_is_independent_of_arrival_order(fresh_db, msgs):
     a = msgs.result("resnet18", ts=100.0, id="aaaaaaaa")
     b = msgs.result("resnet18", ts=100.0, id="bbbbbbbb")
-    for order, name in (((a, b), "ab"), ((b, a), "ba")):
-        with Store(tmp_path / f"{name}.sqlite") as s:
+    for order in ((a, b), (b, a)):
+        with Store(fresh_db()) as s:
             for r in order:
                 s.add(r)
             assert [r.id for r in s.latest_results()] == ["bbbbbbbb"]
@@ -322,22 +350,22 @@ def test_latest_keeps_clock_states_and_precision_routes_apart(store, msgs):
         "fp16-converted", "fp16-flags", "maxn-dvfs-new", "maxn-locked", "maxn-no-clocks-new"]
 
 
-def test_a_version_2_store_gets_its_latest_table_rebuilt_with_clocks(tmp_path, msgs):
-    path = tmp_path / "v2.sqlite"
+def test_a_version_2_store_gets_its_latest_table_rebuilt_with_clocks(db, msgs):
+    path = db
     with Store(path) as s:  # a store of today's layout, turned back into version 2's latest table
-        s.db.executescript("""DROP TABLE latest;
-            CREATE TABLE latest (board TEXT NOT NULL, network TEXT NOT NULL, backend TEXT NOT NULL,
-            device TEXT NOT NULL, precision TEXT NOT NULL, batch INTEGER NOT NULL, power_mode TEXT NOT NULL,
-            id TEXT NOT NULL, ts REAL NOT NULL,
-            PRIMARY KEY (board, network, backend, device, precision, batch, power_mode)) WITHOUT ROWID;
-            PRAGMA user_version = 2;""")
+        s.db.execute("DROP TABLE latest")
+        s.db.execute(s.engine.ddl("""CREATE TABLE latest (board TEXT NOT NULL, network TEXT NOT NULL,
+            backend TEXT NOT NULL, device TEXT NOT NULL, precision TEXT NOT NULL, batch INTEGER NOT NULL,
+            power_mode TEXT NOT NULL, id TEXT NOT NULL, ts REAL NOT NULL,
+            PRIMARY KEY (board, network, backend, device, precision, batch, power_mode)) WITHOUT ROWID"""))
+        s.engine.set_version(s.db, 2)
         for r in (msgs.result("resnet18", ts=1.0, id="locked-run", power_mode="MAXN", clocks="jetson_clocks on"),
                   msgs.result("resnet18", ts=2.0, id="dvfs-run1", power_mode="MAXN", clocks="jetson_clocks off")):
             s.db.execute("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
                          (r.id, r.board, r.run_id, r.ts, r.network, r.backend, r.precision, r.batch,
                           schema.encode(r).decode()))
     with Store(path) as s:
-        assert s.db.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
+        assert s.engine.version(s.db) == VERSION == 3
         assert sorted(r.id for r in s.latest_results()) == ["dvfs-run1", "locked-run"]
         s.add(msgs.result("resnet18", ts=3.0, id="locked-run2", power_mode="MAXN", clocks="jetson_clocks on"))
         assert sorted(r.id for r in s.latest_results()) == ["dvfs-run1", "locked-run2"]
@@ -346,9 +374,9 @@ def test_a_version_2_store_gets_its_latest_table_rebuilt_with_clocks(tmp_path, m
 # --- failed points -----------------------------------------------------------------------------------------------
 
 
-def test_a_failure_is_stored_once_by_id_and_never_as_a_result(tmp_path, msgs):
+def test_a_failure_is_stored_once_by_id_and_never_as_a_result(db, msgs):
     f = msgs.failure("vgg16", 64, board="board-f")
-    with Store(tmp_path / "results.sqlite") as store:
+    with Store(db) as store:
         assert store.add(f) is True
         assert store.add(f) is False  # a re-delivery
         assert store.add_failure(msgs.failure("resnet50", 8, id=f.id)) is False  # same id: the first one stays
@@ -356,7 +384,7 @@ def test_a_failure_is_stored_once_by_id_and_never_as_a_result(tmp_path, msgs):
         assert store.count("failures") == 2 and store.count("failures", board="board-f") == 2
         assert store.count() == 0 and store.results() == [] and store.latest_results() == []
         assert "board-f" in store.board_names()
-    with Store(tmp_path / "results.sqlite") as store:  # read back after reopening, decoded as schema.Failure
+    with Store(db) as store:  # read back after reopening, decoded as schema.Failure
         first, second = store.failures()
         assert first == f and isinstance(second, schema.Failure) and second.batch == 128
         assert store.failures("board-x") == []

@@ -1,5 +1,5 @@
-"""The store's outbox streams on real SQLite: numbers received, high marks, gaps, unrecoverable ranges, commands and
-their acks, and the upgrade of a store written before streams existed."""
+"""The store's outbox streams, on real SQLite and a private PostgreSQL: numbers received, high marks, gaps,
+unrecoverable ranges, commands and their acks, and the upgrade of a store written before streams existed."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ STREAM = 1_712_345_678_901  # an outbox's id: its creation time in Unix millisec
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "results.sqlite") as s:
+def store(db):
+    """A new store, on SQLite and on PostgreSQL."""
+    with Store(db) as s:
         yield s
 
 
@@ -115,13 +116,13 @@ def test_failures_share_the_numbering_and_fill_gaps_like_results(store, msgs):
     assert store.gaps() == [Gap("board-a", STREAM, 5, 6)] and store.streams()[0].high == 7
 
 
-def test_a_version_2_store_without_the_failures_table_gets_it_on_open(tmp_path, msgs):
-    path = tmp_path / "v2.sqlite"
+def test_a_version_2_store_without_the_failures_table_gets_it_on_open(db, msgs):
+    path = db
     with Store(path) as store:
         store.add(numbered(msgs, 1))
         store.db.execute("DROP TABLE failures")  # as a store written before failed points existed
     with Store(path) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+        assert store.engine.version(store.db) == VERSION
         assert store.count("results") == 1 and store.failures() == []
         assert store.add(msgs.failure(stream=schema.Stream(id=STREAM, seq=2))) is True
         assert store.gaps() == [] and store.count("failures") == 1
