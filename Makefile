@@ -1,13 +1,14 @@
 # One command each, on a fresh Linux machine with Python 3:
 #   make demo   set up and run the whole loop on this machine (embedded broker, agent, collector, report)
-#   make test   set up and run the tests (needs mosquitto and visudo; installed with apt-get when missing, as root)
+#   make test   set up and run the tests (needs mosquitto, visudo and PostgreSQL's server programs; installed with
+#               apt-get when missing, as root)
 #   make bench  the benchmarks recorded in docs/PERFORMANCE.md
 #   make faults the fault tests against a real Mosquitto, then their figures as a markdown table
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench setup clean mosquitto sudo
+.PHONY: demo test bench setup clean mosquitto sudo postgresql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +36,18 @@ sudo:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null; \
 	  else echo "the tests need visudo: sudo apt-get install sudo" >&2; exit 1; fi; }
 
-test: $(VENV)/.installed-dev mosquitto sudo
+# The tests start a private PostgreSQL (initdb into a temporary folder, its own port): they need the server's
+# programs, never the machine's own server.
+postgresql:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "the tests need PostgreSQL's server: sudo apt-get install postgresql" >&2; exit 1; fi; }
+
+test: $(VENV)/.installed-dev mosquitto sudo postgresql
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.installed-dev mosquitto
+bench: $(VENV)/.installed-dev mosquitto postgresql
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/sampler_cost.py
 	$(BIN)/python bench/adaptive.py
