@@ -1,11 +1,16 @@
 """MQTT → store: subscribe to every board, validate each message, store it idempotently, count what is rejected.
 
-The paho network thread only queues messages; a writer thread owns the SQLite connection and commits in
+The paho network thread only queues messages; a writer thread owns the store's connection and commits in
 batches, so a slow disk never blocks the MQTT session (blocking inside paho callbacks stalls its keepalive).
 
 Agents number their results, failed points (``schema.Failure``: a point that produced no measurement, stored apart
 from the results) and run events (an outbox stream per board). The writer thread finds the numbers that
 never arrived and, with ``replay``, asks the board to publish them again (a ``replay`` command on its cmd topic).
+
+Several collectors may share the load (``group``: an MQTT shared subscription, each message to one of them) and one
+store. Everything they must agree on lives in the store, not in one collector's memory: a result is stored once by
+its id, the gaps are the store's, and a replay is asked for under the store's lock on that board, after reading the
+requests any collector made — so a gap is asked for once, whichever collector saw it.
 
 ``ingest`` is the one path from a decoded message (or a refused payload) into the store: the writer thread's, and
 ``dnnhost import``'s for each line of a file.
@@ -17,7 +22,6 @@ import bisect
 import dataclasses
 import logging
 import queue
-import sqlite3
 import ssl
 import threading
 import time
@@ -108,6 +112,19 @@ _TELEMETRY_SUFFIX = "/" + topics.TELEMETRY
 log = logging.getLogger(__name__)
 
 REPLAY_MAX = 500  # numbers one replay command asks for: a bounded burst for the agent and the broker
+RETRIES = 5  # a batch whose transaction crossed another collector's (deadlock, lock timeout) is run again this often
+# How long the broker keeps a group member's session after it went away (MQTT 5 session expiry): it goes on handing
+# that member its share meanwhile, to be delivered when it returns; after it, the member's share goes to the others
+# and what was queued for it is recovered from the agents' outboxes as gaps.
+GROUP_SESSION_EXPIRY_S = 600
+
+
+def check_group(name: str) -> str:
+    """A shared-subscription group name, as MQTT allows it: no '/', '+' or '#', printable ASCII."""
+    if not 1 <= len(name) <= 64 or not name.isascii() or not name.isprintable() or any(c in name for c in "/+# "):
+        raise UserError(f"--group {name!r}: use 1-64 printable ASCII characters without '/', '+', '#' or spaces, "
+                        "e.g. lab-collectors")
+    return name
 
 
 @dataclasses.dataclass
@@ -165,8 +182,19 @@ def _runs(pieces: list[_Piece]) -> list[tuple[int, int, int]]:
     return runs
 
 
+def _session_expiry(seconds: float):
+    """MQTT 5 CONNECT properties asking the broker to keep the session ``seconds`` after a disconnect."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = int(seconds)
+    return properties
+
+
 class Collector:
-    """Subscribes to ``dnnprof/v1/+/#`` on ``broker`` and stores into the SQLite file ``db``."""
+    """Subscribes to ``dnnprof/v1/+/#`` on ``broker`` (alone, or sharing it with a ``group``) and stores into ``db``:
+    a SQLite file or a ``postgresql://`` URL."""
 
     def __init__(self, broker: str, db: str | Path | None = None, *, batch: int = 200,
                  on_stored: Callable[[schema.Message], None] | None = None,
@@ -174,7 +202,8 @@ class Collector:
                  on_rejected: Callable[[str, str], None] | None = None, tls: ssl.SSLContext | None = None,
                  username: str | None = None, password: str | None = None, client_id: str | None = None,
                  persistent: bool = False, replay: bool = False, gap_grace_s: float = 3.0,
-                 replay_retry_s: float = 15.0) -> None:
+                 replay_retry_s: float = 15.0, group: str | None = None,
+                 session_expiry_s: float = GROUP_SESSION_EXPIRY_S) -> None:
         """``tls`` encrypts the connection and checks the broker's certificate; ``username``/``password`` log in.
         ``on_stored``: each message new to the store; ``on_valid``: every valid message, telemetry and
         re-deliveries included (what a live view needs); ``on_rejected(topic, reason)``: every rejected one.
@@ -184,7 +213,11 @@ class Collector:
         (clean session off), so the broker queues QoS 1 messages while this collector is down and hands them over
         when the same ``client_id`` connects again. ``replay``: ask boards to publish again the numbers of their
         stream missing for longer than ``gap_grace_s`` seconds (arrival out of order is normal around reconnects),
-        at most REPLAY_MAX numbers a command, asked again every ``replay_retry_s`` seconds while still missing."""
+        at most REPLAY_MAX numbers a command, asked again every ``replay_retry_s`` seconds while still missing.
+
+        ``group``: share the stream with the other collectors of this group (an MQTT shared subscription,
+        ``$share/GROUP/...``: each message goes to one member). It connects with MQTT 5, whose session expiry
+        (``session_expiry_s``) lets the broker drop a member that does not come back."""
         if persistent and not client_id:
             raise ValueError("a persistent session needs a fixed client_id: the broker keeps it under that id")
         self.host, self.port = topics.parse_broker(broker)
@@ -203,16 +236,17 @@ class Collector:
         self.gap_grace_s = gap_grace_s
         self.replay_retry_s = replay_retry_s
         self.check_s = min(1.0, max(0.05, gap_grace_s / 2))  # how often the writer looks at the gaps
+        self.group = check_group(group) if group is not None else None
+        self.subscription = (f"$share/{self.group}/{topics.ALL_BOARDS}" if self.group else topics.ALL_BOARDS)
         # Telemetry's high marks, carried from paho's thread to the writer: the latest per (board, stream).
         self._marks: dict[tuple[str, int], int] = {}
         self._marks_lock = threading.Lock()
         self._applied: dict[tuple[str, int], int] = {}  # the marks the writer has written (it alone)
-        # The writer thread's own: gap pieces per board, outstanding replay requests per board
-        # (stream, first, last, monotonic time asked), each board's last state, boards whose gaps may have changed.
+        # The writer thread's own: gap pieces per board, boards whose gaps may have changed, and when it last looked
+        # for streams another collector moved (Unix seconds).
         self._pieces: dict[str, list[_Piece]] = {}
-        self._asked: dict[str, list[tuple[int, int, int, float]]] = {}
-        self._state: dict[str, str] = {}
         self._dirty: set[str] = set()
+        self._looked = 0.0
         self._queue: queue.Queue = queue.Queue()
         self._subscribed = threading.Event()
         self._changed = threading.Condition()
@@ -224,8 +258,16 @@ class Collector:
         self._refusal: str | None = None  # why the broker refused the login, for start()
         self.client_id = client_id or f"dnnhost-{uuid.uuid4().hex[:10]}"
         self.persistent = persistent
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=not persistent,
-                             manual_ack=True)
+        if self.group:
+            # MQTT 5: the session (persistent or not) gets an expiry, so a member that died is dropped in time.
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                                 manual_ack=True)
+            self._connect_options = {"clean_start": not persistent,
+                                     "properties": _session_expiry(session_expiry_s if persistent else 0)}
+        else:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                 clean_session=not persistent, manual_ack=True)
+            self._connect_options = {}
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda *a: self._subscribed.set()
@@ -292,7 +334,7 @@ class Collector:
         self.connected = True
         # With a clean session the subscription dies with the connection, and a persistent one may have expired on
         # the broker: renew it on every connect (renewing a live one changes nothing).
-        client.subscribe(topics.ALL_BOARDS, qos=1)
+        client.subscribe(self.subscription, qos=1)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected = False
@@ -306,11 +348,11 @@ class Collector:
         if self._store_error:
             raise self._store_error
         if retry:
-            self._client.connect_async(self.host, self.port, keepalive=30)
+            self._client.connect_async(self.host, self.port, keepalive=30, **self._connect_options)
             self._client.loop_start()
             return self
         try:
-            self._client.connect(self.host, self.port, keepalive=30)
+            self._client.connect(self.host, self.port, keepalive=30, **self._connect_options)
         except (OSError, ValueError) as exc:
             self._stop.set()
             reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
@@ -346,38 +388,64 @@ class Collector:
             self._store_ready.set()
             return
         self._store_ready.set()
-        with store:
-            # Gaps left from before this collector started, and the boards' last known states.
-            self._dirty.update(s.board for s in store.streams())
-            self._state.update({b: v["state"] for b, v in store.boards().items() if v["state"]})
-            next_check = time.monotonic()
+        # Gaps left from before this collector started.
+        self._dirty.update(s.board for s in store.streams())
+        next_check = time.monotonic()
+        items: list = []  # a batch not yet stored: kept (unacknowledged) across a store failure
+        try:
             while True:
-                try:
-                    first = self._queue.get(timeout=max(0.0, min(0.1, next_check - time.monotonic())))
-                except queue.Empty:
-                    if self._stop.is_set():
-                        return
-                    first = None
-                if first is not None:
-                    items = [first]
+                if not items:
+                    try:
+                        items = [self._queue.get(timeout=max(0.0, min(0.1, next_check - time.monotonic())))]
+                    except queue.Empty:
+                        if self._stop.is_set():
+                            return
                     # Gather for a moment: one pass (and at most one transaction) per burst, not per message.
                     deadline = time.monotonic() + self.linger_s
-                    while len(items) < self.batch:
+                    while items and len(items) < self.batch:
                         try:
                             items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                         except queue.Empty:
                             break
-                    self._ingest(store, items)
-                if first is not None or time.monotonic() >= next_check:
-                    self._check(store)
-                    next_check = time.monotonic() + self.check_s
+                try:
+                    if items:
+                        self._ingest(store, items)
+                    if items or time.monotonic() >= next_check:
+                        self._check(store)
+                        next_check = time.monotonic() + self.check_s
+                    items = []
+                except store.engine.errors as exc:
+                    # The store is away (a PostgreSQL restart, a lost connection): nothing of the batch was
+                    # acknowledged, so nothing is lost; said, counted, and tried again on a new connection.
+                    log.warning("the store failed (%s); trying again in 1 s", _one_line(exc))
+                    with self._changed:
+                        self.counts["store_errors"] += 1
+                    if self._stop.wait(1.0):
+                        return
+                    store = self._reopen(store)
+        finally:
+            store.close()
+
+    def _reopen(self, store: Store) -> Store:
+        try:
+            store.close()
+        except store.engine.errors:
+            pass
+        try:
+            return Store(self.db)
+        except UserError as exc:
+            log.warning("%s", exc)
+            return store  # still away: the next failure comes back here
 
     def _check(self, store: Store) -> None:
         """Bring the gaps up to date, count those past their grace, and ask for them (with ``replay``)."""
-        try:
-            self._check_gaps(store)
-        except sqlite3.Error as exc:  # a store locked by another process for too long: try again next time
-            log.warning("checking the stream gaps failed: %s", exc)
+        for attempt in range(RETRIES):
+            try:
+                return self._check_gaps(store)
+            except store.engine.errors as exc:
+                if not store.retryable(exc) or attempt == RETRIES - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
 
     def _check_gaps(self, store: Store) -> None:
         with self._marks_lock:
@@ -386,11 +454,22 @@ class Collector:
         # a write (at fleet rates, most do not).
         marks = {key: seq for key, seq in marks.items() if seq > self._applied.get(key, -1)}
         if marks:
-            with store.transaction():
-                for (board, stream), seq in marks.items():
-                    if store.mark(board, schema.Stream(id=stream, seq=seq)):
-                        self._dirty.add(board)
+            try:
+                with store.transaction():
+                    for (board, stream), seq in marks.items():
+                        if store.mark(board, schema.Stream(id=stream, seq=seq)):
+                            self._dirty.add(board)
+            except BaseException:
+                with self._marks_lock:  # not written: handed back, unless a higher mark came meanwhile
+                    for key, seq in marks.items():
+                        self._marks[key] = max(seq, self._marks.get(key, -1))
+                raise
             self._applied.update(marks)
+        # Other collectors (of a group, or an import) move the store's streams too: the boards with gaps known here
+        # (another may have filled them) and those whose high mark rose since the last look.
+        looked, self._looked = self._looked, time.time()
+        self._dirty.update(self._pieces)
+        self._dirty.update(store.boards_changed(looked - 1.0))
         now = time.monotonic()
         for board in self._dirty:
             pieces = _carry(self._pieces.get(board, []), store.gaps(board), now)
@@ -398,21 +477,22 @@ class Collector:
                 self._pieces[board] = pieces
             else:
                 self._pieces.pop(board, None)
-                self._asked.pop(board, None)
         self._dirty.clear()
-        found, commands = 0, []
+        found, due = 0, []
         for board, pieces in self._pieces.items():
             for piece in pieces:
                 if not piece.counted and now - piece.since >= self.gap_grace_s:
                     piece.counted = True
                     found += piece.last - piece.first + 1
-            # A board that is offline cannot answer: its requests would only pile up in the broker meanwhile.
-            if self.replay and self.connected and self._state.get(board) not in ("offline", "lost"):
-                commands += self._requests(board, pieces, now)
-        if commands:
-            with store.transaction():  # kept before it is sent, so that the ack always finds its command
-                for command in commands:
-                    store.add_command(command)
+            if self.replay and self.connected and _runs(pieces):
+                due.append(board)
+        commands = []
+        if due:
+            states = store.board_states()
+            for board in due:
+                # A board that is offline cannot answer: its requests would only pile up in the broker meanwhile.
+                if states.get(board) not in ("offline", "lost"):
+                    commands += self._requests(store, board, self._pieces[board])
         sent = 0
         for command in commands:
             self._client.publish(topics.topic(command.board, topics.CMD), schema.encode(command), qos=1)
@@ -425,19 +505,30 @@ class Collector:
                 self.counts["replay_requests"] += sent
                 self._changed.notify_all()
 
-    def _requests(self, board: str, pieces: list[_Piece], now: float) -> list[schema.Command]:
-        """Replay commands for the counted gaps of ``board`` that no request younger than replay_retry_s covers."""
-        asked = [a for a in self._asked.get(board, []) if now - a[3] < self.replay_retry_s]
+    def _requests(self, store: Store, board: str, pieces: list[_Piece]) -> list[schema.Command]:
+        """Replay commands for the counted gaps of ``board`` that no request younger than replay_retry_s covers —
+        this collector's or another's: decided under the store's lock on the board, and kept in the store before
+        they are sent (so that the ack always finds its command)."""
         commands = []
-        for stream, first, last in _runs(pieces):
-            # One request at a time per gap: while the last one is being answered, the gap overlaps it.
-            if any(s == stream and lo <= last and hi >= first for s, lo, hi, _ in asked):
-                continue
-            last = min(last, first + REPLAY_MAX - 1)
-            commands.append(schema.Command(board=board, ts=time.time(), id=f"replay-{uuid.uuid4().hex}",
-                                           action="replay", stream=stream, first=first, last=last))
-            asked.append((stream, first, last, now))
-        self._asked[board] = asked
+        with store.transaction(immediate=True):
+            store.lock(f"dnnprof-replay:{board}")
+            now = time.time()
+            asked = store.replays(board, since=now - self.replay_retry_s)
+            missing = {(g.stream, g.first, g.last) for g in store.gaps(board)}
+            for stream, first, last in _runs(pieces):
+                # Filled meanwhile by another collector: the store's gaps are the truth, this collector's pieces
+                # only what it saw last.
+                if not any(s == stream and lo <= first and last <= hi for s, lo, hi in missing):
+                    continue
+                # One request at a time per gap: while the last one is being answered, the gap overlaps it.
+                if any(s == stream and lo <= last and hi >= first for s, lo, hi in asked):
+                    continue
+                last = min(last, first + REPLAY_MAX - 1)
+                command = schema.Command(board=board, ts=now, id=f"replay-{uuid.uuid4().hex}", action="replay",
+                                         stream=stream, first=first, last=last)
+                store.add_command(command)
+                commands.append(command)
+                asked.append((stream, first, last))
         return commands
 
     def _missing(self, board: str, stream: schema.Stream) -> bool:
@@ -478,28 +569,40 @@ class Collector:
                 continue
             checked.append((index, topic_name, payload, message, None))
         filled: set[tuple[str, int, int]] = set()  # numbers that filled a gap in this batch, each counted once
-        if checked:  # a batch of telemetry alone needs no transaction (at fleet rates, most batches)
-            with store.transaction():
-                for index, topic_name, payload, message, reason in checked:
-                    got = ingest(store, f"mqtt:{topic_name}", payload, message, reason)
-                    if got.message is None:
-                        counts["rejected"] += 1
-                        last_rejection = f"{topic_name}: {got.reason}"
-                        rejected.append((topic_name, got.reason))
-                        continue
-                    if got.lost:
-                        counts["unrecoverable"] += got.lost
-                        self._dirty.add(message.board)
-                    slots[index] = message
-                    counts[schema.KIND_OF[type(message)]] += 1
-                    self._follow(message, got.added, filled)
-                    if got.added:
-                        counts["stored"] += 1
-                        stored.append(message)
-                    elif not isinstance(message, schema.Command):
-                        # A command comes back to the host that sent it (it subscribes to every topic): seeing
-                        # its own again is no re-delivery.
-                        counts["duplicate"] += 1
+        base = counts
+        for attempt in range(RETRIES if checked else 0):  # a batch of telemetry alone needs no transaction
+            # Each attempt starts from what validation found: a transaction rolled back leaves nothing counted.
+            counts, stored, rejected, filled, last_rejection = base.copy(), [], [], set(), None
+            try:
+                with store.transaction():
+                    for index, topic_name, payload, message, reason in checked:
+                        got = ingest(store, f"mqtt:{topic_name}", payload, message, reason)
+                        if got.message is None:
+                            counts["rejected"] += 1
+                            last_rejection = f"{topic_name}: {got.reason}"
+                            rejected.append((topic_name, got.reason))
+                            continue
+                        if got.lost:
+                            counts["unrecoverable"] += got.lost
+                            self._dirty.add(message.board)
+                        slots[index] = message
+                        counts[schema.KIND_OF[type(message)]] += 1
+                        self._follow(message, filled)
+                        if got.added:
+                            counts["stored"] += 1
+                            stored.append(message)
+                        elif not isinstance(message, schema.Command):
+                            # A command comes back to the host that sent it (it subscribes to every topic): seeing
+                            # its own again is no re-delivery.
+                            counts["duplicate"] += 1
+                break
+            except store.engine.errors as exc:
+                # Two collectors' batches crossed (PostgreSQL broke a deadlock, SQLite's lock timed out): again.
+                if not store.retryable(exc) or attempt == RETRIES - 1:
+                    raise
+                counts["retried_batches"] += 1
+                base["retried_batches"] += 1
+                time.sleep(0.02 * (attempt + 1))
         for _, _, mid, qos in items:
             if qos:
                 self._client.ack(mid, qos)
@@ -517,18 +620,14 @@ class Collector:
         for topic_name, reason in rejected:
             self._deliver(self.on_rejected, topic_name, reason)
 
-    def _follow(self, message: schema.Message, added: bool, filled: set[tuple[str, int, int]]) -> None:
-        """Note what a stored message changes for the gap checks: its board's gaps, whether it filled one, and its
-        board's state (a status ``added`` is not stale)."""
+    def _follow(self, message: schema.Message, filled: set[tuple[str, int, int]]) -> None:
+        """Note what a stored message changes for the gap checks: its board's gaps, and whether it filled one."""
         if isinstance(message, schema.DURABLE) and message.stream is not None:
             self._dirty.add(message.board)
             if self._missing(message.board, message.stream):
                 filled.add((message.board, message.stream.id, message.stream.seq))
-        elif isinstance(message, schema.Status):
-            if message.stream is not None:
-                self._dirty.add(message.board)
-            if added:
-                self._state[message.board] = message.state
+        elif isinstance(message, schema.Status) and message.stream is not None:
+            self._dirty.add(message.board)
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Block until ``predicate()`` holds (checked after each stored batch) or the timeout passes."""

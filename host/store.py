@@ -525,6 +525,22 @@ class Store:
             query, args = query + " WHERE board = ?", (board,)
         return [Lost(*row) for row in self.db.execute(query + " ORDER BY board, stream, first, last", args)]
 
+    def boards_changed(self, since: float) -> list[str]:
+        """Boards with a stream whose high mark rose at or after ``since`` (Unix seconds): what another collector
+        sharing this store may have moved."""
+        return [row[0] for row in self.db.execute("SELECT DISTINCT board FROM streams WHERE changed >= ?", (since,))]
+
+    def board_states(self) -> dict[str, str]:
+        """Each board's last presence (online, offline, lost) as stored."""
+        return dict(self.db.execute("SELECT board, state FROM boards WHERE state IS NOT NULL"))
+
+    def replays(self, board: str, since: float) -> list[tuple[int, int, int]]:
+        """(stream, first, last) of the replays asked of ``board`` at or after ``since`` (Unix seconds), by any
+        collector of this store."""
+        rows = self.db.execute("SELECT payload FROM commands WHERE board = ? AND action = 'replay' AND sent >= ?",
+                               (board, since))
+        return [(c.stream, c.first, c.last) for c in (schema.decode(row[0]) for row in rows)]
+
     def add_command(self, command: schema.Command) -> bool:
         """Keep a command to an agent; True when it is new here. An ack that arrived before it is applied now."""
         cur = self.db.execute(
