@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
@@ -28,14 +29,18 @@ from . import live as live_mod
 from . import remote as remote_mod
 from . import report as report_mod
 from .broker import EmbeddedBroker
-from .collector import Collector, decode_line, ingest
+from . import sql
+from .collector import GROUP_SESSION_EXPIRY_S, Collector, check_group, decode_line, ingest
 from .store import Store, default_path, demo_path
 from .views import err, out
 
 app = cli.app("dnnhost", "Collect profiling results from dnnprof agents and report the best accuracy each board "
               "reaches within an energy budget.")
 
-DbOption = Annotated[Optional[Path], typer.Option("--db", help=f"Result store (SQLite). Default: {default_path()}")]
+DbOption = Annotated[Optional[str], typer.Option(
+    "--db", envvar="DNNPROF_DB", show_envvar=True,
+    help=f"Result store: a SQLite file, or a PostgreSQL database a team shares, postgresql://USER@HOST[:PORT]/DB "
+         f"(the password from ~/.pgpass or PGPASSWORD rather than the URL). Default: {default_path()}")]
 CatalogOption = Annotated[Optional[Path], typer.Option(
     "--catalog", help="A CSV or TOML file of networks that adds to or overrides the built-in reference accuracy. "
                       f"Default: {catalog.default_user_path()} when it exists.")]
@@ -73,6 +78,24 @@ def _security(broker: str | None, tls_ca: Path | None, tls_cert: Path | None, tl
                                                              "give --broker HOST[:PORT] of a broker that does")
 
 
+def _store(db: str | None, *, must_exist: bool = True) -> str | Path:
+    """The store ``--db`` names (default: the default SQLite file). ``must_exist``: a SQLite file that is not there
+    is a mistyped path or a store never written — said, rather than an empty one created; a database is checked by
+    connecting to it."""
+    if db and sql.is_url(db):
+        return db
+    path = Path(db) if db else default_path()
+    if must_exist and not path.exists():
+        raise UserError(f"no result store at {path} yet: pass the one `dnnhost collect` or `import` wrote with --db, "
+                        "or run `dnnhost demo`")
+    return path
+
+
+def _where(db: str | Path) -> str:
+    """A store as printed: the file, or the URL without its password."""
+    return sql.shown(db) if sql.is_url(db) else str(db)
+
+
 def _broker_or_embedded(broker: str | None, bind: str, port: int) -> tuple[str, EmbeddedBroker | None]:
     if broker:
         host, p = topics.parse_broker(broker)
@@ -99,6 +122,23 @@ def collect(
                             "queues the results for it, and hands them over when it connects again under the same "
                             "id. Two collectors on one broker need different ids (each would take the other's "
                             f"session over). Default: {DEFAULT_CLIENT_ID}")] = None,
+    group: Annotated[Optional[str], typer.Option(
+        "--group", help="Share the stream with the other collectors of this group, on this machine or others: each "
+                        "message goes to one of them (an MQTT shared subscription, $share/GROUP/...; Mosquitto 2, "
+                        "EMQX, HiveMQ), all write one store (give the same --db, PostgreSQL for several machines), "
+                        "and a gap is asked for once, whichever collector found it. Each member needs its own "
+                        "--client-id.", rich_help_panel="Several collectors")] = None,
+    session_expiry: Annotated[str, typer.Option(
+        "--session-expiry", help="With --group: how long the broker keeps a member's share queued after it went "
+                                 "away (then the others take it over, and what was queued is asked of the boards "
+                                 "again).", rich_help_panel="Several collectors")]
+    = f"{GROUP_SESSION_EXPIRY_S // 60}min",
+    metrics: Annotated[Optional[str], typer.Option(
+        "--metrics", metavar="HOST:PORT", help="Serve OpenMetrics for Prometheus here (per board: online, power, "
+                                               "last result's images/s and energy per image, sweep progress; per "
+                                               "collector: messages in, stored, rejected, replay requests), e.g. "
+                                               "127.0.0.1:9108. docs/examples/grafana-dashboard.json shows them.")]
+    = None,
 ) -> None:
     """Store every result the agents publish until Ctrl-C (or --duration).
 
@@ -107,18 +147,40 @@ def collect(
 
     Agents number what they publish: numbers still missing after a few seconds are asked for again (the agent
     publishes them from its outbox); `dnnhost gaps` lists what never arrived.
+
+    Past one machine: [bold]dnnhost collect --broker mqtt.lan --group lab --client-id lab-1 --db
+    postgresql://dnnprof@db.lan/dnnprof --metrics 0.0.0.0:9108[/bold] on each collector machine (docs/FLEET.md).
     """
     stop_after = units.parse_time(duration) if duration else math.inf
     session_id = _client_id(client_id) if client_id is not None else DEFAULT_CLIENT_ID
     security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
-    store_path = Path(db) if db else default_path()
+    expiry_s = units.parse_time(session_expiry)
+    if group is not None:
+        check_group(group)
+        if not broker:
+            raise UserError("--group needs a broker with shared subscriptions (Mosquitto 2, EMQX, HiveMQ): give "
+                            "--broker HOST[:PORT]; the embedded one has none")
+        if not 1 <= expiry_s <= 2**32 - 2:
+            raise UserError(f"--session-expiry {session_expiry}: give between 1s and 136 years, e.g. 10min")
+    store_at = _store(db, must_exist=False)
+    exporter = None
+    if metrics is not None:
+        from .metrics import Metrics, parse_address
+
+        parse_address(metrics)  # a mistyped address is said before anything starts
     address, embedded = _broker_or_embedded(broker, bind, port)
-    collector = Collector(address, store_path, client_id=session_id, persistent=True, replay=True, **security)
+    collector = Collector(address, store_at, client_id=session_id, persistent=True, replay=True, group=group,
+                          session_expiry_s=expiry_s, on_valid=(lambda m: exporter.observe(m)) if metrics else None,
+                          **security)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stopping.set())
     try:
+        if metrics is not None:
+            exporter = Metrics(collector.client_id, lambda: dict(collector.counts))
+            err.print(f"metrics on http://{exporter.serve(metrics)}/metrics")
         collector.start()
-        err.print(f"collecting from {address} into {store_path} — Ctrl-C to stop")
+        err.print(f"collecting from {address}{f' in group {group}' if group else ''} into {_where(store_at)} — "
+                  "Ctrl-C to stop")
         started = time.monotonic()
         with Live(console=err, refresh_per_second=4, transient=True) as live:
             while not stopping.is_set() and time.monotonic() - started < stop_after:
@@ -128,9 +190,11 @@ def collect(
         pass  # Ctrl-C is how a user ends it: the summary below still prints
     finally:
         collector.stop()
+        if exporter is not None:
+            exporter.stop()
         if embedded:
             embedded.stop()
-    views.collect_summary(collector.counts, store_path, collector.last_rejection)
+    views.collect_summary(collector.counts, _where(store_at), collector.last_rejection)
 
 
 @app.command()
@@ -168,9 +232,9 @@ def live(
         raise UserError("--once reads the state a broker holds: give --broker HOST[:PORT]")
     stop_after = units.parse_time(duration) if duration else math.inf
     security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
-    store_path = Path(db) if db else default_path()
+    store_at = _store(db, must_exist=False)
     address, embedded = _broker_or_embedded(broker, bind, port)
-    dashboard = live_mod.Dashboard(address, store_path, set(board) if board else None, sort, refresh, console=out,
+    dashboard = live_mod.Dashboard(address, store_at, set(board) if board else None, sort, refresh, console=out,
                                    **security)
     if once:
         out.print(dashboard.once(), soft_wrap=True)  # one line per board, whatever the pipe's width
@@ -186,7 +250,7 @@ def live(
         if embedded:
             embedded.stop()
     elapsed = max(1e-9, time.monotonic() - began)
-    views.live_summary(dashboard.frames, dashboard.frame_rate_hz, elapsed, dashboard.fleet.counts, store_path)
+    views.live_summary(dashboard.frames, dashboard.frame_rate_hz, elapsed, dashboard.fleet.counts, _where(store_at))
 
 
 @app.command("import")
@@ -199,7 +263,7 @@ def import_(
         if not path.is_file():
             raise UserError(f"{path} is not a file")
     new = dup = bad = 0
-    with Store(db) as store:
+    with Store(_store(db, must_exist=False)) as store:
         for path in files:
             with path.open("rb") as fh, store.transaction():
                 for lineno, line in enumerate(fh, 1):
@@ -217,7 +281,7 @@ def import_(
                         new += 1
                     else:
                         dup += 1
-        views.import_summary(new, dup, bad, store.path)
+        views.import_summary(new, dup, bad, store.where)
     if bad:
         raise UserError(f"{bad} lines were rejected (kept in the store for inspection); the rest were imported",
                         exit_code=1)
@@ -247,10 +311,9 @@ def rejected(
     if limit < 1:
         raise UserError(f"--limit {limit}: give a number of rows, 1 or more")
     cutoff = time.time() - units.parse_time(since) if since else None
-    path = Path(db) if db else default_path()
-    if not path.exists():  # reading must not create an empty store where the user mistyped a path
-        raise UserError(f"no result store at {path}: pass the one `dnnhost collect` or `import` wrote with --db")
-    with Store(path) as store:
+    store_at = _store(db)
+    path = _where(store_at)
+    with Store(store_at) as store:
         if show is not None:
             row = store.rejected_one(show)
             if row is None:
@@ -289,10 +352,9 @@ def gaps(
     """
     if board:
         topics.check_id(board)
-    path = Path(db) if db else default_path()
-    if not path.exists():  # reading must not create an empty store where the user mistyped a path
-        raise UserError(f"no result store at {path}: pass the one `dnnhost collect` or `import` wrote with --db")
-    with Store(path) as store:
+    store_at = _store(db)
+    path = _where(store_at)
+    with Store(store_at) as store:
         streams, missing, lost = store.streams(board), store.gaps(board), store.lost(board)
     if as_json:
         views.json_out(views.gaps_json(path, streams, missing, lost))
@@ -323,6 +385,10 @@ def measure(
     timeout: Annotated[str, typer.Option(help="How long to wait for the agent's answer, e.g. 10s.")] = "10s",
     as_json: Annotated[bool, typer.Option("--json", help="Print the command and the agent's answer as JSON.")]
     = False,
+    db: Annotated[Optional[str], typer.Option(
+        "--db", envvar="DNNPROF_DB", show_envvar=True,
+        help="Also keep the command and the agent's answer in this store (a SQLite file or postgresql://...).")]
+    = None,
 ) -> None:
     """Ask a board's agent to measure one more model, after its configured sweep, and print its answer.
 
@@ -339,7 +405,7 @@ def measure(
         raise UserError("MODEL is empty: give an ONNX file name inside the agent's models directory")
     security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
     command = remote_mod.new_command(board, "measure", model=model, batch=batch, precision=precision)
-    _answer(command, broker, seconds, security, as_json, views.measure_answer)
+    _answer(command, broker, seconds, security, as_json, views.measure_answer, db)
 
 
 # --- steering agents: boards, sweep start / status / cancel (and measure, above) ----------------------------------
@@ -350,6 +416,10 @@ RemoteBrokerOption = Annotated[Optional[str], typer.Option(
 AnswerTimeoutOption = Annotated[str, typer.Option("--timeout", help="How long to wait for the agent's answer, "
                                                                     "e.g. 10s.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the command and the agent's answer as JSON.")]
+RecordOption = Annotated[Optional[str], typer.Option(
+    "--db", envvar="DNNPROF_DB", show_envvar=True,
+    help="Also keep the command and the agent's answer in this store (a SQLite file or postgresql://...), before "
+         "it is sent and when the answer comes. `dnnhost collect` keeps those it sees on the broker anyway.")]
 
 
 def _wait_s(timeout: str) -> float:
@@ -364,10 +434,17 @@ def _remote(broker: str | None, seconds: float, security: dict) -> remote_mod.Re
 
 
 def _answer(command: schema.Command, broker: str | None, seconds: float, security: dict, as_json: bool,
-            show) -> None:
-    """Send ``command``, print the agent's answer (``show``, or JSON); exit 1 when it refused, 69 when none came."""
-    with _remote(broker, seconds, security) as remote:
-        answer = remote.ask(command)
+            show, db: str | None = None) -> None:
+    """Send ``command``, print the agent's answer (``show``, or JSON); exit 1 when it refused, 69 when none came.
+    ``db``: keep the command (before it is sent) and the answer in that store."""
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(Store(_store(db, must_exist=False))) if db else None
+        if store is not None:
+            store.add_command(command)
+        with _remote(broker, seconds, security) as remote:
+            answer = remote.ask(command)
+        if store is not None and answer is not None:
+            store.add_ack(answer[0])
     if answer is None:
         raise UserError(f"no answer from {command.board} within {seconds:g} s: is its agent online and subscribed?",
                         exit_code=MEASURE_TIMEOUT_EXIT)
@@ -444,6 +521,7 @@ def sweep_start(
     password_file: cli.PasswordFileOption = None,
     timeout: AnswerTimeoutOption = "10s",
     as_json: JsonOption = False,
+    db: RecordOption = None,
 ) -> None:
     """Queue a sweep of models x batch sizes x precisions on a board; it runs after the board's configured sweep
     and any run queued before it, and survives a restart of the agent (it waits in the agent's outbox).
@@ -466,7 +544,7 @@ def sweep_start(
     security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
     command = remote_mod.new_command(board, "sweep_start", models=names, batches=batches, precisions=precisions,
                                      power_mode=power_mode, retry_failed=retry_failed, redo=redo)
-    _answer(command, broker, seconds, security, as_json, views.command_answer)
+    _answer(command, broker, seconds, security, as_json, views.command_answer, db)
 
 
 @sweep_app.command("cancel")
@@ -482,6 +560,7 @@ def sweep_cancel(
     password_file: cli.PasswordFileOption = None,
     timeout: AnswerTimeoutOption = "10s",
     as_json: JsonOption = False,
+    db: RecordOption = None,
 ) -> None:
     """Cancel a run: the one being measured stops after its current point (what it measured is published, and
     the run ends as cancelled); a queued one is taken off the queue.
@@ -493,7 +572,7 @@ def sweep_cancel(
     seconds = _wait_s(timeout)
     security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
     command = remote_mod.new_command(board, "sweep_cancel", run_id=run)
-    _answer(command, broker, seconds, security, as_json, views.command_answer)
+    _answer(command, broker, seconds, security, as_json, views.command_answer, db)
 
 
 @sweep_app.command("status")
@@ -507,6 +586,7 @@ def sweep_status(
     password_file: cli.PasswordFileOption = None,
     timeout: AnswerTimeoutOption = "10s",
     as_json: JsonOption = False,
+    db: RecordOption = None,
 ) -> None:
     """What a board's agent measures now (run, points done, the current point) and the runs queued after it.
 
@@ -514,7 +594,8 @@ def sweep_status(
     """
     seconds = _wait_s(timeout)
     security = _security(broker, tls_ca, tls_cert, tls_key, username, password_file)
-    _answer(remote_mod.new_command(board, "sweep_status"), broker, seconds, security, as_json, views.sweep_status)
+    _answer(remote_mod.new_command(board, "sweep_status"), broker, seconds, security, as_json, views.sweep_status,
+            db)
 
 
 def _per(text: str) -> str | int:
@@ -610,10 +691,7 @@ def report(
     networks = _catalog(catalog_file)
     if board:
         topics.check_id(board)
-    path = Path(db) if db else default_path()
-    if db is None and not path.exists():
-        raise UserError(f"no result store at {path} yet: run `dnnhost demo`, `dnnhost collect` or `dnnhost import`")
-    with err.status("reading the store …") as status, Store(path) as store:
+    with err.status("reading the store …") as status, Store(_store(db)) as store:
         df = report_mod.load(store, board, networks)
         status.update(f"ranking {len(df)} configurations …")
         data = report_mod.build(store, limits, basis, board, networks, df=df,
@@ -701,16 +779,14 @@ def predict(
         energy_budget_j=units.parse_energy(energy_budget) if energy_budget else None,
         assume_accuracy=assume_accuracy)
     networks = _catalog(catalog_file)
-    path = Path(db) if db else default_path()
-    if db is None and not path.exists():
-        raise UserError(f"no result store at {path} yet: run `dnnhost demo`, `dnnhost collect` or `dnnhost import`")
+    store_at = _store(db)
     with err.status(f"counting the operations of {model} …") as status:
         cost = opcount.cost(opcount.inspect(model))
         name = model.stem
         ref = networks.lookup(name)
         question = dataclasses.replace(question, top1=top1 if top1 is not None else (ref.top1 if ref else None))
         status.update("reading the store …")
-        with Store(path) as store:
+        with Store(store_at) as store:
             known = store.board_names()
             if board and board not in known:
                 raise UserError(f"no board {board!r} in this store (boards here: {', '.join(known) or 'none'})")

@@ -1,5 +1,6 @@
-"""The collector's persistent session and replay requests against a real private Mosquitto: the test plays the
-agent (a plain paho client publishing numbered messages and answering the host's commands over the broker)."""
+"""The collector's persistent session, replay requests and groups against a real private Mosquitto, on both stores
+(SQLite and a private PostgreSQL): the test plays the agent (a plain paho client publishing numbered messages and
+answering the host's commands over the broker)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,10 @@ import pytest
 from dnnprof.host.collector import REPLAY_MAX, Collector
 from dnnprof.host.store import Gap, Store
 from dnnprof.shared import schema, topics
+from dnnprof.shared.errors import UserError
 
 STREAM = 1_712_345_678_901
 BOARD = "board-a"
-
-
-@pytest.fixture
-def db(tmp_path):
-    return tmp_path / "results.sqlite"
 
 
 class Agent:
@@ -212,3 +209,60 @@ def test_gaps_left_in_the_store_are_asked_for_after_a_restart(mosquitto, db, msg
         store.add(online(3))
     with Collector(mosquitto, db, replay=True, gap_grace_s=0.1, replay_retry_s=30):
         assert agent.wait_asked(1) == [(2, 3)]
+
+
+# --- several collectors in a group --------------------------------------------------------------------------------
+
+
+def member(broker: str, db, name: str, **options) -> Collector:
+    return Collector(broker, db, client_id=f"dnnhost-test-{name}", persistent=True, group="lab", **options)
+
+
+def test_a_group_splits_the_stream_and_stores_each_result_once(mosquitto, db, msgs, mqtt_client):
+    results = [numbered(msgs, n) for n in range(1, 61)]
+    with member(mosquitto, db, "one") as one, member(mosquitto, db, "two") as two:
+        assert one.subscription == two.subscription == "$share/lab/dnnprof/v1/+/#"
+        mqtt_client.publish(mosquitto, [(msgs.topic_for(r), schema.encode(r)) for r in results])
+        assert one.wait_until(lambda: one.counts["stored"] + two.counts["stored"] == 60, 10), (one.counts, two.counts)
+    # Each message went to one member: both took a share, none stored anything twice.
+    assert one.counts["result"] > 0 and two.counts["result"] > 0
+    assert one.counts["result"] + two.counts["result"] == 60
+    assert one.counts["duplicate"] == two.counts["duplicate"] == 0
+    with Store(db) as store:
+        assert sorted(r.id for r in store.results()) == sorted(r.id for r in results)
+        assert store.gaps() == []
+
+
+def test_a_gap_is_asked_for_once_whichever_member_found_it(mosquitto, db, msgs, agent):
+    """Both members see the store's gaps; the replay is decided under the store's lock from every member's requests,
+    so the board is asked once per gap, not once per member."""
+    options = {"replay": True, "gap_grace_s": 0.2, "replay_retry_s": 30}
+    with member(mosquitto, db, "one", **options) as one, member(mosquitto, db, "two", **options) as two:
+        agent.send(numbered(msgs, 1), numbered(msgs, 2), numbered(msgs, 5), online(6))
+        assert sorted(agent.wait_asked(2)) == [(3, 4), (6, 6)]
+        time.sleep(1.0)  # both past their grace, each having checked the gaps several times
+        assert sorted(agent.asked()) == [(3, 4), (6, 6)]
+        assert one.counts["replay_requests"] + two.counts["replay_requests"] == 2
+        agent.send(numbered(msgs, 3), numbered(msgs, 4), numbered(msgs, 6),
+                   ack(agent.command_for(3, 4), 2), ack(agent.command_for(6, 6), 1))
+        with Store(db) as store:
+            assert one.wait_until(lambda: store.gaps() == [] and store.count() == 6, 10), store.gaps()
+        time.sleep(0.5)
+        assert len(agent.asked()) == 2  # filled: nobody asks again
+
+
+def test_a_member_that_has_no_share_of_a_board_still_asks_for_its_gaps(mosquitto, db, msgs, agent):
+    """The gaps and the board's presence are the store's, not what one member received: a member that starts after
+    the others stored everything still finds the gap and knows the board is online."""
+    with member(mosquitto, db, "one") as one:  # no replay: it only stores
+        agent.send(numbered(msgs, 1), numbered(msgs, 3), online(3))
+        assert one.wait_until(lambda: one.counts["stored"] == 3, 5)
+    with member(mosquitto, db, "two", replay=True, gap_grace_s=0.2, replay_retry_s=30) as two:
+        assert agent.wait_asked(1) == [(2, 2)]
+        assert two.counts["received"] == 0
+
+
+def test_a_group_name_mqtt_cannot_carry_is_refused(db):
+    for name in ("", "a/b", "a+", "#", "a b"):
+        with pytest.raises(UserError, match="--group"):
+            Collector("127.0.0.1:1883", db, client_id="x", persistent=True, group=name)
