@@ -691,7 +691,7 @@ def report(
     networks = _catalog(catalog_file)
     if board:
         topics.check_id(board)
-    with err.status("reading the store …") as status, Store(_store(db)) as store:
+    with err.status("reading the store …") as status, Store(_store(db, must_exist=db is None)) as store:
         df = report_mod.load(store, board, networks)
         status.update(f"ranking {len(df)} configurations …")
         data = report_mod.build(store, limits, basis, board, networks, df=df,
@@ -779,7 +779,7 @@ def predict(
         energy_budget_j=units.parse_energy(energy_budget) if energy_budget else None,
         assume_accuracy=assume_accuracy)
     networks = _catalog(catalog_file)
-    store_at = _store(db)
+    store_at = _store(db, must_exist=db is None)
     with err.status(f"counting the operations of {model} …") as status:
         cost = opcount.cost(opcount.inspect(model))
         name = model.stem

@@ -606,3 +606,41 @@ def test_report_the_energy_optimal_power_mode_of_a_mode_sweep(run, db, tmp_path,
     assert group["optimal"]["state"] == "MAXN (jetson_clocks off)" and group["optimal"]["batch"] == 8
     text = " ".join(run("report", "--latency-budget", "4ms", "--db", db, "--no-analyses").stdout.split())
     assert "no power state meets mean latency ≤ 4 ms per batch" in text
+
+
+# --- a PostgreSQL store, as a team uses it --------------------------------------------------------------------------
+
+
+def test_every_store_command_works_on_postgresql(run, postgres, tmp_path, measured):
+    """import, report, gaps and rejected against a database of the private PostgreSQL; the same answers as on a file,
+    and the URL's password never printed."""
+    url = postgres.database()
+    lines = write_jsonl(tmp_path / "run.jsonl", measured, raw={3: b"{not json"})
+    proc = run("import", lines, "--db", url)
+    assert proc.returncode == 1 and "imported" in proc.stderr  # the bad line is kept, the rest imported
+    data = json.loads(run("report", "--json", "--energy-budget", "50mJ", "--db", url).stdout)
+    assert data["boards"][0]["ceiling"]["best"]["network"] == "mobilenet_v2"
+    rejected = json.loads(run("rejected", "--json", "--db", url).stdout)
+    assert [r["source"] for r in rejected] == [f"import:{lines}:3"]
+    assert run("gaps", "--db", url).returncode == 0
+    with Store(url) as store:
+        assert store.count() == len([m for m in measured if isinstance(m, schema.Result)])
+    secret = url.replace("dnnprof@", "dnnprof:s3cret@")  # trust auth: the password is not checked, only printed
+    proc = run("import", write_jsonl(tmp_path / "again.jsonl", measured[:2]), "--db", secret)
+    assert proc.returncode == 0 and "s3cret" not in proc.stderr and "dnnprof:***@" in proc.stderr
+
+
+def test_dnnprof_db_names_the_store_when_db_is_not_given(run, postgres, tmp_path, measured):
+    url = postgres.database()
+    env = {**run.env, "DNNPROF_DB": url}
+    proc = subprocess.run([sys.executable, "-m", "dnnprof.host", "import", str(write_jsonl(tmp_path / "r.jsonl",
+                                                                                            measured))],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    with Store(url) as store:
+        assert store.count() > 0
+
+
+def test_an_unreachable_database_is_one_line(run, one_error_line):
+    line = one_error_line(run("report", "--db", "postgresql://nobody:pw@127.0.0.1:1/none"))
+    assert "cannot open the result store postgresql://nobody:***@127.0.0.1:1/none" in line and "--db" in line
