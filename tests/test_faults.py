@@ -13,7 +13,10 @@ process (``dnnhost collect`` with a persistent client id), all on loopback, and 
   so SQLite gets a real write error from the operating system; once for good, once for a moment while the broker's
   acknowledgements come in (expected to fail: an agent bug, see the test);
 - a Mosquitto that keeps at most 5 messages for an offline subscriber (``max_queued_messages 5``) and silently
-  drops the rest while the collector is stopped.
+  drops the rest while the collector is stopped;
+- three collectors in a group (a shared subscription) writing one PostgreSQL store: one killed -9 mid-stream and
+  never started again (the broker queues its share until its session expires, then drops it: gaps the others ask
+  the agent to replay), another stopped and started again under its client id.
 
 The assertion every time: each result the agent measured (what its outbox and ledger hold, and any result it sent
 from memory because the outbox was full) is in the host store exactly once, nothing else is, no point was measured
@@ -88,8 +91,17 @@ def until(predicate, timeout_s: float, what: str, step_s: float = 0.1):
         time.sleep(step_s)
 
 
-def query(path: Path, sql: str, args: tuple = ()) -> list[tuple]:
-    """Rows of ``sql`` on the SQLite file ``path`` (none while the file does not exist yet); only reads."""
+def query(path: Path | str, sql: str, args: tuple = ()) -> list[tuple]:
+    """Rows of ``sql`` on the SQLite file ``path`` (none while the file does not exist yet), or on the PostgreSQL
+    database a ``postgresql://`` URL names (none while its tables do not exist yet); only reads."""
+    if isinstance(path, str):
+        import psycopg
+
+        with psycopg.connect(path, autocommit=True) as db:
+            try:
+                return db.execute(sql.replace("?", "%s"), args).fetchall()
+            except psycopg.errors.UndefinedTable:
+                return []
     if not path.exists():
         return []
     db = sqlite3.connect(path, timeout=10)
@@ -192,9 +204,11 @@ class Rig:
     """One scenario: the broker address, a store, an agent config; the agent and collector processes it started
     (all killed at the end, whatever happened); the figures it reports."""
 
-    def __init__(self, tmp_path: Path, models: Path, address: str, scenario: str, fault: str) -> None:
+    def __init__(self, tmp_path: Path, models: Path, address: str, scenario: str, fault: str,
+                 db: str | None = None) -> None:
+        """``db``: the host store's PostgreSQL URL (default: a SQLite file in ``tmp_path``)."""
         self.tmp_path, self.address, self.scenario, self.fault = tmp_path, address, scenario, fault
-        self.db = tmp_path / "store.sqlite"
+        self.db = db or tmp_path / "store.sqlite"
         self.state = tmp_path / "state"
         self.log = tmp_path / "processes.log"
         self.client_id = f"fault-host-{tmp_path.name}"[:100]
@@ -239,11 +253,12 @@ telemetry_samples_hz = 20
 
     # --- processes ------------------------------------------------------------------------------------------------
 
-    def start_collector(self) -> Proc:
+    def start_collector(self, client_id: str | None = None, *extra: str) -> Proc:
+        """``dnnhost collect`` under ``client_id`` (default: the rig's one), with ``extra`` options."""
         env = {**os.environ, "COLUMNS": "500"}  # rich wraps the summary line at the terminal's width
         proc = Proc(f"collector{len(self.collectors) + 1}",
                     [sys.executable, "-m", "dnnprof.host", "collect", "--broker", self.address, "--db", str(self.db),
-                     "--client-id", self.client_id], self.log, env)
+                     "--client-id", client_id or self.client_id, *extra], self.log, env)
         self.collectors.append(proc)
         proc.wait_for("collecting from", 30)  # printed once the subscription is confirmed
         return proc
@@ -595,6 +610,32 @@ def test_broker_frozen_longer_than_the_keepalive(tmp_path, brokers, models) -> N
 
 class SetUpError(Exception):
     """The fault was not injected as meant (never taken for the failure an xfail expects)."""
+
+
+def test_a_group_of_three_collectors_one_killed_9_another_restarted(tmp_path, brokers, models, postgres) -> None:
+    """The group's shared subscription hands each message to one member. Mosquitto goes on handing the killed
+    member its share (queued in its session) until the session expires 3 s after it died, and then drops it: those
+    numbers are gaps, which the live members ask the agent to replay — once each, decided in the shared store."""
+    _, address = brokers.start()
+    group = ("--group", "fault-lab", "--session-expiry", "3s")
+    with Rig(tmp_path, models, address, "group of 3: kill -9 one, restart one",
+             "three collectors in one group writing one PostgreSQL store; one SIGKILLed mid-stream and never started "
+             "again (its session expires 3 s later), another stopped (SIGTERM) and started again 0.5 s later under "
+             "its client id", db=postgres.database()) as rig:
+        for name in ("member-1", "member-2", "member-3"):
+            rig.start_collector(name, *group)
+        agent = rig.start_agent()
+        rig.wait_stored(2)
+        killed, restarted = rig.collectors[0], rig.collectors[1]
+        killed.kill9()
+        rig.wait_stored(4)  # the stream goes on, a third of it into the dead member's session
+        assert restarted.terminate() == 0
+        time.sleep(0.5)
+        rig.clear()
+        rig.start_collector("member-2", *group)
+        figures = rig.finish(stored_before_fault=2, members=3)
+    assert_exactly_once(rig, figures)
+    assert agent.popen.returncode == 0 and figures["run_ends"] == ["finished"]
 
 
 def _wal(rig: Rig) -> int:
