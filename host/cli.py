@@ -86,14 +86,9 @@ def _store(db: str | None, *, must_exist: bool = True) -> str | Path:
         return db
     path = Path(db) if db else default_path()
     if must_exist and not path.exists():
-        raise UserError(f"no result store at {path} yet: pass the one `dnnhost collect` or `import` wrote with --db, "
-                        "or run `dnnhost demo`")
+        raise UserError(f"no result store at {path} yet: pass the one you wrote with --db, or run `dnnhost demo`, "
+                        "`dnnhost collect` or `dnnhost import`")
     return path
-
-
-def _where(db: str | Path) -> str:
-    """A store as printed: the file, or the URL without its password."""
-    return sql.shown(db) if sql.is_url(db) else str(db)
 
 
 def _broker_or_embedded(broker: str | None, bind: str, port: int) -> tuple[str, EmbeddedBroker | None]:
@@ -176,10 +171,10 @@ def collect(
     signal.signal(signal.SIGTERM, lambda *a: stopping.set())
     try:
         if metrics is not None:
-            exporter = Metrics(collector.client_id, lambda: dict(collector.counts))
+            exporter = Metrics(collector.client_id, lambda: dict(collector.counts), lambda: collector.presence)
             err.print(f"metrics on http://{exporter.serve(metrics)}/metrics")
         collector.start()
-        err.print(f"collecting from {address}{f' in group {group}' if group else ''} into {_where(store_at)} — "
+        err.print(f"collecting from {address}{f' in group {group}' if group else ''} into {sql.where(store_at)} — "
                   "Ctrl-C to stop")
         started = time.monotonic()
         with Live(console=err, refresh_per_second=4, transient=True) as live:
@@ -194,7 +189,7 @@ def collect(
             exporter.stop()
         if embedded:
             embedded.stop()
-    views.collect_summary(collector.counts, _where(store_at), collector.last_rejection)
+    views.collect_summary(collector.counts, sql.where(store_at), collector.last_rejection)
 
 
 @app.command()
@@ -250,7 +245,7 @@ def live(
         if embedded:
             embedded.stop()
     elapsed = max(1e-9, time.monotonic() - began)
-    views.live_summary(dashboard.frames, dashboard.frame_rate_hz, elapsed, dashboard.fleet.counts, _where(store_at))
+    views.live_summary(dashboard.frames, dashboard.frame_rate_hz, elapsed, dashboard.fleet.counts, sql.where(store_at))
 
 
 @app.command("import")
@@ -312,7 +307,7 @@ def rejected(
         raise UserError(f"--limit {limit}: give a number of rows, 1 or more")
     cutoff = time.time() - units.parse_time(since) if since else None
     store_at = _store(db)
-    path = _where(store_at)
+    path = sql.where(store_at)
     with Store(store_at) as store:
         if show is not None:
             row = store.rejected_one(show)
@@ -353,7 +348,7 @@ def gaps(
     if board:
         topics.check_id(board)
     store_at = _store(db)
-    path = _where(store_at)
+    path = sql.where(store_at)
     with Store(store_at) as store:
         streams, missing, lost = store.streams(board), store.gaps(board), store.lost(board)
     if as_json:

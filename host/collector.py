@@ -247,6 +247,9 @@ class Collector:
         self._pieces: dict[str, list[_Piece]] = {}
         self._dirty: set[str] = set()
         self._looked = 0.0
+        # Each board's presence as the store holds it (refreshed at every gap check): what every member of a group
+        # agrees on, where the statuses one member received are only its share. Replaced whole, never mutated.
+        self.presence: dict[str, str] = {}
         self._queue: queue.Queue = queue.Queue()
         self._subscribed = threading.Event()
         self._changed = threading.Condition()
@@ -487,8 +490,8 @@ class Collector:
             if self.replay and self.connected and _runs(pieces):
                 due.append(board)
         commands = []
+        states = self.presence = store.board_states()
         if due:
-            states = store.board_states()
             for board in due:
                 # A board that is offline cannot answer: its requests would only pile up in the broker meanwhile.
                 if states.get(board) not in ("offline", "lost"):

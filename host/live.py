@@ -20,6 +20,7 @@ from rich.text import Span, Text
 
 from dnnprof.shared import schema, units
 
+from . import sql
 from .collector import Collector
 from .fleet import WINDOW_S, Board, Fleet
 
@@ -285,7 +286,7 @@ class Dashboard:
                                    replay=True, **security)
         self.frames = 0
         self.drawing_since = self.drawing_until = None  # monotonic span of the drawing loop
-        self.store = str(db) if db else None
+        self.store = sql.where(db) if db else None
 
     @property
     def frame_rate_hz(self) -> float:

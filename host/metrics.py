@@ -83,11 +83,15 @@ class _Board:
 class Metrics:
     """Live figures of one collector for Prometheus: per board and per collector."""
 
-    def __init__(self, collector: str, counts: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, collector: str, counts: Callable[[], Mapping[str, int]],
+                 presence: Callable[[], Mapping[str, str]] | None = None) -> None:
         """``collector``: its name (the MQTT client id), the ``collector`` label; ``counts``: returns a snapshot of
-        the collector's counters at each scrape, on the server's thread (``lambda: dict(collector.counts)``)."""
+        the collector's counters at each scrape, on the server's thread (``lambda: dict(collector.counts)``).
+        ``presence``: each board's state as the store has it (``Collector.presence``): in a group each member
+        receives only some of a board's statuses, and the store holds them all; without it, the statuses observed."""
         self.collector = collector
         self.counts = counts
+        self.presence = presence
         self._boards: dict[str, _Board] = {}
         # observe() runs on the collector's writer thread and paho's; collect() on the server's request threads.
         self._lock = threading.Lock()
@@ -138,8 +142,15 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         """The metric families now (prometheus_client's custom collector protocol; runs at each scrape)."""
         counts = dict(self.counts())
+        presence = dict(self.presence()) if self.presence is not None else None
         with self._lock:
             boards = {name: dataclasses.replace(b) for name, b in self._boards.items()}
+        if presence is not None:
+            for name, state in presence.items():
+                b = boards.setdefault(name, _Board())
+                b.online = state == "online"
+                if not b.online:  # a board that left draws an unknown power, not its last reading
+                    b.power_w = b.power_ts = None
         online = GaugeMetricFamily("dnnprof_board_online", "1: the board is online; 0: offline or lost.",
                                    labels=["board"])
         power = GaugeMetricFamily("dnnprof_board_power_watts", "Total power of the board now (mean of its latest "

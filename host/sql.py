@@ -40,6 +40,11 @@ def shown(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def where(db: str | Path) -> str:
+    """A store as printed: the file, or the URL with its password replaced by ``***``."""
+    return shown(str(db)) if is_url(db) else str(db)
+
+
 class SQLite:
     """SQLite 3.35+ (RETURNING): the file's own connection, autocommit, transactions begun by the store."""
 
@@ -49,7 +54,7 @@ class SQLite:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.where = str(path)
+        self.where = where(path)
 
     def connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +121,7 @@ class Postgres:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = None
-        self.where = shown(url)
+        self.where = where(url)
         try:
             import psycopg
         except ImportError:

@@ -96,6 +96,26 @@ def test_online_then_offline_flips_the_gauge(served, msgs, openmetrics):
     assert value(scrape(address, openmetrics), "dnnprof_board_online", board="board-a") == 1
 
 
+def test_presence_from_the_store_wins_over_the_statuses_this_member_saw(msgs):
+    """In a group a member receives only its share of a board's statuses; the store (``Collector.presence``) holds
+    them all, so presence comes from there, and a board that left has no power reading any more."""
+    presence = {"board-a": "online"}
+    metrics = Metrics("member-1", Counter, lambda: dict(presence))
+    address = metrics.serve("127.0.0.1:0")
+    try:
+        metrics.observe(telemetry([7.0], board="board-a"))
+        samples = scrape(address)
+        assert value(samples, "dnnprof_board_online", board="board-a") == 1  # no status seen here: the store's
+        assert value(samples, "dnnprof_board_power_watts", board="board-a") == 7.0
+        presence.update({"board-a": "lost", "board-b": "online"})  # another member stored these
+        samples = scrape(address)
+        assert value(samples, "dnnprof_board_online", board="board-a") == 0
+        assert value(samples, "dnnprof_board_power_watts", board="board-a") is None
+        assert value(samples, "dnnprof_board_online", board="board-b") == 1
+    finally:
+        metrics.stop()
+
+
 def test_a_stale_will_leaves_a_reconnected_board_online(served, msgs):
     metrics, address = served
     metrics.observe(msgs.status("online", session=3))
