@@ -28,11 +28,6 @@ def broker(request):
             yield embedded.address
 
 
-@pytest.fixture
-def db(tmp_path):
-    return tmp_path / "results.sqlite"
-
-
 def _wait_received(collector: Collector, count: int, timeout_s: float = 15.0) -> None:
     assert collector.wait_until(lambda: collector.counts["received"] >= count, timeout_s), (
         f"only {collector.counts['received']} of {count} messages arrived: {dict(collector.counts)}")
@@ -104,7 +99,8 @@ def test_valid_messages_stored_once_and_garbage_rejected(broker, db, msgs, mqtt_
         assert store.boards()["board-a"]["info"] == presence[1]
         assert store.run_finished("board-a", "run-1").seq == 1
         assert store.count("run_events") == 2
-        rejected = store.db.execute("SELECT source, reason, payload FROM rejected ORDER BY rowid").fetchall()
+        rejected = store.db.execute(f"SELECT source, reason, payload FROM rejected ORDER BY {store.engine.rowid}"
+                                    ).fetchall()
     assert [(source, payload) for source, _, payload in rejected] == [(f"mqtt:{t}", p) for t, p, _ in garbage]
     for (_, reason, _), (_, _, mention) in zip(rejected, garbage):
         assert mention in reason
@@ -462,3 +458,23 @@ def test_validate_refuses_an_oversized_payload_before_reading_it(msgs):
     payload = schema.encode(biggest)
     assert len(payload) <= MAX_PAYLOAD_BYTES
     assert validate(msgs.topic_for(biggest), payload) == biggest
+
+
+def test_a_lost_database_connection_loses_nothing(postgres, mosquitto, msgs, mqtt_client):
+    """PostgreSQL ends the collector's session (a server restart, a failover, an administrator): the batch in hand
+    is not acknowledged, the failure is said and counted, and the collector stores it on a new connection."""
+    import psycopg
+
+    url = postgres.database()
+    first, second = msgs.result(id="before-the-loss"), msgs.result(id="after-the-loss")
+    with Collector(mosquitto, url, client_id="dnnhost-test-pg-loss", persistent=True) as collector:
+        mqtt_client.publish(mosquitto, [(msgs.topic_for(first), schema.encode(first))])
+        assert collector.wait_until(lambda: collector.counts["stored"] == 1, 10)
+        with psycopg.connect(url, autocommit=True) as admin:  # end every other session on this database
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND pid <> pg_backend_pid()")
+        mqtt_client.publish(mosquitto, [(msgs.topic_for(second), schema.encode(second))])
+        assert collector.wait_until(lambda: collector.counts["stored"] == 2, 15), dict(collector.counts)
+        assert collector.counts["store_errors"] >= 1
+    with Store(url) as store:
+        assert sorted(r.id for r in store.results()) == ["after-the-loss", "before-the-loss"]
