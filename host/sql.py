@@ -76,8 +76,6 @@ class SQLite:
         """The text (or number) at ``path`` ("a.b") of a JSON column, NULL where absent."""
         return f"json_extract({column}, '$.{path}')"
 
-    json_int = json
-
     @staticmethod
     def greatest(a: str, b: str) -> str:
         return f"max({a}, {b})"
@@ -148,10 +146,6 @@ class Postgres:
     @staticmethod
     def json(column: str, path: str) -> str:
         return f"({column}::jsonb #>> '{{{','.join(path.split('.'))}}}')"
-
-    @classmethod
-    def json_int(cls, column: str, path: str) -> str:
-        return f"{cls.json(column, path)}::bigint"
 
     @staticmethod
     def greatest(a: str, b: str) -> str:
