@@ -473,30 +473,26 @@ class Store:
             where, args = where + " AND board = ?", [*args, board]
         if stream is not None:
             where, args = where + " AND stream = ?", [*args, stream]
-        # One ordered pass (the primary key's order: no sort) over the numbers received, each against the one before:
-        # the holes between them, and the highest of each stream for the tail up to its high mark.
+        # The holes are found by the engine, in one ordered pass over the primary key (each number against the one
+        # before it, 0 before the first): only the holes come back, never the stream's whole history, which grows
+        # with every number a board ever sent and is read again after every batch a collector stores.
         missing: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        tops: dict[tuple[str, int], int] = {}
-        key, prev, holes = None, 0, []
-        for b, s, seq in self.db.execute(
-                f"SELECT board, stream, seq FROM stream_numbers {where} ORDER BY board, stream, seq", args):
-            if (b, s) != key:
-                if key is not None:
-                    tops[key] = prev
-                key, prev, holes = (b, s), 0, missing.setdefault((b, s), [])
-            if seq > prev + 1:
-                holes.append((prev + 1, seq - 1))
-            prev = seq
-        if key is not None:
-            tops[key] = prev
-        for b, s, high in self.db.execute(f"SELECT board, stream, high FROM streams {where}", args):
-            if high > tops.get((b, s), 0):
-                missing.setdefault((b, s), []).append((tops.get((b, s), 0) + 1, high))
+        for b, s, first, last in self.db.execute(
+                "SELECT board, stream, prev + 1, seq - 1 FROM (SELECT board, stream, seq, lag(seq, 1, 0) OVER "
+                f"(PARTITION BY board, stream ORDER BY seq) AS prev FROM stream_numbers {where}) AS numbers "
+                "WHERE seq > prev + 1", args):
+            missing.setdefault((b, s), []).append((first, last))
+        # The tail: above the highest number received, up to the high mark (an index lookup per stream).
+        for b, s, high, top in self.db.execute(
+                "SELECT board, stream, high, (SELECT max(seq) FROM stream_numbers n WHERE n.board = s.board AND "
+                f"n.stream = s.stream) FROM streams s {where}", args):
+            if high > (top or 0):
+                missing.setdefault((b, s), []).append(((top or 0) + 1, high))
         lost: dict[tuple[str, int], list[tuple[int, int]]] = {}
         for b, s, first, last in self.db.execute(f"SELECT board, stream, first, last FROM stream_lost {where}", args):
             lost.setdefault((b, s), []).append((first, last))
         return [Gap(b, s, first, last) for (b, s), ranges in sorted(missing.items())
-                for first, last in subtract(ranges, lost.get((b, s), []))]
+                for first, last in subtract(sorted(ranges), lost.get((b, s), []))]
 
     def lose(self, board: str, stream: int, first: int, last: int, reason: str) -> int:
         """Record numbers ``first``..``last`` of a stream as unrecoverable; returns how many of them were missing

@@ -279,3 +279,31 @@ def test_a_version_1_store_is_upgraded_in_place_keeping_its_results(tmp_path, ms
     with Store(path) as store:  # opening again changes nothing
         assert store.count("results") == 4
         assert store.gaps() == [Gap("board-a", STREAM, 4, 4)]
+
+
+def test_gaps_match_every_number_not_received_below_the_high_mark(store):
+    """The engine finds the holes (a window over the numbers): checked against the plain definition on random
+    streams of two boards — numbers 1..high, minus those received, minus those recorded unrecoverable."""
+    import random
+
+    rng = random.Random(20261206)
+    expected = []
+    for board, stream in (("board-a", STREAM), ("board-a", STREAM + 1), ("board-b", STREAM)):
+        high = rng.randint(1, 300)
+        received = sorted(rng.sample(range(1, high + 1), rng.randint(0, high)))
+        store.db.executemany("INSERT INTO stream_numbers VALUES (?, ?, ?, ?)",
+                             [(board, stream, seq, 0.0) for seq in received])
+        store.mark(board, schema.Stream(id=stream, seq=high + rng.randint(0, 3)))
+        high = next(s.high for s in store.streams(board) if s.stream == stream)
+        lost = (rng.randint(1, high), rng.randint(1, high))
+        store.lose(board, stream, min(lost), max(lost), "test")
+        absent = [n for n in range(1, high + 1) if n not in set(received) and not min(lost) <= n <= max(lost)]
+        runs: list[list[int]] = []
+        for n in absent:
+            if runs and runs[-1][1] == n - 1:
+                runs[-1][1] = n
+            else:
+                runs.append([n, n])
+        expected += [Gap(board, stream, first, last) for first, last in runs]
+    assert store.gaps() == sorted(expected)
+    assert store.gaps("board-b") == [g for g in sorted(expected) if g.board == "board-b"]
