@@ -49,11 +49,12 @@ test: $(VENV)/.installed-dev mosquitto sudo postgresql
 
 bench: $(VENV)/.installed-dev mosquitto postgresql
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/fleet.py --processes
 	$(BIN)/python bench/sampler_cost.py
 	$(BIN)/python bench/adaptive.py
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/zoo.py
-	$(BIN)/python bench/report.py
+	$(BIN)/python bench/report.py --db both
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/predict.py
