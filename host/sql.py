@@ -86,6 +86,10 @@ class SQLite:
         return f"instr({column}, ?) > 0"
 
     @staticmethod
+    def has_column(db, table: str, column: str) -> bool:
+        return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
+
+    @staticmethod
     def version(db) -> int:
         return db.execute("PRAGMA user_version").fetchone()[0]
 
@@ -154,6 +158,11 @@ class Postgres:
     @staticmethod
     def contains(column: str) -> str:
         return f"strpos({column}, ?) > 0"
+
+    @staticmethod
+    def has_column(db, table: str, column: str) -> bool:
+        return db.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND "
+                          "table_name = ? AND column_name = ?", (table, column)).fetchone() is not None
 
     @staticmethod
     def version(db) -> int:

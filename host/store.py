@@ -99,6 +99,8 @@ CREATE TABLE IF NOT EXISTS rejected (
     payload BLOB
 );
 -- Each board's outbox streams: the highest number announced or received, and when it last rose (Unix seconds).
+-- Version 4 adds ``settled`` (see _migrate): every number up to it is received or unrecoverable, so a gap search
+-- starts above it rather than at 1.
 CREATE TABLE IF NOT EXISTS streams (
     board TEXT NOT NULL,
     stream INTEGER NOT NULL,
@@ -151,8 +153,8 @@ WHERE excluded.ts > latest.ts OR (excluded.ts = latest.ts AND excluded.id > late
 # (filled from the results of an older store); 2 the stream tables and commands (filled from the stream numbers of
 # stored results and run events); 3 the clock state and the precision route in latest's key (the table rebuilt from
 # the results). The failures table needs no version: CREATE TABLE IF NOT EXISTS adds it, empty, to an older store
-# (which never received a failure).
-VERSION = 3
+# (which never received a failure). 4 streams' settled mark (0: the gap search starts at 1, as before).
+VERSION = 4
 
 
 def _result_mode(e, t: str = "") -> str:
@@ -332,6 +334,8 @@ class Store:
                 self.db.execute(_UPSERT_LATEST.format(rows=(
                     f"SELECT board, network, backend, {e.json('payload', 'device')}, precision, batch, "
                     f"{_result_mode(e)}, {_result_clocks(e)}, {_result_method(e)}, id, ts FROM results WHERE true")))
+            if version < 4 and not e.has_column(self.db, "streams", "settled"):
+                self.db.execute("ALTER TABLE streams ADD COLUMN settled BIGINT NOT NULL DEFAULT 0")
             if version < VERSION:
                 e.set_version(self.db, VERSION)
 
@@ -470,29 +474,50 @@ class Store:
         and first number; of one board, or one of its streams."""
         where, args = "WHERE true", []
         if board is not None:
-            where, args = where + " AND board = ?", [*args, board]
+            where, args = where + " AND s.board = ?", [*args, board]
         if stream is not None:
-            where, args = where + " AND stream = ?", [*args, stream]
-        # The holes are found by the engine, in one ordered pass over the primary key (each number against the one
-        # before it, 0 before the first): only the holes come back, never the stream's whole history, which grows
-        # with every number a board ever sent and is read again after every batch a collector stores.
+            where, args = where + " AND s.stream = ?", [*args, stream]
+        # The holes are found by the engine in one pass over the primary key, each number against the one before
+        # it — only above the stream's settled mark, below which every number is received or unrecoverable: a
+        # collector asks after every batch, and a board's history grows with every number it ever sent. CROSS JOIN
+        # makes SQLite take the streams first and search the numbers above each mark (PostgreSQL plans it freely).
         missing: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        settled: dict[tuple[str, int], int] = {}
         for b, s, first, last in self.db.execute(
-                "SELECT board, stream, prev + 1, seq - 1 FROM (SELECT board, stream, seq, lag(seq, 1, 0) OVER "
-                f"(PARTITION BY board, stream ORDER BY seq) AS prev FROM stream_numbers {where}) AS numbers "
-                "WHERE seq > prev + 1", args):
+                "SELECT board, stream, prev + 1, seq - 1 FROM (SELECT n.board, n.stream, n.seq, lag(n.seq, 1, "
+                "s.settled) OVER (PARTITION BY n.board, n.stream ORDER BY n.seq) AS prev FROM streams s CROSS JOIN "
+                f"stream_numbers n {where} AND n.board = s.board AND n.stream = s.stream AND n.seq > s.settled) AS "
+                "numbers WHERE seq > prev + 1", args):
             missing.setdefault((b, s), []).append((first, last))
-        # The tail: above the highest number received, up to the high mark (an index lookup per stream).
-        for b, s, high, top in self.db.execute(
+        # The tail: above the highest number received (or the settled mark), up to the high mark.
+        for b, s, high, top, mark in self.db.execute(
                 "SELECT board, stream, high, (SELECT max(seq) FROM stream_numbers n WHERE n.board = s.board AND "
-                f"n.stream = s.stream) FROM streams s {where}", args):
-            if high > (top or 0):
-                missing.setdefault((b, s), []).append(((top or 0) + 1, high))
+                f"n.stream = s.stream AND n.seq > s.settled), settled FROM streams s {where}", args):
+            settled[b, s] = (mark, high)
+            top = max(top or 0, mark)
+            if high > top:
+                missing.setdefault((b, s), []).append((top + 1, high))
         lost: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        for b, s, first, last in self.db.execute(f"SELECT board, stream, first, last FROM stream_lost {where}", args):
+        for b, s, first, last in self.db.execute(f"SELECT board, stream, first, last FROM stream_lost s {where}", args):
             lost.setdefault((b, s), []).append((first, last))
-        return [Gap(b, s, first, last) for (b, s), ranges in sorted(missing.items())
+        gaps = [Gap(b, s, first, last) for (b, s), ranges in sorted(missing.items())
                 for first, last in subtract(sorted(ranges), lost.get((b, s), []))]
+        self._settle(settled, gaps)
+        return gaps
+
+    def _settle(self, settled: dict[tuple[str, int], tuple[int, int]], gaps: list[Gap]) -> None:
+        """Raise each stream's settled mark (``settled``: its mark and high mark as read) to just below its first
+        gap, or to its high mark when it has none. Only a mark that moves is written; a number below it never
+        changes state (received stays received, one declared unrecoverable is never asked for again), so a higher
+        mark another collector wrote meanwhile is kept."""
+        first_gap: dict[tuple[str, int], int] = {}
+        for g in gaps:
+            first_gap.setdefault((g.board, g.stream), g.first)
+        for (b, s), (mark, high) in settled.items():
+            new = first_gap[b, s] - 1 if (b, s) in first_gap else high
+            if new > mark:
+                self.db.execute(f"UPDATE streams SET settled = {self.engine.greatest('settled', '?')} WHERE board = ? "
+                                "AND stream = ?", (new, b, s))
 
     def lose(self, board: str, stream: int, first: int, last: int, reason: str) -> int:
         """Record numbers ``first``..``last`` of a stream as unrecoverable; returns how many of them were missing

@@ -365,7 +365,7 @@ def test_a_version_2_store_gets_its_latest_table_rebuilt_with_clocks(db, msgs):
                          (r.id, r.board, r.run_id, r.ts, r.network, r.backend, r.precision, r.batch,
                           schema.encode(r).decode()))
     with Store(path) as s:
-        assert s.engine.version(s.db) == VERSION == 3
+        assert s.engine.version(s.db) == VERSION == 4
         assert sorted(r.id for r in s.latest_results()) == ["dvfs-run1", "locked-run"]
         s.add(msgs.result("resnet18", ts=3.0, id="locked-run2", power_mode="MAXN", clocks="jetson_clocks on"))
         assert sorted(r.id for r in s.latest_results()) == ["dvfs-run1", "locked-run2"]

@@ -269,7 +269,7 @@ def test_a_version_1_store_is_upgraded_in_place_keeping_its_results(tmp_path, ms
     old.commit()
     old.close()
     with Store(path) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION == 3
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == VERSION == 4
         assert sorted(r.id for r in store.results()) == sorted(r.id for r in (plain, first, third))
         assert store.count("rejected") == 1 and store.count("run_events") == 1
         # The numbers the old store already held count as received.
@@ -307,3 +307,18 @@ def test_gaps_match_every_number_not_received_below_the_high_mark(store):
         expected += [Gap(board, stream, first, last) for first, last in runs]
     assert store.gaps() == sorted(expected)
     assert store.gaps("board-b") == [g for g in sorted(expected) if g.board == "board-b"]
+
+
+def test_the_search_starts_above_the_settled_mark(store, msgs):
+    """Below a stream's settled mark every number is received or unrecoverable: the gap search starts above it, so
+    it costs what arrived since, not the board's whole history."""
+    settled = lambda: store.db.execute("SELECT settled FROM streams").fetchone()[0]  # noqa: E731
+    for seq in (1, 2, 3, 4, 6, 7, 10):
+        store.add(numbered(msgs, seq))
+    assert store.gaps() == [Gap("board-a", STREAM, 5, 5), Gap("board-a", STREAM, 8, 9)] and settled() == 4
+    store.add(numbered(msgs, 5))
+    store.lose("board-a", STREAM, 8, 9, "gone from the outbox")
+    assert store.gaps() == [] and settled() == 10
+    store.db.execute("DELETE FROM stream_numbers WHERE seq <= 10")  # the history below the mark is never read again
+    store.add(numbered(msgs, 12))
+    assert store.gaps() == [Gap("board-a", STREAM, 11, 11)] and settled() == 10
