@@ -273,7 +273,7 @@ class Collector:
             self._connect_options = {}
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_subscribe = lambda *a: self._subscribed.set()
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         if tls is not None:
@@ -339,6 +339,17 @@ class Collector:
         # the broker: renew it on every connect (renewing a live one changes nothing).
         client.subscribe(self.subscription, qos=1)
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # A broker that refuses the subscription (an ACL, or no shared subscriptions: 0x9E) still answers: said,
+        # rather than a collector that runs and receives nothing.
+        refused = [rc for rc in reason_codes if rc.is_failure]
+        if refused:
+            why = ("shared subscriptions need Mosquitto 2, EMQX or HiveMQ" if self.group
+                   else "check the broker's ACL for this user")
+            self._refusal = f"refused the subscription to {self.subscription} ({refused[0]}): {why}"
+            log.error("the MQTT broker %s", self._refusal)
+        self._subscribed.set()
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected = False
 
@@ -347,7 +358,11 @@ class Collector:
         is down (``connected`` says when it is up) instead of failing."""
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         self._writer.start()
-        self._store_ready.wait(timeout_s)
+        # The store first: a database may take its own connect timeout (10 s an address) to answer or fail, and a
+        # collector whose writer never opened its store must not run on, receiving and storing nothing.
+        if not self._store_ready.wait(max(timeout_s, 60.0)):
+            self._stop.set()
+            raise UserError(f"the result store {self._store_where()} did not open within 60 s: is it reachable?")
         if self._store_error:
             raise self._store_error
         if retry:
@@ -369,6 +384,9 @@ class Collector:
             self.stop()
             raise UserError(f"the MQTT broker at {self.host}:{self.port} {self._refusal}")
         return self
+
+    def _store_where(self) -> str:
+        return sql.where(self.db) if self.db else "(the default)"
 
     def stop(self, drain_timeout_s: float = 10.0) -> None:
         self._client.disconnect()
@@ -395,6 +413,7 @@ class Collector:
         self._dirty.update(s.board for s in store.streams())
         next_check = time.monotonic()
         items: list = []  # a batch not yet stored: kept (unacknowledged) across a store failure
+        ingested = False
         try:
             while True:
                 if not items:
@@ -413,14 +432,17 @@ class Collector:
                 try:
                     if items:
                         self._ingest(store, items)
-                    if items or time.monotonic() >= next_check:
+                        items = []  # committed and acknowledged: never again, whatever the check does next
+                        ingested = True
+                    if ingested or time.monotonic() >= next_check:
+                        ingested = False
                         self._check(store)
                         next_check = time.monotonic() + self.check_s
-                    items = []
                 except store.engine.errors as exc:
                     # The store is away (a PostgreSQL restart, a lost connection): nothing of the batch was
                     # acknowledged, so nothing is lost; said, counted, and tried again on a new connection.
-                    log.warning("the store failed (%s); trying again in 1 s", _one_line(exc))
+                    log.warning("the store failed (%s); trying again in 1 s",
+                                sql.scrubbed(_one_line(exc), self.db or ""))
                     with self._changed:
                         self.counts["store_errors"] += 1
                     if self._stop.wait(1.0):
@@ -470,12 +492,13 @@ class Collector:
             self._applied.update(marks)
         # Other collectors (of a group, or an import) move the store's streams too: the boards with gaps known here
         # (another may have filled them) and those whose high mark rose since the last look.
-        looked, self._looked = self._looked, time.time()
+        looking = time.time()
         self._dirty.update(self._pieces)
-        self._dirty.update(store.boards_changed(looked - 1.0))
+        self._dirty.update(store.boards_changed(self._looked - 1.0))
+        self._looked = looking
         now = time.monotonic()
         for board in self._dirty:
-            pieces = _carry(self._pieces.get(board, []), store.gaps(board), now)
+            pieces = _carry(self._pieces.get(board, []), store.gaps(board, settle=True), now)
             if pieces:
                 self._pieces[board] = pieces
             else:
@@ -489,19 +512,24 @@ class Collector:
                     found += piece.last - piece.first + 1
             if self.replay and self.connected and _runs(pieces):
                 due.append(board)
-        commands = []
-        states = self.presence = store.board_states()
-        if due:
+        sent = 0
+        try:
+            states = self.presence = store.board_states()
             for board in due:
                 # A board that is offline cannot answer: its requests would only pile up in the broker meanwhile.
-                if states.get(board) not in ("offline", "lost"):
-                    commands += self._requests(store, board, self._pieces[board])
-        sent = 0
-        for command in commands:
-            self._client.publish(topics.topic(command.board, topics.CMD), schema.encode(command), qos=1)
-            log.info("asked %s to replay numbers %d-%d of stream %d (command %s)", command.board, command.first,
-                     command.last, command.stream, command.id)
-            sent += 1
+                if states.get(board) in ("offline", "lost"):
+                    continue
+                # Sent as soon as they are kept: a later board's failure must not leave them stored and unsent
+                # (every collector would take them for asked, and wait replay_retry_s).
+                for command in self._requests(store, board, self._pieces[board]):
+                    self._client.publish(topics.topic(command.board, topics.CMD), schema.encode(command), qos=1)
+                    log.info("asked %s to replay numbers %d-%d of stream %d (command %s)", command.board,
+                             command.first, command.last, command.stream, command.id)
+                    sent += 1
+        finally:
+            self._count_check(found, sent)
+
+    def _count_check(self, found: int, sent: int) -> None:
         if found or sent:
             with self._changed:
                 self.counts["gaps"] += found

@@ -14,7 +14,7 @@ import sqlite3
 import zlib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from dnnprof.shared.errors import UserError
 
@@ -31,13 +31,29 @@ def is_url(db: str | Path | None) -> bool:
     return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
 
 
-def shown(url: str) -> str:
-    """A database URL fit to print: the password replaced by ``***``."""
+def _secrets(url: str) -> list[str]:
+    """The secrets a URL holds: its password, in the authority or as a ``password``/``sslpassword`` parameter."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    found = [parts.password] if parts.password else []
+    return found + [value for key, value in parse_qsl(parts.query, keep_blank_values=True)
+                    if key in ("password", "sslpassword") and value]
+
+
+def shown(url: str) -> str:
+    """A database URL fit to print: every password replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1) if parts.password else parts.netloc
+    query = "&".join(f"{k}={'***' if k in ('password', 'sslpassword') else v}"
+                     for k, v in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def scrubbed(text: str, db: str | Path) -> str:
+    """``text`` (an error the driver raised) without the secrets of ``db``'s URL, which libpq may quote."""
+    if is_url(db):
+        for secret in _secrets(str(db)):
+            text = text.replace(secret, "***")
+    return text
 
 
 def where(db: str | Path) -> str:
@@ -131,8 +147,13 @@ class Postgres:
         self.psycopg = psycopg
         self.errors = (psycopg.Error,)
 
+    # A member cut off while it holds a lock must not stall every other writer until the server notices (hours):
+    # a lock waited for too long is an error the collector retries, an idle transaction ends, the link is watched.
+    SESSION = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+               "keepalives_count": 3, "options": "-c lock_timeout=30s -c idle_in_transaction_session_timeout=120s"}
+
     def connect(self) -> _PgConnection:
-        return _PgConnection(self.psycopg.connect(self.url, autocommit=True, connect_timeout=10))
+        return _PgConnection(self.psycopg.connect(self.url, autocommit=True, **self.SESSION))
 
     # SQLite's type names as PostgreSQL's: REAL is 4 bytes there, INTEGER 4 (stream ids are Unix milliseconds).
     _TYPES = [(re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bINTEGER\b"), "BIGINT"),
@@ -145,7 +166,11 @@ class Postgres:
         return script
 
     def script(self, db: _PgConnection, script: str) -> None:
-        db.raw.execute(self.ddl(script))
+        # CREATE TABLE IF NOT EXISTS is not safe against itself on PostgreSQL (two sessions on a new database can
+        # both try, one failing on the catalog's unique index): collectors started together take turns.
+        with db.raw.transaction():
+            self.lock(db, "dnnprof-schema")
+            db.raw.execute(self.ddl(script) + ";\n" + _PG_VERSION_TABLE)
 
     @staticmethod
     def json(column: str, path: str) -> str:
@@ -166,7 +191,6 @@ class Postgres:
 
     @staticmethod
     def version(db) -> int:
-        db.execute("CREATE TABLE IF NOT EXISTS dnnprof_schema (version INTEGER NOT NULL)")
         row = db.execute("SELECT max(version) FROM dnnprof_schema").fetchone()
         return row[0] or 0
 
@@ -188,6 +212,9 @@ class Postgres:
         """Two collectors' transactions that crossed (a deadlock, a serialization failure): run it again."""
         errors = self.psycopg.errors
         return isinstance(exc, (errors.DeadlockDetected, errors.SerializationFailure, errors.LockNotAvailable))
+
+
+_PG_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS dnnprof_schema (version INTEGER NOT NULL)"
 
 
 class _PgConnection:
@@ -215,7 +242,7 @@ class _PgConnection:
                 raise Unstorable(f"integer {value} out of the store's 64-bit range")
             # A NUL, raw or escaped in a JSON payload: PostgreSQL's text and jsonb hold neither.
             if isinstance(value, str) and ("\x00" in value or "\\u0000" in value):
-                raise Unstorable("text with a NUL character (\\u0000), which PostgreSQL cannot hold")
+                raise Unstorable("text with a NUL character (U+0000), which PostgreSQL cannot hold")
 
     def executemany(self, sql: str, rows: list) -> None:
         for row in rows:

@@ -280,6 +280,11 @@ def subtract(ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> lis
     return out
 
 
+def _printable(text: str) -> str:
+    """``text`` with NUL characters, raw or as JSON's escape, written as U+0000."""
+    return text.replace("\x00", "U+0000").replace("\\u0000", "U+0000")
+
+
 def default_path() -> Path:
     """``$XDG_DATA_HOME/dnnprof/results.sqlite`` (``~/.local/share/...`` when unset)."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
@@ -303,7 +308,7 @@ class Store:
             self.engine.script(self.db, _SCHEMA)
             self._migrate()
         except self.engine.errors as exc:
-            reason = next(iter(str(exc).strip().splitlines()), exc.__class__.__name__)
+            reason = sql.scrubbed(next(iter(str(exc).strip().splitlines()), exc.__class__.__name__), db or "")
             raise UserError(f"cannot open the result store {self.where}: {reason} — pass another with --db") from None
 
     def _migrate(self) -> None:
@@ -350,11 +355,12 @@ class Store:
         self.engine.begin(self.db, immediate)
         try:
             yield self
+            self.db.execute("COMMIT")
         except BaseException:
+            # A failed COMMIT (SQLite busy) leaves the transaction open: ended here, so the next BEGIN can start.
             with contextlib.suppress(*self.engine.errors):  # a lost connection has nothing left to roll back
                 self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def lock(self, name: str) -> None:
         """Inside a transaction: hold ``name`` until it ends, so that writers deciding the same thing (which
@@ -469,9 +475,10 @@ class Store:
         self.mark(board, stream)
         return cur.rowcount == 1
 
-    def gaps(self, board: str | None = None, stream: int | None = None) -> list[Gap]:
+    def gaps(self, board: str | None = None, stream: int | None = None, *, settle: bool = False) -> list[Gap]:
         """The numbers missing below each stream's high mark, unrecoverable ones left out, sorted by board, stream
-        and first number; of one board, or one of its streams."""
+        and first number; of one board, or one of its streams. ``settle``: also raise each stream's settled mark
+        (a write: the collector's checks do; a reader such as ``dnnhost gaps`` need not)."""
         where, args = "WHERE true", []
         if board is not None:
             where, args = where + " AND s.board = ?", [*args, board]
@@ -481,20 +488,24 @@ class Store:
         # it — only above the stream's settled mark, below which every number is received or unrecoverable: a
         # collector asks after every batch, and a board's history grows with every number it ever sent. CROSS JOIN
         # makes SQLite take the streams first and search the numbers above each mark (PostgreSQL plans it freely).
+        # Holes and each stream's tail come from ONE statement, so from one snapshot: read apart, a number another
+        # collector commits in between would hide a hole below it and let the settled mark pass over it.
         missing: dict[tuple[str, int], list[tuple[int, int]]] = {}
-        settled: dict[tuple[str, int], int] = {}
-        for b, s, first, last in self.db.execute(
-                "SELECT board, stream, prev + 1, seq - 1 FROM (SELECT n.board, n.stream, n.seq, lag(n.seq, 1, "
-                "s.settled) OVER (PARTITION BY n.board, n.stream ORDER BY n.seq) AS prev FROM streams s CROSS JOIN "
-                f"stream_numbers n {where} AND n.board = s.board AND n.stream = s.stream AND n.seq > s.settled) AS "
-                "numbers WHERE seq > prev + 1", args):
-            missing.setdefault((b, s), []).append((first, last))
-        # The tail: above the highest number received (or the settled mark), up to the high mark.
-        for b, s, high, top, mark in self.db.execute(
-                "SELECT board, stream, high, (SELECT max(seq) FROM stream_numbers n WHERE n.board = s.board AND "
-                f"n.stream = s.stream AND n.seq > s.settled), settled FROM streams s {where}", args):
+        settled: dict[tuple[str, int], tuple[int, int]] = {}
+        rows = self.db.execute(
+            "SELECT 0, board, stream, prev + 1, seq - 1, 0 FROM (SELECT n.board, n.stream, n.seq, lag(n.seq, 1, "
+            "s.settled) OVER (PARTITION BY n.board, n.stream ORDER BY n.seq) AS prev FROM streams s CROSS JOIN "
+            f"stream_numbers n {where} AND n.board = s.board AND n.stream = s.stream AND n.seq > s.settled) AS "
+            "numbers WHERE seq > prev + 1 UNION ALL "
+            # The tail: above the highest number received (or the settled mark), up to the high mark.
+            "SELECT 1, board, stream, high, (SELECT max(seq) FROM stream_numbers n WHERE n.board = s.board AND "
+            f"n.stream = s.stream AND n.seq > s.settled), settled FROM streams s {where}", [*args, *args])
+        for kind, b, s, a, z, mark in rows:
+            if kind == 0:  # a hole: a..z
+                missing.setdefault((b, s), []).append((a, z))
+                continue
+            high, top = a, max(z or 0, mark)
             settled[b, s] = (mark, high)
-            top = max(top or 0, mark)
             if high > top:
                 missing.setdefault((b, s), []).append((top + 1, high))
         lost: dict[tuple[str, int], list[tuple[int, int]]] = {}
@@ -502,7 +513,8 @@ class Store:
             lost.setdefault((b, s), []).append((first, last))
         gaps = [Gap(b, s, first, last) for (b, s), ranges in sorted(missing.items())
                 for first, last in subtract(sorted(ranges), lost.get((b, s), []))]
-        self._settle(settled, gaps)
+        if settle:
+            self._settle(settled, gaps)
         return gaps
 
     def _settle(self, settled: dict[tuple[str, int], tuple[int, int]], gaps: list[Gap]) -> None:
@@ -608,11 +620,11 @@ class Store:
 
     def reject(self, source: str, reason: str, payload: bytes | None) -> int:
         """Keep refused input for inspection; returns its id (``dnnhost rejected --show ID``)."""
-        # A reason may quote the input it refuses: a NUL in it is spelled out (PostgreSQL's text holds none).
+        # A source or reason may quote the input it refuses: a NUL in it, raw or JSON-escaped, is spelled out
+        # (PostgreSQL's text holds none), so that keeping a refusal never fails for what made it one.
         cur = self.db.execute(f"INSERT INTO rejected (received, source, reason, payload) VALUES (?, ?, ?, ?) "
-                              f"RETURNING {self.engine.rowid}",
-                              (time.time(), source.replace("\x00", "\\x00"), reason.replace("\x00", "\\x00"),
-                               payload))
+                              f"RETURNING {self.engine.rowid}", (time.time(), _printable(source),
+                                                                 _printable(reason), payload))
         return cur.fetchone()[0]
 
     def rejected(self, limit: int | None = None, since: float | None = None, source: str | None = None

@@ -478,3 +478,28 @@ def test_a_lost_database_connection_loses_nothing(postgres, mosquitto, msgs, mqt
         assert collector.counts["store_errors"] >= 1
     with Store(url) as store:
         assert sorted(r.id for r in store.results()) == ["after-the-loss", "before-the-loss"]
+
+
+def test_a_nul_character_is_rejected_or_kept_and_the_collector_goes_on(mosquitto, db, msgs, mqtt_client):
+    """A payload whose text holds a NUL (JSON's \\u0000), and a topic that quotes one: PostgreSQL holds neither, so
+    there the result is rejected (and the refusal kept, the NUL spelled out); SQLite stores it. Either way the
+    writer goes on and stores the next message."""
+    odd = msgs.result(id="nul-in-the-network")
+    payload = schema.encode(odd).replace(odd.network.encode(), b"res\\u0000net")
+    after = msgs.result(id="after-the-nul")
+    with Collector(mosquitto, db) as collector:
+        mqtt_client.publish(mosquitto, [(msgs.topic_for(odd), payload),
+                                        ("dnnprof/v1/board-a/x\\u0000", b"{}"),
+                                        (msgs.topic_for(after), schema.encode(after))])
+        assert collector.wait_until(lambda: collector.counts["received"] == 3, 10), dict(collector.counts)
+    with Store(db) as store:
+        ids = {r.id for r in store.results()}
+        reasons = [r.reason for r in store.rejected()]
+        sources = [r.source for r in store.rejected()]
+    assert "after-the-nul" in ids
+    assert "mqtt:dnnprof/v1/board-a/xU+0000" in sources
+    if store.engine.name == "postgresql":
+        assert "nul-in-the-network" not in ids
+        assert any("NUL character (U+0000)" in r for r in reasons), reasons
+    else:
+        assert "nul-in-the-network" in ids

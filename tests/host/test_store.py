@@ -440,3 +440,27 @@ def test_failures_keep_clock_states_apart_and_only_a_result_at_the_same_clocks_s
     ])
     current, superseded = store.failed_points()
     assert [f.id for f in current] == ["oom-locked"] and superseded == 2
+
+
+def test_collectors_opening_a_new_store_at_once_all_get_it(db):
+    """Members of a group started together on a new database: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe
+    against itself, so the schema is made under a lock; every one opens the same store."""
+    import threading
+
+    errors: list[Exception] = []
+
+    def open_it() -> None:
+        try:
+            with Store(db) as s:
+                s.count()
+        except Exception as exc:  # collected: the assertion below says which
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with Store(db) as s:
+        assert s.engine.version(s.db) == VERSION
