@@ -41,6 +41,11 @@ DbOption = Annotated[Optional[str], typer.Option(
     "--db", envvar="DNNPROF_DB", show_envvar=True,
     help=f"Result store: a SQLite file, or a PostgreSQL database a team shares, postgresql://USER@HOST[:PORT]/DB "
          f"(the password from ~/.pgpass or PGPASSWORD rather than the URL). Default: {default_path()}")]
+# measure and sweep: a store only when named (they keep the command and the answer there).
+RecordOption = Annotated[Optional[str], typer.Option(
+    "--db", envvar="DNNPROF_DB", show_envvar=True,
+    help="Also keep the command and the agent's answer in this store (a SQLite file or postgresql://...), before "
+         "it is sent and when the answer comes. `dnnhost collect` keeps those it sees on the broker anyway.")]
 CatalogOption = Annotated[Optional[Path], typer.Option(
     "--catalog", help="A CSV or TOML file of networks that adds to or overrides the built-in reference accuracy. "
                       f"Default: {catalog.default_user_path()} when it exists.")]
@@ -380,10 +385,7 @@ def measure(
     timeout: Annotated[str, typer.Option(help="How long to wait for the agent's answer, e.g. 10s.")] = "10s",
     as_json: Annotated[bool, typer.Option("--json", help="Print the command and the agent's answer as JSON.")]
     = False,
-    db: Annotated[Optional[str], typer.Option(
-        "--db", envvar="DNNPROF_DB", show_envvar=True,
-        help="Also keep the command and the agent's answer in this store (a SQLite file or postgresql://...).")]
-    = None,
+    db: RecordOption = None,
 ) -> None:
     """Ask a board's agent to measure one more model, after its configured sweep, and print its answer.
 
@@ -411,10 +413,6 @@ RemoteBrokerOption = Annotated[Optional[str], typer.Option(
 AnswerTimeoutOption = Annotated[str, typer.Option("--timeout", help="How long to wait for the agent's answer, "
                                                                     "e.g. 10s.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the command and the agent's answer as JSON.")]
-RecordOption = Annotated[Optional[str], typer.Option(
-    "--db", envvar="DNNPROF_DB", show_envvar=True,
-    help="Also keep the command and the agent's answer in this store (a SQLite file or postgresql://...), before "
-         "it is sent and when the answer comes. `dnnhost collect` keeps those it sees on the broker anyway.")]
 
 
 def _wait_s(timeout: str) -> float:

@@ -19,6 +19,7 @@ requests any collector made — so a gap is asked for once, whichever collector 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -452,10 +453,8 @@ class Collector:
             store.close()
 
     def _reopen(self, store: Store) -> Store:
-        try:
+        with contextlib.suppress(*store.engine.errors):  # a connection already lost has nothing to close
             store.close()
-        except store.engine.errors:
-            pass
         try:
             return Store(self.db)
         except UserError as exc:

@@ -97,11 +97,15 @@ def query(path: Path | str, sql: str, args: tuple = ()) -> list[tuple]:
     if isinstance(path, str):
         import psycopg
 
-        with psycopg.connect(path, autocommit=True) as db:
-            try:
-                return db.execute(sql.replace("?", "%s"), args).fetchall()
-            except psycopg.errors.UndefinedTable:
-                return []
+        from dnnprof.host.sql import Postgres
+
+        db = Postgres(path).connect()  # the store's own connection: the same ? placeholders
+        try:
+            return db.execute(sql, args).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+        finally:
+            db.close()
     if not path.exists():
         return []
     db = sqlite3.connect(path, timeout=10)
