@@ -183,6 +183,14 @@ def _runs(pieces: list[_Piece]) -> list[tuple[int, int, int]]:
     return runs
 
 
+def _again_or_raise(store: Store, exc: Exception, attempt: int) -> None:
+    """After a failed transaction: raise ``exc`` unless it only crossed another writer's (PostgreSQL broke a deadlock,
+    SQLite's lock timed out) and tries are left; then wait a little before the next attempt."""
+    if not store.retryable(exc) or attempt == RETRIES - 1:
+        raise exc
+    time.sleep(0.02 * (attempt + 1))
+
+
 def _session_expiry(seconds: float):
     """MQTT 5 CONNECT properties asking the broker to keep the session ``seconds`` after a disconnect."""
     from paho.mqtt.packettypes import PacketTypes
@@ -467,9 +475,7 @@ class Collector:
             try:
                 return self._check_gaps(store)
             except store.engine.errors as exc:
-                if not store.retryable(exc) or attempt == RETRIES - 1:
-                    raise
-                time.sleep(0.02 * (attempt + 1))
+                _again_or_raise(store, exc, attempt)
 
     def _check_gaps(self, store: Store) -> None:
         with self._marks_lock:
@@ -627,12 +633,8 @@ class Collector:
                             counts["duplicate"] += 1
                 break
             except store.engine.errors as exc:
-                # Two collectors' batches crossed (PostgreSQL broke a deadlock, SQLite's lock timed out): again.
-                if not store.retryable(exc) or attempt == RETRIES - 1:
-                    raise
-                counts["retried_batches"] += 1
+                _again_or_raise(store, exc, attempt)
                 base["retried_batches"] += 1
-                time.sleep(0.02 * (attempt + 1))
         for _, _, mid, qos in items:
             if qos:
                 self._client.ack(mid, qos)
